@@ -1,0 +1,106 @@
+//! Session ids: 144 random bits from the operating system's CSPRNG, written as
+//! 24 characters of base64url (no padding).
+//!
+//! An id is only ever created here or parsed (and validated) from outside, so
+//! a `SessionId` in hand is always well formed: safe to put in a cache key, a
+//! log line or a SQL parameter.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{Error, Result};
+
+/// Random bytes in an id: comfortably over the 128 bits that make guessing
+/// hopeless, and a multiple of 3 so the text has no padding.
+const ID_BYTES: usize = 18;
+/// Length of the textual form.
+pub const ID_LEN: usize = ID_BYTES / 3 * 4;
+
+/// A session id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh id from the OS CSPRNG.
+    ///
+    /// # Panics
+    /// Only if the operating system cannot supply randomness at all, in which
+    /// case no secure session can be issued.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        SessionId(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Parses and validates an id given as text (from a cookie, a flag or a
+    /// database row).
+    pub fn parse(text: &str) -> Result<Self> {
+        let valid = text.len() == ID_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(SessionId(text.to_owned()))
+        } else {
+            let shown: String = text.chars().take(40).collect();
+            Err(Error::InvalidId(format!("{shown:?} is not a session id ({ID_LEN} characters of A-Z a-z 0-9 - _)")))
+        }
+    }
+
+    /// The textual form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.0)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        SessionId::parse(s)
+    }
+}
+
+impl AsRef<str> for SessionId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_distinct_and_parse() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), ID_LEN);
+        assert_eq!(SessionId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn bad_ids_are_rejected() {
+        for bad in [
+            "",
+            "short",
+            "x".repeat(25).as_str(),
+            "aaaaaaaaaaaaaaaaaaaaaaa=",
+            "aaaaaaaaaaaaaaaaaaaaaa/a",
+            "ééééééééééé",
+        ] {
+            assert!(SessionId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

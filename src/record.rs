@@ -1,0 +1,206 @@
+//! The stored form of a session: a JSON object of data plus the metadata every
+//! tier needs, and its versioned envelope.
+//!
+//! The database keeps the metadata in columns and the data object in one
+//! compact JSON text field; the cache tier and cookie-only sessions carry the
+//! whole record as one envelope, `{"v":1,…}`, so a future format can be told
+//! apart from this one. Only JSON is ever deserialized: never a
+//! language-specific serializer that can be made to run code.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+
+/// The session data: a JSON object.
+pub type Data = Map<String, Value>;
+
+/// Envelope format version written by this build.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// One session as the tiers store it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The session id.
+    pub id: SessionId,
+    /// The user the session belongs to, if the app set one.
+    pub user_id: Option<String>,
+    /// The session's data.
+    pub data: Data,
+    /// When the session was first saved.
+    pub created_at: DateTime<Utc>,
+    /// When it was last saved.
+    pub updated_at: DateTime<Utc>,
+    /// When it stops being valid. Every session has one, including those
+    /// behind a "until the browser closes" cookie.
+    pub expires_at: DateTime<Utc>,
+    /// Optimistic concurrency counter, bumped on every database save.
+    pub version: i64,
+}
+
+impl Record {
+    /// True once `expires_at` has passed.
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
+
+    /// The data as compact JSON text, as the database stores it.
+    pub fn data_json(&self) -> String {
+        encode_data(&self.data)
+    }
+
+    /// Encodes the whole record in its versioned envelope (cache entries,
+    /// cookie-only payloads, export).
+    pub fn to_envelope(&self) -> Vec<u8> {
+        let envelope = EnvelopeRef {
+            v: ENVELOPE_VERSION,
+            id: self.id.as_str(),
+            user_id: self.user_id.as_deref(),
+            created_at: self.created_at.timestamp_millis(),
+            updated_at: self.updated_at.timestamp_millis(),
+            expires_at: self.expires_at.timestamp_millis(),
+            version: self.version,
+            data: &self.data,
+        };
+        // Serializing a map of JSON values to a Vec cannot fail.
+        serde_json::to_vec(&envelope).unwrap_or_default()
+    }
+
+    /// Decodes an envelope. Any malformation is an error, never a panic.
+    pub fn from_envelope(bytes: &[u8]) -> Result<Record> {
+        let corrupt = |reason: String| Error::Corrupt { id: "(envelope)".into(), reason };
+        let envelope: EnvelopeOwned =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a session envelope: {e}")))?;
+        if envelope.v != ENVELOPE_VERSION {
+            return Err(corrupt(format!("envelope version {} is not supported", envelope.v)));
+        }
+        let id = SessionId::parse(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
+        let time = |ms: i64, what: &str| from_millis(ms).ok_or_else(|| corrupt(format!("{what} {ms} is out of range")));
+        Ok(Record {
+            created_at: time(envelope.created_at, "created_at")?,
+            updated_at: time(envelope.updated_at, "updated_at")?,
+            expires_at: time(envelope.expires_at, "expires_at")?,
+            id,
+            user_id: envelope.user_id,
+            version: envelope.version,
+            data: envelope.data,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    v: u32,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: i64,
+    version: i64,
+    data: &'a Data,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeOwned {
+    v: u32,
+    id: String,
+    #[serde(default)]
+    user_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: i64,
+    version: i64,
+    data: Data,
+}
+
+/// Compact JSON text of a data object.
+pub fn encode_data(data: &Data) -> String {
+    serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Parses a data column; it must hold a JSON object.
+pub fn decode_data(id: &str, text: &str) -> Result<Data> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Error::Corrupt {
+            id: id.to_owned(),
+            reason: format!("data is a JSON {}, not an object", json_kind(&other)),
+        }),
+        Err(e) => Err(Error::Corrupt { id: id.to_owned(), reason: format!("data is not valid JSON: {e}") }),
+    }
+}
+
+/// "object", "array", … for error messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The current time at the millisecond precision every tier stores.
+pub fn now() -> DateTime<Utc> {
+    truncate_millis(Utc::now())
+}
+
+/// Drops sub-millisecond precision so a time round-trips through every tier
+/// unchanged.
+pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// A UTC time from Unix milliseconds, `None` when out of chrono's range.
+pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Record {
+        let t = now();
+        Record {
+            id: SessionId::generate(),
+            user_id: Some("alice".into()),
+            data: json!({"cart": [1, 2], "n": 3}).as_object().cloned().unwrap(),
+            created_at: t,
+            updated_at: t,
+            expires_at: t + chrono::Duration::days(7),
+            version: 4,
+        }
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let r = sample();
+        assert_eq!(Record::from_envelope(&r.to_envelope()).unwrap(), r);
+    }
+
+    #[test]
+    fn envelope_rejects_garbage_and_other_versions() {
+        assert!(Record::from_envelope(b"").is_err());
+        assert!(Record::from_envelope(b"[1]").is_err());
+        let mut v: Value = serde_json::from_slice(&sample().to_envelope()).unwrap();
+        v["v"] = json!(2);
+        assert!(Record::from_envelope(&serde_json::to_vec(&v).unwrap()).is_err());
+        v["v"] = json!(1);
+        v["expires_at"] = json!(i64::MAX);
+        assert!(Record::from_envelope(&serde_json::to_vec(&v).unwrap()).is_err());
+    }
+
+    #[test]
+    fn data_column_must_be_an_object() {
+        assert!(decode_data("x", "[1]").unwrap_err().to_string().contains("array"));
+        assert!(decode_data("x", "{").is_err());
+        assert_eq!(decode_data("x", r#"{"a":1}"#).unwrap()["a"], json!(1));
+    }
+}

@@ -1,0 +1,628 @@
+//! The per-request session handle.
+//!
+//! A [`Session`] is built from the request's cookie without any I/O: the
+//! cookie is verified (signature, expiry) on the spot and nothing is loaded
+//! until the handler first reads or writes. Every change is recorded twice:
+//! applied to the in-memory data, and kept as a key-level change. The one
+//! save after the handler writes only if something changed; when another
+//! request saved the same session first (the version moved), the save reloads
+//! the stored record, re-applies this request's key-level changes on top and
+//! tries again, so concurrent changes to different keys both land and the
+//! same key goes to the last writer. A session deleted meanwhile (logout,
+//! revoke, purge) is never written back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::codec::{CookieCodec, CookiePayload};
+use crate::config::SessionConfig;
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::record::{self, Data, Record};
+use crate::store::{RotateOutcome, Store, UpdateOutcome};
+
+/// What the response's cookie should do after a save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieUpdate {
+    /// Leave the browser's cookie as it is (or send none).
+    Keep,
+    /// Set the cookie to this value.
+    Set {
+        /// The cookie value.
+        value: String,
+        /// The session's expiry, for `Max-Age` (omitted for browser-session
+        /// cookies).
+        expires_at: DateTime<Utc>,
+    },
+    /// Remove the cookie.
+    Remove,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveStatus {
+    /// Nothing changed; nothing was written.
+    Unchanged,
+    /// Written to the store.
+    Saved,
+    /// Written into the cookie only (a cookie-only session).
+    CookieOnly,
+    /// The session was terminated and deleted.
+    Terminated,
+    /// The session had been deleted by someone else (logout elsewhere,
+    /// revoke, purge); it was not written back.
+    Gone,
+}
+
+/// The result of [`Session::save`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveOutcome {
+    /// What happened to the data.
+    pub status: SaveStatus,
+    /// What to do with the cookie.
+    pub cookie: CookieUpdate,
+}
+
+impl SaveOutcome {
+    fn new(status: SaveStatus, cookie: CookieUpdate) -> SaveOutcome {
+        SaveOutcome { status, cookie }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Change {
+    Set(Value),
+    Remove,
+}
+
+/// Where the session was when this request found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// No session yet (or the cookie pointed at nothing).
+    New,
+    /// A stored session at this version.
+    Stored { version: i64 },
+    /// Carried whole in the cookie.
+    Cookie,
+}
+
+#[derive(Debug)]
+struct State {
+    cookie: Option<CookiePayload>,
+    loaded: bool,
+    /// The session as this request sees it; `None` until something is stored.
+    record: Option<Record>,
+    origin: Origin,
+    /// Key-level changes, replayed onto a fresher copy after a conflict.
+    changes: BTreeMap<String, Change>,
+    cleared: bool,
+    user_changed: bool,
+    expiry_changed: bool,
+    /// A normal change: written to every tier.
+    dirty: bool,
+    /// A quick change: written to the cache tier only (unless mixed with
+    /// normal changes).
+    quick_dirty: bool,
+    /// Id rotation requested: the stored id this request started from.
+    rotate_from: Option<SessionId>,
+    terminated: bool,
+    /// The cookie the browser sent pointed at nothing usable.
+    stale_cookie: bool,
+}
+
+/// A session, as one request sees it. Cheap to clone; clones share state.
+#[derive(Clone, Debug)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+    store: Store,
+    config: Arc<SessionConfig>,
+}
+
+impl Session {
+    /// Builds the handle for a request from its cookie value, if any. The
+    /// cookie is verified here (no I/O); an invalid, forged or expired one
+    /// is treated as no cookie, and replaced if the handler writes.
+    pub fn new(store: Store, config: Arc<SessionConfig>, cookie_value: Option<&str>) -> Session {
+        let (cookie, stale_cookie) = match cookie_value {
+            None => (None, false),
+            Some(value) => match config.codec().decode(value, record::now()) {
+                Ok(payload) => (Some(payload), false),
+                Err(reason) => {
+                    tracing::debug!(%reason, "ignoring session cookie");
+                    (None, true)
+                }
+            },
+        };
+        Session {
+            state: Arc::new(Mutex::new(State {
+                cookie,
+                loaded: false,
+                record: None,
+                origin: Origin::New,
+                changes: BTreeMap::new(),
+                cleared: false,
+                user_changed: false,
+                expiry_changed: false,
+                dirty: false,
+                quick_dirty: false,
+                rotate_from: None,
+                terminated: false,
+                stale_cookie,
+            })),
+            store,
+            config,
+        }
+    }
+
+    /// The store this session lives in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Loads the session on first use; later calls return at once.
+    async fn loaded(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
+        let mut state = self.state.lock().await;
+        if state.loaded {
+            return Ok(state);
+        }
+        let now = record::now();
+        match state.cookie.clone() {
+            None => {}
+            Some(CookiePayload::Inline(record)) => {
+                state.record = Some(record);
+                state.origin = Origin::Cookie;
+            }
+            Some(CookiePayload::Reference { id, .. }) => match self.store.load(&id, now).await? {
+                Some(record) => {
+                    state.origin = Origin::Stored { version: record.version };
+                    state.record = Some(record);
+                }
+                None => state.stale_cookie = true,
+            },
+        }
+        state.loaded = true;
+        if let Some(record) = state.record.as_mut()
+            && self.config.needs_refresh(record.created_at, record.expires_at, now)
+        {
+            record.expires_at = self.config.expiry_for(record.created_at, now);
+            state.expiry_changed = true;
+        }
+        Ok(state)
+    }
+
+    /// The record to change, created in memory on the first write.
+    fn record_mut<'a>(&self, state: &'a mut State) -> &'a mut Record {
+        state.record.get_or_insert_with(|| {
+            let now = record::now();
+            Record {
+                id: SessionId::generate(),
+                user_id: None,
+                data: Data::new(),
+                created_at: now,
+                updated_at: now,
+                expires_at: self.config.expiry_for(now, now),
+                version: 0,
+            }
+        })
+    }
+
+    /// The session id, if the session exists (loads it).
+    pub async fn id(&self) -> Result<Option<SessionId>> {
+        Ok(self.loaded().await?.record.as_ref().map(|r| r.id.clone()))
+    }
+
+    /// A value, deserialized as `T`. `Ok(None)` when absent; an error when
+    /// present but not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get_value(key).await? {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value)
+                .map(Some)
+                .map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}"))),
+        }
+    }
+
+    /// A value as JSON.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
+        Ok(self.loaded().await?.record.as_ref().and_then(|r| r.data.get(key).cloned()))
+    }
+
+    /// Whether the key is present.
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        Ok(self.loaded().await?.record.as_ref().is_some_and(|r| r.data.contains_key(key)))
+    }
+
+    /// The keys present, sorted.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        Ok(self.loaded().await?.record.as_ref().map(|r| r.data.keys().cloned().collect()).unwrap_or_default())
+    }
+
+    /// A copy of all the data.
+    pub async fn data(&self) -> Result<Data> {
+        Ok(self.loaded().await?.record.as_ref().map(|r| r.data.clone()).unwrap_or_default())
+    }
+
+    /// Stores a value; the session starts existing with its first write.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        self.set(key, to_value(key, value)?, false).await
+    }
+
+    /// Stores a value in the cache tier only (a "quick" write, gae-sessions'
+    /// `set_quick`): cheap, but lost if the cache entry is evicted before a
+    /// normal write persists it. A request mixing quick and normal changes
+    /// persists everything to both tiers.
+    pub async fn insert_quick<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        self.set(key, to_value(key, value)?, true).await
+    }
+
+    async fn set(&self, key: &str, value: Value, quick: bool) -> Result<()> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        if state.record.as_ref().and_then(|r| r.data.get(key)) == Some(&value) {
+            return Ok(());
+        }
+        self.record_mut(state).data.insert(key.to_owned(), value.clone());
+        state.changes.insert(key.to_owned(), Change::Set(value));
+        state.mark(quick);
+        Ok(())
+    }
+
+    /// Removes a key, returning its value.
+    pub async fn remove(&self, key: &str) -> Result<Option<Value>> {
+        self.take(key, false).await
+    }
+
+    /// Removes a key and returns its value deserialized as `T`.
+    pub async fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let value = self.take(key, false).await?;
+        value
+            .map(|v| {
+                serde_json::from_value(v)
+                    .map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}")))
+            })
+            .transpose()
+    }
+
+    /// [`pop`](Self::pop) as a quick (cache-only) change.
+    pub async fn pop_quick<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let value = self.take(key, true).await?;
+        value
+            .map(|v| {
+                serde_json::from_value(v)
+                    .map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn take(&self, key: &str, quick: bool) -> Result<Option<Value>> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        let Some(value) = state.record.as_mut().and_then(|r| r.data.remove(key)) else {
+            return Ok(None);
+        };
+        state.changes.insert(key.to_owned(), Change::Remove);
+        state.mark(quick);
+        Ok(Some(value))
+    }
+
+    /// Removes every key (the session itself stays; see
+    /// [`terminate`](Self::terminate)).
+    pub async fn clear(&self) -> Result<()> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        let Some(record) = state.record.as_mut() else {
+            return Ok(());
+        };
+        if record.data.is_empty() && state.changes.is_empty() {
+            return Ok(());
+        }
+        record.data.clear();
+        state.changes.clear();
+        state.cleared = true;
+        state.mark(false);
+        Ok(())
+    }
+
+    /// The user this session belongs to.
+    pub async fn user_id(&self) -> Result<Option<String>> {
+        Ok(self.loaded().await?.record.as_ref().and_then(|r| r.user_id.clone()))
+    }
+
+    /// Ties the session to a user (or unties it with `None`). Sessions with
+    /// a user are always stored server-side, so they can be listed and
+    /// revoked. Call [`regenerate_id`](Self::regenerate_id) at login too.
+    pub async fn set_user_id(&self, user_id: Option<String>) -> Result<()> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        if state.record.as_ref().map(|r| &r.user_id) == Some(&user_id) || (state.record.is_none() && user_id.is_none())
+        {
+            return Ok(());
+        }
+        self.record_mut(state).user_id = user_id;
+        state.user_changed = true;
+        state.mark(false);
+        Ok(())
+    }
+
+    /// When the session expires, if it exists.
+    pub async fn expires_at(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.loaded().await?.record.as_ref().map(|r| r.expires_at))
+    }
+
+    /// Sets the session's absolute expiry (e.g. "remember me" for 30 days).
+    pub async fn set_expires_at(&self, expires_at: DateTime<Utc>) -> Result<()> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        let expires_at = record::truncate_millis(expires_at);
+        self.record_mut(state).expires_at = expires_at;
+        state.expiry_changed = true;
+        state.mark(false);
+        Ok(())
+    }
+
+    /// Moves the session to a fresh id at save time, deleting the old one in
+    /// every tier. Call it at login, against session fixation.
+    pub async fn regenerate_id(&self) -> Result<()> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        if let Origin::Stored { .. } = state.origin {
+            let old = state.record.as_ref().map(|r| r.id.clone());
+            if state.rotate_from.is_none() {
+                state.rotate_from = old;
+            }
+        }
+        let record = self.record_mut(state);
+        record.id = SessionId::generate();
+        state.mark(false);
+        Ok(())
+    }
+
+    /// Ends the session: deleted from every tier at save, cookie removed.
+    pub async fn terminate(&self) -> Result<()> {
+        let mut state = self.loaded().await?;
+        state.terminated = true;
+        Ok(())
+    }
+
+    /// Writes what changed, once. Call after the handler; calling again
+    /// without new changes writes nothing.
+    pub async fn save(&self) -> Result<SaveOutcome> {
+        let mut state = self.state.lock().await;
+        let state = &mut *state;
+        if !state.loaded {
+            return Ok(SaveOutcome::new(SaveStatus::Unchanged, CookieUpdate::Keep));
+        }
+        if state.terminated {
+            return self.save_terminated(state).await;
+        }
+        let Some(record) = state.record.as_ref() else {
+            let cookie = if state.stale_cookie { CookieUpdate::Remove } else { CookieUpdate::Keep };
+            state.stale_cookie = false;
+            return Ok(SaveOutcome::new(SaveStatus::Unchanged, cookie));
+        };
+        let now = record::now();
+        if record.is_expired_at(now) {
+            return self.save_gone(state).await;
+        }
+        if !(state.dirty || state.quick_dirty || state.expiry_changed) {
+            return Ok(SaveOutcome::new(SaveStatus::Unchanged, CookieUpdate::Keep));
+        }
+        let data_size = record::encode_data(&record.data).len();
+        if data_size > self.config.max_size {
+            return Err(Error::TooLarge { size: data_size, limit: self.config.max_size });
+        }
+        let outcome = if self.fits_cookie(record) {
+            self.save_in_cookie(state, now).await?
+        } else {
+            self.save_stored(state, now).await?
+        };
+        Ok(outcome)
+    }
+
+    fn fits_cookie(&self, record: &Record) -> bool {
+        let threshold = self.config.cookie_only_threshold;
+        threshold > 0
+            && record.user_id.is_none()
+            && CookieCodec::inline_len(record.to_envelope().len(), record.expires_at) <= threshold
+    }
+
+    async fn save_terminated(&self, state: &mut State) -> Result<SaveOutcome> {
+        if let Some(old) = state.rotate_from.take() {
+            self.store.delete(&old).await?;
+        }
+        if let (Origin::Stored { .. }, Some(record)) = (state.origin, state.record.as_ref()) {
+            self.store.delete(&record.id).await?;
+        }
+        let had_cookie = state.cookie.is_some() || state.stale_cookie;
+        state.reset_to_empty();
+        state.terminated = false;
+        Ok(SaveOutcome::new(SaveStatus::Terminated, if had_cookie { CookieUpdate::Remove } else { CookieUpdate::Keep }))
+    }
+
+    async fn save_gone(&self, state: &mut State) -> Result<SaveOutcome> {
+        if let Origin::Stored { .. } = state.origin
+            && let Some(record) = state.record.as_ref()
+        {
+            // Expired under us: make sure no copy lingers in any tier.
+            self.store.delete(&record.id).await?;
+        }
+        state.reset_to_empty();
+        Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove))
+    }
+
+    async fn save_in_cookie(&self, state: &mut State, now: DateTime<Utc>) -> Result<SaveOutcome> {
+        // Moving from the store into the cookie: the stored copy goes.
+        if let Some(old) = state.rotate_from.take() {
+            self.store.delete(&old).await?;
+        }
+        if let Origin::Stored { .. } = state.origin
+            && let Some(record) = state.record.as_ref()
+        {
+            self.store.delete(&record.id).await?;
+        }
+        let record = state.record.as_mut().expect("checked by save");
+        record.updated_at = now;
+        record.version += 1;
+        let value = self.config.codec().encode_inline(record);
+        let expires_at = record.expires_at;
+        state.origin = Origin::Cookie;
+        state.mark_saved();
+        Ok(SaveOutcome::new(SaveStatus::CookieOnly, CookieUpdate::Set { value, expires_at }))
+    }
+
+    async fn save_stored(&self, state: &mut State, now: DateTime<Utc>) -> Result<SaveOutcome> {
+        let Origin::Stored { version } = state.origin else {
+            return self.save_new(state, now).await;
+        };
+        let quick_only = !state.dirty && !state.expiry_changed && state.rotate_from.is_none();
+        let mut expected = version;
+        for _ in 0..self.config.max_save_attempts {
+            let record = state.record.as_mut().expect("checked by save");
+            record.updated_at = now;
+            record.version = expected + 1;
+            let result = match state.rotate_from.clone() {
+                Some(old) => match self.store.rotate(&old, expected, record).await? {
+                    RotateOutcome::Rotated => Ok(()),
+                    RotateOutcome::Conflict => Err(UpdateOutcome::Conflict),
+                    RotateOutcome::Missing => Err(UpdateOutcome::Missing),
+                    RotateOutcome::IdTaken => {
+                        record.id = SessionId::generate();
+                        continue;
+                    }
+                },
+                None if quick_only => self.store.write_quick(record, expected).await?.into_result(),
+                None => self.store.update(record, expected).await?.into_result(),
+            };
+            match result {
+                Ok(()) => {
+                    let cookie = if state.rotate_from.is_some() || state.expiry_changed {
+                        self.reference_cookie(record)
+                    } else {
+                        CookieUpdate::Keep
+                    };
+                    state.rotate_from = None;
+                    state.origin = Origin::Stored { version: record.version };
+                    state.mark_saved();
+                    return Ok(SaveOutcome::new(SaveStatus::Saved, cookie));
+                }
+                Err(UpdateOutcome::Missing) => {
+                    state.reset_to_empty();
+                    return Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove));
+                }
+                Err(_) => {
+                    let stored_id = state.rotate_from.clone().unwrap_or_else(|| record.id.clone());
+                    match self.store.load(&stored_id, now).await? {
+                        None => {
+                            state.reset_to_empty();
+                            return Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove));
+                        }
+                        Some(fresh) => {
+                            expected = fresh.version;
+                            state.rebase(fresh);
+                        }
+                    }
+                }
+            }
+        }
+        let id = state.record.as_ref().map(|r| r.id.to_string()).unwrap_or_default();
+        Err(Error::Conflict { id, attempts: self.config.max_save_attempts })
+    }
+
+    async fn save_new(&self, state: &mut State, now: DateTime<Utc>) -> Result<SaveOutcome> {
+        let record = state.record.as_mut().expect("checked by save");
+        record.updated_at = now;
+        record.version = 1;
+        // Insert-if-absent: a colliding id (astronomically unlikely with
+        // 144 random bits) gets a fresh id instead of overwriting.
+        for _ in 0..self.config.max_save_attempts {
+            if self.store.create(record).await? {
+                let cookie = self.reference_cookie(record);
+                state.origin = Origin::Stored { version: record.version };
+                state.rotate_from = None;
+                state.mark_saved();
+                return Ok(SaveOutcome::new(SaveStatus::Saved, cookie));
+            }
+            record.id = SessionId::generate();
+        }
+        Err(Error::Conflict { id: record.id.to_string(), attempts: self.config.max_save_attempts })
+    }
+
+    fn reference_cookie(&self, record: &Record) -> CookieUpdate {
+        CookieUpdate::Set {
+            value: self.config.codec().encode_reference(&record.id, record.expires_at),
+            expires_at: record.expires_at,
+        }
+    }
+}
+
+fn to_value<T: Serialize>(key: &str, value: T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::Config(format!("session value {key:?} cannot be stored as JSON: {e}")))
+}
+
+impl UpdateOutcome {
+    fn into_result(self) -> Result<(), UpdateOutcome> {
+        match self {
+            UpdateOutcome::Updated => Ok(()),
+            other => Err(other),
+        }
+    }
+}
+
+impl State {
+    fn mark(&mut self, quick: bool) {
+        if quick {
+            self.quick_dirty = true;
+        } else {
+            self.dirty = true;
+        }
+    }
+
+    fn mark_saved(&mut self) {
+        self.changes.clear();
+        self.cleared = false;
+        self.user_changed = false;
+        self.expiry_changed = false;
+        self.dirty = false;
+        self.quick_dirty = false;
+        self.stale_cookie = false;
+    }
+
+    fn reset_to_empty(&mut self) {
+        self.record = None;
+        self.origin = Origin::New;
+        self.rotate_from = None;
+        self.mark_saved();
+    }
+
+    /// Replays this request's changes onto a fresher stored copy.
+    fn rebase(&mut self, fresh: Record) {
+        let Some(mine) = self.record.as_mut() else { return };
+        let mut data = if self.cleared { Data::new() } else { fresh.data };
+        for (key, change) in &self.changes {
+            match change {
+                Change::Set(value) => {
+                    data.insert(key.clone(), value.clone());
+                }
+                Change::Remove => {
+                    data.remove(key);
+                }
+            }
+        }
+        mine.data = data;
+        if !self.user_changed {
+            mine.user_id = fresh.user_id;
+        }
+        if !self.expiry_changed {
+            mine.expires_at = fresh.expires_at;
+        }
+        mine.created_at = fresh.created_at;
+        mine.version = fresh.version;
+    }
+}

@@ -1,0 +1,288 @@
+//! The PostgreSQL database tier: for several app servers and large tables.
+//!
+//! Every write is one statement (or, for id rotation, one short transaction),
+//! relying on PostgreSQL's row locks: a versioned UPDATE that races another
+//! waits for it, re-reads the row and then misses on the version, which the
+//! session turns into a reload-and-reapply.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::{DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, StateFilter, UpdateOutcome, parse_ids};
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::record::Record;
+
+const BACKEND: &str = "postgres";
+const COLUMNS: &str = "id, data::text AS data, user_id, created_at, updated_at, expires_at, version";
+/// The INSERT of a whole record (bound by [`bind_record`]), followed by the
+/// given conflict clause.
+macro_rules! insert_sql {
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+             VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7) ",
+            $on_conflict
+        )
+    };
+}
+
+/// PostgreSQL behind a connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresDatabase {
+    pool: PgPool,
+}
+
+impl PostgresDatabase {
+    /// Connects to the database a `postgres://` URL names.
+    pub async fn connect(url: &str) -> Result<PostgresDatabase> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(Error::db(BACKEND, "parsing the database URL"))?
+            .application_name("sessionctl");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(Error::db(BACKEND, "connecting"))?;
+        Ok(PostgresDatabase { pool })
+    }
+
+    /// The underlying pool, for callers that need raw SQL (benchmarks).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn row_to_record(row: &PgRow) -> Result<Record> {
+    let raw = (|| -> std::result::Result<RawRow, sqlx::Error> {
+        Ok(RawRow {
+            id: row.try_get("id")?,
+            data: row.try_get("data")?,
+            user_id: row.try_get("user_id")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            expires_at: row.try_get("expires_at")?,
+            version: row.try_get("version")?,
+        })
+    })();
+    match raw {
+        Ok(raw) => raw.into_record(),
+        Err(e) => {
+            let id: String = row.try_get("id").unwrap_or_default();
+            Err(Error::Corrupt { id, reason: e.to_string() })
+        }
+    }
+}
+
+fn bind_record<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    record: &'q Record,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(record.id.as_str())
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .bind(record.expires_at)
+        .bind(record.version)
+}
+
+fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTime<Utc>) {
+    query.push(" WHERE TRUE");
+    match filter.state {
+        StateFilter::All => {}
+        StateFilter::Active => {
+            query.push(" AND expires_at > ").push_bind(now);
+        }
+        StateFilter::Expired => {
+            query.push(" AND expires_at <= ").push_bind(now);
+        }
+    }
+    if let Some(user_id) = &filter.user_id {
+        query.push(" AND user_id = ").push_bind(user_id.clone());
+    }
+    if let Some(key) = &filter.key {
+        query.push(" AND data ? ").push_bind(key.clone());
+    }
+}
+
+#[async_trait]
+impl DatabaseTier for PostgresDatabase {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        super::migrations::postgres()
+            .run(&self.pool)
+            .await
+            .map_err(|source| Error::Migrate { backend: BACKEND, source })
+    }
+
+    async fn insert_if_absent(&self, record: &Record) -> Result<bool> {
+        let result = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "creating a session"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let row = sqlx::query(
+            "SELECT id, data::text AS data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "loading a session"))?;
+        row.as_ref().map(row_to_record).transpose()
+    }
+
+    async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
+        // One round trip tells all three outcomes: the CTE sees the row as it
+        // was before this statement, the UPDATE only if the version matched.
+        let row = sqlx::query(
+            "WITH updated AS (
+                 UPDATE sessions SET data = $2::jsonb, user_id = $3, updated_at = $4, expires_at = $5, version = $6
+                 WHERE id = $1 AND version = $7 RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM updated) AS updated,
+                    EXISTS (SELECT 1 FROM sessions WHERE id = $1) AS present",
+        )
+        .bind(record.id.as_str())
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(record.updated_at)
+        .bind(record.expires_at)
+        .bind(record.version)
+        .bind(expected_version)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "saving a session"))?;
+        let updated: i64 = row.try_get("updated").map_err(Error::db(BACKEND, "saving a session"))?;
+        let present: bool = row.try_get("present").map_err(Error::db(BACKEND, "saving a session"))?;
+        Ok(match (updated, present) {
+            (1.., _) => UpdateOutcome::Updated,
+            (_, true) => UpdateOutcome::Conflict,
+            (_, false) => UpdateOutcome::Missing,
+        })
+    }
+
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        bind_record(
+            sqlx::query(insert_sql!(
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                 created_at = excluded.created_at, updated_at = excluded.updated_at,
+                 expires_at = excluded.expires_at, version = excluded.version"
+            )),
+            record,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "writing a session"))?;
+        Ok(())
+    }
+
+    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+        const OP: &str = "moving a session to a new id";
+        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1 AND version = $2")
+            .bind(old.as_str())
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        if deleted.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
+                .bind(old.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+            return Ok(if exists.is_some() { RotateOutcome::Conflict } else { RotateOutcome::Missing });
+        }
+        let inserted = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        if inserted.rows_affected() == 0 {
+            return Ok(RotateOutcome::IdTaken);
+        }
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "deleting a session"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "deleting a user's sessions"))?;
+        Ok(parse_ids(ids))
+    }
+
+    async fn scan(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
+        push_filter(&mut query, filter, now);
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(after.as_str().to_owned());
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {
+        let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM sessions");
+        push_filter(&mut query, filter, now);
+        let count: i64 =
+            query.build_query_scalar().fetch_one(&self.pool).await.map_err(Error::db(BACKEND, "counting sessions"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
+        const OP: &str = "purging expired sessions";
+        let after = after.unwrap_or("");
+        // The window's upper end: the `window`-th id after the cursor, or the
+        // end of the table. No transaction is needed: the DELETE re-checks
+        // expiry itself, and rows inserted meanwhile are live.
+        let upper: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2")
+                .bind(after)
+                .bind(i64::from(window.max(1)) - 1)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+        let deleted: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE id > $1 AND ($2::text IS NULL OR id <= $2) AND expires_at <= $3 RETURNING id",
+        )
+        .bind(after)
+        .bind(upper.as_deref())
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        Ok(PurgeBatch { deleted: parse_ids(deleted), next: upper })
+    }
+}

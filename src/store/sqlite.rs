@@ -1,0 +1,318 @@
+//! The SQLite database tier: the embedded default.
+//!
+//! A file database in WAL mode (readers never block the writer), with a busy
+//! timeout so concurrent writers queue instead of failing, and every
+//! multi-statement write in a `BEGIN IMMEDIATE` transaction so it takes the
+//! write lock up front rather than failing to upgrade a read lock halfway.
+//! Single-statement writes are atomic on their own.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, StateFilter, UpdateOutcome, parse_ids};
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::record::{self, Record};
+
+const BACKEND: &str = "sqlite";
+const COLUMNS: &str = "id, data, user_id, created_at, updated_at, expires_at, version";
+/// How long a writer waits for the write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite behind a small connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if missing) the database a `sqlite:` URL names.
+    pub async fn connect(url: &str) -> Result<SqliteDatabase> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(Error::db(BACKEND, "parsing the database URL"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        // Every connection to `:memory:` is its own database: keep one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 8 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(options)
+            .await
+            .map_err(Error::db(BACKEND, "opening the database"))?;
+        Ok(SqliteDatabase { pool })
+    }
+
+    /// The underlying pool, for callers that need raw SQL (benchmarks).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn row_to_record(row: &SqliteRow) -> Result<Record> {
+    let raw = (|| -> std::result::Result<RawRow, sqlx::Error> {
+        let id: String = row.try_get("id")?;
+        let time = |column: &str| -> std::result::Result<DateTime<Utc>, sqlx::Error> {
+            let ms: i64 = row.try_get(column)?;
+            record::from_millis(ms).ok_or_else(|| sqlx::Error::Decode(format!("{column} {ms} is out of range").into()))
+        };
+        Ok(RawRow {
+            data: row.try_get("data")?,
+            user_id: row.try_get("user_id")?,
+            created_at: time("created_at")?,
+            updated_at: time("updated_at")?,
+            expires_at: time("expires_at")?,
+            version: row.try_get("version")?,
+            id,
+        })
+    })();
+    match raw {
+        Ok(raw) => raw.into_record(),
+        Err(e) => {
+            let id: String = row.try_get("id").unwrap_or_default();
+            Err(Error::Corrupt { id, reason: e.to_string() })
+        }
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &Filter, now: DateTime<Utc>) {
+    query.push(" WHERE 1 = 1");
+    match filter.state {
+        StateFilter::All => {}
+        StateFilter::Active => {
+            query.push(" AND expires_at > ").push_bind(ms(now));
+        }
+        StateFilter::Expired => {
+            query.push(" AND expires_at <= ").push_bind(ms(now));
+        }
+    }
+    if let Some(user_id) = &filter.user_id {
+        query.push(" AND user_id = ").push_bind(user_id.clone());
+    }
+    if let Some(key) = &filter.key {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM json_each(sessions.data) WHERE json_each.key = ")
+            .push_bind(key.clone())
+            .push(")");
+    }
+}
+
+#[async_trait]
+impl DatabaseTier for SqliteDatabase {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        super::migrations::sqlite().run(&self.pool).await.map_err(|source| Error::Migrate { backend: BACKEND, source })
+    }
+
+    async fn insert_if_absent(&self, record: &Record) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(record.id.as_str())
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.created_at))
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "creating a session"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let row = sqlx::query(
+            "SELECT id, data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "loading a session"))?;
+        row.as_ref().map(row_to_record).transpose()
+    }
+
+    async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
+        // The version check and the existence check in one statement: a row
+        // that is missing cannot be brought back by a stale save.
+        let row = sqlx::query(
+            "UPDATE sessions SET data = ?, user_id = ?, updated_at = ?, expires_at = ?, version = ?
+             WHERE id = ? AND version = ? RETURNING 1",
+        )
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
+        .bind(record.id.as_str())
+        .bind(expected_version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "saving a session"))?;
+        if row.is_some() {
+            return Ok(UpdateOutcome::Updated);
+        }
+        let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = ?")
+            .bind(record.id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "saving a session"))?;
+        Ok(if exists.is_some() { UpdateOutcome::Conflict } else { UpdateOutcome::Missing })
+    }
+
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                created_at = excluded.created_at, updated_at = excluded.updated_at,
+                expires_at = excluded.expires_at, version = excluded.version",
+        )
+        .bind(record.id.as_str())
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.created_at))
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "writing a session"))?;
+        Ok(())
+    }
+
+    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+        const OP: &str = "moving a session to a new id";
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = ? AND version = ?")
+            .bind(old.as_str())
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        if deleted.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = ?")
+                .bind(old.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+            return Ok(if exists.is_some() { RotateOutcome::Conflict } else { RotateOutcome::Missing });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(record.id.as_str())
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.created_at))
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        if inserted.rows_affected() == 0 {
+            return Ok(RotateOutcome::IdTaken);
+        }
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "deleting a session"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ? RETURNING id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "deleting a user's sessions"))?;
+        Ok(parse_ids(ids))
+    }
+
+    async fn scan(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
+        push_filter(&mut query, filter, now);
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(after.as_str().to_owned());
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM sessions");
+        push_filter(&mut query, filter, now);
+        let count: i64 =
+            query.build_query_scalar().fetch_one(&self.pool).await.map_err(Error::db(BACKEND, "counting sessions"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
+        let after = after.unwrap_or("");
+        let mut tx =
+            self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, "purging expired sessions"))?;
+        // The window's upper end: the `window`-th id after the cursor, or
+        // the end of the table.
+        let upper: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
+                .bind(after)
+                .bind(i64::from(window.max(1)) - 1)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Error::db(BACKEND, "purging expired sessions"))?;
+        let deleted: Vec<String> = match &upper {
+            Some(upper) => {
+                sqlx::query_scalar("DELETE FROM sessions WHERE id > ? AND id <= ? AND expires_at <= ? RETURNING id")
+                    .bind(after)
+                    .bind(upper)
+                    .bind(ms(now))
+                    .fetch_all(&mut *tx)
+                    .await
+            }
+            None => {
+                sqlx::query_scalar("DELETE FROM sessions WHERE id > ? AND expires_at <= ? RETURNING id")
+                    .bind(after)
+                    .bind(ms(now))
+                    .fetch_all(&mut *tx)
+                    .await
+            }
+        }
+        .map_err(Error::db(BACKEND, "purging expired sessions"))?;
+        tx.commit().await.map_err(Error::db(BACKEND, "purging expired sessions"))?;
+        Ok(PurgeBatch { deleted: parse_ids(deleted), next: upper })
+    }
+}
