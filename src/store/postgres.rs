@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::{DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, StateFilter, UpdateOutcome, parse_ids};
 use crate::error::{Error, Result};
@@ -44,12 +44,14 @@ impl PostgresDatabase {
         let options = PgConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
             .application_name("sessionctl");
+        // One direct connection first: an unreachable server or a refused
+        // login is reported as such, at once, instead of as a pool timeout.
+        let probe = PgConnection::connect_with(&options).await.map_err(Error::db(BACKEND, "connecting"))?;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(Error::db(BACKEND, "connecting"))?;
+            .connect_lazy_with(options);
         Ok(PostgresDatabase { pool })
     }
 

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per concern (faster to build
+//! than one binary per file).
+
+mod harness;
+
+mod cli;
+mod codec;
+mod session;
+mod suite;

@@ -1,0 +1,410 @@
+//! The behaviour every database tier must have, instantiated for SQLite and
+//! PostgreSQL by `suite!`. Each case gets a fresh database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use sessionctl::record::now;
+use sessionctl::store::{RotateOutcome, UpdateOutcome};
+use sessionctl::{
+    CookieUpdate, Error, ExpiryPolicy, Filter, Record, SaveStatus, Session, SessionConfig, SessionId, StateFilter,
+};
+
+use crate::harness::{self, TestDb};
+
+fn cookie_of(outcome: &sessionctl::SaveOutcome) -> String {
+    match &outcome.cookie {
+        CookieUpdate::Set { value, .. } => value.clone(),
+        other => panic!("expected a cookie to be set, got {other:?}"),
+    }
+}
+
+fn record(id: &str, expires_in: chrono::Duration, user: Option<&str>) -> Record {
+    let t = now();
+    Record {
+        id: SessionId::parse(id).unwrap_or_else(|_| SessionId::generate()),
+        user_id: user.map(str::to_owned),
+        data: json!({"k": id}).as_object().cloned().unwrap(),
+        created_at: t,
+        updated_at: t,
+        expires_at: t + expires_in,
+        version: 1,
+    }
+}
+
+/// Starts a session with some data and returns its cookie.
+async fn start(db: &TestDb, config: &Arc<SessionConfig>, data: serde_json::Value) -> String {
+    let session = Session::new(db.store.clone(), config.clone(), None);
+    for (k, v) in data.as_object().unwrap() {
+        session.insert(k, v).await.unwrap();
+    }
+    cookie_of(&session.save().await.unwrap())
+}
+
+pub async fn create_load_update_delete(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"cart": [1, 2]})).await;
+
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(session.get::<Vec<i32>>("cart").await.unwrap(), Some(vec![1, 2]));
+    session.insert("cart", vec![1, 2, 3]).await.unwrap();
+    let saved = session.save().await.unwrap();
+    assert_eq!(saved.status, SaveStatus::Saved);
+    assert_eq!(saved.cookie, CookieUpdate::Keep, "a data change keeps the same cookie");
+
+    let id = session.id().await.unwrap().unwrap();
+    let stored = db.database.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.data["cart"], json!([1, 2, 3]));
+    assert_eq!(stored.version, 2);
+
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    session.terminate().await.unwrap();
+    let outcome = session.save().await.unwrap();
+    assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Terminated, CookieUpdate::Remove));
+    assert!(db.database.load(&id).await.unwrap().is_none());
+
+    let session = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(session.get_value("cart").await.unwrap(), None, "a terminated session's cookie finds nothing");
+}
+
+pub async fn untouched_and_unchanged_sessions_do_no_writes(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    let before = db.store.ops();
+
+    let untouched = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(untouched.save().await.unwrap().status, SaveStatus::Unchanged);
+    assert_eq!(db.store.ops() - before, Default::default(), "an untouched session does no I/O");
+
+    let read_only = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(read_only.get::<i32>("n").await.unwrap(), Some(1));
+    read_only.insert("n", 1).await.unwrap();
+    assert_eq!(read_only.save().await.unwrap().status, SaveStatus::Unchanged);
+    assert_eq!((db.store.ops() - before).database, 1, "one load, no write");
+
+    let fresh = Session::new(db.store.clone(), config, None);
+    assert_eq!(fresh.get_value("n").await.unwrap(), None);
+    let outcome = fresh.save().await.unwrap();
+    assert_eq!(
+        (outcome.status, outcome.cookie),
+        (SaveStatus::Unchanged, CookieUpdate::Keep),
+        "no cookie until a write"
+    );
+    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 1);
+}
+
+pub async fn insert_if_absent_never_overwrites(db: TestDb) {
+    let first = record("", chrono::Duration::hours(1), None);
+    assert!(db.database.insert_if_absent(&first).await.unwrap());
+    let mut second = first.clone();
+    second.data = json!({"other": true}).as_object().cloned().unwrap();
+    assert!(!db.database.insert_if_absent(&second).await.unwrap());
+    assert_eq!(db.database.load(&first.id).await.unwrap().unwrap().data, first.data);
+}
+
+pub async fn concurrent_changes_to_different_keys_both_land(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"shared": 0})).await;
+
+    // Two requests load the same version, then save one after the other.
+    let a = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    let b = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    a.insert("cart", json!(["book"])).await.unwrap();
+    b.insert("theme", "dark").await.unwrap();
+    b.remove("shared").await.unwrap();
+    assert_eq!(a.save().await.unwrap().status, SaveStatus::Saved);
+    assert_eq!(b.save().await.unwrap().status, SaveStatus::Saved, "the stale save re-applies its own changes");
+
+    let check = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(check.data().await.unwrap(), json!({"cart": ["book"], "theme": "dark"}).as_object().cloned().unwrap());
+
+    // Same key: the last writer wins.
+    let c = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    let d = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    c.insert("theme", "light").await.unwrap();
+    d.insert("theme", "blue").await.unwrap();
+    c.save().await.unwrap();
+    d.save().await.unwrap();
+    let check = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(check.get::<String>("theme").await.unwrap().as_deref(), Some("blue"));
+    assert_eq!(check.get_value("cart").await.unwrap(), Some(json!(["book"])));
+}
+
+pub async fn many_concurrent_writers_all_land(db: TestDb) {
+    let mut config = harness::config();
+    config.max_save_attempts = 64;
+    let config = Arc::new(config);
+    let cookie = start(&db, &config, json!({"init": true})).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (store, config, cookie) = (db.store.clone(), config.clone(), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            let session = Session::new(store, config, Some(&cookie));
+            session.insert(&format!("k{i}"), i).await.unwrap();
+            session.save().await.unwrap().status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), SaveStatus::Saved);
+    }
+    let check = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(check.keys().await.unwrap().len(), 17, "every writer's key is present");
+}
+
+pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+
+    let writer = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    writer.insert("n", 2).await.unwrap();
+    let id = writer.id().await.unwrap().unwrap();
+
+    // Logout in another request (or `sessionctl delete`) lands first.
+    let logout = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    logout.terminate().await.unwrap();
+    logout.save().await.unwrap();
+
+    let outcome = writer.save().await.unwrap();
+    assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Gone, CookieUpdate::Remove));
+    assert!(db.database.load(&id).await.unwrap().is_none(), "the deleted session stays deleted");
+    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 0);
+
+    // Same for a raw versioned update and an id rotation.
+    let r = record("", chrono::Duration::hours(1), None);
+    assert_eq!(db.database.update(&r, 0).await.unwrap(), UpdateOutcome::Missing);
+    let new = record("", chrono::Duration::hours(1), None);
+    assert_eq!(db.database.rotate(&r.id, 0, &new).await.unwrap(), RotateOutcome::Missing);
+    assert!(db.database.load(&new.id).await.unwrap().is_none());
+}
+
+pub async fn regenerate_id_moves_data_and_deletes_old(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"cart": [7]})).await;
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    let old_id = session.id().await.unwrap().unwrap();
+    session.regenerate_id().await.unwrap();
+    session.set_user_id(Some("alice".into())).await.unwrap();
+    let outcome = session.save().await.unwrap();
+    let new_cookie = cookie_of(&outcome);
+    let new_id = session.id().await.unwrap().unwrap();
+    assert_ne!(old_id, new_id);
+    assert!(db.database.load(&old_id).await.unwrap().is_none(), "old id deleted");
+
+    let old = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(old.get_value("cart").await.unwrap(), None, "the old cookie no longer works");
+    let new = Session::new(db.store.clone(), config, Some(&new_cookie));
+    assert_eq!(new.get_value("cart").await.unwrap(), Some(json!([7])));
+    assert_eq!(new.user_id().await.unwrap().as_deref(), Some("alice"));
+}
+
+pub async fn regenerate_racing_a_write_keeps_both(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"a": 1})).await;
+    let login = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    let other = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    login.regenerate_id().await.unwrap();
+    other.insert("b", 2).await.unwrap();
+    other.save().await.unwrap();
+    let new_cookie = cookie_of(&login.save().await.unwrap());
+    let check = Session::new(db.store.clone(), config, Some(&new_cookie));
+    assert_eq!(check.data().await.unwrap(), json!({"a": 1, "b": 2}).as_object().cloned().unwrap());
+    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 1);
+}
+
+pub async fn purge_deletes_only_expired_rows(db: TestDb) {
+    let mut live = Vec::new();
+    let mut expired = Vec::new();
+    for i in 0..60 {
+        let expires_in = if i % 3 == 0 { chrono::Duration::seconds(-10) } else { chrono::Duration::hours(1) };
+        let r = record("", expires_in, None);
+        db.database.insert_if_absent(&r).await.unwrap();
+        if i % 3 == 0 { expired.push(r) } else { live.push(r) }
+    }
+    expired.sort_by(|a, b| a.id.cmp(&b.id));
+    // The last expired row (in walk order) is refreshed by its user while the
+    // purge is under way: after the first batch, before its window.
+    let refreshed = expired.pop().unwrap();
+    let now = now();
+    let mut cursor: Option<String> = None;
+    let mut deleted = Vec::new();
+    let mut batches = 0;
+    loop {
+        let batch = db.database.purge_expired_batch(now, cursor.as_deref(), 7).await.unwrap();
+        batches += 1;
+        if batches == 1 {
+            assert!(
+                batch.next.as_deref().is_some_and(|n| n < refreshed.id.as_str()),
+                "refresh lands ahead of the walk"
+            );
+            let mut pushed = refreshed.clone();
+            pushed.expires_at = now + chrono::Duration::hours(1);
+            pushed.version = 2;
+            assert_eq!(db.database.update(&pushed, 1).await.unwrap(), UpdateOutcome::Updated);
+        }
+        deleted.extend(batch.deleted);
+        cursor = batch.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(batches >= 60 / 7, "the purge ran in windows ({batches} batches)");
+    deleted.sort();
+    let expected: Vec<SessionId> = expired.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(deleted, expected, "exactly the expired rows are reported deleted");
+    for r in &live {
+        assert!(db.database.load(&r.id).await.unwrap().is_some(), "live row kept");
+    }
+    assert!(db.database.load(&refreshed.id).await.unwrap().is_some(), "the refreshed session survived the purge");
+    assert_eq!(db.database.count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 0);
+}
+
+pub async fn delete_by_user_and_filters(db: TestDb) {
+    for (user, expires_in) in [
+        (Some("alice"), chrono::Duration::hours(1)),
+        (Some("alice"), chrono::Duration::hours(2)),
+        (Some("alice"), chrono::Duration::seconds(-5)),
+        (Some("bob"), chrono::Duration::hours(1)),
+        (None, chrono::Duration::hours(1)),
+    ] {
+        db.database.insert_if_absent(&record("", expires_in, user)).await.unwrap();
+    }
+    let now = Utc::now();
+    let alice = Filter { user_id: Some("alice".into()), ..Filter::default() };
+    assert_eq!(db.database.count(&alice, now).await.unwrap(), 3);
+    let alice_active = Filter { state: StateFilter::Active, ..alice.clone() };
+    assert_eq!(db.database.count(&alice_active, now).await.unwrap(), 2);
+    assert_eq!(db.database.count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 1);
+    assert_eq!(db.database.count(&Filter { key: Some("k".into()), ..Filter::default() }, now).await.unwrap(), 5);
+    assert_eq!(db.database.count(&Filter { key: Some("nope".into()), ..Filter::default() }, now).await.unwrap(), 0);
+
+    // Keyset pages cover everything exactly once.
+    let mut seen = Vec::new();
+    let mut after: Option<SessionId> = None;
+    loop {
+        let page = db.database.scan(&Filter::default(), now, after.as_ref(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|r| r.id.clone());
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(seen.len(), 5);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+
+    let revoked = db.database.delete_by_user("alice").await.unwrap();
+    assert_eq!(revoked.len(), 3);
+    assert_eq!(db.database.count(&alice, now).await.unwrap(), 0);
+    assert_eq!(db.database.count(&Filter::default(), now).await.unwrap(), 2, "other users' sessions untouched");
+}
+
+pub async fn size_limit_is_a_clear_error_and_writes_nothing(db: TestDb) {
+    let config = Arc::new(harness::config().with_max_size(1000));
+    let session = Session::new(db.store.clone(), config, None);
+    session.insert("blob", "x".repeat(2000)).await.unwrap();
+    let error = session.save().await.unwrap_err();
+    assert!(matches!(error, Error::TooLarge { limit: 1000, .. }), "{error}");
+    assert!(error.to_string().contains("over the limit of 1000 bytes"), "{error}");
+    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 0);
+}
+
+pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
+    let config = Arc::new(harness::config().with_expiry(ExpiryPolicy::Idle {
+        timeout: Duration::from_secs(3600),
+        refresh_after: Duration::from_secs(600),
+    }));
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).id().await.unwrap().unwrap();
+    let first = db.database.load(&id).await.unwrap().unwrap();
+    assert!((first.expires_at - first.created_at - chrono::Duration::hours(1)).num_seconds().abs() <= 1);
+
+    // A read soon after does not write.
+    let read = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    read.get_value("n").await.unwrap();
+    assert_eq!(read.save().await.unwrap().status, SaveStatus::Unchanged);
+
+    // Pretend the last refresh was 20 minutes ago: the next read pushes the
+    // expiry forward and re-issues the cookie.
+    let mut aged = first.clone();
+    aged.expires_at = first.expires_at - chrono::Duration::minutes(20);
+    aged.version = first.version + 1;
+    db.database.update(&aged, first.version).await.unwrap();
+    let aged_cookie = harness::config().codec().encode_reference(&id, aged.expires_at);
+    let read = Session::new(db.store.clone(), config, Some(&aged_cookie));
+    read.get_value("n").await.unwrap();
+    let outcome = read.save().await.unwrap();
+    assert_eq!(outcome.status, SaveStatus::Saved);
+    let CookieUpdate::Set { expires_at, .. } = outcome.cookie else { panic!("refresh re-issues the cookie") };
+    assert!(expires_at > aged.expires_at + chrono::Duration::minutes(19));
+    assert_eq!(db.database.load(&id).await.unwrap().unwrap().expires_at, expires_at);
+}
+
+pub async fn browser_session_cookie_still_has_a_server_expiry(db: TestDb) {
+    let mut config = harness::config();
+    config.cookie.browser_session = true;
+    let config = Arc::new(config);
+    let session = Session::new(db.store.clone(), config, None);
+    session.insert("n", 1).await.unwrap();
+    session.save().await.unwrap();
+    let id = session.id().await.unwrap().unwrap();
+    let stored = db.database.load(&id).await.unwrap().unwrap();
+    let lifetime = stored.expires_at - stored.created_at;
+    assert!((lifetime - chrono::Duration::days(7)).num_seconds().abs() <= 1, "real 7-day expiry, got {lifetime}");
+}
+
+macro_rules! suite {
+    ($backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    use super::IntoOption as _;
+                    let Some(db) = crate::harness::$backend().await.into_option() else { return };
+                    super::$case(db).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suites {
+    ($($case:ident),* $(,)?) => {
+        suite!(sqlite: $($case),*);
+        suite!(postgres: $($case),*);
+    };
+}
+
+/// Lets the macro treat SQLite (always there) and PostgreSQL (maybe
+/// skipped) alike.
+trait IntoOption {
+    fn into_option(self) -> Option<TestDb>;
+}
+
+impl IntoOption for TestDb {
+    fn into_option(self) -> Option<TestDb> {
+        Some(self)
+    }
+}
+
+impl IntoOption for Option<TestDb> {
+    fn into_option(self) -> Option<TestDb> {
+        self
+    }
+}
+
+suites!(
+    create_load_update_delete,
+    untouched_and_unchanged_sessions_do_no_writes,
+    insert_if_absent_never_overwrites,
+    concurrent_changes_to_different_keys_both_land,
+    many_concurrent_writers_all_land,
+    stale_save_after_delete_is_not_resurrected,
+    regenerate_id_moves_data_and_deletes_old,
+    regenerate_racing_a_write_keeps_both,
+    purge_deletes_only_expired_rows,
+    delete_by_user_and_filters,
+    size_limit_is_a_clear_error_and_writes_nothing,
+    idle_sessions_refresh_at_most_once_per_interval,
+    browser_session_cookie_still_has_a_server_expiry,
+);
