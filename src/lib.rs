@@ -46,4 +46,6 @@ pub use error::{CookieError, Error, Result};
 pub use id::SessionId;
 pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
-pub use store::{CacheTier, DatabaseTier, Filter, PurgeBatch, StateFilter, Store};
+pub use store::{
+    CacheTier, DatabaseTier, Filter, MemoryCacheConfig, PurgeBatch, StateFilter, Store, StoreConfig, StoreOptions,
+};

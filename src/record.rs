@@ -56,12 +56,12 @@ impl Record {
     pub fn to_envelope(&self) -> Vec<u8> {
         let envelope = EnvelopeRef {
             v: ENVELOPE_VERSION,
+            version: self.version,
             id: self.id.as_str(),
             user_id: self.user_id.as_deref(),
             created_at: self.created_at.timestamp_millis(),
             updated_at: self.updated_at.timestamp_millis(),
             expires_at: self.expires_at.timestamp_millis(),
-            version: self.version,
             data: &self.data,
         };
         // Serializing a map of JSON values to a Vec cannot fail.
@@ -90,16 +90,19 @@ impl Record {
     }
 }
 
+/// Field order matters: `v` then `version` come first so the Redis tier's
+/// scripts can read an entry's version with a prefix match instead of
+/// parsing the whole record.
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {
     v: u32,
+    version: i64,
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
     created_at: i64,
     updated_at: i64,
     expires_at: i64,
-    version: i64,
     data: &'a Data,
 }
 
@@ -183,6 +186,13 @@ mod tests {
     fn envelope_round_trips() {
         let r = sample();
         assert_eq!(Record::from_envelope(&r.to_envelope()).unwrap(), r);
+    }
+
+    #[test]
+    fn envelope_starts_with_its_version() {
+        let mut r = sample();
+        r.version = 42;
+        assert!(String::from_utf8(r.to_envelope()).unwrap().starts_with(r#"{"v":1,"version":42,"#));
     }
 
     #[test]

@@ -481,6 +481,17 @@ impl Session {
             return self.save_new(state, now).await;
         };
         let quick_only = !state.dirty && !state.expiry_changed && state.rotate_from.is_none();
+        if quick_only && self.store.has_quick_writes() {
+            // Cache only, at the version the database holds. Refused (a newer
+            // version or a deletion is cached) or failed: save normally below.
+            let record = state.record.as_mut().expect("checked by save");
+            record.updated_at = now;
+            record.version = version;
+            if self.store.write_quick(record).await? == UpdateOutcome::Updated {
+                state.mark_saved();
+                return Ok(SaveOutcome::new(SaveStatus::Saved, CookieUpdate::Keep));
+            }
+        }
         let mut expected = version;
         for _ in 0..self.config.max_save_attempts {
             let record = state.record.as_mut().expect("checked by save");
@@ -496,7 +507,6 @@ impl Session {
                         continue;
                     }
                 },
-                None if quick_only => self.store.write_quick(record, expected).await?.into_result(),
                 None => self.store.update(record, expected).await?.into_result(),
             };
             match result {
@@ -517,7 +527,7 @@ impl Session {
                 }
                 Err(_) => {
                     let stored_id = state.rotate_from.clone().unwrap_or_else(|| record.id.clone());
-                    match self.store.load(&stored_id, now).await? {
+                    match self.store.load_fresh(&stored_id, now).await? {
                         None => {
                             state.reset_to_empty();
                             return Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove));

@@ -20,7 +20,10 @@ mod pg_server;
 fn one_kb_record() -> Record {
     let mut data = serde_json::Map::new();
     data.insert("user".into(), json!({"name": "Ada Lovelace", "roles": ["admin", "editor"]}));
-    data.insert("cart".into(), Value::Array((0..20).map(|i| json!({"sku": format!("SKU-{i:05}"), "qty": i % 3 + 1})).collect()));
+    data.insert(
+        "cart".into(),
+        Value::Array((0..20).map(|i| json!({"sku": format!("SKU-{i:05}"), "qty": i % 3 + 1})).collect()),
+    );
     data.insert("csrf".into(), json!("x".repeat(300)));
     let t = now();
     let record = Record {

@@ -8,9 +8,11 @@
 //! and counts the round trips it makes so tests and benchmarks can check the
 //! cost of each path.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,8 +21,10 @@ use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Record};
 
+pub mod memory;
 mod migrations;
 pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 
 /// Result of a versioned update.
@@ -135,36 +139,65 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch>;
 }
 
+/// What the cache holds for an id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheLookup {
+    /// The cached record.
+    Hit(Record),
+    /// Nothing cached: ask the database.
+    Miss,
+    /// Deleted recently (a tombstone): the session is gone, do not refill.
+    Deleted,
+}
+
 /// The fast tier. Entries expire with their session, so it needs no purge.
-/// Errors here are absorbed by [`Store`] (the database still answers).
+///
+/// In front of a database, errors here are absorbed by [`Store`] (the
+/// database still answers). In cache-only mode the cache is authoritative
+/// and the compare-and-set operations at the end are used instead.
 #[async_trait]
 pub trait CacheTier: Send + Sync + fmt::Debug {
     /// `redis`, `memory`: for messages and metrics.
     fn backend(&self) -> &'static str;
-    /// The cached record, if any.
-    async fn get(&self, id: &SessionId) -> Result<Option<Record>>;
-    /// Stores the record until its `expires_at`.
-    async fn set(&self, record: &Record) -> Result<()>;
-    /// Removes the entry (absent is fine).
-    async fn delete(&self, id: &SessionId) -> Result<()>;
+    /// What is cached for the id.
+    async fn get(&self, id: &SessionId) -> Result<CacheLookup>;
+    /// Refill after a database read: stores only into an empty slot, so it
+    /// never replaces a newer write or a tombstone.
+    async fn fill(&self, record: &Record) -> Result<()>;
+    /// After a database write (or as a quick write): stores unless a newer
+    /// version or a tombstone is cached. Returns false when refused.
+    async fn put(&self, record: &Record) -> Result<bool>;
+    /// Drops entries (possibly stale ones; absent is fine).
+    async fn evict(&self, ids: &[SessionId]) -> Result<()>;
+    /// Marks the id deleted for `ttl`, so an in-flight refill cannot bring
+    /// the session back.
+    async fn tombstone(&self, id: &SessionId, ttl: Duration) -> Result<()>;
+    /// Cache-only mode: insert unless the id exists.
+    async fn create(&self, record: &Record) -> Result<bool>;
+    /// Cache-only mode: write if the cached version is `expected_version`.
+    async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome>;
+    /// Cache-only mode: move to a new id if the version matches.
+    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
+    /// Cache-only mode: delete; returns whether it existed.
+    async fn delete(&self, id: &SessionId) -> Result<bool>;
 }
 
 /// Round trips made by a [`Store`], per tier, since it was built.
 #[derive(Debug, Default)]
-pub struct OpCounts {
+struct OpCounts {
     database: AtomicU64,
     cache: AtomicU64,
     cache_errors: AtomicU64,
 }
 
-/// A snapshot of [`OpCounts`].
+/// A snapshot of a [`Store`]'s round-trip counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OpSnapshot {
     /// Database round trips.
     pub database: u64,
     /// Cache round trips.
     pub cache: u64,
-    /// Cache calls that failed and were bypassed.
+    /// Cache calls that failed or timed out and were bypassed.
     pub cache_errors: u64,
 }
 
@@ -179,8 +212,39 @@ impl std::ops::Sub for OpSnapshot {
     }
 }
 
+/// How the tiered store treats its cache.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Longest a cache call may take before it is abandoned and the
+    /// database answers instead (default 250 ms).
+    pub cache_timeout: Duration,
+    /// How long a deleted session's tombstone stays in the cache, blocking
+    /// refills that were already under way (default 60 s).
+    pub tombstone_ttl: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_timeout: Duration::from_millis(250), tombstone_ttl: Duration::from_secs(60) }
+    }
+}
+
+/// Most ids remembered as "cache entry may be stale" after a failed cache
+/// write and a failed eviction.
+const MAX_SUSPECTS: usize = 100_000;
+
 /// The tiered store: an optional cache in front of an optional database
 /// (at least one of them). Cheap to clone.
+///
+/// * load: cache first; on a miss the database, then a refill of the cache;
+/// * save: database first, then the cache; a quick change writes the cache
+///   only; without a database everything lives in the cache;
+/// * delete: both tiers; the cache entry is replaced by a tombstone even when
+///   the database delete fails;
+/// * a cache that errors or times out is bypassed (logged and counted): reads
+///   fall back to the database and writes still persist there. A cache write
+///   that fails is followed by an eviction, and an id whose eviction failed
+///   too is read from the database until its eviction succeeds.
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<StoreInner>,
@@ -189,13 +253,43 @@ pub struct Store {
 #[derive(Debug)]
 struct StoreInner {
     database: Option<Arc<dyn DatabaseTier>>,
+    cache: Option<Arc<dyn CacheTier>>,
+    options: StoreOptions,
     ops: OpCounts,
+    suspects: Mutex<HashSet<SessionId>>,
 }
 
 impl Store {
     /// A store over a database tier alone.
     pub fn new(database: Arc<dyn DatabaseTier>) -> Store {
-        Store { inner: Arc::new(StoreInner { database: Some(database), ops: OpCounts::default() }) }
+        Store::build(Some(database), None, StoreOptions::default())
+    }
+
+    /// A cache in front of a database.
+    pub fn tiered(database: Arc<dyn DatabaseTier>, cache: Arc<dyn CacheTier>, options: StoreOptions) -> Store {
+        Store::build(Some(database), Some(cache), options)
+    }
+
+    /// Cache-only mode (`no_database`): every session lives in the cache
+    /// alone and is lost with it (eviction, restart of an in-process cache).
+    pub fn cache_only(cache: Arc<dyn CacheTier>, options: StoreOptions) -> Store {
+        Store::build(None, Some(cache), options)
+    }
+
+    fn build(
+        database: Option<Arc<dyn DatabaseTier>>,
+        cache: Option<Arc<dyn CacheTier>>,
+        options: StoreOptions,
+    ) -> Store {
+        Store {
+            inner: Arc::new(StoreInner {
+                database,
+                cache,
+                options,
+                ops: OpCounts::default(),
+                suspects: Mutex::default(),
+            }),
+        }
     }
 
     /// Connects to the database a URL names (`sqlite://PATH`, `sqlite::memory:`,
@@ -209,6 +303,17 @@ impl Store {
     /// The database tier, if there is one.
     pub fn database(&self) -> Option<&Arc<dyn DatabaseTier>> {
         self.inner.database.as_ref()
+    }
+
+    /// The cache tier, if there is one.
+    pub fn cache(&self) -> Option<&Arc<dyn CacheTier>> {
+        self.inner.cache.as_ref()
+    }
+
+    /// Whether quick writes can go to the cache alone (a cache in front of
+    /// a database).
+    pub fn has_quick_writes(&self) -> bool {
+        self.inner.cache.is_some() && self.inner.database.is_some()
     }
 
     /// The database tier, or a configuration error for operations that need
@@ -233,52 +338,276 @@ impl Store {
         Ok(db)
     }
 
-    /// A live (unexpired) session.
+    /// Runs one cache call with the timeout, counting it; failures are
+    /// logged and counted, and returned for the caller to bypass.
+    async fn cache_call<T>(
+        &self,
+        cache: &Arc<dyn CacheTier>,
+        operation: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.inner.ops.cache.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(self.inner.options.cache_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Cache {
+                backend: cache.backend(),
+                operation,
+                message: format!("no answer within {:?}", self.inner.options.cache_timeout),
+            }),
+        };
+        if let Err(error) = &result {
+            self.inner.ops.cache_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(backend = cache.backend(), operation, %error, "cache tier call failed");
+        }
+        result
+    }
+
+    fn suspects(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
+        self.inner.suspects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether this id's cache entry may be stale; if so, tries once more to
+    /// evict it.
+    async fn is_suspect(&self, cache: &Arc<dyn CacheTier>, id: &SessionId) -> bool {
+        if !self.suspects().contains(id) {
+            return false;
+        }
+        if self.cache_call(cache, "evicting a stale session", cache.evict(std::slice::from_ref(id))).await.is_ok() {
+            self.suspects().remove(id);
+        }
+        true
+    }
+
+    /// After a database write: put the record in the cache, or at least make
+    /// sure no older copy of it stays there.
+    async fn cache_after_write(&self, record: &Record) {
+        let Some(cache) = self.cache() else { return };
+        if self.cache_call(cache, "writing a session", cache.put(record)).await.is_ok() {
+            return;
+        }
+        self.make_sure_evicted(cache, &record.id).await;
+    }
+
+    async fn make_sure_evicted(&self, cache: &Arc<dyn CacheTier>, id: &SessionId) {
+        if self.cache_call(cache, "evicting a stale session", cache.evict(std::slice::from_ref(id))).await.is_err() {
+            let mut suspects = self.suspects();
+            if suspects.len() < MAX_SUSPECTS {
+                suspects.insert(id.clone());
+            } else {
+                tracing::error!(
+                    "too many cache entries could not be evicted; some may be served stale until they expire"
+                );
+            }
+        }
+    }
+
+    /// After a database delete: a tombstone in the cache.
+    async fn cache_after_delete(&self, id: &SessionId) {
+        let Some(cache) = self.cache() else { return };
+        let ttl = self.inner.options.tombstone_ttl;
+        if self.cache_call(cache, "deleting a session", cache.tombstone(id, ttl)).await.is_err() {
+            self.make_sure_evicted(cache, id).await;
+        }
+    }
+
+    /// A live (unexpired) session: from the cache when it has it, else from
+    /// the database (refilling the cache).
     pub async fn load(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
-        let record = self.db()?.load(id).await?;
-        Ok(record.filter(|r| !r.is_expired_at(now)))
+        if let Some(cache) = self.cache()
+            && !self.is_suspect(cache, id).await
+        {
+            match self.cache_call(cache, "reading a session", cache.get(id)).await {
+                Ok(CacheLookup::Hit(record)) => return Ok(Some(record).filter(|r| !r.is_expired_at(now))),
+                Ok(CacheLookup::Deleted) => return Ok(None),
+                Ok(CacheLookup::Miss) if self.database().is_none() => return Ok(None),
+                Ok(CacheLookup::Miss) => {}
+                Err(error) if self.database().is_none() => return Err(error),
+                Err(_) => {}
+            }
+            let record = self.db()?.load(id).await?.filter(|r| !r.is_expired_at(now));
+            if let Some(record) = &record {
+                let _ = self.cache_call(cache, "refilling a session", cache.fill(record)).await;
+            }
+            return Ok(record);
+        }
+        Ok(self.db()?.load(id).await?.filter(|r| !r.is_expired_at(now)))
+    }
+
+    /// The authoritative copy, bypassing the cache (after a version
+    /// conflict, the cached copy is the one known to be old). Refreshes the
+    /// cache with what it finds.
+    pub async fn load_fresh(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
+        let Some(database) = self.database() else {
+            return self.load(id, now).await;
+        };
+        self.inner.ops.database.fetch_add(1, Ordering::Relaxed);
+        let record = database.load(id).await?.filter(|r| !r.is_expired_at(now));
+        if let Some(record) = &record {
+            self.cache_after_write(record).await;
+        }
+        Ok(record)
     }
 
     /// Creates a session unless its id exists; false when taken.
     pub async fn create(&self, record: &Record) -> Result<bool> {
-        self.db()?.insert_if_absent(record).await
+        match (self.database(), self.cache()) {
+            (None, Some(cache)) => self.cache_call(cache, "creating a session", cache.create(record)).await,
+            _ => {
+                let created = self.db()?.insert_if_absent(record).await?;
+                if created {
+                    self.cache_after_write(record).await;
+                }
+                Ok(created)
+            }
+        }
     }
 
-    /// Versioned update of an existing session.
+    /// Versioned update of an existing session: `record.version` is the new
+    /// version, `expected_version` the one this request loaded.
     pub async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
-        self.db()?.update(record, expected_version).await
+        if let (None, Some(cache)) = (self.database(), self.cache()) {
+            return self.cache_call(cache, "saving a session", cache.update(record, expected_version)).await;
+        }
+        let outcome = self.db()?.update(record, expected_version).await?;
+        match outcome {
+            UpdateOutcome::Updated => self.cache_after_write(record).await,
+            UpdateOutcome::Missing => self.cache_after_delete(&record.id).await,
+            UpdateOutcome::Conflict => {}
+        }
+        Ok(outcome)
     }
 
-    /// A "quick" write: the cache tier only when there is one. Without a
-    /// cache it is an ordinary versioned database update, since there is
-    /// nowhere cheaper to put it.
-    pub async fn write_quick(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
-        self.update(record, expected_version).await
+    /// A quick write: the cache tier only, at the version the database
+    /// holds (`record.version` unchanged). `Conflict` when the cache refused
+    /// it (a newer version or a deletion is cached) or could not take it:
+    /// the caller then saves normally, so nothing is lost to a cache outage.
+    pub async fn write_quick(&self, record: &Record) -> Result<UpdateOutcome> {
+        let Some(cache) = self.cache().filter(|_| self.database().is_some()) else {
+            return Err(Error::Config("quick writes need a cache in front of a database".into()));
+        };
+        match self.cache_call(cache, "writing a session", cache.put(record)).await {
+            Ok(true) => Ok(UpdateOutcome::Updated),
+            Ok(false) => Ok(UpdateOutcome::Conflict),
+            Err(_) => {
+                self.make_sure_evicted(cache, &record.id).await;
+                Ok(UpdateOutcome::Conflict)
+            }
+        }
     }
 
     /// Moves a session to a new id atomically.
     pub async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
-        self.db()?.rotate(old, expected_version, record).await
+        if let (None, Some(cache)) = (self.database(), self.cache()) {
+            return self.cache_call(cache, "moving a session", cache.rotate(old, expected_version, record)).await;
+        }
+        let outcome = self.db()?.rotate(old, expected_version, record).await?;
+        match outcome {
+            RotateOutcome::Rotated => {
+                self.cache_after_delete(old).await;
+                self.cache_after_write(record).await;
+            }
+            RotateOutcome::Missing => self.cache_after_delete(old).await,
+            RotateOutcome::Conflict | RotateOutcome::IdTaken => {}
+        }
+        Ok(outcome)
     }
 
-    /// Deletes a session from every tier. Returns whether it existed.
+    /// Deletes a session from every tier. Returns whether it existed. The
+    /// cache entry goes even when the database delete fails.
     pub async fn delete(&self, id: &SessionId) -> Result<bool> {
-        self.db()?.delete(id).await
+        if let (None, Some(cache)) = (self.database(), self.cache()) {
+            return self.cache_call(cache, "deleting a session", cache.delete(id)).await;
+        }
+        let result = self.db()?.delete(id).await;
+        self.cache_after_delete(id).await;
+        result
     }
 
     /// Deletes every session of a user from every tier; returns their ids.
     pub async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
-        self.db()?.delete_by_user(user_id).await
+        let ids = self.db()?.delete_by_user(user_id).await?;
+        for id in &ids {
+            self.cache_after_delete(id).await;
+        }
+        Ok(ids)
     }
 
-    /// One purge batch; see [`DatabaseTier::purge_expired_batch`].
+    /// One purge batch (see [`DatabaseTier::purge_expired_batch`]); the
+    /// purged ids are also dropped from the cache.
     pub async fn purge_expired_batch(
         &self,
         now: DateTime<Utc>,
         after: Option<&str>,
         window: u32,
     ) -> Result<PurgeBatch> {
-        self.db()?.purge_expired_batch(now, after, window).await
+        let batch = self.db()?.purge_expired_batch(now, after, window).await?;
+        if let Some(cache) = self.cache()
+            && !batch.deleted.is_empty()
+        {
+            let _ = self.cache_call(cache, "evicting purged sessions", cache.evict(&batch.deleted)).await;
+        }
+        Ok(batch)
+    }
+}
+
+/// Where sessions live: what [`StoreConfig::open`] builds a [`Store`] from.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`, `postgres://…`; `None` for cache-only mode.
+    pub database_url: Option<String>,
+    /// `redis://…` for a Redis cache tier.
+    pub redis_url: Option<String>,
+    /// Key prefix in Redis (default `sessionctl:`).
+    pub redis_prefix: Option<String>,
+    /// An in-process cache tier (ignored when a Redis URL is given).
+    pub memory_cache: Option<MemoryCacheConfig>,
+    /// Cache timeouts and tombstones.
+    pub options: StoreOptions,
+}
+
+/// Settings of the in-process cache tier.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryCacheConfig {
+    /// Most sessions kept.
+    pub capacity: u64,
+    /// Longest an entry is served without reading the database (in front of
+    /// a database; a cache-only store keeps entries until they expire).
+    pub staleness: Duration,
+}
+
+impl Default for MemoryCacheConfig {
+    fn default() -> Self {
+        MemoryCacheConfig { capacity: memory::DEFAULT_CAPACITY, staleness: memory::DEFAULT_STALENESS }
+    }
+}
+
+impl StoreConfig {
+    /// Connects the configured tiers and applies the database schema.
+    pub async fn open(&self) -> Result<Store> {
+        let database = match &self.database_url {
+            Some(url) => {
+                let database = connect_database(url).await?;
+                database.migrate().await?;
+                Some(database)
+            }
+            None => None,
+        };
+        let cache: Option<Arc<dyn CacheTier>> = match (&self.redis_url, self.memory_cache) {
+            (Some(url), _) => Some(Arc::new(redis::RedisCache::connect(
+                url,
+                self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
+                self.options.cache_timeout,
+            )?)),
+            (None, Some(memory)) => {
+                let staleness = database.is_some().then_some(memory.staleness);
+                Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
+            }
+            (None, None) => None,
+        };
+        match (database, cache) {
+            (None, None) => Err(Error::Config("no tier configured: give a database URL, a cache, or both".into())),
+            (database, cache) => Ok(Store::build(database, cache, self.options.clone())),
+        }
     }
 }
 

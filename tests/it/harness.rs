@@ -1,13 +1,19 @@
-//! Databases for the tests: a SQLite file in a temp dir, or a fresh
-//! database on a throwaway PostgreSQL server (see `tests/support/pg_server.rs`).
+//! Stores for the tests, in every tier combination: SQLite files in a temp
+//! dir, fresh databases on a throwaway PostgreSQL server, key prefixes on a
+//! throwaway Redis server (see `tests/support/`), in-process caches.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use sessionctl::store::{postgres::PostgresDatabase, sqlite::SqliteDatabase};
-use sessionctl::{DatabaseTier, Keys, SessionConfig, Store};
+use sessionctl::store::memory::MemoryCache;
+use sessionctl::store::redis::RedisCache;
+use sessionctl::store::{CacheLookup, postgres::PostgresDatabase, sqlite::SqliteDatabase};
+use sessionctl::{CacheTier, DatabaseTier, Filter, Keys, Record, SessionConfig, SessionId, Store, StoreOptions};
 
 #[path = "../support/pg_server.rs"]
 pub mod pg_server;
+#[path = "../support/redis_server.rs"]
+pub mod redis_server;
 
 pub use pg_server::free_port;
 
@@ -22,29 +28,152 @@ pub fn config() -> SessionConfig {
     SessionConfig::new(keys()).with_cookie_only_threshold(0)
 }
 
-/// A database for one test, removed with it.
+/// The tiers of one test, removed with it.
 pub struct TestDb {
     pub store: Store,
-    pub database: Arc<dyn DatabaseTier>,
+    pub database: Option<Arc<dyn DatabaseTier>>,
+    pub cache: Option<Arc<dyn CacheTier>>,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
-/// A fresh SQLite database file in a temp dir.
-pub async fn sqlite() -> TestDb {
+impl TestDb {
+    fn new(
+        database: Option<Arc<dyn DatabaseTier>>,
+        cache: Option<Arc<dyn CacheTier>>,
+        url: String,
+        dir: Option<tempfile::TempDir>,
+    ) -> TestDb {
+        let options = StoreOptions::default();
+        let store = match (&database, &cache) {
+            (Some(db), None) => Store::new(db.clone()),
+            (Some(db), Some(cache)) => Store::tiered(db.clone(), cache.clone(), options),
+            (None, Some(cache)) => Store::cache_only(cache.clone(), options),
+            (None, None) => unreachable!(),
+        };
+        TestDb { store, database, cache, url, _dir: dir }
+    }
+
+    /// The database tier (for cases that only make sense with one).
+    pub fn db(&self) -> &Arc<dyn DatabaseTier> {
+        self.database.as_ref().expect("this case needs a database tier")
+    }
+
+    /// What the authoritative tier holds (the database, else the cache),
+    /// expired or not.
+    pub async fn stored(&self, id: &SessionId) -> Option<Record> {
+        match (&self.database, &self.cache) {
+            (Some(db), _) => db.load(id).await.unwrap(),
+            (None, Some(cache)) => match cache.get(id).await.unwrap() {
+                CacheLookup::Hit(record) => Some(record),
+                _ => None,
+            },
+            (None, None) => unreachable!(),
+        }
+    }
+
+    /// Asserts the session is in no tier.
+    pub async fn assert_gone(&self, id: &SessionId) {
+        if let Some(db) = &self.database {
+            assert!(db.load(id).await.unwrap().is_none(), "{id} still in the database");
+        }
+        if let Some(cache) = &self.cache {
+            assert!(!matches!(cache.get(id).await.unwrap(), CacheLookup::Hit(_)), "{id} still in the cache");
+        }
+    }
+
+    /// Replaces what is stored, behind the session's back (an admin edit):
+    /// written to the authoritative tier, and the cache entry dropped.
+    pub async fn overwrite(&self, record: &Record) {
+        if let Some(db) = &self.database {
+            db.upsert(record).await.unwrap();
+        }
+        if let Some(cache) = &self.cache {
+            cache.evict(std::slice::from_ref(&record.id)).await.unwrap();
+            if self.database.is_none() {
+                assert!(cache.put(record).await.unwrap());
+            }
+        }
+    }
+
+    /// Sessions in the database.
+    pub async fn count(&self) -> u64 {
+        self.db().count(&Filter::default(), chrono::Utc::now()).await.unwrap()
+    }
+}
+
+async fn sqlite_database() -> (Arc<dyn DatabaseTier>, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
     let database: Arc<dyn DatabaseTier> = Arc::new(SqliteDatabase::connect(&url).await.unwrap());
     database.migrate().await.unwrap();
-    TestDb { store: Store::new(database.clone()), database, url, _dir: Some(dir) }
+    (database, url, dir)
 }
 
-/// A fresh database on the shared throwaway PostgreSQL server, or `None`
-/// (with a message) when PostgreSQL is not installed and `CI` is not set.
-pub async fn postgres() -> Option<TestDb> {
+async fn postgres_database() -> Option<(Arc<dyn DatabaseTier>, String)> {
     let server = pg_server::shared()?;
     let url = tokio::task::spawn_blocking(|| server.create_database()).await.unwrap();
     let database: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
     database.migrate().await.unwrap();
-    Some(TestDb { store: Store::new(database.clone()), database, url, _dir: None })
+    Some((database, url))
+}
+
+static PREFIX_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A Redis cache tier on the shared server, under a prefix of its own.
+pub fn redis_cache() -> Option<Arc<dyn CacheTier>> {
+    let server = redis_server::shared()?;
+    Some(redis_cache_at(&server.url()))
+}
+
+/// A Redis cache tier for the server at `url`, under a fresh prefix.
+pub fn redis_cache_at(url: &str) -> Arc<dyn CacheTier> {
+    let prefix = format!("test{}:{}:", std::process::id(), PREFIX_COUNTER.fetch_add(1, Ordering::Relaxed));
+    Arc::new(RedisCache::connect(url, &prefix, StoreOptions::default().cache_timeout).unwrap())
+}
+
+/// A fresh SQLite database.
+pub async fn sqlite() -> TestDb {
+    let (database, url, dir) = sqlite_database().await;
+    TestDb::new(Some(database), None, url, Some(dir))
+}
+
+/// A fresh database on the shared PostgreSQL server, or `None` (with a
+/// message) when PostgreSQL is not installed and `CI` is not set.
+pub async fn postgres() -> Option<TestDb> {
+    let (database, url) = postgres_database().await?;
+    Some(TestDb::new(Some(database), None, url, None))
+}
+
+/// Redis in front of SQLite.
+pub async fn redis_sqlite() -> Option<TestDb> {
+    let cache = redis_cache()?;
+    let (database, url, dir) = sqlite_database().await;
+    Some(TestDb::new(Some(database), Some(cache), url, Some(dir)))
+}
+
+/// Redis in front of PostgreSQL.
+pub async fn redis_postgres() -> Option<TestDb> {
+    let cache = redis_cache()?;
+    let (database, url) = postgres_database().await?;
+    Some(TestDb::new(Some(database), Some(cache), url, None))
+}
+
+/// The in-process cache in front of SQLite (the embedded default).
+pub async fn memory_sqlite() -> TestDb {
+    let (database, url, dir) = sqlite_database().await;
+    let cache: Arc<dyn CacheTier> = Arc::new(MemoryCache::new(10_000, Some(std::time::Duration::from_secs(10))));
+    TestDb::new(Some(database), Some(cache), url, Some(dir))
+}
+
+/// Redis alone (`no_database`).
+pub async fn redis_only() -> Option<TestDb> {
+    let cache = redis_cache()?;
+    Some(TestDb::new(None, Some(cache), String::new(), None))
+}
+
+/// The in-process cache alone (`no_database`).
+pub async fn memory_only() -> TestDb {
+    let cache: Arc<dyn CacheTier> = Arc::new(MemoryCache::new(10_000, None));
+    TestDb::new(None, Some(cache), String::new(), None)
 }

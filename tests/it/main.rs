@@ -7,3 +7,4 @@ mod cli;
 mod codec;
 mod session;
 mod suite;
+mod tiers;

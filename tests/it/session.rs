@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use sessionctl::{CookieUpdate, Filter, SaveStatus, Session, SessionConfig};
+use sessionctl::{CookieUpdate, SaveStatus, Session, SessionConfig};
 
 use crate::harness;
 
@@ -16,7 +16,7 @@ fn set_value(outcome: &sessionctl::SaveOutcome) -> String {
 }
 
 async fn stored_count(db: &harness::TestDb) -> u64 {
-    db.database.count(&Filter::default(), chrono::Utc::now()).await.unwrap()
+    db.count().await
 }
 
 #[tokio::test]

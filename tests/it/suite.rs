@@ -55,7 +55,7 @@ pub async fn create_load_update_delete(db: TestDb) {
     assert_eq!(saved.cookie, CookieUpdate::Keep, "a data change keeps the same cookie");
 
     let id = session.id().await.unwrap().unwrap();
-    let stored = db.database.load(&id).await.unwrap().unwrap();
+    let stored = db.stored(&id).await.unwrap();
     assert_eq!(stored.data["cart"], json!([1, 2, 3]));
     assert_eq!(stored.version, 2);
 
@@ -63,7 +63,7 @@ pub async fn create_load_update_delete(db: TestDb) {
     session.terminate().await.unwrap();
     let outcome = session.save().await.unwrap();
     assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Terminated, CookieUpdate::Remove));
-    assert!(db.database.load(&id).await.unwrap().is_none());
+    db.assert_gone(&id).await;
 
     let session = Session::new(db.store.clone(), config, Some(&cookie));
     assert_eq!(session.get_value("cart").await.unwrap(), None, "a terminated session's cookie finds nothing");
@@ -82,8 +82,10 @@ pub async fn untouched_and_unchanged_sessions_do_no_writes(db: TestDb) {
     assert_eq!(read_only.get::<i32>("n").await.unwrap(), Some(1));
     read_only.insert("n", 1).await.unwrap();
     assert_eq!(read_only.save().await.unwrap().status, SaveStatus::Unchanged);
-    assert_eq!((db.store.ops() - before).database, 1, "one load, no write");
+    let ops = db.store.ops() - before;
+    assert_eq!(ops.database + ops.cache, 1, "one load, no write: {ops:?}");
 
+    let before = db.store.ops();
     let fresh = Session::new(db.store.clone(), config, None);
     assert_eq!(fresh.get_value("n").await.unwrap(), None);
     let outcome = fresh.save().await.unwrap();
@@ -92,16 +94,16 @@ pub async fn untouched_and_unchanged_sessions_do_no_writes(db: TestDb) {
         (SaveStatus::Unchanged, CookieUpdate::Keep),
         "no cookie until a write"
     );
-    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 1);
+    assert_eq!(db.store.ops() - before, Default::default(), "no cookie, no read, no write");
 }
 
 pub async fn insert_if_absent_never_overwrites(db: TestDb) {
     let first = record("", chrono::Duration::hours(1), None);
-    assert!(db.database.insert_if_absent(&first).await.unwrap());
+    assert!(db.store.create(&first).await.unwrap());
     let mut second = first.clone();
     second.data = json!({"other": true}).as_object().cloned().unwrap();
-    assert!(!db.database.insert_if_absent(&second).await.unwrap());
-    assert_eq!(db.database.load(&first.id).await.unwrap().unwrap().data, first.data);
+    assert!(!db.store.create(&second).await.unwrap());
+    assert_eq!(db.stored(&first.id).await.unwrap().data, first.data);
 }
 
 pub async fn concurrent_changes_to_different_keys_both_land(db: TestDb) {
@@ -168,15 +170,18 @@ pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
 
     let outcome = writer.save().await.unwrap();
     assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Gone, CookieUpdate::Remove));
-    assert!(db.database.load(&id).await.unwrap().is_none(), "the deleted session stays deleted");
-    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 0);
+    db.assert_gone(&id).await;
+    let reader = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(reader.get_value("n").await.unwrap(), None, "the deleted session stays deleted");
+}
 
-    // Same for a raw versioned update and an id rotation.
+pub async fn writes_to_missing_sessions_create_nothing(db: TestDb) {
     let r = record("", chrono::Duration::hours(1), None);
-    assert_eq!(db.database.update(&r, 0).await.unwrap(), UpdateOutcome::Missing);
+    assert_eq!(db.store.update(&r, 0).await.unwrap(), UpdateOutcome::Missing);
     let new = record("", chrono::Duration::hours(1), None);
-    assert_eq!(db.database.rotate(&r.id, 0, &new).await.unwrap(), RotateOutcome::Missing);
-    assert!(db.database.load(&new.id).await.unwrap().is_none());
+    assert_eq!(db.store.rotate(&r.id, 0, &new).await.unwrap(), RotateOutcome::Missing);
+    db.assert_gone(&r.id).await;
+    db.assert_gone(&new.id).await;
 }
 
 pub async fn regenerate_id_moves_data_and_deletes_old(db: TestDb) {
@@ -190,7 +195,7 @@ pub async fn regenerate_id_moves_data_and_deletes_old(db: TestDb) {
     let new_cookie = cookie_of(&outcome);
     let new_id = session.id().await.unwrap().unwrap();
     assert_ne!(old_id, new_id);
-    assert!(db.database.load(&old_id).await.unwrap().is_none(), "old id deleted");
+    db.assert_gone(&old_id).await;
 
     let old = Session::new(db.store.clone(), config.clone(), Some(&cookie));
     assert_eq!(old.get_value("cart").await.unwrap(), None, "the old cookie no longer works");
@@ -207,10 +212,11 @@ pub async fn regenerate_racing_a_write_keeps_both(db: TestDb) {
     login.regenerate_id().await.unwrap();
     other.insert("b", 2).await.unwrap();
     other.save().await.unwrap();
+    let old_id = other.id().await.unwrap().unwrap();
     let new_cookie = cookie_of(&login.save().await.unwrap());
     let check = Session::new(db.store.clone(), config, Some(&new_cookie));
     assert_eq!(check.data().await.unwrap(), json!({"a": 1, "b": 2}).as_object().cloned().unwrap());
-    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 1);
+    db.assert_gone(&old_id).await;
 }
 
 pub async fn purge_deletes_only_expired_rows(db: TestDb) {
@@ -219,7 +225,7 @@ pub async fn purge_deletes_only_expired_rows(db: TestDb) {
     for i in 0..60 {
         let expires_in = if i % 3 == 0 { chrono::Duration::seconds(-10) } else { chrono::Duration::hours(1) };
         let r = record("", expires_in, None);
-        db.database.insert_if_absent(&r).await.unwrap();
+        db.store.create(&r).await.unwrap();
         if i % 3 == 0 { expired.push(r) } else { live.push(r) }
     }
     expired.sort_by(|a, b| a.id.cmp(&b.id));
@@ -231,7 +237,7 @@ pub async fn purge_deletes_only_expired_rows(db: TestDb) {
     let mut deleted = Vec::new();
     let mut batches = 0;
     loop {
-        let batch = db.database.purge_expired_batch(now, cursor.as_deref(), 7).await.unwrap();
+        let batch = db.store.purge_expired_batch(now, cursor.as_deref(), 7).await.unwrap();
         batches += 1;
         if batches == 1 {
             assert!(
@@ -241,7 +247,7 @@ pub async fn purge_deletes_only_expired_rows(db: TestDb) {
             let mut pushed = refreshed.clone();
             pushed.expires_at = now + chrono::Duration::hours(1);
             pushed.version = 2;
-            assert_eq!(db.database.update(&pushed, 1).await.unwrap(), UpdateOutcome::Updated);
+            assert_eq!(db.store.update(&pushed, 1).await.unwrap(), UpdateOutcome::Updated);
         }
         deleted.extend(batch.deleted);
         cursor = batch.next;
@@ -254,10 +260,13 @@ pub async fn purge_deletes_only_expired_rows(db: TestDb) {
     let expected: Vec<SessionId> = expired.iter().map(|r| r.id.clone()).collect();
     assert_eq!(deleted, expected, "exactly the expired rows are reported deleted");
     for r in &live {
-        assert!(db.database.load(&r.id).await.unwrap().is_some(), "live row kept");
+        assert!(db.store.load(&r.id, now).await.unwrap().is_some(), "live row kept");
     }
-    assert!(db.database.load(&refreshed.id).await.unwrap().is_some(), "the refreshed session survived the purge");
-    assert_eq!(db.database.count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 0);
+    for r in &expired {
+        db.assert_gone(&r.id).await;
+    }
+    assert!(db.store.load(&refreshed.id, now).await.unwrap().is_some(), "the refreshed session survived the purge");
+    assert_eq!(db.db().count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 0);
 }
 
 pub async fn delete_by_user_and_filters(db: TestDb) {
@@ -268,22 +277,22 @@ pub async fn delete_by_user_and_filters(db: TestDb) {
         (Some("bob"), chrono::Duration::hours(1)),
         (None, chrono::Duration::hours(1)),
     ] {
-        db.database.insert_if_absent(&record("", expires_in, user)).await.unwrap();
+        db.store.create(&record("", expires_in, user)).await.unwrap();
     }
     let now = Utc::now();
     let alice = Filter { user_id: Some("alice".into()), ..Filter::default() };
-    assert_eq!(db.database.count(&alice, now).await.unwrap(), 3);
+    assert_eq!(db.db().count(&alice, now).await.unwrap(), 3);
     let alice_active = Filter { state: StateFilter::Active, ..alice.clone() };
-    assert_eq!(db.database.count(&alice_active, now).await.unwrap(), 2);
-    assert_eq!(db.database.count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 1);
-    assert_eq!(db.database.count(&Filter { key: Some("k".into()), ..Filter::default() }, now).await.unwrap(), 5);
-    assert_eq!(db.database.count(&Filter { key: Some("nope".into()), ..Filter::default() }, now).await.unwrap(), 0);
+    assert_eq!(db.db().count(&alice_active, now).await.unwrap(), 2);
+    assert_eq!(db.db().count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 1);
+    assert_eq!(db.db().count(&Filter { key: Some("k".into()), ..Filter::default() }, now).await.unwrap(), 5);
+    assert_eq!(db.db().count(&Filter { key: Some("nope".into()), ..Filter::default() }, now).await.unwrap(), 0);
 
     // Keyset pages cover everything exactly once.
     let mut seen = Vec::new();
     let mut after: Option<SessionId> = None;
     loop {
-        let page = db.database.scan(&Filter::default(), now, after.as_ref(), 2).await.unwrap();
+        let page = db.db().scan(&Filter::default(), now, after.as_ref(), 2).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -293,20 +302,30 @@ pub async fn delete_by_user_and_filters(db: TestDb) {
     assert_eq!(seen.len(), 5);
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
 
-    let revoked = db.database.delete_by_user("alice").await.unwrap();
+    let revoked = db.store.delete_by_user("alice").await.unwrap();
     assert_eq!(revoked.len(), 3);
-    assert_eq!(db.database.count(&alice, now).await.unwrap(), 0);
-    assert_eq!(db.database.count(&Filter::default(), now).await.unwrap(), 2, "other users' sessions untouched");
+    for id in &revoked {
+        db.assert_gone(id).await;
+    }
+    assert_eq!(db.db().count(&alice, now).await.unwrap(), 0);
+    assert_eq!(db.db().count(&Filter::default(), now).await.unwrap(), 2, "other users' sessions untouched");
 }
 
 pub async fn size_limit_is_a_clear_error_and_writes_nothing(db: TestDb) {
     let config = Arc::new(harness::config().with_max_size(1000));
-    let session = Session::new(db.store.clone(), config, None);
-    session.insert("blob", "x".repeat(2000)).await.unwrap();
-    let error = session.save().await.unwrap_err();
-    assert!(matches!(error, Error::TooLarge { limit: 1000, .. }), "{error}");
-    assert!(error.to_string().contains("over the limit of 1000 bytes"), "{error}");
-    assert_eq!(db.database.count(&Filter::default(), Utc::now()).await.unwrap(), 0);
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    let before = db.store.ops();
+    for cookie in [None, Some(cookie.as_str())] {
+        let session = Session::new(db.store.clone(), config.clone(), cookie);
+        session.insert("blob", "x".repeat(2000)).await.unwrap();
+        let error = session.save().await.unwrap_err();
+        assert!(matches!(error, Error::TooLarge { limit: 1000, .. }), "{error}");
+        assert!(error.to_string().contains("over the limit of 1000 bytes"), "{error}");
+    }
+    let ops = db.store.ops() - before;
+    assert_eq!(ops.database + ops.cache, 1, "only the second session's load; nothing written: {ops:?}");
+    let check = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(check.get_value("blob").await.unwrap(), None);
 }
 
 pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
@@ -316,7 +335,7 @@ pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
     }));
     let cookie = start(&db, &config, json!({"n": 1})).await;
     let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).id().await.unwrap().unwrap();
-    let first = db.database.load(&id).await.unwrap().unwrap();
+    let first = db.stored(&id).await.unwrap();
     assert!((first.expires_at - first.created_at - chrono::Duration::hours(1)).num_seconds().abs() <= 1);
 
     // A read soon after does not write.
@@ -329,7 +348,7 @@ pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
     let mut aged = first.clone();
     aged.expires_at = first.expires_at - chrono::Duration::minutes(20);
     aged.version = first.version + 1;
-    db.database.update(&aged, first.version).await.unwrap();
+    db.overwrite(&aged).await;
     let aged_cookie = harness::config().codec().encode_reference(&id, aged.expires_at);
     let read = Session::new(db.store.clone(), config, Some(&aged_cookie));
     read.get_value("n").await.unwrap();
@@ -337,7 +356,7 @@ pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
     assert_eq!(outcome.status, SaveStatus::Saved);
     let CookieUpdate::Set { expires_at, .. } = outcome.cookie else { panic!("refresh re-issues the cookie") };
     assert!(expires_at > aged.expires_at + chrono::Duration::minutes(19));
-    assert_eq!(db.database.load(&id).await.unwrap().unwrap().expires_at, expires_at);
+    assert_eq!(db.stored(&id).await.unwrap().expires_at, expires_at);
 }
 
 pub async fn browser_session_cookie_still_has_a_server_expiry(db: TestDb) {
@@ -348,7 +367,7 @@ pub async fn browser_session_cookie_still_has_a_server_expiry(db: TestDb) {
     session.insert("n", 1).await.unwrap();
     session.save().await.unwrap();
     let id = session.id().await.unwrap().unwrap();
-    let stored = db.database.load(&id).await.unwrap().unwrap();
+    let stored = db.stored(&id).await.unwrap();
     let lifetime = stored.expires_at - stored.created_at;
     assert!((lifetime - chrono::Duration::days(7)).num_seconds().abs() <= 1, "real 7-day expiry, got {lifetime}");
 }
@@ -359,24 +378,17 @@ macro_rules! suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    use super::IntoOption as _;
+                    use super::super::IntoOption as _;
                     let Some(db) = crate::harness::$backend().await.into_option() else { return };
-                    super::$case(db).await;
+                    super::super::$case(db).await;
                 }
             )*
         }
     };
 }
 
-macro_rules! suites {
-    ($($case:ident),* $(,)?) => {
-        suite!(sqlite: $($case),*);
-        suite!(postgres: $($case),*);
-    };
-}
-
-/// Lets the macro treat SQLite (always there) and PostgreSQL (maybe
-/// skipped) alike.
+/// Lets the macro treat always-there tiers (SQLite, in-process) and
+/// maybe-skipped servers alike.
 trait IntoOption {
     fn into_option(self) -> Option<TestDb>;
 }
@@ -393,18 +405,47 @@ impl IntoOption for Option<TestDb> {
     }
 }
 
-suites!(
-    create_load_update_delete,
-    untouched_and_unchanged_sessions_do_no_writes,
-    insert_if_absent_never_overwrites,
-    concurrent_changes_to_different_keys_both_land,
-    many_concurrent_writers_all_land,
-    stale_save_after_delete_is_not_resurrected,
-    regenerate_id_moves_data_and_deletes_old,
-    regenerate_racing_a_write_keeps_both,
-    purge_deletes_only_expired_rows,
-    delete_by_user_and_filters,
-    size_limit_is_a_clear_error_and_writes_nothing,
-    idle_sessions_refresh_at_most_once_per_interval,
-    browser_session_cookie_still_has_a_server_expiry,
-);
+/// What every store does, whatever its tiers.
+macro_rules! session_cases {
+    ($backend:ident) => {
+        suite!($backend:
+            create_load_update_delete,
+            untouched_and_unchanged_sessions_do_no_writes,
+            insert_if_absent_never_overwrites,
+            concurrent_changes_to_different_keys_both_land,
+            many_concurrent_writers_all_land,
+            stale_save_after_delete_is_not_resurrected,
+            writes_to_missing_sessions_create_nothing,
+            regenerate_id_moves_data_and_deletes_old,
+            regenerate_racing_a_write_keeps_both,
+            size_limit_is_a_clear_error_and_writes_nothing,
+            idle_sessions_refresh_at_most_once_per_interval,
+            browser_session_cookie_still_has_a_server_expiry,
+        );
+    };
+}
+
+/// What needs a database tier: purge, listing, revocation by user.
+macro_rules! database_cases {
+    ($backend:ident) => {
+        suite!($backend: purge_deletes_only_expired_rows, delete_by_user_and_filters);
+    };
+}
+
+mod all_tiers {
+    session_cases!(sqlite);
+    session_cases!(postgres);
+    session_cases!(redis_sqlite);
+    session_cases!(redis_postgres);
+    session_cases!(memory_sqlite);
+    session_cases!(redis_only);
+    session_cases!(memory_only);
+}
+
+mod with_database {
+    database_cases!(sqlite);
+    database_cases!(postgres);
+    database_cases!(redis_sqlite);
+    database_cases!(redis_postgres);
+    database_cases!(memory_sqlite);
+}

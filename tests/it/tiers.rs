@@ -1,0 +1,277 @@
+//! The tiered store itself: round trips per path, cache refill, cache
+//! outages and their recovery, expiry of cache entries, the in-process
+//! cache's staleness bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sessionctl::store::memory::MemoryCache;
+use sessionctl::store::{CacheLookup, OpSnapshot};
+use sessionctl::{CacheTier, CookieUpdate, SaveStatus, Session, SessionConfig, SessionId, Store, StoreOptions};
+
+use crate::harness::{self, TestDb, redis_server::RedisServer};
+
+fn cookie(outcome: &sessionctl::SaveOutcome) -> String {
+    match &outcome.cookie {
+        CookieUpdate::Set { value, .. } => value.clone(),
+        other => panic!("expected a cookie, got {other:?}"),
+    }
+}
+
+async fn start(store: &Store, config: &Arc<SessionConfig>) -> (String, SessionId) {
+    let session = Session::new(store.clone(), config.clone(), None);
+    session.insert("n", 1).await.unwrap();
+    let value = cookie(&session.save().await.unwrap());
+    (value, session.id().await.unwrap().unwrap())
+}
+
+fn ops(database: u64, cache: u64) -> OpSnapshot {
+    OpSnapshot { database, cache, cache_errors: 0 }
+}
+
+async fn round_trips(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&db.store, &config).await;
+
+    // Cached read: one cache call, no database.
+    let before = db.store.ops();
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1));
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Unchanged);
+    assert_eq!(db.store.ops() - before, ops(0, 1), "cached read");
+
+    // Changed session: the cached read, then one database write and one cache write.
+    let before = db.store.ops();
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    session.insert("n", 2).await.unwrap();
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
+    assert_eq!(db.store.ops() - before, ops(1, 2), "read + one database write + one cache write");
+
+    // Quick change: the cached read, then one cache write; the database keeps the old data.
+    let before = db.store.ops();
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    session.insert_quick("seen", true).await.unwrap();
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
+    assert_eq!(db.store.ops() - before, ops(0, 2), "read + one cache write");
+    assert_eq!(db.db().load(&id).await.unwrap().unwrap().data.get("seen"), None, "quick writes skip the database");
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<bool>("seen").await.unwrap(), Some(true), "but are read back from the cache");
+
+    // A normal change after a quick one persists both.
+    session.insert("n", 3).await.unwrap();
+    session.save().await.unwrap();
+    let stored = db.db().load(&id).await.unwrap().unwrap();
+    assert_eq!(serde_json::Value::Object(stored.data), json!({"n": 3, "seen": true}));
+
+    // Database hit: a cache miss, the database, then a refill.
+    db.cache.as_ref().unwrap().evict(std::slice::from_ref(&id)).await.unwrap();
+    let before = db.store.ops();
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(3));
+    assert_eq!(db.store.ops() - before, ops(1, 2), "miss + database + refill");
+    let before = db.store.ops();
+    let session = Session::new(db.store.clone(), config, Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(3));
+    assert_eq!(db.store.ops() - before, ops(0, 1), "the refill serves the next read");
+}
+
+#[tokio::test]
+async fn round_trips_redis_sqlite() {
+    if let Some(db) = harness::redis_sqlite().await {
+        round_trips(db).await;
+    }
+}
+
+#[tokio::test]
+async fn round_trips_redis_postgres() {
+    if let Some(db) = harness::redis_postgres().await {
+        round_trips(db).await;
+    }
+}
+
+#[tokio::test]
+async fn round_trips_memory_sqlite() {
+    round_trips(harness::memory_sqlite().await).await;
+}
+
+/// A store whose Redis is a server of its own, for fault tests.
+async fn own_redis() -> Option<(RedisServer, TestDb)> {
+    let server = RedisServer::start()?;
+    let mut db = harness::sqlite().await;
+    let cache = harness::redis_cache_at(&server.url());
+    let options = StoreOptions { cache_timeout: Duration::from_millis(300), ..StoreOptions::default() };
+    db.store = Store::tiered(db.database.clone().unwrap(), cache.clone(), options);
+    db.cache = Some(cache);
+    Some((server, db))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_down_falls_back_to_the_database_and_recovers() {
+    let Some((mut server, db)) = own_redis().await else { return };
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&db.store, &config).await;
+
+    server.stop();
+    // Loads and saves keep working from the database.
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1));
+    session.insert("n", 2).await.unwrap();
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
+    let fresh = Session::new(db.store.clone(), config.clone(), None);
+    fresh.insert("new", true).await.unwrap();
+    let fresh_value = cookie(&fresh.save().await.unwrap());
+    assert!(db.store.ops().cache_errors > 0, "the outage is counted");
+    assert_eq!(db.db().load(&id).await.unwrap().unwrap().data["n"], json!(2));
+
+    server.start_again();
+    // The cache is used again (after the manager reconnects) and serves the
+    // current values, not ones from before the outage.
+    let mut cached = false;
+    for _ in 0..50 {
+        let before = db.store.ops();
+        let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(2), "no stale value");
+        if db.store.ops() - before == ops(0, 1) {
+            cached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cached, "reads are served from the cache again after Redis comes back");
+    let session = Session::new(db.store.clone(), config, Some(&fresh_value));
+    assert_eq!(session.get::<bool>("new").await.unwrap(), Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_is_bypassed_and_never_serves_a_stale_value() {
+    let Some((server, db)) = own_redis().await else { return };
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&db.store, &config).await;
+
+    server.pause();
+    let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "read from the database after the cache timeout");
+    session.insert("n", 2).await.unwrap();
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved, "the save persists despite the cache");
+    server.resume();
+
+    // Whatever Redis did with the commands that timed out, no read may see n = 1.
+    for _ in 0..20 {
+        let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(2));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    match db.cache.as_ref().unwrap().get(&id).await.unwrap() {
+        CacheLookup::Hit(record) => assert_eq!(record.data["n"], json!(2)),
+        CacheLookup::Miss => {}
+        CacheLookup::Deleted => panic!("a live session is not a tombstone"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_only_sessions_fail_clearly_while_redis_is_down() {
+    let Some(server) = RedisServer::start() else { return };
+    let mut server = server;
+    let cache = harness::redis_cache_at(&server.url());
+    let store =
+        Store::cache_only(cache, StoreOptions { cache_timeout: Duration::from_millis(300), ..StoreOptions::default() });
+    let config = Arc::new(harness::config());
+    let (value, _) = start(&store, &config).await;
+    server.stop();
+    let session = Session::new(store.clone(), config, Some(&value));
+    let error = session.get_value("n").await.unwrap_err();
+    assert!(error.to_string().contains("cache error (redis)"), "{error}");
+}
+
+#[tokio::test]
+async fn redis_entries_expire_with_their_session() {
+    let Some(db) = harness::redis_sqlite().await else { return };
+    let config = Arc::new(harness::config().with_lifetime(Duration::from_millis(1500)));
+    let (value, id) = start(&db.store, &config).await;
+    let cache = db.cache.as_ref().unwrap();
+    assert!(matches!(cache.get(&id).await.unwrap(), CacheLookup::Hit(_)));
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(cache.get(&id).await.unwrap(), CacheLookup::Miss, "Redis dropped the entry at the session's expiry");
+    let session = Session::new(db.store.clone(), config, Some(&value));
+    assert_eq!(session.get_value("n").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_tombstone_stops_a_late_refill_from_resurrecting_a_deleted_session() {
+    for db in [harness::redis_sqlite().await, Some(harness::memory_sqlite().await)].into_iter().flatten() {
+        let config = Arc::new(harness::config());
+        let (value, id) = start(&db.store, &config).await;
+        let loaded = db.db().load(&id).await.unwrap().unwrap();
+        // Another request read the row, then `delete` ran, then its refill lands.
+        db.store.delete(&id).await.unwrap();
+        let cache = db.cache.as_ref().unwrap();
+        cache.fill(&loaded).await.unwrap();
+        assert!(!cache.put(&loaded).await.unwrap(), "a write-back is refused too");
+        assert_eq!(cache.get(&id).await.unwrap(), CacheLookup::Deleted);
+        let session = Session::new(db.store.clone(), config, Some(&value));
+        assert_eq!(session.get_value("n").await.unwrap(), None, "{}: stays deleted", cache.backend());
+    }
+}
+
+#[tokio::test]
+async fn an_older_version_never_replaces_a_newer_cache_entry() {
+    for db in [harness::redis_sqlite().await, Some(harness::memory_sqlite().await)].into_iter().flatten() {
+        let config = Arc::new(harness::config());
+        let (_, id) = start(&db.store, &config).await;
+        let cache = db.cache.as_ref().unwrap();
+        let CacheLookup::Hit(v1) = cache.get(&id).await.unwrap() else { panic!() };
+        let mut v2 = v1.clone();
+        v2.version += 1;
+        v2.data.insert("n".into(), json!(2));
+        assert!(cache.put(&v2).await.unwrap());
+        assert!(!cache.put(&v1).await.unwrap(), "{}: a slower writer's older version is refused", cache.backend());
+        cache.fill(&v1).await.unwrap();
+        let CacheLookup::Hit(cached) = cache.get(&id).await.unwrap() else { panic!() };
+        assert_eq!(cached.version, v2.version);
+    }
+}
+
+#[tokio::test]
+async fn the_in_process_cache_sees_outside_deletes_within_its_staleness_bound() {
+    let db = harness::sqlite().await;
+    let database = db.database.clone().unwrap();
+    let cache: Arc<dyn CacheTier> = Arc::new(MemoryCache::new(1000, Some(Duration::from_millis(500))));
+    let store = Store::tiered(database.clone(), cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+
+    // `sessionctl delete` from another process: this process's cache cannot hear it.
+    database.delete(&id).await.unwrap();
+    let session = Session::new(store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "served from the cache within the bound");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let session = Session::new(store, config, Some(&value));
+    assert_eq!(session.get_value("n").await.unwrap(), None, "gone once the bound has passed");
+}
+
+#[tokio::test]
+async fn purge_drops_the_purged_ids_from_the_cache() {
+    let Some(db) = harness::redis_sqlite().await else { return };
+    let now = sessionctl::record::now();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let record = sessionctl::Record {
+            id: SessionId::generate(),
+            user_id: None,
+            data: json!({"n": 1}).as_object().cloned().unwrap(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now + chrono::Duration::milliseconds(300),
+            version: 1,
+        };
+        db.store.create(&record).await.unwrap();
+        ids.push(record.id);
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let batch = db.store.purge_expired_batch(sessionctl::record::now(), None, 100).await.unwrap();
+    assert_eq!(batch.deleted.len(), 5);
+    for id in &ids {
+        db.assert_gone(id).await;
+    }
+}
