@@ -56,6 +56,8 @@ fn codec(c: &mut Criterion) {
             codec.decode(&value, Utc::now()).unwrap()
         })
     });
+    let envelope = record.to_envelope();
+    group.bench_function("envelope 1KB decode", |b| b.iter(|| Record::from_envelope(&envelope).unwrap()));
     group.finish();
 }
 
