@@ -93,6 +93,14 @@ pub enum Error {
         message: String,
     },
 
+    /// No such session (or user) in the store.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// Input from outside (an edit, an import file, a flag) is not valid.
+    #[error("{0}")]
+    InvalidInput(String),
+
     /// A database URL names a scheme this build does not support.
     #[error("unsupported database URL scheme {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),

@@ -32,6 +32,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod error;

@@ -17,11 +17,15 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_ERROR);
         }
     };
-    match runtime.block_on(cli::run(cli)) {
+    let result = runtime.block_on(async { cli::run(cli).await.and_then(|()| cli::output::flush()) });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", cli::one_line(&e));
-            ExitCode::from(cli::exit_code(&e))
-        }
+        Err(e) => match cli::exit_code(&e) {
+            None => ExitCode::SUCCESS,
+            Some(code) => {
+                eprintln!("error: {}", cli::one_line(&e));
+                ExitCode::from(code)
+            }
+        },
     }
 }

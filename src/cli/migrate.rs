@@ -3,26 +3,25 @@
 use anyhow::Context as _;
 use clap::Args;
 
-use sessionctl::error::redact_url;
 use sessionctl::store::connect_database;
 
-use super::{GlobalOpts, OutputFormat};
+use super::Ctx;
+use super::output::line;
 
 /// Arguments of `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {}
 
 /// Applies the embedded migrations to the configured database.
-pub async fn run(global: &GlobalOpts, _args: MigrateArgs) -> anyhow::Result<()> {
-    let shown = redact_url(&global.database_url);
-    let database = connect_database(&global.database_url).await.with_context(|| format!("cannot open {shown}"))?;
+pub async fn run(ctx: &Ctx, _args: MigrateArgs) -> anyhow::Result<()> {
+    let shown = ctx.shown_database();
+    let database = connect_database(&ctx.global.database_url).await.with_context(|| format!("cannot open {shown}"))?;
     database.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
-    match global.output {
-        OutputFormat::Json => {
-            println!("{}", serde_json::json!({"version": 1, "migrated": true, "backend": database.backend()}))
-        }
-        OutputFormat::Table if !global.quiet => println!("schema up to date ({}: {shown})", database.backend()),
-        OutputFormat::Table => {}
+    if ctx.json() {
+        return line(serde_json::json!({"version": 1, "migrated": true, "backend": database.backend()}));
+    }
+    if !ctx.global.quiet {
+        line(format!("schema up to date ({}: {shown})", database.backend()))?;
     }
     Ok(())
 }

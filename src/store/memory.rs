@@ -195,6 +195,16 @@ impl CacheTier for MemoryCache {
         }
     }
 
+    async fn scan_ids(&self, _cursor: u64, _count: usize) -> Result<(u64, Vec<SessionId>)> {
+        let ids = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| matches!(entry.slot, Slot::Live(_)))
+            .filter_map(|(key, _)| SessionId::parse(&key).ok())
+            .collect();
+        Ok((0, ids))
+    }
+
     async fn delete(&self, id: &SessionId) -> Result<bool> {
         let _guard = self.locked();
         let existed = matches!(self.lookup(id), Some(Slot::Live(_)));

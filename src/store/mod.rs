@@ -74,6 +74,46 @@ pub struct Filter {
     pub key: Option<String>,
 }
 
+/// Where a [`DatabaseTier::scan`] page starts: after this record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanCursor {
+    /// The last record's expiry.
+    pub expires_at: DateTime<Utc>,
+    /// The last record's id.
+    pub id: SessionId,
+}
+
+impl ScanCursor {
+    /// The cursor after this record.
+    pub fn after(record: &Record) -> ScanCursor {
+        ScanCursor { expires_at: record.expires_at, id: record.id.clone() }
+    }
+}
+
+/// Table-wide figures from [`DatabaseTier::stats`]. Sizes are bytes of the
+/// stored data (PostgreSQL: of the jsonb value's text form).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseStats {
+    /// Rows.
+    pub total: u64,
+    /// Rows whose expiry is in the future.
+    pub active: u64,
+    /// Rows with a user id.
+    pub with_user: u64,
+    /// Smallest data size.
+    pub size_min: u64,
+    /// Median data size.
+    pub size_median: u64,
+    /// 99th percentile data size.
+    pub size_p99: u64,
+    /// Largest data size.
+    pub size_max: u64,
+    /// Earliest expiry.
+    pub oldest_expiry: Option<DateTime<Utc>>,
+    /// Latest expiry.
+    pub newest_expiry: Option<DateTime<Utc>>,
+}
+
 /// What one purge batch did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PurgeBatch {
@@ -120,15 +160,29 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// Deletes every session of a user; returns their ids.
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>>;
 
-    /// Up to `limit` sessions matching `filter`, in id order, after the
-    /// given id (keyset pagination: constant memory over any table size).
+    /// Up to `limit` sessions matching `filter`, ordered by expiry then id,
+    /// after the cursor (keyset pagination: constant memory over any table
+    /// size; pass the last record of a page to get the next).
     async fn scan(
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Record>>;
+
+    /// Sets the expiry of these sessions to `now` (bumping their version);
+    /// returns the ids that existed.
+    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>>;
+
+    /// Expires every live session of a user now; returns their ids.
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>>;
+
+    /// Which of these ids exist.
+    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>>;
+
+    /// Counts, sizes and expiry range of the whole table.
+    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats>;
 
     /// How many sessions match `filter`.
     async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64>;
@@ -180,6 +234,9 @@ pub trait CacheTier: Send + Sync + fmt::Debug {
     async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
     /// Cache-only mode: delete; returns whether it existed.
     async fn delete(&self, id: &SessionId) -> Result<bool>;
+    /// One page of the ids of live cached sessions (tombstones excluded),
+    /// for statistics: start at cursor 0; a returned cursor of 0 means done.
+    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionId>)>;
 }
 
 /// Round trips made by a [`Store`], per tier, since it was built.
@@ -530,6 +587,40 @@ impl Store {
             self.cache_after_delete(id).await;
         }
         Ok(ids)
+    }
+
+    /// Writes a record whatever is stored (admin edits, import with
+    /// `--replace`); the cache entry is dropped so the next read fills it.
+    pub async fn upsert(&self, record: &Record) -> Result<()> {
+        if let (None, Some(cache)) = (self.database(), self.cache()) {
+            self.cache_call(cache, "writing a session", cache.evict(std::slice::from_ref(&record.id))).await?;
+            self.cache_call(cache, "writing a session", cache.put(record)).await?;
+            return Ok(());
+        }
+        self.db()?.upsert(record).await?;
+        if let Some(cache) = self.cache() {
+            self.make_sure_evicted(cache, &record.id).await;
+        }
+        Ok(())
+    }
+
+    /// Expires sessions now in the database and drops them from the cache;
+    /// returns the ids that existed.
+    pub async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        let expired = self.db()?.expire(ids, now).await?;
+        for id in &expired {
+            self.cache_after_delete(id).await;
+        }
+        Ok(expired)
+    }
+
+    /// Expires a user's live sessions now, in both tiers.
+    pub async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        let expired = self.db()?.expire_by_user(user_id, now).await?;
+        for id in &expired {
+            self.cache_after_delete(id).await;
+        }
+        Ok(expired)
     }
 
     /// One purge batch (see [`DatabaseTier::purge_expired_batch`]); the

@@ -13,7 +13,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
-use super::{DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, StateFilter, UpdateOutcome, parse_ids};
+use super::{
+    DatabaseStats, DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, UpdateOutcome,
+    parse_ids,
+};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::Record;
@@ -242,15 +245,16 @@ impl DatabaseTier for PostgresDatabase {
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
         if let Some(after) = after {
-            query.push(" AND id > ").push_bind(after.as_str().to_owned());
+            query.push(" AND (expires_at, id) > (").push_bind(after.expires_at).push(", ");
+            query.push_bind(after.id.as_str().to_owned()).push(")");
         }
-        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
         rows.iter().map(row_to_record).collect()
     }
@@ -261,6 +265,78 @@ impl DatabaseTier for PostgresDatabase {
         let count: i64 =
             query.build_query_scalar().fetch_one(&self.pool).await.map_err(Error::db(BACKEND, "counting sessions"))?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+        let expired: Vec<String> = sqlx::query_scalar(
+            "UPDATE sessions SET expires_at = least(expires_at, $1), updated_at = $1, version = version + 1
+             WHERE id = ANY($2) RETURNING id",
+        )
+        .bind(now)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "expiring sessions"))?;
+        Ok(parse_ids(expired))
+    }
+
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE sessions SET expires_at = $1, updated_at = $1, version = version + 1
+             WHERE user_id = $2 AND expires_at > $1 RETURNING id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "expiring a user's sessions"))?;
+        Ok(parse_ids(ids))
+    }
+
+    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+        let found: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "looking up sessions"))?;
+        Ok(parse_ids(found))
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats> {
+        const OP: &str = "computing statistics";
+        let row = sqlx::query(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE expires_at > $1) AS active,
+                    count(user_id) AS with_user,
+                    coalesce(min(octet_length(data::text)), 0)::bigint AS size_min,
+                    coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY octet_length(data::text)), 0)::bigint AS size_median,
+                    coalesce(percentile_disc(0.99) WITHIN GROUP (ORDER BY octet_length(data::text)), 0)::bigint AS size_p99,
+                    coalesce(max(octet_length(data::text)), 0)::bigint AS size_max,
+                    min(expires_at) AS oldest, max(expires_at) AS newest
+             FROM sessions",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        let get = |column: &str| -> Result<u64> {
+            Ok(row.try_get::<i64, _>(column).map_err(Error::db(BACKEND, OP))?.max(0) as u64)
+        };
+        let time = |column: &str| -> Result<Option<DateTime<Utc>>> {
+            row.try_get::<Option<DateTime<Utc>>, _>(column).map_err(Error::db(BACKEND, OP))
+        };
+        Ok(DatabaseStats {
+            total: get("total")?,
+            active: get("active")?,
+            with_user: get("with_user")?,
+            size_min: get("size_min")?,
+            size_median: get("size_median")?,
+            size_p99: get("size_p99")?,
+            size_max: get("size_max")?,
+            oldest_expiry: time("oldest")?,
+            newest_expiry: time("newest")?,
+        })
     }
 
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {

@@ -140,6 +140,18 @@ impl ErrorKindDescription for redis::RedisError {
     }
 }
 
+/// Escapes a literal for a Redis glob pattern.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 fn expiry_ms(record: &Record) -> i64 {
     record.expires_at.timestamp_millis()
 }
@@ -258,6 +270,33 @@ impl CacheTier for RedisCache {
             -2 => RotateOutcome::IdTaken,
             _ => RotateOutcome::Missing,
         })
+    }
+
+    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionId>)> {
+        let mut connection = self.connection();
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", escape_glob(&self.prefix)))
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(cache_error("listing cached sessions"))?;
+        // Tombstones are short values; a record never is.
+        let mut lengths = redis::pipe();
+        for key in &keys {
+            lengths.strlen(key);
+        }
+        let lengths: Vec<usize> =
+            lengths.query_async(&mut connection).await.map_err(cache_error("listing cached sessions"))?;
+        let ids = keys
+            .iter()
+            .zip(lengths)
+            .filter(|(_, len)| *len != TOMBSTONE.len())
+            .filter_map(|(key, _)| SessionId::parse(key.strip_prefix(&self.prefix)?).ok())
+            .collect();
+        Ok((next, ids))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool> {

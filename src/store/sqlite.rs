@@ -16,7 +16,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, StateFilter, UpdateOutcome, parse_ids};
+use super::{
+    DatabaseStats, DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, UpdateOutcome,
+    parse_ids,
+};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Record};
@@ -260,15 +263,16 @@ impl DatabaseTier for SqliteDatabase {
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
         if let Some(after) = after {
-            query.push(" AND id > ").push_bind(after.as_str().to_owned());
+            query.push(" AND (expires_at, id) > (").push_bind(ms(after.expires_at)).push(", ");
+            query.push_bind(after.id.as_str().to_owned()).push(")");
         }
-        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
         rows.iter().map(row_to_record).collect()
     }
@@ -279,6 +283,101 @@ impl DatabaseTier for SqliteDatabase {
         let count: i64 =
             query.build_query_scalar().fetch_one(&self.pool).await.map_err(Error::db(BACKEND, "counting sessions"))?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        let mut expired = Vec::new();
+        for id in ids {
+            let row = sqlx::query(
+                "UPDATE sessions SET expires_at = min(expires_at, ?1), updated_at = ?1, version = version + 1
+                 WHERE id = ?2 RETURNING id",
+            )
+            .bind(ms(now))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "expiring a session"))?;
+            if row.is_some() {
+                expired.push(id.clone());
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE sessions SET expires_at = ?1, updated_at = ?1, version = version + 1
+             WHERE user_id = ?2 AND expires_at > ?1 RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "expiring a user's sessions"))?;
+        Ok(parse_ids(ids))
+    }
+
+    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM sessions WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.as_str().to_owned());
+        }
+        query.push(")");
+        let found: Vec<String> = query
+            .build_query_scalar()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "looking up sessions"))?;
+        Ok(parse_ids(found))
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats> {
+        const OP: &str = "computing statistics";
+        let row = sqlx::query(
+            "SELECT count(*) AS total, coalesce(sum(expires_at > ?), 0) AS active,
+                    count(user_id) AS with_user,
+                    coalesce(min(length(CAST(data AS BLOB))), 0) AS size_min,
+                    coalesce(max(length(CAST(data AS BLOB))), 0) AS size_max,
+                    min(expires_at) AS oldest, max(expires_at) AS newest
+             FROM sessions",
+        )
+        .bind(ms(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        let get = |column: &str| -> Result<i64> { row.try_get::<i64, _>(column).map_err(Error::db(BACKEND, OP)) };
+        let total = get("total")?;
+        let percentile = |p: f64| {
+            let offset = ((total as f64 * p).ceil() as i64 - 1).clamp(0, total.max(1) - 1);
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT length(CAST(data AS BLOB)) AS n FROM sessions ORDER BY n LIMIT 1 OFFSET ?",
+                )
+                .bind(offset)
+                .fetch_optional(&self.pool)
+                .await
+                .map(Option::unwrap_or_default)
+                .map_err(Error::db(BACKEND, OP))
+            }
+        };
+        let time = |column: &str| -> Result<Option<DateTime<Utc>>> {
+            Ok(row.try_get::<Option<i64>, _>(column).map_err(Error::db(BACKEND, OP))?.and_then(record::from_millis))
+        };
+        Ok(DatabaseStats {
+            total: total as u64,
+            active: get("active")? as u64,
+            with_user: get("with_user")? as u64,
+            size_min: get("size_min")? as u64,
+            size_median: percentile(0.5).await? as u64,
+            size_p99: percentile(0.99).await? as u64,
+            size_max: get("size_max")? as u64,
+            oldest_expiry: time("oldest")?,
+            newest_expiry: time("newest")?,
+        })
     }
 
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {

@@ -1,25 +1,420 @@
-//! The `sessionctl` binary, run as a user would: hermetic environment, temp
-//! dir, exit codes and output checked.
+//! The `sessionctl` binary, run as a user would: hermetic environment (no
+//! inherited `SESSIONCTL_*`, `NO_COLOR=1`), a temp dir, sessions seeded
+//! through the library, output and resulting state both checked.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 
-fn sessionctl(dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("SESSIONCTL_") {
-            command.env_remove(key);
-        }
+use chrono::Duration;
+use serde_json::{Value, json};
+use sessionctl::record::now;
+use sessionctl::{Record, SessionConfig, SessionId, Store};
+
+use crate::harness;
+
+const KEY_NEW: &str = "cli test key, new ............................";
+const KEY_OLD: &str = "cli test key, old ............................";
+
+/// Runs the binary in `dir` with only the given environment.
+struct Run {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Run {
+    fn new(dir: &Path, database_url: &str) -> Run {
+        Run { dir: dir.to_owned(), env: vec![("SESSIONCTL_DATABASE_URL".into(), database_url.into())] }
     }
-    command.env("NO_COLOR", "1").current_dir(dir).args(args).output().unwrap()
+
+    fn with(mut self, key: &str, value: &str) -> Run {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("SESSIONCTL_") || key == "EDITOR" || key == "VISUAL" {
+                command.env_remove(key);
+            }
+        }
+        command.env("NO_COLOR", "1").current_dir(&self.dir).args(args);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs and expects `code`; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let output = self.run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        stderr
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+}
+
+fn record(user: Option<&str>, expires_in: Duration, data: Value) -> Record {
+    let t = now();
+    Record {
+        id: SessionId::generate(),
+        user_id: user.map(str::to_owned),
+        data: data.as_object().cloned().unwrap(),
+        created_at: t,
+        updated_at: t,
+        expires_at: t + expires_in,
+        version: 1,
+    }
+}
+
+/// A SQLite database in a temp dir with three sessions: alice's live one,
+/// alice's expired one, and an anonymous live one.
+async fn seeded_sqlite() -> (tempfile::TempDir, String, Store, [Record; 3]) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    let records = [
+        record(Some("alice"), Duration::hours(2), json!({"cart": ["book"], "n": 1})),
+        record(Some("alice"), Duration::hours(-1), json!({"old": true})),
+        record(None, Duration::days(3), json!({"theme": "dark"})),
+    ];
+    for r in &records {
+        assert!(store.create(r).await.unwrap());
+    }
+    (dir, url, store, records)
+}
+
+async fn stored(store: &Store, id: &SessionId) -> Option<Record> {
+    store.database().unwrap().load(id).await.unwrap()
+}
+
+#[tokio::test]
+async fn show_prints_metadata_tiers_and_data_and_exit_3_when_unknown() {
+    let (dir, url, _store, [alice, _, _]) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url);
+    let out = cli.ok(&["show", alice.id.as_str()]);
+    for expected in [alice.id.as_str(), "alice", "in 1 h", "version", "\"cart\": [", "database", "not configured"] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    let doc = cli.json(&["show", alice.id.as_str()]);
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["session"]["data"], json!({"cart": ["book"], "n": 1}));
+    assert_eq!(doc["session"]["user_id"], "alice");
+    assert_eq!(doc["tiers"]["database"], true);
+    assert_eq!(doc["expired"], false);
+
+    let stderr = cli.fails(&["show", SessionId::generate().as_str()], 3);
+    assert!(stderr.contains("no session"), "{stderr}");
+    let stderr = cli.fails(&["show", "not-an-id"], 1);
+    assert!(stderr.contains("neither a session id nor a cookie"), "{stderr}");
+}
+
+#[tokio::test]
+async fn show_reads_cookies_verified_with_the_keys() {
+    let (dir, url, _store, [alice, _, _]) = seeded_sqlite().await;
+    let sign = |keys: &str| {
+        SessionConfig::new(sessionctl::Keys::from_text(keys).unwrap())
+            .codec()
+            .encode_reference(&alice.id, alice.expires_at)
+    };
+    let good = sign(KEY_NEW);
+    let old = sign(KEY_OLD);
+    let cli = Run::new(dir.path(), &url).with("SESSIONCTL_SECRET", KEY_NEW);
+
+    assert!(
+        cli.ok(&["show", &format!("sid={good}")]).contains(alice.id.as_str()),
+        "a whole Cookie header pair works too"
+    );
+    let doc = cli.json(&["show", &good]);
+    assert_eq!(doc["session"]["id"], alice.id.as_str());
+
+    let mut tampered = good.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let stderr = cli.fails(&["show", &String::from_utf8(tampered).unwrap()], 1);
+    assert!(stderr.contains("bad signature"), "{stderr}");
+
+    let stderr = cli.fails(&["show", &old], 1);
+    assert!(stderr.contains("bad signature"), "a rotated-out key no longer verifies: {stderr}");
+    let rotating = Run::new(dir.path(), &url).with("SESSIONCTL_SECRET", &format!("{KEY_NEW}\n{KEY_OLD}\n"));
+    assert!(rotating.ok(&["show", &old]).contains(alice.id.as_str()), "while still listed, it does");
+
+    let secret_file = dir.path().join("keys");
+    std::fs::write(&secret_file, format!("# newest first\n{KEY_NEW}\n")).unwrap();
+    let from_file = Run::new(dir.path(), &url);
+    assert!(from_file.ok(&["show", "--secret-file", secret_file.to_str().unwrap(), &good]).contains("alice"));
+
+    let stderr = Run::new(dir.path(), &url).fails(&["show", &good], 1);
+    assert!(stderr.contains("needs the cookie keys"), "{stderr}");
+    let stderr = Run::new(dir.path(), &url).with("SESSIONCTL_SECRET", "short").fails(&["show", &good], 1);
+    assert!(stderr.contains("at least 32 bytes") && !stderr.contains("short\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn list_filters_sorts_by_expiry_and_streams_json_lines() {
+    let (dir, url, _store, [alice, alice_old, anon]) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        cli.ok(&args)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = ids(&["list"]);
+    assert_eq!(all, [alice_old.id.to_string(), alice.id.to_string(), anon.id.to_string()], "sorted by expiry");
+    assert_eq!(ids(&["list", "--active"]), [alice.id.to_string(), anon.id.to_string()]);
+    assert_eq!(ids(&["list", "--expired"]), [alice_old.id.to_string()]);
+    assert_eq!(ids(&["list", "--user", "alice"]), [alice_old.id.to_string(), alice.id.to_string()]);
+    assert_eq!(ids(&["list", "--key", "theme"]), [anon.id.to_string()]);
+    assert_eq!(ids(&["list", "--limit", "1"]), [alice_old.id.to_string()]);
+    let table = cli.ok(&["list", "--active"]);
+    assert!(
+        table.contains(alice.id.as_str()) && table.contains("cart, n") && !table.contains(alice_old.id.as_str()),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn list_into_a_closed_pipe_exits_0() {
+    let (dir, url, store, _) = seeded_sqlite().await;
+    for _ in 0..3000 {
+        store.create(&record(None, Duration::hours(1), json!({"pad": "x".repeat(50)}))).await.unwrap();
+    }
+    let cli = Run::new(dir.path(), &url);
+    let mut child =
+        cli.command(&["list", "--output", "json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+    // stdout is closed now (the reader was dropped), like `| head -1`.
+    let output = child.wait_with_output().unwrap();
+    assert!(first.starts_with('{'));
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "no error printed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn stats_counts_sizes_and_expiry_range() {
+    let (dir, url, _store, [_, alice_old, anon]) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url);
+    let doc = cli.json(&["stats"]);
+    assert_eq!((doc["total"].as_u64(), doc["active"].as_u64(), doc["expired"].as_u64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(doc["with_user"], 2);
+    assert_eq!(doc["size"]["max"], json!(r#"{"cart":["book"],"n":1}"#.len()));
+    assert_eq!(doc["size"]["min"], json!(r#"{"old":true}"#.len()));
+    assert_eq!(doc["oldest_expiry"], json!(sessionctl_rfc3339(alice_old.expires_at)));
+    assert_eq!(doc["newest_expiry"], json!(sessionctl_rfc3339(anon.expires_at)));
+    assert!(cli.ok(&["stats"]).contains("expired (not purged yet)"));
+}
+
+fn sessionctl_rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[tokio::test]
+async fn edit_with_flags_validates_and_writes_with_the_version() {
+    let (dir, url, store, [alice, _, _]) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url);
+    let id = alice.id.as_str();
+    cli.ok(&["edit", id, "--set", "theme=\"light\"", "--set", "cart=[\"book\",\"pen\"]", "--unset", "n"]);
+    let after = stored(&store, &alice.id).await.unwrap();
+    assert_eq!(Value::Object(after.data.clone()), json!({"cart": ["book", "pen"], "theme": "light"}));
+    assert_eq!(after.version, 2);
+
+    // Invalid input: a clear error, nothing written.
+    let output = cli.run(&["edit", id, "--set", "theme=light"]);
+    assert_eq!(output.status.code(), Some(2), "a bad --set value is a usage error");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not valid JSON"));
+    let file = dir.path().join("data.json");
+    std::fs::write(&file, "[1, 2]").unwrap();
+    let stderr = cli.fails(&["edit", id, "--replace", file.to_str().unwrap()], 1);
+    assert!(stderr.contains("must be an object"), "{stderr}");
+    std::fs::write(&file, "{\"a\": ").unwrap();
+    assert!(cli.fails(&["edit", id, "--replace", file.to_str().unwrap()], 1).contains("not valid JSON"));
+    assert_eq!(stored(&store, &alice.id).await.unwrap(), after, "nothing written");
+
+    let output = cli.run_with_stdin(&["edit", id, "--replace", "-"], r#"{"fresh": 1}"#);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(Value::Object(stored(&store, &alice.id).await.unwrap().data), json!({"fresh": 1}));
+    cli.fails(&["edit", SessionId::generate().as_str(), "--set", "a=1"], 3);
+}
+
+#[tokio::test]
+async fn edit_through_the_editor() {
+    let (dir, url, store, [alice, _, _]) = seeded_sqlite().await;
+    let id = alice.id.as_str();
+    let editor = |name: &str, script: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        path.display().to_string()
+    };
+    let valid = editor("valid.sh", r#"sed -i 's/"book"/"lamp"/' "$1""#);
+    let cli = Run::new(dir.path(), &url).with("EDITOR", &valid);
+    cli.ok(&["edit", id]);
+    assert_eq!(stored(&store, &alice.id).await.unwrap().data["cart"], json!(["lamp"]));
+
+    let before = stored(&store, &alice.id).await.unwrap();
+    let invalid = editor("invalid.sh", r#"echo '{"broken": ' > "$1""#);
+    let stderr = Run::new(dir.path(), &url).with("VISUAL", &invalid).with("EDITOR", &valid).fails(&["edit", id], 1);
+    assert!(stderr.contains("not valid JSON"), "VISUAL wins over EDITOR: {stderr}");
+    let array = editor("array.sh", r#"echo '["not", "an", "object"]' > "$1""#);
+    let stderr = Run::new(dir.path(), &url).with("EDITOR", &array).fails(&["edit", id], 1);
+    assert!(stderr.contains("must be an object"), "{stderr}");
+    let failing = editor("failing.sh", "exit 3");
+    assert!(Run::new(dir.path(), &url).with("EDITOR", &failing).fails(&["edit", id], 1).contains("nothing written"));
+    assert_eq!(stored(&store, &alice.id).await.unwrap(), before, "nothing written by the failed edits");
+    let untouched = editor("untouched.sh", "true");
+    Run::new(dir.path(), &url).with("EDITOR", &untouched).ok(&["edit", id]);
+    assert_eq!(stored(&store, &alice.id).await.unwrap().version, before.version, "an unchanged file writes nothing");
+}
+
+#[tokio::test]
+async fn expire_delete_revoke_and_regenerate() {
+    let (dir, url, store, [alice, alice_old, anon]) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url).with("SESSIONCTL_SECRET", KEY_NEW);
+    let live = |id: &SessionId| {
+        let store = store.clone();
+        let id = id.clone();
+        async move { store.load(&id, now()).await.unwrap().is_some() }
+    };
+
+    // regenerate: new id printed (and its cookie), old one gone, same data and user.
+    let doc = cli.json(&["regenerate", anon.id.as_str()]);
+    let new_id = SessionId::parse(doc["id"].as_str().unwrap()).unwrap();
+    assert!(stored(&store, &anon.id).await.is_none());
+    let moved = stored(&store, &new_id).await.unwrap();
+    assert_eq!((moved.data, moved.user_id), (anon.data.clone(), anon.user_id.clone()));
+    let cookie = doc["cookie"].as_str().unwrap();
+    assert!(cli.ok(&["show", cookie]).contains(new_id.as_str()));
+
+    // expire
+    cli.ok(&["expire", new_id.as_str()]);
+    assert!(!live(&new_id).await && stored(&store, &new_id).await.is_some(), "expired, not deleted");
+    cli.fails(&["expire", SessionId::generate().as_str()], 3);
+
+    // delete: confirmation required off a terminal; --dry-run changes nothing.
+    let stderr = cli.fails(&["delete", alice_old.id.as_str()], 1);
+    assert!(stderr.contains("pass -y"), "{stderr}");
+    assert!(cli.ok(&["delete", "--dry-run", alice_old.id.as_str()]).contains("would delete 1 session"));
+    assert!(stored(&store, &alice_old.id).await.is_some());
+    cli.ok(&["delete", "-y", alice_old.id.as_str()]);
+    assert!(stored(&store, &alice_old.id).await.is_none());
+    cli.fails(&["delete", "-y", alice_old.id.as_str()], 3);
+
+    // revoke
+    let doc = cli.json(&["revoke", "--user", "alice", "--dry-run"]);
+    assert_eq!(doc["revoked"], 1);
+    assert!(live(&alice.id).await);
+    assert_eq!(cli.json(&["revoke", "--user", "alice", "-y"])["revoked"], 1);
+    assert!(stored(&store, &alice.id).await.is_none());
+
+    // expire --user
+    store.create(&record(Some("bob"), Duration::hours(1), json!({}))).await.unwrap();
+    assert_eq!(cli.json(&["expire", "--user", "bob"])["expired"].as_array().unwrap().len(), 1);
+    cli.fails(&["expire", "--user", "bob"], 3);
+}
+
+#[tokio::test]
+async fn import_validates_every_line_before_writing() {
+    let (dir, url, store, [alice, _, _]) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url);
+    let good = record(Some("carol"), Duration::hours(1), json!({"a": 1}));
+    let good_line = sessionctl::admin::ExportLine::from_record(&good).to_json();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, format!("{good_line}\n{{\"id\": \"short\"}}\n")).unwrap();
+    let stderr = cli.fails(&["import", file.to_str().unwrap()], 1);
+    assert!(stderr.contains("line 2") && stderr.contains("nothing imported"), "{stderr}");
+    assert!(stored(&store, &good.id).await.is_none(), "a file with a bad line writes nothing");
+
+    let output = cli.run(&["import", "--skip-invalid", file.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("skipped line 2"));
+    assert_eq!(stored(&store, &good.id).await.unwrap(), good);
+
+    // Existing sessions are kept unless --replace.
+    let mut changed = alice.clone();
+    changed.data = json!({"replaced": true}).as_object().cloned().unwrap();
+    let line = sessionctl::admin::ExportLine::from_record(&changed).to_json();
+    let output = cli.run_with_stdin(&["import", "-", "--output", "json"], &line);
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["kept"], 1);
+    assert_eq!(stored(&store, &alice.id).await.unwrap().data, alice.data);
+    let output = cli.run_with_stdin(&["import", "-", "--replace"], &line);
+    assert!(output.status.success());
+    assert_eq!(stored(&store, &alice.id).await.unwrap().data, changed.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_to_postgres_and_redis_and_back() {
+    let Some(pg) = harness::postgres().await else { return };
+    let Some(redis) = harness::redis_server::shared() else { return };
+    let (dir, sqlite_url, _store, [alice, _, _]) = seeded_sqlite().await;
+    let exported = Run::new(dir.path(), &sqlite_url).ok(&["export"]);
+    assert_eq!(exported.lines().count(), 3);
+
+    let prefix = format!("cli{}:", std::process::id());
+    let pg_cli = Run::new(dir.path(), &pg.url)
+        .with("SESSIONCTL_REDIS_URL", &redis.url())
+        .with("SESSIONCTL_REDIS_PREFIX", &prefix);
+    let output = pg_cli.run_with_stdin(&["import", "-"], &exported);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(pg_cli.ok(&["export"]), exported, "export → import → export gives the same lines");
+
+    // The same commands against PostgreSQL + Redis, checked through a tiered store.
+    let cache = sessionctl::store::redis::RedisCache::connect(&redis.url(), &prefix, std::time::Duration::from_secs(1))
+        .unwrap();
+    let tiered = Store::tiered(pg.database.clone().unwrap(), Arc::new(cache), Default::default());
+    assert!(tiered.load(&alice.id, now()).await.unwrap().is_some(), "fills the cache");
+    let doc = pg_cli.json(&["show", alice.id.as_str()]);
+    assert_eq!((doc["tiers"]["database"].as_bool(), doc["tiers"]["cache"].as_str()), (Some(true), Some("cached")));
+    assert!(pg_cli.ok(&["stats"]).contains("in cache and database"));
+
+    pg_cli.ok(&["edit", alice.id.as_str(), "--set", "n=42"]);
+    assert_eq!(
+        tiered.load(&alice.id, now()).await.unwrap().unwrap().data["n"],
+        json!(42),
+        "the cache does not serve the old copy"
+    );
+    pg_cli.ok(&["delete", "-y", alice.id.as_str()]);
+    assert!(tiered.load(&alice.id, now()).await.unwrap().is_none(), "deleted in both tiers");
 }
 
 #[test]
 fn migrate_creates_the_default_sqlite_database_with_its_table_and_index() {
     let dir = tempfile::tempdir().unwrap();
-    let output = sessionctl(dir.path(), &["migrate"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("schema up to date"));
+    let cli = Run { dir: dir.path().to_owned(), env: Vec::new() };
+    let out = cli.ok(&["migrate"]);
+    assert!(out.contains("schema up to date"));
     let db = dir.path().join("sessions.db");
     assert!(db.exists(), "the default database is ./sessions.db");
 
@@ -40,34 +435,57 @@ fn migrate_creates_the_default_sqlite_database_with_its_table_and_index() {
         indexes.iter().any(|sql| sql.contains("user_id") && sql.contains("WHERE user_id IS NOT NULL")),
         "{indexes:?}"
     );
-
-    // Running it again is a no-op that still succeeds.
-    let again = sessionctl(dir.path(), &["migrate", "--output", "json"]);
-    assert!(again.status.success());
-    let json: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(json["migrated"], true);
+    assert_eq!(cli.json(&["migrate"])["migrated"], true, "running it again is a no-op that succeeds");
 }
 
 #[test]
-fn unreachable_database_is_one_line_exit_1_and_hides_the_password() {
+fn unreachable_database_or_redis_is_one_line_exit_1_and_hides_the_password() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::harness::free_port();
+    let port = harness::free_port();
     let url = format!("postgres://app:hunter2secret@127.0.0.1:{port}/sessions");
-    let output = sessionctl(dir.path(), &["--database-url", &url, "migrate"]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    let stderr = Run::new(dir.path(), &url).fails(&["list"], 1);
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(!stderr.contains("hunter2secret"), "password leaked: {stderr}");
     assert!(stderr.contains("app:***@127.0.0.1"), "{stderr}");
+
+    let sqlite = format!("sqlite://{}", dir.path().join("s.db").display());
+    let redis = format!("redis://:redissecret@127.0.0.1:{}/", harness::free_port());
+    let stderr = Run::new(dir.path(), &sqlite).with("SESSIONCTL_REDIS_URL", &redis).fails(&["list"], 1);
+    assert!(stderr.contains("Redis"), "{stderr}");
+    assert!(!stderr.contains("redissecret"), "password leaked: {stderr}");
 }
 
 #[test]
 fn unsupported_scheme_and_bad_usage() {
     let dir = tempfile::tempdir().unwrap();
-    let output = sessionctl(dir.path(), &["--database-url", "mysql://x@y/z", "migrate"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL scheme"));
-    let output = sessionctl(dir.path(), &["migrate", "--no-such-flag"]);
-    assert_eq!(output.status.code(), Some(2));
+    let stderr = Run::new(dir.path(), "mysql://x@y/z").fails(&["migrate"], 1);
+    assert!(stderr.contains("unsupported database URL scheme"));
+    assert_eq!(Run::new(dir.path(), "sqlite://x.db").run(&["migrate", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(Run::new(dir.path(), "sqlite://x.db").run(&["list", "--active", "--expired"]).status.code(), Some(2));
+}
+
+#[test]
+fn completions_and_man_pages_are_in_sync_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    Run { dir: dir.path().to_owned(), env: Vec::new() }.ok(&["generate", "--out-dir", dir.path().to_str().unwrap()]);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["completions", "man"] {
+        let mut generated: Vec<_> =
+            std::fs::read_dir(dir.path().join(folder)).unwrap().map(|e| e.unwrap().file_name()).collect();
+        generated.sort();
+        let mut committed: Vec<_> = std::fs::read_dir(repo.join(folder))
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        committed.sort();
+        assert_eq!(generated, committed, "{folder}/ is stale: run `cargo run -- generate` and commit the result");
+        for name in generated {
+            let fresh = std::fs::read(dir.path().join(folder).join(&name)).unwrap();
+            let old = std::fs::read(repo.join(folder).join(&name)).unwrap();
+            assert!(
+                fresh == old,
+                "{folder}/{} is stale: run `cargo run -- generate` and commit the result",
+                name.to_string_lossy()
+            );
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 use sessionctl::record::now;
-use sessionctl::store::{RotateOutcome, UpdateOutcome};
+use sessionctl::store::{RotateOutcome, ScanCursor, UpdateOutcome};
 use sessionctl::{
     CookieUpdate, Error, ExpiryPolicy, Filter, Record, SaveStatus, Session, SessionConfig, SessionId, StateFilter,
 };
@@ -290,17 +290,20 @@ pub async fn delete_by_user_and_filters(db: TestDb) {
 
     // Keyset pages cover everything exactly once.
     let mut seen = Vec::new();
-    let mut after: Option<SessionId> = None;
+    let mut after: Option<ScanCursor> = None;
     loop {
         let page = db.db().scan(&Filter::default(), now, after.as_ref(), 2).await.unwrap();
         if page.is_empty() {
             break;
         }
-        after = page.last().map(|r| r.id.clone());
-        seen.extend(page.into_iter().map(|r| r.id));
+        after = page.last().map(ScanCursor::after);
+        seen.extend(page.into_iter().map(|r| (r.expires_at, r.id)));
     }
-    assert_eq!(seen.len(), 5);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(seen.len(), 5, "every session exactly once");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "ordered by expiry, then id");
+    let alice_page = db.db().scan(&alice_active, now, None, 10).await.unwrap();
+    assert_eq!(alice_page.len(), 2);
+    assert!(alice_page.iter().all(|r| r.user_id.as_deref() == Some("alice") && r.expires_at > now));
 
     let revoked = db.store.delete_by_user("alice").await.unwrap();
     assert_eq!(revoked.len(), 3);

@@ -1,0 +1,269 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[sessionctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'sessionctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'sessionctl'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'Show one session: metadata, which tiers hold it, its data'
+            cand list 'List sessions, by expiry'
+            cand stats 'Counts, sizes and expiry range of all sessions'
+            cand edit 'Change a session''s data (with --set/--unset/--replace, or in $EDITOR)'
+            cand expire 'Expire sessions now, in both tiers'
+            cand delete 'Delete sessions in both tiers'
+            cand revoke 'Delete every session of a user'
+            cand regenerate 'Move a session to a new id (same data), removing the old one'
+            cand export 'Write sessions as JSON lines, one per line'
+            cand import 'Read sessions from JSON lines (as written by export)'
+            cand migrate 'Create or upgrade the session schema'
+            cand generate 'Regenerate the shell completions and man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sessionctl;show'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;list'= {
+            cand --user 'Only this user''s sessions'
+            cand --key 'Only sessions whose data has this top-level key'
+            cand --limit 'At most this many sessions'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand --active 'Only sessions that have not expired'
+            cand --expired 'Only expired sessions (not purged yet)'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;stats'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;edit'= {
+            cand --set 'Set KEY to a JSON value (repeatable), e.g. --set ''cart=["book"]'' --set theme=''"dark"'''
+            cand --unset 'Remove KEY (repeatable)'
+            cand --replace 'Replace all the data with the JSON object in FILE (''-'' for stdin)'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;expire'= {
+            cand --user 'Every live session of this user instead'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;delete'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --dry-run 'Say what would be deleted, delete nothing'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;revoke'= {
+            cand --user 'The user whose sessions go'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --dry-run 'Count what would be revoked, revoke nothing'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;regenerate'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;export'= {
+            cand --user 'Only this user''s sessions'
+            cand --key 'Only sessions whose data has this top-level key'
+            cand --limit 'At most this many sessions'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand --active 'Only sessions that have not expired'
+            cand --expired 'Only expired sessions (not purged yet)'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;import'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand --replace 'Overwrite sessions that already exist (default: keep them)'
+            cand --skip-invalid 'Import the valid lines of a file that has invalid ones, reporting each skipped line'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;migrate'= {
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;generate'= {
+            cand --out-dir 'Where `completions/` and `man/` are written'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;help'= {
+            cand show 'Show one session: metadata, which tiers hold it, its data'
+            cand list 'List sessions, by expiry'
+            cand stats 'Counts, sizes and expiry range of all sessions'
+            cand edit 'Change a session''s data (with --set/--unset/--replace, or in $EDITOR)'
+            cand expire 'Expire sessions now, in both tiers'
+            cand delete 'Delete sessions in both tiers'
+            cand revoke 'Delete every session of a user'
+            cand regenerate 'Move a session to a new id (same data), removing the old one'
+            cand export 'Write sessions as JSON lines, one per line'
+            cand import 'Read sessions from JSON lines (as written by export)'
+            cand migrate 'Create or upgrade the session schema'
+            cand generate 'Regenerate the shell completions and man pages'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sessionctl;help;show'= {
+        }
+        &'sessionctl;help;list'= {
+        }
+        &'sessionctl;help;stats'= {
+        }
+        &'sessionctl;help;edit'= {
+        }
+        &'sessionctl;help;expire'= {
+        }
+        &'sessionctl;help;delete'= {
+        }
+        &'sessionctl;help;revoke'= {
+        }
+        &'sessionctl;help;regenerate'= {
+        }
+        &'sessionctl;help;export'= {
+        }
+        &'sessionctl;help;import'= {
+        }
+        &'sessionctl;help;migrate'= {
+        }
+        &'sessionctl;help;generate'= {
+        }
+        &'sessionctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,191 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_sessionctl_global_optspecs
+    string join \n database-url= redis-url= redis-prefix= secret-file= output= q/quiet h/help V/version
+end
+
+function __fish_sessionctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_sessionctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_sessionctl_using_subcommand
+    set -l cmd (__fish_sessionctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "show" -d 'Show one session: metadata, which tiers hold it, its data'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "list" -d 'List sessions, by expiry'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "stats" -d 'Counts, sizes and expiry range of all sessions'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "edit" -d 'Change a session\'s data (with --set/--unset/--replace, or in $EDITOR)'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "expire" -d 'Expire sessions now, in both tiers'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "delete" -d 'Delete sessions in both tiers'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "revoke" -d 'Delete every session of a user'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "regenerate" -d 'Move a session to a new id (same data), removing the old one'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "export" -d 'Write sessions as JSON lines, one per line'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "import" -d 'Read sessions from JSON lines (as written by export)'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "migrate" -d 'Create or upgrade the session schema'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "generate" -d 'Regenerate the shell completions and man pages'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l user -d 'Only this user\'s sessions' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l key -d 'Only sessions whose data has this top-level key' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l limit -d 'At most this many sessions' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l active -d 'Only sessions that have not expired'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l expired -d 'Only expired sessions (not purged yet)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l set -d 'Set KEY to a JSON value (repeatable), e.g. --set \'cart=["book"]\' --set theme=\'"dark"\'' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l unset -d 'Remove KEY (repeatable)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l replace -d 'Replace all the data with the JSON object in FILE (\'-\' for stdin)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l user -d 'Every live session of this user instead' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l dry-run -d 'Say what would be deleted, delete nothing'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l user -d 'The user whose sessions go' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s y -l yes -d 'Do not ask for confirmation'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l dry-run -d 'Count what would be revoked, revoke nothing'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l user -d 'Only this user\'s sessions' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l key -d 'Only sessions whose data has this top-level key' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l limit -d 'At most this many sessions' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l active -d 'Only sessions that have not expired'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l expired -d 'Only expired sessions (not purged yet)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l replace -d 'Overwrite sessions that already exist (default: keep them)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l skip-invalid -d 'Import the valid lines of a file that has invalid ones, reporting each skipped line'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l out-dir -d 'Where `completions/` and `man/` are written' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "show" -d 'Show one session: metadata, which tiers hold it, its data'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "list" -d 'List sessions, by expiry'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "stats" -d 'Counts, sizes and expiry range of all sessions'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "edit" -d 'Change a session\'s data (with --set/--unset/--replace, or in $EDITOR)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "expire" -d 'Expire sessions now, in both tiers'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "delete" -d 'Delete sessions in both tiers'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "revoke" -d 'Delete every session of a user'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "regenerate" -d 'Move a session to a new id (same data), removing the old one'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "export" -d 'Write sessions as JSON lines, one per line'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "import" -d 'Read sessions from JSON lines (as written by export)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "migrate" -d 'Create or upgrade the session schema'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "generate" -d 'Regenerate the shell completions and man pages'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

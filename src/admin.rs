@@ -1,0 +1,442 @@
+//! Operations on sessions from outside a request: what `sessionctl` does,
+//! available to apps too (an admin page, a "log out everywhere" button).
+//!
+//! Everything here goes through the [`Store`], so both tiers stay
+//! consistent: writes are version-checked against the database, and cache
+//! entries of changed or removed sessions are dropped or tombstoned.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::codec::{CookieCodec, CookiePayload, Keys};
+use crate::config::DEFAULT_MAX_SIZE;
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::record::{self, Data, Record};
+use crate::store::{CacheLookup, DatabaseStats, Filter, ScanCursor, Store, UpdateOutcome};
+
+/// Admin operations over a store, with the cookie keys when known.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    store: Store,
+    codec: Option<CookieCodec>,
+    max_size: usize,
+}
+
+/// What a user typed to name a session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A session in the store.
+    Stored(SessionId),
+    /// A cookie-only session, carried whole by the cookie that was given.
+    CookieOnly(Record),
+}
+
+/// What each tier holds for one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// The session id.
+    pub id: SessionId,
+    /// The database row (expired or not); `None` when absent or there is no
+    /// database tier.
+    pub database: Option<Record>,
+    /// What the cache holds.
+    pub cache: CacheState,
+}
+
+/// The cache's side of an [`Inspection`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheState {
+    /// No cache tier configured.
+    NotConfigured,
+    /// Nothing cached.
+    Missing,
+    /// A tombstone: deleted recently.
+    Deleted,
+    /// The cached record.
+    Cached(Record),
+    /// The cache could not be asked.
+    Unreachable(String),
+}
+
+impl Inspection {
+    /// The record the session is (the database's, else the cache's).
+    pub fn record(&self) -> Option<&Record> {
+        self.database.as_ref().or(match &self.cache {
+            CacheState::Cached(record) => Some(record),
+            _ => None,
+        })
+    }
+
+    /// True when both tiers hold the session and the copies differ (a
+    /// quick write not yet persisted, or a stale cache entry).
+    pub fn tiers_disagree(&self) -> bool {
+        matches!((&self.database, &self.cache), (Some(db), CacheState::Cached(cached)) if db != cached)
+    }
+}
+
+/// Figures for `sessionctl stats`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    /// From the database.
+    pub database: DatabaseStats,
+    /// From the cache, when there is one.
+    pub cache: Option<CacheCounts>,
+}
+
+/// How the cache's entries relate to the database's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheCounts {
+    /// Live entries in the cache.
+    pub cached: u64,
+    /// Of those, how many are also in the database.
+    pub in_both: u64,
+}
+
+/// A change made by `edit`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Edit {
+    /// Replace all the data with this object first.
+    pub replace: Option<Data>,
+    /// Then set these keys.
+    pub set: Vec<(String, Value)>,
+    /// Then remove these keys.
+    pub unset: Vec<String>,
+}
+
+/// One session as a line of `export` (and of `list --output json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportLine {
+    /// The session id.
+    pub id: String,
+    /// The user, if any.
+    pub user_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
+    pub updated_at: DateTime<Utc>,
+    /// RFC 3339, UTC.
+    pub expires_at: DateTime<Utc>,
+    /// The optimistic-concurrency version.
+    pub version: i64,
+    /// The data object.
+    pub data: Value,
+}
+
+impl ExportLine {
+    /// The line for a record.
+    pub fn from_record(record: &Record) -> ExportLine {
+        ExportLine {
+            id: record.id.to_string(),
+            user_id: record.user_id.clone(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            expires_at: record.expires_at,
+            version: record.version,
+            data: Value::Object(record.data.clone()),
+        }
+    }
+
+    /// The JSON text of the line (RFC 3339 times with milliseconds, `Z`).
+    pub fn to_json(&self) -> String {
+        let time = |t: &DateTime<Utc>| Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let mut object = serde_json::Map::new();
+        object.insert("id".into(), Value::String(self.id.clone()));
+        object.insert("user_id".into(), self.user_id.clone().map_or(Value::Null, Value::String));
+        object.insert("created_at".into(), time(&self.created_at));
+        object.insert("updated_at".into(), time(&self.updated_at));
+        object.insert("expires_at".into(), time(&self.expires_at));
+        object.insert("version".into(), Value::from(self.version));
+        object.insert("data".into(), self.data.clone());
+        Value::Object(object).to_string()
+    }
+
+    /// Parses and validates one line into a record.
+    pub fn parse(line: &str) -> Result<Record> {
+        let parsed: ExportLine =
+            serde_json::from_str(line).map_err(|e| Error::InvalidInput(format!("not a session line: {e}")))?;
+        let id = SessionId::parse(&parsed.id).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let Value::Object(data) = parsed.data else {
+            return Err(Error::InvalidInput(format!(
+                "data is a JSON {}, not an object",
+                record::json_kind(&parsed.data)
+            )));
+        };
+        if parsed.version < 0 {
+            return Err(Error::InvalidInput(format!("version {} is negative", parsed.version)));
+        }
+        Ok(Record {
+            id,
+            user_id: parsed.user_id,
+            data,
+            created_at: record::truncate_millis(parsed.created_at),
+            updated_at: record::truncate_millis(parsed.updated_at),
+            expires_at: record::truncate_millis(parsed.expires_at),
+            version: parsed.version,
+        })
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportReport {
+    /// New sessions written.
+    pub inserted: u64,
+    /// Existing sessions overwritten (`replace`).
+    pub replaced: u64,
+    /// Existing sessions left alone (no `replace`).
+    pub kept: u64,
+}
+
+/// Pages through sessions matching a filter, by expiry, in constant memory.
+#[derive(Debug)]
+pub struct Lister {
+    store: Store,
+    filter: Filter,
+    now: DateTime<Utc>,
+    cursor: Option<ScanCursor>,
+    remaining: Option<u64>,
+    page_size: u32,
+    done: bool,
+}
+
+impl Lister {
+    /// The next page; empty once everything was listed.
+    pub async fn next_page(&mut self) -> Result<Vec<Record>> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let want = self.remaining.map_or(self.page_size, |left| left.min(u64::from(self.page_size)) as u32);
+        if want == 0 {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        let page = self.store.require_database()?.scan(&self.filter, self.now, self.cursor.as_ref(), want).await?;
+        if (page.len() as u32) < want {
+            self.done = true;
+        }
+        if let Some(last) = page.last() {
+            self.cursor = Some(ScanCursor::after(last));
+        }
+        if let Some(left) = self.remaining.as_mut() {
+            *left -= page.len() as u64;
+        }
+        Ok(page)
+    }
+}
+
+impl Admin {
+    /// Admin operations over `store`; `keys` are needed only to read or
+    /// mint cookies.
+    pub fn new(store: Store, keys: Option<Keys>) -> Admin {
+        Admin { store, codec: keys.map(CookieCodec::new), max_size: DEFAULT_MAX_SIZE }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Reads a bare id, or a whole cookie value (`sid=…` too), verified with
+    /// the keys.
+    pub fn resolve(&self, input: &str) -> Result<Target> {
+        let input = input.trim();
+        if let Ok(id) = SessionId::parse(input) {
+            return Ok(Target::Stored(id));
+        }
+        let value = match input.split_once('=') {
+            Some((name, value)) if !name.contains('.') => value,
+            _ => input,
+        };
+        if !value.contains('.') {
+            return Err(Error::InvalidInput(format!(
+                "{:?} is neither a session id nor a cookie value",
+                value.chars().take(40).collect::<String>()
+            )));
+        }
+        let Some(codec) = &self.codec else {
+            return Err(Error::InvalidInput(
+                "this looks like a cookie; reading it needs the cookie keys (--secret-file or SESSIONCTL_SECRET)"
+                    .into(),
+            ));
+        };
+        // Verify the signature, but show an expired session anyway: that is
+        // often what the person debugging wants to see.
+        let far_past = DateTime::<Utc>::MIN_UTC;
+        match codec.decode(value, far_past) {
+            Ok(CookiePayload::Reference { id, .. }) => Ok(Target::Stored(id)),
+            Ok(CookiePayload::Inline(record)) => Ok(Target::CookieOnly(record)),
+            Err(reason) => Err(Error::Cookie(reason)),
+        }
+    }
+
+    /// What each tier holds for `id`; not found when no tier has it.
+    pub async fn inspect(&self, id: &SessionId) -> Result<Inspection> {
+        let database = match self.store.database() {
+            Some(database) => database.load(id).await?,
+            None => None,
+        };
+        let cache = match self.store.cache() {
+            None => CacheState::NotConfigured,
+            Some(cache) => match cache.get(id).await {
+                Ok(CacheLookup::Hit(record)) => CacheState::Cached(record),
+                Ok(CacheLookup::Miss) => CacheState::Missing,
+                Ok(CacheLookup::Deleted) => CacheState::Deleted,
+                Err(e) => CacheState::Unreachable(e.to_string()),
+            },
+        };
+        let inspection = Inspection { id: id.clone(), database, cache };
+        if inspection.record().is_none() {
+            return Err(not_found(id));
+        }
+        Ok(inspection)
+    }
+
+    /// Sessions matching `filter`, by expiry, at most `limit`.
+    pub fn list(&self, filter: Filter, limit: Option<u64>) -> Lister {
+        Lister {
+            store: self.store.clone(),
+            filter,
+            now: record::now(),
+            cursor: None,
+            remaining: limit,
+            page_size: 500,
+            done: false,
+        }
+    }
+
+    /// Table-wide figures, and how the cache relates to the database.
+    pub async fn stats(&self) -> Result<Stats> {
+        let database = self.store.require_database()?;
+        let stats = database.stats(record::now()).await?;
+        let cache = match self.store.cache() {
+            None => None,
+            Some(cache) => {
+                let mut counts = CacheCounts::default();
+                let mut cursor = 0;
+                loop {
+                    let (next, ids) = cache.scan_ids(cursor, 1000).await?;
+                    counts.cached += ids.len() as u64;
+                    for chunk in ids.chunks(500) {
+                        counts.in_both += database.existing(chunk).await?.len() as u64;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Some(counts)
+            }
+        };
+        Ok(Stats { database: stats, cache })
+    }
+
+    /// Applies an edit with the version check; returns the new record.
+    pub async fn edit(&self, id: &SessionId, edit: &Edit) -> Result<Record> {
+        let current = self.current(id).await?;
+        let mut next = current.clone();
+        if let Some(replace) = &edit.replace {
+            next.data = replace.clone();
+        }
+        for (key, value) in &edit.set {
+            next.data.insert(key.clone(), value.clone());
+        }
+        for key in &edit.unset {
+            next.data.remove(key);
+        }
+        let size = record::encode_data(&next.data).len();
+        if size > self.max_size {
+            return Err(Error::TooLarge { size, limit: self.max_size });
+        }
+        next.version = current.version + 1;
+        next.updated_at = record::now();
+        match self.store.update(&next, current.version).await? {
+            UpdateOutcome::Updated => Ok(next),
+            UpdateOutcome::Missing => Err(not_found(id)),
+            UpdateOutcome::Conflict => Err(Error::Conflict { id: id.to_string(), attempts: 1 }),
+        }
+    }
+
+    /// The stored record, expired or not.
+    pub async fn current(&self, id: &SessionId) -> Result<Record> {
+        self.inspect(id).await?.record().cloned().ok_or_else(|| not_found(id))
+    }
+
+    /// Expires sessions now; returns the ids that existed.
+    pub async fn expire(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+        self.store.expire(ids, record::now()).await
+    }
+
+    /// Expires a user's live sessions now.
+    pub async fn expire_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        self.store.expire_by_user(user_id, record::now()).await
+    }
+
+    /// Deletes sessions in both tiers; returns the ids that existed.
+    pub async fn delete(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+        let mut deleted = Vec::new();
+        for id in ids {
+            if self.store.delete(id).await? {
+                deleted.push(id.clone());
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// How many sessions a user has.
+    pub async fn count_user(&self, user_id: &str) -> Result<u64> {
+        let filter = Filter { user_id: Some(user_id.to_owned()), ..Filter::default() };
+        self.store.require_database()?.count(&filter, record::now()).await
+    }
+
+    /// Deletes every session of a user; returns their ids.
+    pub async fn revoke(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        self.store.delete_by_user(user_id).await
+    }
+
+    /// Moves a session to a new id (same data and user), the old id removed
+    /// from both tiers; returns the new record.
+    pub async fn regenerate(&self, id: &SessionId) -> Result<Record> {
+        for _ in 0..8 {
+            let current = self.current(id).await?;
+            let mut next = current.clone();
+            next.id = SessionId::generate();
+            next.version = current.version + 1;
+            next.updated_at = record::now();
+            match self.store.rotate(id, current.version, &next).await? {
+                crate::store::RotateOutcome::Rotated => return Ok(next),
+                crate::store::RotateOutcome::Missing => return Err(not_found(id)),
+                crate::store::RotateOutcome::Conflict | crate::store::RotateOutcome::IdTaken => continue,
+            }
+        }
+        Err(Error::Conflict { id: id.to_string(), attempts: 8 })
+    }
+
+    /// The cookie value for a stored session, when the keys are known.
+    pub fn cookie_for(&self, record: &Record) -> Option<String> {
+        self.codec.as_ref().map(|codec| codec.encode_reference(&record.id, record.expires_at))
+    }
+
+    /// Writes validated records: inserted if absent, overwritten only with
+    /// `replace`.
+    pub async fn import(&self, records: &[Record], replace: bool) -> Result<ImportReport> {
+        let mut report = ImportReport::default();
+        for record in records {
+            if self.store.create(record).await? {
+                report.inserted += 1;
+            } else if replace {
+                self.store.upsert(record).await?;
+                report.replaced += 1;
+            } else {
+                report.kept += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn not_found(id: &SessionId) -> Error {
+    Error::NotFound(format!("no session {id} (it may have expired and been purged, or been deleted)"))
+}

@@ -1,0 +1,92 @@
+//! `sessionctl list`: sessions by expiry, streamed page by page.
+
+use clap::Args;
+
+use sessionctl::admin::ExportLine;
+use sessionctl::record;
+use sessionctl::{Filter, StateFilter};
+
+use super::Ctx;
+use super::output::{self, line, relative};
+
+/// Which sessions: shared by `list` and `export`.
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Only sessions that have not expired.
+    #[arg(long, conflicts_with = "expired")]
+    pub active: bool,
+    /// Only expired sessions (not purged yet).
+    #[arg(long)]
+    pub expired: bool,
+    /// Only this user's sessions.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only sessions whose data has this top-level key.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// At most this many sessions.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> Filter {
+        let state = match (self.active, self.expired) {
+            (true, _) => StateFilter::Active,
+            (_, true) => StateFilter::Expired,
+            _ => StateFilter::All,
+        };
+        Filter { state, user_id: self.user.clone(), key: self.key.clone() }
+    }
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Prints the sessions: a table (one per page of 500), or JSON lines.
+pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+    let admin = ctx.admin().await?;
+    let mut lister = admin.list(args.filter.filter(), args.filter.limit);
+    let mut total = 0usize;
+    loop {
+        let page = lister.next_page().await?;
+        if page.is_empty() {
+            break;
+        }
+        total += page.len();
+        if ctx.json() {
+            for record in &page {
+                line(ExportLine::from_record(record).to_json())?;
+            }
+            continue;
+        }
+        let now = record::now();
+        let mut table = output::table();
+        table.set_header(vec!["id", "user", "expires", "updated", "version", "size", "keys"]);
+        for record in &page {
+            let keys: Vec<&str> = record.data.keys().map(String::as_str).collect();
+            let mut keys = keys.join(", ");
+            if keys.len() > 40 {
+                keys = format!("{}…", keys.chars().take(39).collect::<String>());
+            }
+            table.add_row(vec![
+                record.id.to_string(),
+                record.user_id.clone().unwrap_or_else(|| "-".into()),
+                relative(record.expires_at, now, "expired "),
+                relative(record.updated_at, now, ""),
+                record.version.to_string(),
+                record.data_json().len().to_string(),
+                keys,
+            ]);
+        }
+        line(table)?;
+    }
+    if !ctx.json() {
+        output::note(ctx.global.quiet, super::plural(total, "session", "sessions"));
+    }
+    Ok(())
+}

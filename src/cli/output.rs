@@ -1,0 +1,78 @@
+//! All output goes through here: tables or JSON to stdout, everything else
+//! to stderr. A closed stdout (`sessionctl list | head`) ends the command
+//! quietly with success instead of an error.
+
+use std::fmt;
+use std::io::{self, IsTerminal as _, Write as _};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use comfy_table::{ContentArrangement, Table, presets};
+
+/// Raised when stdout's reader went away; the command stops and exits 0.
+#[derive(Debug)]
+pub struct BrokenPipe;
+
+impl fmt::Display for BrokenPipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("output closed")
+    }
+}
+
+impl std::error::Error for BrokenPipe {}
+
+/// Writes one line to stdout.
+pub fn line(text: impl fmt::Display) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match writeln!(stdout, "{text}") {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
+        other => Ok(other?),
+    }
+}
+
+/// Flushes stdout (a closed pipe is not an error here either).
+pub fn flush() -> anyhow::Result<()> {
+    match io::stdout().lock().flush() {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
+        other => Ok(other?),
+    }
+}
+
+/// A note for the human on stderr (never mixed into stdout's data).
+pub fn note(quiet: bool, text: impl fmt::Display) {
+    if !quiet {
+        eprintln!("{text}");
+    }
+}
+
+/// A table sized to the terminal (plain, uncoloured).
+pub fn table() -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    if io::stdout().is_terminal() {
+        table.set_content_arrangement(ContentArrangement::Dynamic);
+    }
+    table
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// "in 3 h", "expired 2 d ago", "5 min ago".
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>, past_word: &str) -> String {
+    let delta = t - now;
+    let seconds = delta.num_seconds().unsigned_abs();
+    let amount = match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86_400 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86_400),
+    };
+    if delta.num_milliseconds() > 0 { format!("in {amount}") } else { format!("{past_word}{amount} ago") }
+}
+
+/// "2026-11-26T07:00:00.000Z (in 3 h)".
+pub fn when(t: DateTime<Utc>, now: DateTime<Utc>, past_word: &str) -> String {
+    format!("{} ({})", utc(t), relative(t, now, past_word))
+}
