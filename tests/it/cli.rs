@@ -407,6 +407,20 @@ async fn sqlite_to_postgres_and_redis_and_back() {
     );
     pg_cli.ok(&["delete", "-y", alice.id.as_str()]);
     assert!(tiered.load(&alice.id, now()).await.unwrap().is_none(), "deleted in both tiers");
+
+    let listed: Vec<Value> =
+        pg_cli.ok(&["list", "--output", "json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(listed.len(), 2);
+    let anon =
+        SessionId::parse(listed.iter().find(|l| l["user_id"].is_null()).unwrap()["id"].as_str().unwrap()).unwrap();
+    assert!(tiered.load(&anon, now()).await.unwrap().is_some());
+    let new_id = SessionId::parse(pg_cli.ok(&["regenerate", anon.as_str()]).trim()).unwrap();
+    assert!(tiered.load(&anon, now()).await.unwrap().is_none(), "old id gone from both tiers");
+    assert!(tiered.load(&new_id, now()).await.unwrap().is_some());
+    pg_cli.ok(&["expire", new_id.as_str()]);
+    assert!(tiered.load(&new_id, now()).await.unwrap().is_none(), "expired in both tiers");
+    tiered.create(&record(Some("dave"), Duration::hours(1), json!({"x": 1}))).await.unwrap();
+    assert_eq!(pg_cli.json(&["revoke", "--user", "dave", "-y"])["revoked"], 1);
 }
 
 #[test]
