@@ -115,13 +115,15 @@ pub struct DatabaseStats {
 }
 
 /// What one purge batch did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PurgeBatch {
     /// Ids deleted by this batch (so the caller can drop them from the cache).
     pub deleted: Vec<SessionId>,
     /// Where the next batch starts (an opaque cursor); `None` once the whole
     /// table was walked.
     pub next: Option<String>,
+    /// Share of the table walked so far, 0 to 1 (an estimate, for progress).
+    pub progress: f64,
 }
 
 /// The durable tier. Implementations keep every operation a single short
@@ -187,9 +189,13 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// How many sessions match `filter`.
     async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64>;
 
-    /// Deletes the sessions expired at `now` among the next `window` ids
-    /// after `after`. The expiry is re-checked inside the DELETE, so a
-    /// session refreshed meanwhile is never deleted.
+    /// Deletes the sessions expired at `now` among the next ~`window` rows
+    /// after the cursor `after` (`None` to start). The table is walked in
+    /// storage order (SQLite: id windows of the clustered primary key;
+    /// PostgreSQL: ranges of heap blocks), so no index on `expires_at` is
+    /// needed and each batch holds the write lock briefly. The expiry is
+    /// re-checked inside the DELETE, so a session refreshed meanwhile is
+    /// never deleted.
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch>;
 }
 

@@ -341,26 +341,49 @@ impl DatabaseTier for PostgresDatabase {
 
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
         const OP: &str = "purging expired sessions";
-        let after = after.unwrap_or("");
-        // The window's upper end: the `window`-th id after the cursor, or the
-        // end of the table. No transaction is needed: the DELETE re-checks
-        // expiry itself, and rows inserted meanwhile are live.
-        let upper: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE id > $1 ORDER BY id LIMIT 1 OFFSET $2")
-                .bind(after)
-                .bind(i64::from(window.max(1)) - 1)
-                .fetch_optional(&self.pool)
+        // Walk the heap in ranges of blocks (a TID range scan): each batch
+        // reads only its own pages, whatever the expiry order, with no index
+        // on expires_at. The cursor is "<first block>:<blocks per batch>".
+        let (start, step) = match after.and_then(|c| c.split_once(':')) {
+            Some((start, step)) => (
+                start.parse::<i64>().map_err(|_| Error::InvalidInput(format!("bad purge cursor {after:?}")))?,
+                step.parse::<i64>().map_err(|_| Error::InvalidInput(format!("bad purge cursor {after:?}")))?,
+            ),
+            None => {
+                let rows_per_block: Option<f64> = sqlx::query_scalar(
+                    "SELECT CASE WHEN relpages > 0 AND reltuples > 0 THEN (reltuples / relpages)::float8 END
+                     FROM pg_class WHERE oid = 'sessions'::regclass",
+                )
+                .fetch_one(&self.pool)
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
+                let rows_per_block = rows_per_block.unwrap_or(30.0).max(1.0);
+                (0, ((f64::from(window) / rows_per_block).ceil() as i64).max(1))
+            }
+        };
+        let blocks: i64 =
+            sqlx::query_scalar("SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+        if start >= blocks {
+            return Ok(PurgeBatch { deleted: Vec::new(), next: None, progress: 1.0 });
+        }
+        let end = start + step;
         let deleted: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM sessions WHERE id > $1 AND ($2::text IS NULL OR id <= $2) AND expires_at <= $3 RETURNING id",
+            "DELETE FROM sessions
+             WHERE ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid
+               AND expires_at <= $3
+             RETURNING id",
         )
-        .bind(after)
-        .bind(upper.as_deref())
+        .bind(start)
+        .bind(end)
         .bind(now)
         .fetch_all(&self.pool)
         .await
         .map_err(Error::db(BACKEND, OP))?;
-        Ok(PurgeBatch { deleted: parse_ids(deleted), next: upper })
+        let next = (end < blocks).then(|| format!("{end}:{step}"));
+        let progress = (end as f64 / blocks as f64).min(1.0);
+        Ok(PurgeBatch { deleted: parse_ids(deleted), next, progress })
     }
 }

@@ -381,37 +381,46 @@ impl DatabaseTier for SqliteDatabase {
     }
 
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
+        const OP: &str = "purging expired sessions";
         let after = after.unwrap_or("");
-        let mut tx =
-            self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, "purging expired sessions"))?;
-        // The window's upper end: the `window`-th id after the cursor, or
-        // the end of the table.
+        // The window's upper end (the `window`-th id after the cursor, or the
+        // end of the table) is found by a read, outside the write lock.
         let upper: Option<String> =
             sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
                 .bind(after)
                 .bind(i64::from(window.max(1)) - 1)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, "purging expired sessions"))?;
-        let deleted: Vec<String> = match &upper {
-            Some(upper) => {
-                sqlx::query_scalar("DELETE FROM sessions WHERE id > ? AND id <= ? AND expires_at <= ? RETURNING id")
-                    .bind(after)
-                    .bind(upper)
-                    .bind(ms(now))
-                    .fetch_all(&mut *tx)
-                    .await
-            }
-            None => {
-                sqlx::query_scalar("DELETE FROM sessions WHERE id > ? AND expires_at <= ? RETURNING id")
-                    .bind(after)
-                    .bind(ms(now))
-                    .fetch_all(&mut *tx)
-                    .await
-            }
-        }
-        .map_err(Error::db(BACKEND, "purging expired sessions"))?;
-        tx.commit().await.map_err(Error::db(BACKEND, "purging expired sessions"))?;
-        Ok(PurgeBatch { deleted: parse_ids(deleted), next: upper })
+                .map_err(Error::db(BACKEND, OP))?;
+        // Then one short write transaction that takes the lock up front and
+        // re-checks expiry row by row.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        let deleted: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE id > ?1 AND (?2 IS NULL OR id <= ?2) AND expires_at <= ?3 RETURNING id",
+        )
+        .bind(after)
+        .bind(upper.as_deref())
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        let progress = upper.as_deref().map_or(1.0, id_fraction);
+        Ok(PurgeBatch { deleted: parse_ids(deleted), next: upper, progress })
     }
+}
+
+/// Where an id sits in the id space, from 0 to 1. Ids are uniformly
+/// random, so this is also the share of the table walked so far.
+fn id_fraction(id: &str) -> f64 {
+    // base64url characters in byte order, as SQLite compares them.
+    const ALPHABET: &[u8] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    let mut fraction = 0.0;
+    let mut scale = 1.0;
+    for byte in id.bytes().take(4) {
+        scale /= 64.0;
+        let rank = ALPHABET.iter().position(|&c| c == byte).unwrap_or(0);
+        fraction += rank as f64 * scale;
+    }
+    fraction
 }

@@ -222,48 +222,49 @@ pub async fn regenerate_racing_a_write_keeps_both(db: TestDb) {
 pub async fn purge_deletes_only_expired_rows(db: TestDb) {
     let mut live = Vec::new();
     let mut expired = Vec::new();
-    for i in 0..60 {
+    for i in 0..600 {
         let expires_in = if i % 3 == 0 { chrono::Duration::seconds(-10) } else { chrono::Duration::hours(1) };
         let r = record("", expires_in, None);
         db.store.create(&r).await.unwrap();
         if i % 3 == 0 { expired.push(r) } else { live.push(r) }
     }
-    expired.sort_by(|a, b| a.id.cmp(&b.id));
-    // The last expired row (in walk order) is refreshed by its user while the
-    // purge is under way: after the first batch, before its window.
-    let refreshed = expired.pop().unwrap();
     let now = now();
     let mut cursor: Option<String> = None;
-    let mut deleted = Vec::new();
+    let mut deleted: Vec<SessionId> = Vec::new();
+    let mut refreshed: Option<Record> = None;
     let mut batches = 0;
     loop {
-        let batch = db.store.purge_expired_batch(now, cursor.as_deref(), 7).await.unwrap();
+        let batch = db.store.purge_expired_batch(now, cursor.as_deref(), 50).await.unwrap();
         batches += 1;
+        deleted.extend(batch.deleted);
         if batches == 1 {
-            assert!(
-                batch.next.as_deref().is_some_and(|n| n < refreshed.id.as_str()),
-                "refresh lands ahead of the walk"
-            );
-            let mut pushed = refreshed.clone();
+            // A user comes back while the purge is under way: one expired
+            // session the walk has not reached yet gets a new expiry.
+            let pending = expired.iter().find(|r| !deleted.contains(&r.id)).expect("rows left after the first batch");
+            let mut pushed = pending.clone();
             pushed.expires_at = now + chrono::Duration::hours(1);
             pushed.version = 2;
             assert_eq!(db.store.update(&pushed, 1).await.unwrap(), UpdateOutcome::Updated);
+            refreshed = Some(pushed);
         }
-        deleted.extend(batch.deleted);
+        assert!((0.0..=1.0).contains(&batch.progress));
         cursor = batch.next;
         if cursor.is_none() {
+            assert!(batch.progress >= 0.99, "a finished walk reports it walked everything ({})", batch.progress);
             break;
         }
     }
-    assert!(batches >= 60 / 7, "the purge ran in windows ({batches} batches)");
+    let refreshed = refreshed.unwrap();
+    assert!(batches >= 5, "the purge ran in windows ({batches} batches)");
     deleted.sort();
-    let expected: Vec<SessionId> = expired.iter().map(|r| r.id.clone()).collect();
+    let mut expected: Vec<SessionId> = expired.iter().map(|r| r.id.clone()).filter(|id| *id != refreshed.id).collect();
+    expected.sort();
     assert_eq!(deleted, expected, "exactly the expired rows are reported deleted");
     for r in &live {
         assert!(db.store.load(&r.id, now).await.unwrap().is_some(), "live row kept");
     }
-    for r in &expired {
-        db.assert_gone(&r.id).await;
+    for id in &expected {
+        db.assert_gone(id).await;
     }
     assert!(db.store.load(&refreshed.id, now).await.unwrap().is_some(), "the refreshed session survived the purge");
     assert_eq!(db.db().count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap(), 0);
