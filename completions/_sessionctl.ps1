@@ -42,6 +42,8 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('regenerate', 'regenerate', [CompletionResultType]::ParameterValue, 'Move a session to a new id (same data), removing the old one')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write sessions as JSON lines, one per line')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Read sessions from JSON lines (as written by export)')
+            [CompletionResult]::new('purge-expired', 'purge-expired', [CompletionResultType]::ParameterValue, 'Delete expired sessions in short batches (safe to interrupt and rerun)')
+            [CompletionResult]::new('serve-cron', 'serve-cron', [CompletionResultType]::ParameterValue, 'Run the purge on a cron schedule, as a daemon (one leader across replicas)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Create or upgrade the session schema')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Regenerate the shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -210,6 +212,46 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'sessionctl;purge-expired' {
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows walked per batch; each batch is one short write transaction')
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)')
+            [CompletionResult]::new('--max-duration', '--max-duration', [CompletionResultType]::ParameterName, 'Stop cleanly after this long, keeping what was done (e.g. 10m)')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)')
+            [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Count what would be purged, delete nothing')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors (and the data asked for)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors (and the data asked for)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sessionctl;serve-cron' {
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Rows walked per batch; each batch is one short write transaction')
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)')
+            [CompletionResult]::new('--max-duration', '--max-duration', [CompletionResultType]::ParameterName, 'Stop cleanly after this long, keeping what was done (e.g. 10m)')
+            [CompletionResult]::new('--schedule', '--schedule', [CompletionResultType]::ParameterName, 'When to purge, in cron syntax: 5 fields as in crontab (min hour day month weekday), or 6-7 with seconds first')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format')
+            [CompletionResult]::new('--metrics-addr', '--metrics-addr', [CompletionResultType]::ParameterName, 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187)')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)')
+            [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Run one pass now and exit')
+            [CompletionResult]::new('--run-on-start', '--run-on-start', [CompletionResultType]::ParameterName, 'Also run a pass right after starting')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors (and the data asked for)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors (and the data asked for)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'sessionctl;migrate' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)')
@@ -250,6 +292,8 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('regenerate', 'regenerate', [CompletionResultType]::ParameterValue, 'Move a session to a new id (same data), removing the old one')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write sessions as JSON lines, one per line')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Read sessions from JSON lines (as written by export)')
+            [CompletionResult]::new('purge-expired', 'purge-expired', [CompletionResultType]::ParameterValue, 'Delete expired sessions in short batches (safe to interrupt and rerun)')
+            [CompletionResult]::new('serve-cron', 'serve-cron', [CompletionResultType]::ParameterValue, 'Run the purge on a cron schedule, as a daemon (one leader across replicas)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Create or upgrade the session schema')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Regenerate the shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -283,6 +327,12 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             break
         }
         'sessionctl;help;import' {
+            break
+        }
+        'sessionctl;help;purge-expired' {
+            break
+        }
+        'sessionctl;help;serve-cron' {
             break
         }
         'sessionctl;help;migrate' {

@@ -43,11 +43,17 @@ _sessionctl() {
             sessionctl,migrate)
                 cmd="sessionctl__subcmd__migrate"
                 ;;
+            sessionctl,purge-expired)
+                cmd="sessionctl__subcmd__purge__subcmd__expired"
+                ;;
             sessionctl,regenerate)
                 cmd="sessionctl__subcmd__regenerate"
                 ;;
             sessionctl,revoke)
                 cmd="sessionctl__subcmd__revoke"
+                ;;
+            sessionctl,serve-cron)
+                cmd="sessionctl__subcmd__serve__subcmd__cron"
                 ;;
             sessionctl,show)
                 cmd="sessionctl__subcmd__show"
@@ -82,11 +88,17 @@ _sessionctl() {
             sessionctl__subcmd__help,migrate)
                 cmd="sessionctl__subcmd__help__subcmd__migrate"
                 ;;
+            sessionctl__subcmd__help,purge-expired)
+                cmd="sessionctl__subcmd__help__subcmd__purge__subcmd__expired"
+                ;;
             sessionctl__subcmd__help,regenerate)
                 cmd="sessionctl__subcmd__help__subcmd__regenerate"
                 ;;
             sessionctl__subcmd__help,revoke)
                 cmd="sessionctl__subcmd__help__subcmd__revoke"
+                ;;
+            sessionctl__subcmd__help,serve-cron)
+                cmd="sessionctl__subcmd__help__subcmd__serve__subcmd__cron"
                 ;;
             sessionctl__subcmd__help,show)
                 cmd="sessionctl__subcmd__help__subcmd__show"
@@ -101,7 +113,7 @@ _sessionctl() {
 
     case "${cmd}" in
         sessionctl)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version show list stats edit expire delete revoke regenerate export import migrate generate help"
+            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -337,7 +349,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__help)
-            opts="show list stats edit expire delete revoke regenerate export import migrate generate help"
+            opts="show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +488,20 @@ _sessionctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sessionctl__subcmd__help__subcmd__purge__subcmd__expired)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sessionctl__subcmd__help__subcmd__regenerate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -491,6 +517,20 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sessionctl__subcmd__help__subcmd__serve__subcmd__cron)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -646,6 +686,52 @@ _sessionctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sessionctl__subcmd__purge__subcmd__expired)
+            opts="-q -h -V --batch-size --older-than --max-duration --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sessionctl__subcmd__regenerate)
             opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -688,6 +774,64 @@ _sessionctl() {
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sessionctl__subcmd__serve__subcmd__cron)
+            opts="-q -h -V --batch-size --older-than --max-duration --schedule --once --run-on-start --log-format --metrics-addr --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schedule)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,8 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand regenerate 'Move a session to a new id (same data), removing the old one'
             cand export 'Write sessions as JSON lines, one per line'
             cand import 'Read sessions from JSON lines (as written by export)'
+            cand purge-expired 'Delete expired sessions in short batches (safe to interrupt and rerun)'
+            cand serve-cron 'Run the purge on a cron schedule, as a daemon (one leader across replicas)'
             cand migrate 'Create or upgrade the session schema'
             cand generate 'Regenerate the shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -196,6 +198,44 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sessionctl;purge-expired'= {
+            cand --batch-size 'Rows walked per batch; each batch is one short write transaction'
+            cand --older-than 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)'
+            cand --max-duration 'Stop cleanly after this long, keeping what was done (e.g. 10m)'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand --dry-run 'Count what would be purged, delete nothing'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sessionctl;serve-cron'= {
+            cand --batch-size 'Rows walked per batch; each batch is one short write transaction'
+            cand --older-than 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)'
+            cand --max-duration 'Stop cleanly after this long, keeping what was done (e.g. 10m)'
+            cand --schedule 'When to purge, in cron syntax: 5 fields as in crontab (min hour day month weekday), or 6-7 with seconds first'
+            cand --log-format 'Log format'
+            cand --metrics-addr 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187)'
+            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
+            cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
+            cand --redis-prefix 'Key prefix of the sessions in Redis'
+            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
+            cand --output 'Output format'
+            cand --once 'Run one pass now and exit'
+            cand --run-on-start 'Also run a pass right after starting'
+            cand -q 'Print only errors (and the data asked for)'
+            cand --quiet 'Print only errors (and the data asked for)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sessionctl;migrate'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
             cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
@@ -234,6 +274,8 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand regenerate 'Move a session to a new id (same data), removing the old one'
             cand export 'Write sessions as JSON lines, one per line'
             cand import 'Read sessions from JSON lines (as written by export)'
+            cand purge-expired 'Delete expired sessions in short batches (safe to interrupt and rerun)'
+            cand serve-cron 'Run the purge on a cron schedule, as a daemon (one leader across replicas)'
             cand migrate 'Create or upgrade the session schema'
             cand generate 'Regenerate the shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -257,6 +299,10 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         &'sessionctl;help;export'= {
         }
         &'sessionctl;help;import'= {
+        }
+        &'sessionctl;help;purge-expired'= {
+        }
+        &'sessionctl;help;serve-cron'= {
         }
         &'sessionctl;help;migrate'= {
         }

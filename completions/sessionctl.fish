@@ -43,6 +43,8 @@ complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "revoke" -d 'D
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "regenerate" -d 'Move a session to a new id (same data), removing the old one'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "export" -d 'Write sessions as JSON lines, one per line'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "import" -d 'Read sessions from JSON lines (as written by export)'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "purge-expired" -d 'Delete expired sessions in short batches (safe to interrupt and rerun)'
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "serve-cron" -d 'Run the purge on a cron schedule, as a daemon (one leader across replicas)'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "migrate" -d 'Create or upgrade the session schema'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "generate" -d 'Regenerate the shell completions and man pages'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -157,6 +159,37 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l skip-in
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l batch-size -d 'Rows walked per batch; each batch is one short write transaction' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l older-than -d 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l max-duration -d 'Stop cleanly after this long, keeping what was done (e.g. 10m)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l dry-run -d 'Count what would be purged, delete nothing'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l batch-size -d 'Rows walked per batch; each batch is one short write transaction' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l older-than -d 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l max-duration -d 'Stop cleanly after this long, keeping what was done (e.g. 10m)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l schedule -d 'When to purge, in cron syntax: 5 fields as in crontab (min hour day month weekday), or 6-7 with seconds first' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l log-format -d 'Log format' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l metrics-addr -d 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
+json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l once -d 'Run one pass now and exit'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l run-on-start -d 'Also run a pass right after starting'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s q -l quiet -d 'Print only errors (and the data asked for)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
@@ -176,16 +209,18 @@ json\t'Stable JSON for scripts (one document per command; `list` and `export` wr
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "show" -d 'Show one session: metadata, which tiers hold it, its data'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "list" -d 'List sessions, by expiry'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "stats" -d 'Counts, sizes and expiry range of all sessions'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "edit" -d 'Change a session\'s data (with --set/--unset/--replace, or in $EDITOR)'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "expire" -d 'Expire sessions now, in both tiers'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "delete" -d 'Delete sessions in both tiers'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "revoke" -d 'Delete every session of a user'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "regenerate" -d 'Move a session to a new id (same data), removing the old one'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "export" -d 'Write sessions as JSON lines, one per line'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "import" -d 'Read sessions from JSON lines (as written by export)'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "migrate" -d 'Create or upgrade the session schema'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "generate" -d 'Regenerate the shell completions and man pages'
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import migrate generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "show" -d 'Show one session: metadata, which tiers hold it, its data'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "list" -d 'List sessions, by expiry'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "stats" -d 'Counts, sizes and expiry range of all sessions'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "edit" -d 'Change a session\'s data (with --set/--unset/--replace, or in $EDITOR)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "expire" -d 'Expire sessions now, in both tiers'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "delete" -d 'Delete sessions in both tiers'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "revoke" -d 'Delete every session of a user'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "regenerate" -d 'Move a session to a new id (same data), removing the old one'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "export" -d 'Write sessions as JSON lines, one per line'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "import" -d 'Read sessions from JSON lines (as written by export)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "purge-expired" -d 'Delete expired sessions in short batches (safe to interrupt and rerun)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "serve-cron" -d 'Run the purge on a cron schedule, as a daemon (one leader across replicas)'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "migrate" -d 'Create or upgrade the session schema'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "generate" -d 'Regenerate the shell completions and man pages'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand help; and not __fish_seen_subcommand_from show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

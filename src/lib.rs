@@ -37,6 +37,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod id;
+pub mod purge;
 pub mod record;
 pub mod session;
 pub mod store;

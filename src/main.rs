@@ -3,13 +3,21 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 mod cli;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    cli::init_logging(&cli.global);
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line, like every other error.
+            eprintln!("{}", cli::usage_error_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    cli::init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -21,8 +21,10 @@ mod import;
 mod list;
 mod migrate;
 pub mod output;
+mod purge_expired;
 mod regenerate;
 mod revoke;
+mod serve_cron;
 mod show;
 mod stats;
 
@@ -106,6 +108,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Read sessions from JSON lines (as written by export).
     Import(import::ImportArgs),
+    /// Delete expired sessions in short batches (safe to interrupt and rerun).
+    PurgeExpired(purge_expired::PurgeExpiredArgs),
+    /// Run the purge on a cron schedule, as a daemon (one leader across replicas).
+    ServeCron(Box<serve_cron::ServeCronArgs>),
     /// Create or upgrade the session schema.
     Migrate(migrate::MigrateArgs),
     /// Regenerate the shell completions and man pages.
@@ -185,17 +191,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Regenerate(args) => regenerate::run(&ctx, args).await,
         Command::Export(args) => export::run(&ctx, args).await,
         Command::Import(args) => import::run(&ctx, args).await,
+        Command::PurgeExpired(args) => purge_expired::run(&ctx, args).await,
+        Command::ServeCron(args) => serve_cron::run(&ctx, *args).await,
         Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Generate(args) => generate::run(args),
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the level.
-pub fn init_logging(global: &GlobalOpts) {
-    let default = if global.quiet { "error" } else { "warn" };
+/// Logs to stderr; `RUST_LOG` overrides the level. The daemon logs at info
+/// level with timestamps (text or JSON); other commands only warnings.
+pub fn init_logging(cli: &Cli) {
+    let (daemon, json) = match &cli.command {
+        Command::ServeCron(args) => (true, args.log_format == serve_cron::LogFormat::Json),
+        _ => (false, false),
+    };
+    let default = match (cli.global.quiet, daemon) {
+        (true, _) => "error",
+        (false, true) => "info",
+        (false, false) => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    let _ = match (daemon, json) {
+        (true, true) => builder.json().try_init(),
+        (true, false) => builder.try_init(),
+        (false, _) => builder.without_time().try_init(),
+    };
 }
 
 /// The error and its causes on one line, with any URL password masked.
@@ -217,6 +240,16 @@ pub fn one_line(error: &anyhow::Error) -> String {
 fn redact_urls_in(text: &str) -> String {
     text.split(' ')
         .map(|word| if word.contains("://") { redact_url(word) } else { word.to_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// clap's usage error on one line: its message and details, without the
+/// usage and "--help" hints.
+pub fn usage_error_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .collect::<Vec<_>>()
         .join(" ")
 }

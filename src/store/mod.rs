@@ -186,6 +186,13 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// Counts, sizes and expiry range of the whole table.
     async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats>;
 
+    /// Tries to become the one replica that purges; `None` when another
+    /// holds the lock. PostgreSQL uses a session advisory lock, released
+    /// with the guard or when the connection ends (a crashed replica cannot
+    /// keep it). SQLite lives on one host, where concurrent purges only
+    /// queue behind each other: it always grants.
+    async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>>;
+
     /// How many sessions match `filter`.
     async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64>;
 
@@ -197,6 +204,24 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// re-checked inside the DELETE, so a session refreshed meanwhile is
     /// never deleted.
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch>;
+}
+
+/// Leadership of the purge, held until released.
+#[async_trait]
+pub trait PurgeLock: Send + fmt::Debug {
+    /// Gives the lock up.
+    async fn release(self: Box<Self>) -> Result<()>;
+}
+
+/// A lock that is always granted (one host).
+#[derive(Debug)]
+pub(crate) struct LocalPurgeLock;
+
+#[async_trait]
+impl PurgeLock for LocalPurgeLock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What the cache holds for an id.

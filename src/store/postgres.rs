@@ -35,6 +35,28 @@ macro_rules! insert_sql {
     };
 }
 
+/// The advisory lock key that elects the purging replica ("sessionctl purge").
+const PURGE_LOCK_KEY: i64 = 0x5345_5353_4354_4c50;
+
+/// The purge leadership: an advisory lock held on one pooled connection.
+#[derive(Debug)]
+struct AdvisoryLock {
+    connection: sqlx::pool::PoolConnection<Postgres>,
+}
+
+#[async_trait]
+impl super::PurgeLock for AdvisoryLock {
+    async fn release(mut self: Box<Self>) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PURGE_LOCK_KEY)
+            .execute(&mut *self.connection)
+            .await
+            .map_err(Error::db(BACKEND, "releasing the purge lock"))?;
+        // Closing (see `try_purge_lock`) also ends the session cleanly.
+        Ok(())
+    }
+}
+
 /// PostgreSQL behind a connection pool.
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
@@ -337,6 +359,21 @@ impl DatabaseTier for PostgresDatabase {
             oldest_expiry: time("oldest")?,
             newest_expiry: time("newest")?,
         })
+    }
+
+    async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {
+        const OP: &str = "taking the purge lock";
+        let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(PURGE_LOCK_KEY)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        // Should the guard be dropped without `release` (an error, a panic),
+        // the connection is closed instead of going back to the pool still
+        // holding the lock, and the server releases it.
+        connection.close_on_drop();
+        Ok(granted.then(|| Box::new(AdvisoryLock { connection }) as Box<dyn super::PurgeLock>))
     }
 
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {

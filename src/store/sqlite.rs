@@ -380,6 +380,10 @@ impl DatabaseTier for SqliteDatabase {
         })
     }
 
+    async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {
+        Ok(Some(Box::new(super::LocalPurgeLock)))
+    }
+
     async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
         const OP: &str = "purging expired sessions";
         let after = after.unwrap_or("");

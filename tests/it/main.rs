@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod codec;
+mod purge;
 mod session;
 mod suite;
 mod tiers;

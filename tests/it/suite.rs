@@ -255,7 +255,7 @@ pub async fn purge_deletes_only_expired_rows(db: TestDb) {
         }
     }
     let refreshed = refreshed.unwrap();
-    assert!(batches >= 5, "the purge ran in windows ({batches} batches)");
+    assert!(batches >= 3, "the purge ran in windows ({batches} batches)");
     deleted.sort();
     let mut expected: Vec<SessionId> = expired.iter().map(|r| r.id.clone()).filter(|id| *id != refreshed.id).collect();
     expected.sort();

@@ -18,6 +18,8 @@ pub struct PgServer {
     port: u16,
     bin: PathBuf,
     root: bool,
+    data: PathBuf,
+    dir: PathBuf,
 }
 
 static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
@@ -80,6 +82,46 @@ fn as_owner(program: &Path, root: bool) -> Command {
 }
 
 impl PgServer {
+    /// A server of its own (for tests that stop and start it).
+    pub fn start_private() -> Option<PgServer> {
+        PgServer::start()
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let options = self.options();
+        let output = as_owner(&self.bin.join("pg_ctl"), self.root)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-o")
+            .arg(&options)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(args)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "pg_ctl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    fn options(&self) -> String {
+        format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        )
+    }
+
+    /// Stops the server (fast shutdown: connections are cut).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-w", "-m", "fast", "stop"]);
+    }
+
+    /// Starts it again on the same port.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["-w", "-t", "60", "start"]);
+    }
+
     fn start() -> Option<PgServer> {
         let Some(bin) = find_pg_bin() else {
             return missing("PostgreSQL (initdb, pg_ctl; Debian package `postgresql`)");
@@ -98,25 +140,8 @@ impl PgServer {
             .output()
             .unwrap();
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
-        let port = free_port();
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            dir.display()
-        );
-        let output = as_owner(&bin.join("pg_ctl"), root)
-            .arg("-D")
-            .arg(&data)
-            .arg("-o")
-            .arg(&options)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .args(["-w", "-t", "60", "start"])
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        assert!(output.status.success(), "pg_ctl start failed: {}\n{log}", String::from_utf8_lossy(&output.stderr));
+        let server = PgServer { port: free_port(), bin: bin.clone(), root, data: data.clone(), dir: dir.clone() };
+        server.start_again();
         // Stop the server and remove its files when this process ends.
         let watchdog = format!(
             "while [ -d /proc/{pid} ]; do sleep 0.5; done; '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
@@ -130,7 +155,7 @@ impl PgServer {
         // Deliberately never waited for: it must outlive this process.
         #[allow(clippy::zombie_processes)]
         let _watchdog = sh.spawn().expect("cannot start the PostgreSQL watchdog");
-        Some(PgServer { port, bin, root })
+        Some(server)
     }
 
     /// The URL of a database on this server.

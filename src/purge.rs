@@ -1,0 +1,228 @@
+//! Deleting expired sessions: the loop behind `sessionctl purge-expired`
+//! and `serve-cron`, and the leadership lock that keeps replicas from
+//! purging at the same time.
+//!
+//! The purge walks the whole table in short batches
+//! ([`Store::purge_expired_batch`]), each a brief write transaction that
+//! re-checks expiry in its DELETE, so it never stalls the app's writes for
+//! long and never deletes a session refreshed while it runs. It keeps no
+//! list of ids, so its memory does not grow with the table, and it can be
+//! stopped between any two batches (a signal, a time budget) and simply
+//! run again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+use crate::record;
+use crate::store::{Filter, StateFilter, Store};
+
+/// Default rows per batch window.
+pub const DEFAULT_BATCH_SIZE: u32 = 10_000;
+
+/// How a purge runs.
+#[derive(Debug, Clone)]
+pub struct PurgeOptions {
+    /// Rows walked per batch (default 10,000).
+    pub batch_size: u32,
+    /// Grace period: only sessions expired at least this long ago go.
+    pub older_than: Duration,
+    /// Stop cleanly once this much time has passed.
+    pub max_duration: Option<Duration>,
+}
+
+impl Default for PurgeOptions {
+    fn default() -> Self {
+        PurgeOptions { batch_size: DEFAULT_BATCH_SIZE, older_than: Duration::ZERO, max_duration: None }
+    }
+}
+
+/// Why a purge stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeEnd {
+    /// The whole table was walked.
+    Finished,
+    /// `max_duration` ran out.
+    TimeBudget,
+    /// Asked to stop (a signal).
+    Interrupted,
+}
+
+/// Progress of a purge, reported after every batch, and its final report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurgeProgress {
+    /// Sessions expired at or before this time are purged.
+    pub cutoff: DateTime<Utc>,
+    /// Sessions deleted so far.
+    pub deleted: u64,
+    /// Batches run so far.
+    pub batches: u64,
+    /// Share of the table walked, 0 to 1.
+    pub walked: f64,
+    /// Time since the purge started.
+    pub elapsed: Duration,
+    /// The longest single batch (its write lock is held about this long).
+    pub longest_batch: Duration,
+    /// Why it stopped (`None` while running).
+    pub end: Option<PurgeEnd>,
+}
+
+impl PurgeProgress {
+    /// Deleted rows per second.
+    pub fn rate(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 { self.deleted as f64 / seconds } else { 0.0 }
+    }
+
+    /// Expired rows still in the part of the table not walked yet, estimated
+    /// from what the walked part held (0 once finished).
+    pub fn remaining_estimate(&self) -> u64 {
+        if self.end == Some(PurgeEnd::Finished) || self.walked <= 0.0 {
+            return 0;
+        }
+        (self.deleted as f64 * (1.0 - self.walked) / self.walked).round() as u64
+    }
+}
+
+/// A flag that asks a running purge to stop after its current batch.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// A flag that is not raised.
+    pub fn new() -> StopFlag {
+        StopFlag::default()
+    }
+    /// Asks the purge to stop.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether a stop was asked for.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The cutoff for a grace period: now minus `older_than`.
+pub fn cutoff(older_than: Duration) -> DateTime<Utc> {
+    let now = record::now();
+    now.checked_sub_signed(chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX)).unwrap_or(now)
+}
+
+/// How many sessions a purge with these options would delete now.
+pub async fn count_expired(store: &Store, options: &PurgeOptions) -> Result<u64> {
+    let filter = Filter { state: StateFilter::Expired, ..Filter::default() };
+    store.require_database()?.count(&filter, cutoff(options.older_than)).await
+}
+
+/// Deletes expired sessions in batches until the table has been walked, the
+/// time budget runs out or `stop` is raised; calls `on_batch` after each
+/// batch. Purged ids are also dropped from the cache tier.
+pub async fn purge_expired(
+    store: &Store,
+    options: &PurgeOptions,
+    stop: &StopFlag,
+    mut on_batch: impl FnMut(&PurgeProgress),
+) -> Result<PurgeProgress> {
+    let started = Instant::now();
+    let mut progress = PurgeProgress {
+        cutoff: cutoff(options.older_than),
+        deleted: 0,
+        batches: 0,
+        walked: 0.0,
+        elapsed: Duration::ZERO,
+        longest_batch: Duration::ZERO,
+        end: None,
+    };
+    let mut cursor: Option<String> = None;
+    loop {
+        if stop.is_raised() {
+            progress.end = Some(PurgeEnd::Interrupted);
+            break;
+        }
+        if options.max_duration.is_some_and(|budget| started.elapsed() >= budget) {
+            progress.end = Some(PurgeEnd::TimeBudget);
+            break;
+        }
+        let batch_started = Instant::now();
+        let batch = store.purge_expired_batch(progress.cutoff, cursor.as_deref(), options.batch_size.max(1)).await?;
+        progress.longest_batch = progress.longest_batch.max(batch_started.elapsed());
+        progress.batches += 1;
+        progress.deleted += batch.deleted.len() as u64;
+        progress.walked = batch.progress.clamp(progress.walked, 1.0);
+        progress.elapsed = started.elapsed();
+        cursor = batch.next;
+        if cursor.is_none() {
+            progress.walked = 1.0;
+            progress.end = Some(PurgeEnd::Finished);
+        }
+        on_batch(&progress);
+        if progress.end.is_some() {
+            break;
+        }
+    }
+    progress.elapsed = started.elapsed();
+    Ok(progress)
+}
+
+/// Tries to become the one replica that purges (see
+/// [`DatabaseTier::try_purge_lock`](crate::DatabaseTier::try_purge_lock)).
+pub async fn try_lead(store: &Store) -> Result<Option<Box<dyn crate::store::PurgeLock>>> {
+    store.require_database()?.try_purge_lock().await
+}
+
+/// Parses a duration such as `90s`, `15m`, `2h30m`, `7d`, `250ms`.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration; use e.g. 30s, 15m, 2h, 7d".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("{text:?} is not a duration; use e.g. 30s, 15m, 2h, 7d"));
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| format!("{text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let seconds_per: u64 = match unit {
+            "ms" => {
+                total += Duration::from_millis(number);
+                continue;
+            }
+            "s" | "sec" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            "" => return Err(format!("{text:?}: missing unit after {number} (ms, s, m, h, d, w)")),
+            other => return Err(format!("{text:?}: unknown unit {other:?} (ms, s, m, h, d, w)")),
+        };
+        let seconds = number.checked_mul(seconds_per).ok_or_else(|| format!("{text:?}: too large"))?;
+        total = total.checked_add(Duration::from_secs(seconds)).ok_or_else(|| format!("{text:?}: too large"))?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h30m"), Ok(Duration::from_secs(9000)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "5", "m", "5x", "-5s", "1.5h", "99999999999999999999s", "9999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! `sessionctl purge-expired` and `serve-cron`, as real processes against
+//! real databases: exact deletion, interruption (SIGKILL, SIGTERM), leader
+//! election on PostgreSQL, database outages, metrics, bad arguments.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sessionctl::record::now;
+use sessionctl::store::CacheLookup;
+use sessionctl::{CacheTier, DatabaseTier, Filter, Record, SessionId, StateFilter, Store, StoreOptions};
+
+use crate::harness::{self, pg_server::PgServer};
+
+fn sessionctl(database_url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SESSIONCTL_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.env("NO_COLOR", "1").env("SESSIONCTL_DATABASE_URL", database_url).args(args);
+    command.stdin(Stdio::null());
+    command
+}
+
+fn record(expires_in: chrono::Duration) -> Record {
+    let t = now();
+    Record {
+        id: SessionId::generate(),
+        user_id: None,
+        data: json!({"n": 1}).as_object().cloned().unwrap(),
+        created_at: t,
+        updated_at: t,
+        expires_at: t + expires_in,
+        version: 1,
+    }
+}
+
+/// Seeds `live` and `expired` sessions through the store; returns them.
+async fn seed(store: &Store, live: usize, expired: usize) -> (Vec<Record>, Vec<Record>) {
+    let mut l = Vec::new();
+    let mut e = Vec::new();
+    for _ in 0..live {
+        let r = record(chrono::Duration::hours(1));
+        store.create(&r).await.unwrap();
+        l.push(r);
+    }
+    for _ in 0..expired {
+        let r = record(chrono::Duration::seconds(-30));
+        store.create(&r).await.unwrap();
+        e.push(r);
+    }
+    (l, e)
+}
+
+async fn counts(database: &Arc<dyn DatabaseTier>) -> (u64, u64) {
+    let now = now();
+    let active = database.count(&Filter { state: StateFilter::Active, ..Filter::default() }, now).await.unwrap();
+    let expired = database.count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap();
+    (active, expired)
+}
+
+fn json_output(output: &std::process::Output) -> Value {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+async fn purge_deletes_exactly_the_expired_rows(db: harness::TestDb, redis: Option<(String, String)>) {
+    let (live, expired) = seed(&db.store, 150, 120).await;
+    let database = db.database.clone().unwrap();
+    let mut args = vec!["purge-expired", "--batch-size", "40", "--output", "json"];
+    if let Some((url, prefix)) = &redis {
+        args.extend(["--redis-url", url, "--redis-prefix", prefix]);
+    }
+    let dry = json_output(&sessionctl(&db.url, &["purge-expired", "--dry-run", "--output", "json"]).output().unwrap());
+    assert_eq!(dry["would_delete"], 120);
+    assert_eq!(counts(&database).await, (150, 120), "a dry run deletes nothing");
+
+    let summary = json_output(&sessionctl(&db.url, &args).output().unwrap());
+    assert_eq!(summary["deleted"], 120);
+    assert_eq!(summary["ended"], "finished");
+    assert!(summary["batches"].as_u64().unwrap() >= 2, "{summary}");
+    assert_eq!(counts(&database).await, (150, 0));
+    for r in &live {
+        assert!(database.load(&r.id).await.unwrap().is_some());
+    }
+    if let Some(cache) = &db.cache {
+        for r in &expired {
+            assert!(!matches!(cache.get(&r.id).await.unwrap(), CacheLookup::Hit(_)), "purged ids leave the cache too");
+        }
+        assert!(matches!(cache.get(&live[0].id).await.unwrap(), CacheLookup::Hit(_)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_expired_on_sqlite() {
+    purge_deletes_exactly_the_expired_rows(harness::sqlite().await, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_expired_on_postgres() {
+    let Some(db) = harness::postgres().await else { return };
+    purge_deletes_exactly_the_expired_rows(db, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_expired_on_postgres_with_redis() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let Some(mut db) = harness::postgres().await else { return };
+    let prefix = format!("purge{}:", SessionId::generate());
+    let cache: Arc<dyn CacheTier> = Arc::new(
+        sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(1)).unwrap(),
+    );
+    db.store = Store::tiered(db.database.clone().unwrap(), cache.clone(), StoreOptions::default());
+    db.cache = Some(cache);
+    purge_deletes_exactly_the_expired_rows(db, Some((server.url(), prefix))).await;
+}
+
+#[tokio::test]
+async fn grace_period_keeps_recently_expired_sessions() {
+    let db = harness::sqlite().await;
+    let recent = record(chrono::Duration::minutes(-5));
+    let old = record(chrono::Duration::hours(-3));
+    db.store.create(&recent).await.unwrap();
+    db.store.create(&old).await.unwrap();
+    let summary = json_output(
+        &sessionctl(&db.url, &["purge-expired", "--older-than", "1h", "--output", "json"]).output().unwrap(),
+    );
+    assert_eq!(summary["deleted"], 1);
+    let database = db.database.clone().unwrap();
+    assert!(database.load(&old.id).await.unwrap().is_none());
+    assert!(database.load(&recent.id).await.unwrap().is_some());
+}
+
+/// A SQLite database with `rows` sessions, every other one expired, written
+/// directly in SQL (fast enough for hundreds of thousands).
+async fn big_sqlite(rows: u32) -> harness::TestDb {
+    let db = harness::sqlite().await;
+    let pool = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
+    let live_until = (now() + chrono::Duration::hours(1)).timestamp_millis();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+         SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 24), '{\"n\":1}', NULL, 0, 0,
+                CASE WHEN i % 2 = 0 THEN 1000 ELSE ?2 END, 1
+         FROM n",
+    )
+    .bind(rows)
+    .bind(live_until)
+    .execute(pool.pool())
+    .await
+    .unwrap();
+    db
+}
+
+/// Starts a purge that will take a while, and waits until it has deleted
+/// something.
+async fn start_slow_purge(db: &harness::TestDb) -> (Child, u64) {
+    let database = db.database.clone().unwrap();
+    let (_, expired_before) = counts(&database).await;
+    let child = sessionctl(&db.url, &["purge-expired", "--batch-size", "200", "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, expired) = counts(&database).await;
+        if expired < expired_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the purge never started deleting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (child, expired_before)
+}
+
+fn signal(child: &Child, signal: &str) {
+    assert!(Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_purge_can_be_rerun_and_loses_no_live_session() {
+    let db = big_sqlite(200_000).await;
+    let database = db.database.clone().unwrap();
+    let (live_before, _) = counts(&database).await;
+    let (mut child, expired_before) = start_slow_purge(&db).await;
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let (live_after_kill, expired_after_kill) = counts(&database).await;
+    assert_eq!(live_after_kill, live_before, "no live session lost");
+    assert!(
+        expired_after_kill > 0 && expired_after_kill < expired_before,
+        "killed mid-way ({expired_after_kill} left)"
+    );
+
+    let summary = json_output(&sessionctl(&db.url, &["purge-expired", "--output", "json"]).output().unwrap());
+    assert_eq!(summary["deleted"].as_u64(), Some(expired_after_kill), "the rerun finishes the job");
+    assert_eq!(counts(&database).await, (live_before, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_and_exits_0_with_what_was_done() {
+    let db = big_sqlite(200_000).await;
+    let database = db.database.clone().unwrap();
+    let (mut child, expired_before) = start_slow_purge(&db).await;
+    signal(&child, "-TERM");
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["ended"], "interrupted");
+    let (_, expired_after) = counts(&database).await;
+    assert!(expired_after > 0, "stopped before the end");
+    assert_eq!(
+        summary["deleted"].as_u64().unwrap(),
+        expired_before - expired_after,
+        "what it reports is what stays deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_cron_skips_while_another_replica_holds_the_lock() {
+    let Some(db) = harness::postgres().await else { return };
+    seed(&db.store, 5, 7).await;
+    let database = db.database.clone().unwrap();
+    // Another replica: holds the lock until it releases it.
+    let other = database.try_purge_lock().await.unwrap().expect("free at first");
+    assert!(database.try_purge_lock().await.unwrap().is_none(), "one holder at a time");
+
+    let output = sessionctl(&db.url, &["serve-cron", "--once"]).output().unwrap();
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("skipped: another replica holds the purge lock"), "{log}");
+    assert_eq!(counts(&database).await, (5, 7), "the skipping replica deleted nothing");
+
+    other.release().await.unwrap();
+    let output = sessionctl(&db.url, &["serve-cron", "--once", "--log-format", "json"]).output().unwrap();
+    assert!(output.status.success());
+    let line: Value = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "purge run")
+        .expect("a JSON log line for the run");
+    assert_eq!(line["fields"]["deleted"], 7);
+    assert_eq!(counts(&database).await, (5, 0));
+    assert!(database.try_purge_lock().await.unwrap().is_some(), "the lock was released");
+}
+
+/// Reads the child's stderr lines into a shared buffer in the background.
+fn collect_stderr(child: &mut Child) -> Arc<std::sync::Mutex<String>> {
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    log
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_cron_survives_a_database_outage_and_purges_once_it_is_back() {
+    let Some(server) = PgServer::start_private() else { return };
+    let url = server.create_database();
+    let store = Store::connect(&url).await.unwrap();
+    let database = store.database().unwrap().clone();
+    seed(&store, 3, 4).await;
+
+    let mut child = sessionctl(&url, &["serve-cron", "--schedule", "* * * * * *", "--run-on-start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    wait_for("the first purge", Duration::from_secs(20), async || counts(&database).await == (3, 0)).await;
+
+    server.stop();
+    wait_for("a failed run to be logged", Duration::from_secs(20), async || {
+        log.lock().unwrap().contains("purge run failed")
+    })
+    .await;
+    assert!(child.try_wait().unwrap().is_none(), "the daemon keeps running: {}", log.lock().unwrap());
+
+    server.start_again();
+    let store = Store::connect(&url).await.unwrap();
+    let database = store.database().unwrap().clone();
+    seed(&store, 0, 5).await;
+    wait_for("a purge after the outage", Duration::from_secs(30), async || counts(&database).await == (3, 0)).await;
+
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM exits 0");
+    wait_for("the last log line", Duration::from_secs(5), async || log.lock().unwrap().contains("serve-cron stopped")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_cron_serves_health_and_metrics() {
+    let db = harness::sqlite().await;
+    seed(&db.store, 1, 3).await;
+    let port = harness::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = sessionctl(&db.url, &["serve-cron", "--run-on-start", "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    };
+    let mut metrics = String::new();
+    wait_for("a run to show in /metrics", Duration::from_secs(20), async || {
+        metrics = get("/metrics").unwrap_or_default();
+        metrics.contains("sessionctl_purge_runs_total 1")
+    })
+    .await;
+    assert!(metrics.contains("sessionctl_purge_deleted_total 3"), "{metrics}");
+    assert!(metrics.contains("# TYPE sessionctl_purge_last_success_timestamp_seconds gauge"));
+    assert!(get("/healthz").unwrap().ends_with("ok\n"));
+    assert!(get("/nope").unwrap().starts_with("HTTP/1.1 404"));
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn bad_arguments_and_unreachable_databases_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    for (args, code) in [
+        (vec!["serve-cron", "--schedule", "every tuesday"], 2),
+        (vec!["serve-cron", "--schedule", "61 * * * *"], 2),
+        (vec!["purge-expired", "--older-than", "5x"], 2),
+        (vec!["purge-expired", "--max-duration", "soon"], 2),
+        (vec!["purge-expired", "--batch-size", "0"], 2),
+    ] {
+        let output = sessionctl(&url, &args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line: {stderr}");
+    }
+    let unreachable = format!("postgres://ops:topsecret@127.0.0.1:{}/s", harness::free_port());
+    for args in [vec!["purge-expired"], vec!["serve-cron", "--once"]] {
+        let output = sessionctl(&unreachable, &args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("topsecret"), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+    }
+}
