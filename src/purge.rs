@@ -148,10 +148,11 @@ pub async fn purge_expired(
             break;
         }
         let batch_started = Instant::now();
-        let batch = store.purge_expired_batch(progress.cutoff, cursor.as_deref(), options.batch_size.max(1)).await?;
+        let batch =
+            store.purge_expired_batch(progress.cutoff, cursor.as_deref(), options.batch_size.max(1), false).await?;
         progress.longest_batch = progress.longest_batch.max(batch_started.elapsed());
         progress.batches += 1;
-        progress.deleted += batch.deleted.len() as u64;
+        progress.deleted += batch.deleted_count;
         progress.walked = batch.progress.clamp(progress.walked, 1.0);
         progress.elapsed = started.elapsed();
         cursor = batch.next;

@@ -117,8 +117,10 @@ pub struct DatabaseStats {
 /// What one purge batch did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PurgeBatch {
-    /// Ids deleted by this batch (so the caller can drop them from the cache).
+    /// Ids deleted by this batch, when asked for (to drop them from a cache).
     pub deleted: Vec<SessionId>,
+    /// How many rows this batch deleted.
+    pub deleted_count: u64,
     /// Where the next batch starts (an opaque cursor); `None` once the whole
     /// table was walked.
     pub next: Option<String>,
@@ -203,7 +205,16 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// needed and each batch holds the write lock briefly. The expiry is
     /// re-checked inside the DELETE, so a session refreshed meanwhile is
     /// never deleted.
-    async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch>;
+    ///
+    /// The deleted ids are returned only when `return_ids` is set (to drop
+    /// them from a cache); otherwise just their count.
+    async fn purge_expired_batch(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        window: u32,
+        return_ids: bool,
+    ) -> Result<PurgeBatch>;
 }
 
 /// Leadership of the purge, held until released.
@@ -654,15 +665,18 @@ impl Store {
         Ok(expired)
     }
 
-    /// One purge batch (see [`DatabaseTier::purge_expired_batch`]); the
-    /// purged ids are also dropped from the cache.
+    /// One purge batch (see [`DatabaseTier::purge_expired_batch`]); with a
+    /// cache tier, the purged ids are also dropped from it. The ids are
+    /// returned when there is a cache or `return_ids` is set.
     pub async fn purge_expired_batch(
         &self,
         now: DateTime<Utc>,
         after: Option<&str>,
         window: u32,
+        return_ids: bool,
     ) -> Result<PurgeBatch> {
-        let batch = self.db()?.purge_expired_batch(now, after, window).await?;
+        let return_ids = return_ids || self.cache().is_some();
+        let batch = self.db()?.purge_expired_batch(now, after, window, return_ids).await?;
         if let Some(cache) = self.cache()
             && !batch.deleted.is_empty()
         {

@@ -376,51 +376,78 @@ impl DatabaseTier for PostgresDatabase {
         Ok(granted.then(|| Box::new(AdvisoryLock { connection }) as Box<dyn super::PurgeLock>))
     }
 
-    async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
+    async fn purge_expired_batch(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        window: u32,
+        return_ids: bool,
+    ) -> Result<PurgeBatch> {
         const OP: &str = "purging expired sessions";
         // Walk the heap in ranges of blocks (a TID range scan): each batch
         // reads only its own pages, whatever the expiry order, with no index
-        // on expires_at. The cursor is "<first block>:<blocks per batch>".
-        let (start, step) = match after.and_then(|c| c.split_once(':')) {
-            Some((start, step)) => (
-                start.parse::<i64>().map_err(|_| Error::InvalidInput(format!("bad purge cursor {after:?}")))?,
-                step.parse::<i64>().map_err(|_| Error::InvalidInput(format!("bad purge cursor {after:?}")))?,
-            ),
+        // on expires_at. The cursor is "<first block>:<blocks per batch>:<table
+        // size in blocks when the walk started>".
+        let bad_cursor = || Error::InvalidInput(format!("bad purge cursor {after:?}"));
+        let (start, step, mut blocks) = match after {
+            Some(cursor) => {
+                let parts: Vec<i64> =
+                    cursor.split(':').map(|p| p.parse().map_err(|_| bad_cursor())).collect::<Result<_>>()?;
+                let [start, step, blocks] = parts[..] else { return Err(bad_cursor()) };
+                (start, step.max(1), blocks)
+            }
             None => {
-                let rows_per_block: Option<f64> = sqlx::query_scalar(
-                    "SELECT CASE WHEN relpages > 0 AND reltuples > 0 THEN (reltuples / relpages)::float8 END
+                let row = sqlx::query(
+                    "SELECT CASE WHEN relpages > 0 AND reltuples > 0 THEN (reltuples / relpages)::float8 END AS per_block,
+                            pg_relation_size(oid) / current_setting('block_size')::bigint AS blocks
                      FROM pg_class WHERE oid = 'sessions'::regclass",
                 )
                 .fetch_one(&self.pool)
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
-                let rows_per_block = rows_per_block.unwrap_or(30.0).max(1.0);
-                (0, ((f64::from(window) / rows_per_block).ceil() as i64).max(1))
+                let per_block: Option<f64> = row.try_get("per_block").map_err(Error::db(BACKEND, OP))?;
+                let blocks: i64 = row.try_get("blocks").map_err(Error::db(BACKEND, OP))?;
+                let per_block = per_block.unwrap_or(30.0).max(1.0);
+                (0, ((f64::from(window) / per_block).ceil() as i64).max(1), blocks)
             }
         };
-        let blocks: i64 =
-            sqlx::query_scalar("SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint")
+        if start >= blocks {
+            // The table may have grown since the walk began.
+            blocks = sqlx::query_scalar("SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint")
                 .fetch_one(&self.pool)
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
-        if start >= blocks {
-            return Ok(PurgeBatch { deleted: Vec::new(), next: None, progress: 1.0 });
+            if start >= blocks {
+                return Ok(PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: None, progress: 1.0 });
+            }
         }
         let end = start + step;
-        let deleted: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM sessions
-             WHERE ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid
-               AND expires_at <= $3
-             RETURNING id",
-        )
-        .bind(start)
-        .bind(end)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
-        let next = (end < blocks).then(|| format!("{end}:{step}"));
+        const WHERE: &str =
+            "WHERE ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid
+               AND expires_at <= $3";
+        let (deleted, deleted_count) = if return_ids {
+            let ids: Vec<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("DELETE FROM sessions {WHERE} RETURNING id")))
+                    .bind(start)
+                    .bind(end)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(Error::db(BACKEND, OP))?;
+            let count = ids.len() as u64;
+            (parse_ids(ids), count)
+        } else {
+            let result = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM sessions {WHERE}")))
+                .bind(start)
+                .bind(end)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+            (Vec::new(), result.rows_affected())
+        };
+        let next = Some(format!("{end}:{step}:{blocks}"));
         let progress = (end as f64 / blocks as f64).min(1.0);
-        Ok(PurgeBatch { deleted: parse_ids(deleted), next, progress })
+        Ok(PurgeBatch { deleted, deleted_count, next, progress })
     }
 }

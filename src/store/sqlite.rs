@@ -7,6 +7,7 @@
 //! Single-statement writes are atomic on their own.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{
     DatabaseStats, DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, UpdateOutcome,
@@ -33,7 +34,23 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
     pool: SqlitePool,
+    /// For file databases: how to open the purge's own connection.
+    purge_options: Option<SqliteConnectOptions>,
+    purge: Arc<tokio::sync::Mutex<Option<PurgeConnection>>>,
 }
+
+/// The purge's own connection: a large page cache, and checkpoints on its
+/// own schedule rather than after every commit.
+#[derive(Debug)]
+struct PurgeConnection {
+    connection: SqliteConnection,
+    batches: u32,
+}
+
+/// Page cache of the purge connection (256 MiB, in KiB as SQLite wants).
+const PURGE_CACHE_KIB: i64 = 256 * 1024;
+/// A passive checkpoint every this many purge batches.
+const PURGE_CHECKPOINT_EVERY: u32 = 20;
 
 impl SqliteDatabase {
     /// Opens (creating if missing) the database a `sqlite:` URL names.
@@ -46,6 +63,7 @@ impl SqliteDatabase {
             .busy_timeout(BUSY_TIMEOUT);
         // Every connection to `:memory:` is its own database: keep one.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let purge_options = (!in_memory).then(|| options.clone());
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
@@ -54,7 +72,7 @@ impl SqliteDatabase {
             .connect_with(options)
             .await
             .map_err(Error::db(BACKEND, "opening the database"))?;
-        Ok(SqliteDatabase { pool })
+        Ok(SqliteDatabase { pool, purge_options, purge: Arc::default() })
     }
 
     /// The underlying pool, for callers that need raw SQL (benchmarks).
@@ -87,6 +105,31 @@ fn row_to_record(row: &SqliteRow) -> Result<Record> {
             Err(Error::Corrupt { id, reason: e.to_string() })
         }
     }
+}
+
+/// The INSERT of a whole record (bound by [`bind_record`]), followed by the
+/// given conflict clause.
+macro_rules! insert_sql {
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ",
+            $on_conflict
+        )
+    };
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+fn bind_record<'q>(query: SqliteQuery<'q>, record: &'q Record) -> SqliteQuery<'q> {
+    query
+        .bind(record.id.as_str())
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.created_at))
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -126,20 +169,10 @@ impl DatabaseTier for SqliteDatabase {
     }
 
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {
-        let result = sqlx::query(
-            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(record.id.as_str())
-        .bind(record.data_json())
-        .bind(record.user_id.as_deref())
-        .bind(ms(record.created_at))
-        .bind(ms(record.updated_at))
-        .bind(ms(record.expires_at))
-        .bind(record.version)
-        .execute(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "creating a session"))?;
+        let result = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "creating a session"))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -183,20 +216,14 @@ impl DatabaseTier for SqliteDatabase {
     }
 
     async fn upsert(&self, record: &Record) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
-                created_at = excluded.created_at, updated_at = excluded.updated_at,
-                expires_at = excluded.expires_at, version = excluded.version",
+        bind_record(
+            sqlx::query(insert_sql!(
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                 created_at = excluded.created_at, updated_at = excluded.updated_at,
+                 expires_at = excluded.expires_at, version = excluded.version"
+            )),
+            record,
         )
-        .bind(record.id.as_str())
-        .bind(record.data_json())
-        .bind(record.user_id.as_deref())
-        .bind(ms(record.created_at))
-        .bind(ms(record.updated_at))
-        .bind(ms(record.expires_at))
-        .bind(record.version)
         .execute(&self.pool)
         .await
         .map_err(Error::db(BACKEND, "writing a session"))?;
@@ -220,20 +247,10 @@ impl DatabaseTier for SqliteDatabase {
                 .map_err(Error::db(BACKEND, OP))?;
             return Ok(if exists.is_some() { RotateOutcome::Conflict } else { RotateOutcome::Missing });
         }
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(record.id.as_str())
-        .bind(record.data_json())
-        .bind(record.user_id.as_deref())
-        .bind(ms(record.created_at))
-        .bind(ms(record.updated_at))
-        .bind(ms(record.expires_at))
-        .bind(record.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
+        let inserted = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
         if inserted.rows_affected() == 0 {
             return Ok(RotateOutcome::IdTaken);
         }
@@ -384,34 +401,91 @@ impl DatabaseTier for SqliteDatabase {
         Ok(Some(Box::new(super::LocalPurgeLock)))
     }
 
-    async fn purge_expired_batch(&self, now: DateTime<Utc>, after: Option<&str>, window: u32) -> Result<PurgeBatch> {
+    async fn purge_expired_batch(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        window: u32,
+        return_ids: bool,
+    ) -> Result<PurgeBatch> {
         const OP: &str = "purging expired sessions";
-        let after = after.unwrap_or("");
-        // The window's upper end (the `window`-th id after the cursor, or the
-        // end of the table) is found by a read, outside the write lock.
-        let upper: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
-                .bind(after)
-                .bind(i64::from(window.max(1)) - 1)
-                .fetch_optional(&self.pool)
+        let Some(options) = &self.purge_options else {
+            // In memory: the pool's one connection is the database.
+            let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+            return purge_batch(&mut connection, now, after, window, return_ids).await;
+        };
+        let mut purge = self.purge.lock().await;
+        if purge.is_none() {
+            let mut connection = SqliteConnection::connect_with(options).await.map_err(Error::db(BACKEND, OP))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{PURGE_CACHE_KIB}")))
+                .execute(&mut connection)
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
-        // Then one short write transaction that takes the lock up front and
-        // re-checks expiry row by row.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
-        let deleted: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM sessions WHERE id > ?1 AND (?2 IS NULL OR id <= ?2) AND expires_at <= ?3 RETURNING id",
-        )
+            sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                .execute(&mut connection)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+            *purge = Some(PurgeConnection { connection, batches: 0 });
+        }
+        let state = purge.as_mut().expect("just opened");
+        let result = purge_batch(&mut state.connection, now, after, window, return_ids).await;
+        state.batches += 1;
+        let walk_over = !matches!(&result, Ok(batch) if batch.next.is_some());
+        if walk_over || state.batches % PURGE_CHECKPOINT_EVERY == 0 {
+            // PASSIVE: copies what it can without waiting for (or blocking) anyone.
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut state.connection).await;
+        }
+        if walk_over {
+            // Done (or failed): give the page cache back.
+            if let Some(state) = purge.take() {
+                let _ = state.connection.close().await;
+            }
+        }
+        result
+    }
+}
+
+/// One purge batch on `connection`: the window's upper end (the `window`-th
+/// id after the cursor, or the end of the table) is found by a read outside
+/// the write lock; then one short `BEGIN IMMEDIATE` transaction deletes the
+/// expired rows of the window, re-checking expiry row by row.
+async fn purge_batch(
+    connection: &mut SqliteConnection,
+    now: DateTime<Utc>,
+    after: Option<&str>,
+    window: u32,
+    return_ids: bool,
+) -> Result<PurgeBatch> {
+    const OP: &str = "purging expired sessions";
+    let after = after.unwrap_or("");
+    let upper: Option<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
         .bind(after)
-        .bind(upper.as_deref())
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
+        .bind(i64::from(window.max(1)) - 1)
+        .fetch_optional(&mut *connection)
         .await
         .map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
-        let progress = upper.as_deref().map_or(1.0, id_fraction);
-        Ok(PurgeBatch { deleted: parse_ids(deleted), next: upper, progress })
-    }
+    // Two statement shapes, so the primary key bounds the range on both
+    // ends (an `upper IS NULL OR` would make every batch scan to the end).
+    let sql = match (&upper, return_ids) {
+        (Some(_), true) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3 RETURNING id",
+        (Some(_), false) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3",
+        (None, true) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3 RETURNING id",
+        (None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
+    };
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+    let query = sqlx::query(sql).bind(after).bind(upper.as_deref()).bind(ms(now));
+    let (deleted, deleted_count) = if return_ids {
+        let rows = query.fetch_all(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
+        let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
+        let count = ids.len() as u64;
+        (parse_ids(ids), count)
+    } else {
+        let result = query.execute(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
+        (Vec::new(), result.rows_affected())
+    };
+    tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+    let progress = upper.as_deref().map_or(1.0, id_fraction);
+    Ok(PurgeBatch { deleted, deleted_count, next: upper, progress })
 }
 
 /// Where an id sits in the id space, from 0 to 1. Ids are uniformly

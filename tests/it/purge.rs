@@ -305,7 +305,8 @@ async fn serve_cron_survives_a_database_outage_and_purges_once_it_is_back() {
 
     signal(&child, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM exits 0");
-    wait_for("the last log line", Duration::from_secs(5), async || log.lock().unwrap().contains("serve-cron stopped")).await;
+    wait_for("the last log line", Duration::from_secs(5), async || log.lock().unwrap().contains("serve-cron stopped"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

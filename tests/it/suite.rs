@@ -234,7 +234,7 @@ pub async fn purge_deletes_only_expired_rows(db: TestDb) {
     let mut refreshed: Option<Record> = None;
     let mut batches = 0;
     loop {
-        let batch = db.store.purge_expired_batch(now, cursor.as_deref(), 50).await.unwrap();
+        let batch = db.store.purge_expired_batch(now, cursor.as_deref(), 50, true).await.unwrap();
         batches += 1;
         deleted.extend(batch.deleted);
         if batches == 1 {

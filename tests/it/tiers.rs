@@ -269,7 +269,7 @@ async fn purge_drops_the_purged_ids_from_the_cache() {
         ids.push(record.id);
     }
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let batch = db.store.purge_expired_batch(sessionctl::record::now(), None, 100).await.unwrap();
+    let batch = db.store.purge_expired_batch(sessionctl::record::now(), None, 100, false).await.unwrap();
     assert_eq!(batch.deleted.len(), 5);
     for id in &ids {
         db.assert_gone(id).await;

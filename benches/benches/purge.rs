@@ -1,0 +1,303 @@
+//! `sessionctl purge-expired` against one raw `DELETE … WHERE expires_at < now`
+//! on 2,000,000 sessions of which 1,000,000 are expired, in SQLite and
+//! PostgreSQL, in two shapes: expiry following insertion order (a fixed
+//! lifetime) and expired rows randomly interleaved (sliding expiry).
+//!
+//! For each: wall time and its ratio to the raw DELETE, rows/s, the longest
+//! batch, the purging process's peak RSS, and the p99 latency of session
+//! saves made by a concurrent writer while the purge runs versus while the
+//! raw DELETE runs. The purge runs as the release `sessionctl` binary, as an
+//! operator would run it.
+//!
+//! Run: `cargo build --release && cargo bench -p sessionctl-benches --bench purge`
+//! (`ROWS=200000` for a quick pass).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sessionctl::store::postgres::PostgresDatabase;
+use sessionctl::store::sqlite::SqliteDatabase;
+use sessionctl::{DatabaseTier, Record};
+
+#[path = "../../tests/support/pg_server.rs"]
+#[allow(dead_code)]
+mod pg_server;
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// Expired rows are the oldest rows (a fixed lifetime).
+    Ordered,
+    /// Expired rows are spread at random (sliding expiry).
+    Random,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Run {
+    wall: Duration,
+    deleted: u64,
+    longest_batch_ms: Option<u64>,
+    peak_rss_kb: Option<u64>,
+    writer_p99: Duration,
+    writer_max: Duration,
+    writer_saves: usize,
+    writer_failures: usize,
+}
+
+fn rows() -> u64 {
+    std::env::var("ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(2_000_000)
+}
+
+fn expired_sql(shape: Shape, backend: Backend) -> &'static str {
+    match (shape, backend) {
+        (Shape::Ordered, _) => "i <= n / 2",
+        (Shape::Random, Backend::Sqlite) => "abs(random()) % 2 = 0",
+        (Shape::Random, Backend::Postgres) => "random() < 0.5",
+    }
+}
+
+/// Fills a fresh database with `rows` sessions, half expired; returns ids of
+/// some live ones for the writer.
+async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTier>, Vec<Record>) {
+    let n = rows();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let database: Arc<dyn DatabaseTier> = match backend {
+        Backend::Sqlite => Arc::new(SqliteDatabase::connect(url).await.unwrap()),
+        Backend::Postgres => Arc::new(PostgresDatabase::connect(url).await.unwrap()),
+    };
+    database.migrate().await.unwrap();
+    let cond = expired_sql(shape, backend);
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(url).await.unwrap();
+            sqlx::query("PRAGMA synchronous = OFF").execute(&mut conn).await.unwrap();
+            let sql = format!(
+                "WITH RECURSIVE s(i, n) AS (SELECT 1, {n} UNION ALL SELECT i + 1, n FROM s WHERE i < n)
+                 INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+                 SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 24),
+                        json_object('cart', json_array('SKU-' || i), 'n', i, 'csrf', hex(randomblob(24))),
+                        CASE WHEN i % 10 = 0 THEN 'user' || (i % 5000) END,
+                        {now_ms}, {now_ms},
+                        CASE WHEN {cond} THEN {now_ms} - 3600000 ELSE {now_ms} + 86400000 END, 1
+                 FROM s"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
+            let sql = format!(
+                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+                 SELECT substr(translate(encode(gen_random_bytes_fallback(18), 'base64'), '+/=', '-_'), 1, 24),
+                        jsonb_build_object('cart', jsonb_build_array('SKU-' || i), 'n', i, 'csrf', md5(i::text) || md5((i + 1)::text)),
+                        CASE WHEN i % 10 = 0 THEN 'user' || (i % 5000) END,
+                        to_timestamp({now_ms} / 1000.0), to_timestamp({now_ms} / 1000.0),
+                        CASE WHEN {cond} THEN to_timestamp({now_ms} / 1000.0) - interval '1 hour'
+                             ELSE to_timestamp({now_ms} / 1000.0) + interval '1 day' END, 1
+                 FROM generate_series(1, {n}) AS g(i), (SELECT {n} AS n) AS c"
+            );
+            sqlx::query(
+                "CREATE OR REPLACE FUNCTION gen_random_bytes_fallback(len int) RETURNS bytea LANGUAGE sql AS
+                 $$ SELECT decode(string_agg(lpad(to_hex((random() * 255)::int), 2, '0'), ''), 'hex') FROM generate_series(1, len) $$",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+            sqlx::query("VACUUM ANALYZE sessions").execute(&mut conn).await.unwrap();
+        }
+    }
+    let live = database
+        .scan(
+            &sessionctl::Filter { state: sessionctl::StateFilter::Active, ..Default::default() },
+            chrono::Utc::now(),
+            None,
+            500,
+        )
+        .await
+        .unwrap();
+    (database, live)
+}
+
+/// Saves live sessions in a loop until `stop`, one at a time, like a busy
+/// app server; returns each save's latency and the failures.
+async fn writer(
+    database: Arc<dyn DatabaseTier>,
+    mut live: Vec<Record>,
+    recording: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Duration>, usize) {
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let count = live.len();
+        let record = &mut live[i % count];
+        let expected = record.version;
+        record.version += 1;
+        record.data.insert("n".into(), Value::from(i as u64));
+        let started = Instant::now();
+        let counted = recording.load(Ordering::Relaxed);
+        let result = database.update(record, expected).await;
+        if counted {
+            latencies.push(started.elapsed());
+        }
+        if result.is_err() {
+            failures += usize::from(counted);
+            record.version = expected;
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (latencies, failures)
+}
+
+fn percentile(values: &mut [Duration], p: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    values.sort();
+    values[((values.len() as f64 * p).ceil() as usize).clamp(1, values.len()) - 1]
+}
+
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn measure(
+    database: Arc<dyn DatabaseTier>,
+    live: Vec<Record>,
+    job: impl Future<Output = (u64, Option<u64>, Option<u64>)>,
+) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let recording = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(writer(database, live, recording.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    recording.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let (deleted, longest_batch_ms, peak_rss_kb) = job.await;
+    let wall = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (mut latencies, writer_failures) = writer.await.unwrap();
+    let writer_saves = latencies.len();
+    let writer_max = latencies.iter().max().copied().unwrap_or_default();
+    Run {
+        wall,
+        deleted,
+        longest_batch_ms,
+        peak_rss_kb,
+        writer_p99: percentile(&mut latencies, 0.99),
+        writer_max,
+        writer_saves,
+        writer_failures,
+    }
+}
+
+async fn purge_with_binary(url: String) -> (u64, Option<u64>, Option<u64>) {
+    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl");
+    let child = tokio::process::Command::new(binary)
+        .env("SESSIONCTL_DATABASE_URL", &url)
+        .args(["purge-expired", "--output", "json", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {binary} (cargo build --release first): {e}"));
+    let pid = child.id().unwrap();
+    let sampler = tokio::spawn(async move {
+        let mut peak = None;
+        while let Some(kb) = peak_rss_kb(pid) {
+            peak = Some(kb);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak
+    });
+    let output = child.wait_with_output().await.unwrap();
+    assert!(output.status.success());
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (summary["deleted"].as_u64().unwrap(), summary["longest_batch_ms"].as_u64(), sampler.await.unwrap())
+}
+
+async fn raw_delete(backend: Backend, url: String) -> (u64, Option<u64>, Option<u64>) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let deleted = match backend {
+        Backend::Sqlite => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+                .bind(now_ms)
+                .execute(&mut conn)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+        Backend::Postgres => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query("DELETE FROM sessions WHERE expires_at < now()")
+                .execute(&mut conn)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    };
+    (deleted, None, None)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let pg = pg_server::shared();
+    let dir = tempfile::tempdir().unwrap();
+    println!("{} sessions, half expired; the writer saves one live session every ~2 ms", rows());
+    println!(
+        "| backend | shape | method | wall | × raw | rows/s | longest batch | peak RSS | writer p99 | writer max | saves (failed) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut case = 0;
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        for shape in [Shape::Ordered, Shape::Random] {
+            let mut raw_wall = None;
+            for method in ["raw DELETE", "purge-expired"] {
+                case += 1;
+                let url = match backend {
+                    Backend::Sqlite => format!("sqlite://{}", dir.path().join(format!("bench{case}.db")).display()),
+                    Backend::Postgres => match pg {
+                        Some(server) => server.create_database(),
+                        None => continue,
+                    },
+                };
+                let (database, live) = fill(backend, &url, shape).await;
+                let run = if method == "raw DELETE" {
+                    measure(database, live, raw_delete(backend, url.clone())).await
+                } else {
+                    measure(database, live, purge_with_binary(url.clone())).await
+                };
+                if method == "raw DELETE" {
+                    raw_wall = Some(run.wall);
+                }
+                let ratio =
+                    raw_wall.map_or("-".into(), |raw| format!("{:.2}", run.wall.as_secs_f64() / raw.as_secs_f64()));
+                println!(
+                    "| {backend:?} | {shape:?} | {method} | {:.2} s | {ratio} | {:.0} | {} | {} | {} ms | {} ms | {} ({}) |",
+                    run.wall.as_secs_f64(),
+                    run.deleted as f64 / run.wall.as_secs_f64(),
+                    run.longest_batch_ms.map_or("(one statement)".into(), |ms| format!("{ms} ms")),
+                    run.peak_rss_kb.map_or("-".into(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)),
+                    run.writer_p99.as_millis(),
+                    run.writer_max.as_millis(),
+                    run.writer_saves,
+                    run.writer_failures,
+                );
+                if backend == Backend::Sqlite {
+                    let _ = std::fs::remove_file(url.trim_start_matches("sqlite://"));
+                }
+            }
+        }
+    }
+}
