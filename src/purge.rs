@@ -64,8 +64,10 @@ pub struct PurgeProgress {
     pub walked: f64,
     /// Time since the purge started.
     pub elapsed: Duration,
-    /// The longest single batch (its write lock is held about this long).
+    /// The longest single batch, end to end.
     pub longest_batch: Duration,
+    /// The longest time a batch held the write lock (what writers wait for).
+    pub longest_write_lock: Duration,
     /// Why it stopped (`None` while running).
     pub end: Option<PurgeEnd>,
 }
@@ -135,6 +137,7 @@ pub async fn purge_expired(
         walked: 0.0,
         elapsed: Duration::ZERO,
         longest_batch: Duration::ZERO,
+        longest_write_lock: Duration::ZERO,
         end: None,
     };
     let mut cursor: Option<String> = None;
@@ -151,6 +154,7 @@ pub async fn purge_expired(
         let batch =
             store.purge_expired_batch(progress.cutoff, cursor.as_deref(), options.batch_size.max(1), false).await?;
         progress.longest_batch = progress.longest_batch.max(batch_started.elapsed());
+        progress.longest_write_lock = progress.longest_write_lock.max(batch.write_lock);
         progress.batches += 1;
         progress.deleted += batch.deleted_count;
         progress.walked = batch.progress.clamp(progress.walked, 1.0);

@@ -14,6 +14,7 @@ use sessionctl::store::{postgres::PostgresDatabase, sqlite::SqliteDatabase};
 use sessionctl::{CookieCodec, DatabaseTier, Keys, Record, SessionId};
 
 #[path = "../../tests/support/pg_server.rs"]
+#[allow(dead_code)]
 mod pg_server;
 
 /// A session whose data encodes to about 1 KB.

@@ -43,6 +43,7 @@ struct Run {
     wall: Duration,
     deleted: u64,
     longest_batch_ms: Option<u64>,
+    longest_lock_ms: Option<u64>,
     peak_rss_kb: Option<u64>,
     writer_p99: Duration,
     writer_max: Duration,
@@ -171,18 +172,18 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn measure(
-    database: Arc<dyn DatabaseTier>,
-    live: Vec<Record>,
-    job: impl Future<Output = (u64, Option<u64>, Option<u64>)>,
-) -> Run {
+/// (deleted, (longest batch ms, longest write lock ms), peak RSS KiB)
+type JobResult = (u64, Option<(u64, u64)>, Option<u64>);
+
+async fn measure(database: Arc<dyn DatabaseTier>, live: Vec<Record>, job: impl Future<Output = JobResult>) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let recording = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(writer(database, live, recording.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     recording.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let (deleted, longest_batch_ms, peak_rss_kb) = job.await;
+    let (deleted, longest, peak_rss_kb) = job.await;
+    let (longest_batch_ms, longest_lock_ms) = (longest.map(|l| l.0), longest.map(|l| l.1));
     let wall = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (mut latencies, writer_failures) = writer.await.unwrap();
@@ -192,6 +193,7 @@ async fn measure(
         wall,
         deleted,
         longest_batch_ms,
+        longest_lock_ms,
         peak_rss_kb,
         writer_p99: percentile(&mut latencies, 0.99),
         writer_max,
@@ -200,7 +202,7 @@ async fn measure(
     }
 }
 
-async fn purge_with_binary(url: String) -> (u64, Option<u64>, Option<u64>) {
+async fn purge_with_binary(url: String) -> JobResult {
     let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl");
     let child = tokio::process::Command::new(binary)
         .env("SESSIONCTL_DATABASE_URL", &url)
@@ -220,10 +222,11 @@ async fn purge_with_binary(url: String) -> (u64, Option<u64>, Option<u64>) {
     let output = child.wait_with_output().await.unwrap();
     assert!(output.status.success());
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
-    (summary["deleted"].as_u64().unwrap(), summary["longest_batch_ms"].as_u64(), sampler.await.unwrap())
+    let longest = (summary["longest_batch_ms"].as_u64().unwrap(), summary["longest_write_lock_ms"].as_u64().unwrap());
+    (summary["deleted"].as_u64().unwrap(), Some(longest), sampler.await.unwrap())
 }
 
-async fn raw_delete(backend: Backend, url: String) -> (u64, Option<u64>, Option<u64>) {
+async fn raw_delete(backend: Backend, url: String) -> JobResult {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let deleted = match backend {
         Backend::Sqlite => {
@@ -287,7 +290,9 @@ async fn main() {
                     "| {backend:?} | {shape:?} | {method} | {:.2} s | {ratio} | {:.0} | {} | {} | {} ms | {} ms | {} ({}) |",
                     run.wall.as_secs_f64(),
                     run.deleted as f64 / run.wall.as_secs_f64(),
-                    run.longest_batch_ms.map_or("(one statement)".into(), |ms| format!("{ms} ms")),
+                    run.longest_batch_ms
+                        .zip(run.longest_lock_ms)
+                        .map_or("(one statement)".into(), |(batch, lock)| format!("{batch} ms ({lock} ms)")),
                     run.peak_rss_kb.map_or("-".into(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)),
                     run.writer_p99.as_millis(),
                     run.writer_max.as_millis(),

@@ -205,10 +205,12 @@ pub fn init_logging(cli: &Cli) {
         Command::ServeCron(args) => (true, args.log_format == serve_cron::LogFormat::Json),
         _ => (false, false),
     };
+    // sqlx warns about slow statements; on a one-shot command that is noise
+    // next to the one-line result (and a busy machine makes it appear).
     let default = match (cli.global.quiet, daemon) {
         (true, _) => "error",
         (false, true) => "info",
-        (false, false) => "warn",
+        (false, false) => "warn,sqlx=error",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

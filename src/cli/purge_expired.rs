@@ -78,6 +78,7 @@ pub fn summary_json(progress: &PurgeProgress) -> serde_json::Value {
         "elapsed_ms": progress.elapsed.as_millis() as u64,
         "rows_per_second": progress.rate().round() as u64,
         "longest_batch_ms": progress.longest_batch.as_millis() as u64,
+        "longest_write_lock_ms": progress.longest_write_lock.as_millis() as u64,
         "cutoff": output::utc(progress.cutoff),
     })
 }
@@ -139,7 +140,15 @@ pub async fn run(ctx: &Ctx, args: PurgeExpiredArgs) -> anyhow::Result<()> {
     row("ended", end_word(progress.end).into());
     row("elapsed", format!("{:.2} s", progress.elapsed.as_secs_f64()));
     row("rate", format!("{:.0} rows/s", progress.rate()));
-    row("batches", format!("{} (longest {} ms)", progress.batches, progress.longest_batch.as_millis()));
+    row(
+        "batches",
+        format!(
+            "{} (longest {} ms, write lock held at most {} ms)",
+            progress.batches,
+            progress.longest_batch.as_millis(),
+            progress.longest_write_lock.as_millis()
+        ),
+    );
     row("cutoff", output::utc(progress.cutoff));
     line(table)
 }

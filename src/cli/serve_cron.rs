@@ -236,6 +236,7 @@ pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
                     duration_ms = progress.elapsed.as_millis() as u64,
                     batches = progress.batches,
                     longest_batch_ms = progress.longest_batch.as_millis() as u64,
+                    longest_write_lock_ms = progress.longest_write_lock.as_millis() as u64,
                     interrupted = progress.end == Some(PurgeEnd::Interrupted),
                     "purge run"
                 );

@@ -418,13 +418,20 @@ impl DatabaseTier for PostgresDatabase {
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
             if start >= blocks {
-                return Ok(PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: None, progress: 1.0 });
+                return Ok(PurgeBatch {
+                    deleted: Vec::new(),
+                    deleted_count: 0,
+                    next: None,
+                    progress: 1.0,
+                    write_lock: Duration::ZERO,
+                });
             }
         }
         let end = start + step;
         const WHERE: &str =
             "WHERE ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid
                AND expires_at <= $3";
+        let locked_at = std::time::Instant::now();
         let (deleted, deleted_count) = if return_ids {
             let ids: Vec<String> =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("DELETE FROM sessions {WHERE} RETURNING id")))
@@ -446,8 +453,9 @@ impl DatabaseTier for PostgresDatabase {
                 .map_err(Error::db(BACKEND, OP))?;
             (Vec::new(), result.rows_affected())
         };
+        let write_lock = locked_at.elapsed();
         let next = Some(format!("{end}:{step}:{blocks}"));
         let progress = (end as f64 / blocks as f64).min(1.0);
-        Ok(PurgeBatch { deleted, deleted_count, next, progress })
+        Ok(PurgeBatch { deleted, deleted_count, next, progress, write_lock })
     }
 }

@@ -472,6 +472,7 @@ async fn purge_batch(
         (None, true) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3 RETURNING id",
         (None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
     };
+    let locked_at = std::time::Instant::now();
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
     let query = sqlx::query(sql).bind(after).bind(upper.as_deref()).bind(ms(now));
     let (deleted, deleted_count) = if return_ids {
@@ -484,8 +485,9 @@ async fn purge_batch(
         (Vec::new(), result.rows_affected())
     };
     tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+    let write_lock = locked_at.elapsed();
     let progress = upper.as_deref().map_or(1.0, id_fraction);
-    Ok(PurgeBatch { deleted, deleted_count, next: upper, progress })
+    Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
 }
 
 /// Where an id sits in the id space, from 0 to 1. Ids are uniformly

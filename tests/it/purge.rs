@@ -367,3 +367,46 @@ fn bad_arguments_and_unreachable_databases_are_one_line_errors() {
         assert_eq!(errors.len(), 1, "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_cron_replicas_on_one_postgres_one_purges_the_other_skips() {
+    let Some(db) = harness::postgres().await else { return };
+    let database = db.database.clone().unwrap();
+    // Enough rows, in small batches, that the first replica's run lasts.
+    let pool = sessionctl::store::postgres::PostgresDatabase::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+         SELECT lpad(to_hex(i), 24, '0'), '{}'::jsonb, NULL, now(), now(),
+                CASE WHEN i % 2 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 hour' END, 1
+         FROM generate_series(1, 60000) AS g(i)",
+    )
+    .execute(pool.pool())
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE sessions").execute(pool.pool()).await.unwrap();
+    let (_, expired_before) = counts(&database).await;
+
+    let mut first = sessionctl(&db.url, &["serve-cron", "--run-on-start", "--batch-size", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first_log = collect_stderr(&mut first);
+    wait_for("the first replica to start purging", Duration::from_secs(30), async || {
+        counts(&database).await.1 < expired_before
+    })
+    .await;
+    let second = sessionctl(&db.url, &["serve-cron", "--run-on-start", "--once"]).output().unwrap();
+    assert!(second.status.success());
+    let second_log = String::from_utf8_lossy(&second.stderr);
+    assert!(second_log.contains("skipped: another replica holds the purge lock"), "{second_log}");
+    assert!(!second_log.contains("purge run deleted"), "{second_log}");
+
+    wait_for("the first replica to finish", Duration::from_secs(60), async || {
+        first_log.lock().unwrap().contains("purge run")
+    })
+    .await;
+    assert_eq!(counts(&database).await.1, 0);
+    signal(&first, "-TERM");
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+}
