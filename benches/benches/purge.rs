@@ -10,7 +10,7 @@
 //! operator would run it.
 //!
 //! Run: `cargo build --release && cargo bench -p sessionctl-benches --bench purge`
-//! (`ROWS=200000` for a quick pass).
+//! (`ROWS=200000` for a quick pass, `ONLY=sqlite` or `ONLY=postgres` for one backend).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -263,7 +263,11 @@ async fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut case = 0;
+    let only = std::env::var("ONLY").unwrap_or_default().to_lowercase();
     for backend in [Backend::Sqlite, Backend::Postgres] {
+        if !only.is_empty() && !format!("{backend:?}").to_lowercase().contains(&only) {
+            continue;
+        }
         for shape in [Shape::Ordered, Shape::Random] {
             let mut raw_wall = None;
             for method in ["raw DELETE", "purge-expired"] {
