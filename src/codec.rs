@@ -220,6 +220,13 @@ impl CookieCodec {
     /// Verifies a cookie value and reads what it says. Expired, forged,
     /// tampered, truncated or oversized values are errors, never panics.
     pub fn decode(&self, value: &str, now: DateTime<Utc>) -> Result<CookiePayload, CookieError> {
+        self.decode_with_rotation(value, now).map(|(payload, _)| payload)
+    }
+
+    /// Like [`decode`](Self::decode), and also tells whether the value was
+    /// signed with an older key of the list (so it should be re-issued
+    /// under the current one).
+    pub fn decode_with_rotation(&self, value: &str, now: DateTime<Utc>) -> Result<(CookiePayload, bool), CookieError> {
         if value.len() > MAX_COOKIE_LEN {
             return Err(CookieError::TooLong);
         }
@@ -231,7 +238,7 @@ impl CookieCodec {
         }
     }
 
-    fn decode_reference(&self, rest: &str, now: DateTime<Utc>) -> Result<CookiePayload, CookieError> {
+    fn decode_reference(&self, rest: &str, now: DateTime<Utc>) -> Result<(CookiePayload, bool), CookieError> {
         let mut parts = rest.split('.');
         let (Some(id), Some(expires), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -243,18 +250,19 @@ impl CookieCodec {
         if mac.len() != MAC_LEN {
             return Err(CookieError::Malformed);
         }
-        let verified =
-            self.keys.keys.iter().any(|key| key.reference_mac(id.as_str(), expires).verify_slice(&mac).is_ok());
-        if !verified {
-            return Err(CookieError::BadSignature);
-        }
+        let key_index = self
+            .keys
+            .keys
+            .iter()
+            .position(|key| key.reference_mac(id.as_str(), expires).verify_slice(&mac).is_ok())
+            .ok_or(CookieError::BadSignature)?;
         if expires_at <= now {
             return Err(CookieError::Expired);
         }
-        Ok(CookiePayload::Reference { id, expires_at })
+        Ok((CookiePayload::Reference { id, expires_at }, key_index > 0))
     }
 
-    fn decode_inline(&self, rest: &str, now: DateTime<Utc>) -> Result<CookiePayload, CookieError> {
+    fn decode_inline(&self, rest: &str, now: DateTime<Utc>) -> Result<(CookiePayload, bool), CookieError> {
         let (expires, blob) = rest.split_once('.').ok_or(CookieError::Malformed)?;
         let expires_at = parse_expiry(expires)?;
         let blob = URL_SAFE_NO_PAD.decode(blob).map_err(|_| CookieError::Malformed)?;
@@ -264,11 +272,14 @@ impl CookieCodec {
         let (nonce, sealed) = blob.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| CookieError::Malformed)?;
         let aad = inline_aad(expires);
-        let plaintext = self
+        let (key_index, plaintext) = self
             .keys
             .keys
             .iter()
-            .find_map(|key| key.aead.decrypt(&nonce, Payload { msg: sealed, aad: aad.as_bytes() }).ok())
+            .enumerate()
+            .find_map(|(i, key)| {
+                key.aead.decrypt(&nonce, Payload { msg: sealed, aad: aad.as_bytes() }).ok().map(|p| (i, p))
+            })
             .ok_or(CookieError::BadSignature)?;
         if expires_at <= now {
             return Err(CookieError::Expired);
@@ -279,7 +290,7 @@ impl CookieCodec {
         if record.is_expired_at(now) {
             return Err(CookieError::Expired);
         }
-        Ok(CookiePayload::Inline(record))
+        Ok((CookiePayload::Inline(record), key_index > 0))
     }
 }
 

@@ -13,7 +13,7 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default limit on a session's encoded data: 1 MiB.
 pub const DEFAULT_MAX_SIZE: usize = 1 << 20;
 /// Default bound on save retries after version conflicts.
-pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 8;
+pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
 
 /// How a session's expiry moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

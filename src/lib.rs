@@ -41,6 +41,8 @@ pub mod purge;
 pub mod record;
 pub mod session;
 pub mod store;
+#[cfg(feature = "axum")]
+pub mod web;
 
 pub use codec::{CookieCodec, CookiePayload, Keys};
 pub use config::{CookieConfig, ExpiryPolicy, SameSite, SessionConfig};

@@ -114,6 +114,9 @@ struct State {
     terminated: bool,
     /// The cookie the browser sent pointed at nothing usable.
     stale_cookie: bool,
+    /// The cookie was signed with an older key: re-issue it under the
+    /// current one once the session is used.
+    resign: bool,
 }
 
 /// A session, as one request sees it. Cheap to clone; clones share state.
@@ -129,13 +132,13 @@ impl Session {
     /// cookie is verified here (no I/O); an invalid, forged or expired one
     /// is treated as no cookie, and replaced if the handler writes.
     pub fn new(store: Store, config: Arc<SessionConfig>, cookie_value: Option<&str>) -> Session {
-        let (cookie, stale_cookie) = match cookie_value {
-            None => (None, false),
-            Some(value) => match config.codec().decode(value, record::now()) {
-                Ok(payload) => (Some(payload), false),
+        let (cookie, stale_cookie, resign) = match cookie_value {
+            None => (None, false, false),
+            Some(value) => match config.codec().decode_with_rotation(value, record::now()) {
+                Ok((payload, old_key)) => (Some(payload), false, old_key),
                 Err(reason) => {
                     tracing::debug!(%reason, "ignoring session cookie");
-                    (None, true)
+                    (None, true, false)
                 }
             },
         };
@@ -154,6 +157,7 @@ impl Session {
                 rotate_from: None,
                 terminated: false,
                 stale_cookie,
+                resign,
             })),
             store,
             config,
@@ -210,6 +214,12 @@ impl Session {
                 version: 0,
             }
         })
+    }
+
+    /// Whether the session was loaded (read or written) during this
+    /// request; the web layer adds `Vary: Cookie` to such responses.
+    pub async fn is_loaded(&self) -> bool {
+        self.state.lock().await.loaded
     }
 
     /// The session id, if the session exists (loads it).
@@ -411,7 +421,18 @@ impl Session {
             return self.save_gone(state).await;
         }
         if !(state.dirty || state.quick_dirty || state.expiry_changed) {
-            return Ok(SaveOutcome::new(SaveStatus::Unchanged, CookieUpdate::Keep));
+            // Nothing to write; a cookie signed with a retired key is still
+            // re-issued under the current one (no store I/O).
+            let cookie = match (state.resign, state.origin) {
+                (true, Origin::Stored { .. }) => self.reference_cookie(record),
+                (true, Origin::Cookie) => CookieUpdate::Set {
+                    value: self.config.codec().encode_inline(record),
+                    expires_at: record.expires_at,
+                },
+                _ => CookieUpdate::Keep,
+            };
+            state.resign = false;
+            return Ok(SaveOutcome::new(SaveStatus::Unchanged, cookie));
         }
         let data_size = record::encode_data(&record.data).len();
         if data_size > self.config.max_size {
@@ -488,11 +509,13 @@ impl Session {
             record.updated_at = now;
             record.version = version;
             if self.store.write_quick(record).await? == UpdateOutcome::Updated {
+                let cookie = if state.resign { self.reference_cookie(record) } else { CookieUpdate::Keep };
                 state.mark_saved();
-                return Ok(SaveOutcome::new(SaveStatus::Saved, CookieUpdate::Keep));
+                return Ok(SaveOutcome::new(SaveStatus::Saved, cookie));
             }
         }
         let mut expected = version;
+        let mut conflicts = 0u32;
         for _ in 0..self.config.max_save_attempts {
             let record = state.record.as_mut().expect("checked by save");
             record.updated_at = now;
@@ -511,7 +534,7 @@ impl Session {
             };
             match result {
                 Ok(()) => {
-                    let cookie = if state.rotate_from.is_some() || state.expiry_changed {
+                    let cookie = if state.rotate_from.is_some() || state.expiry_changed || state.resign {
                         self.reference_cookie(record)
                     } else {
                         CookieUpdate::Keep
@@ -526,6 +549,8 @@ impl Session {
                     return Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove));
                 }
                 Err(_) => {
+                    conflicts += 1;
+                    backoff(conflicts).await;
                     let stored_id = state.rotate_from.clone().unwrap_or_else(|| record.id.clone());
                     match self.store.load_fresh(&stored_id, now).await? {
                         None => {
@@ -571,6 +596,18 @@ impl Session {
     }
 }
 
+/// A short random pause before retrying after the `n`-th conflict, growing
+/// with `n`, so writers racing on one session spread out instead of
+/// colliding again in lockstep.
+async fn backoff(n: u32) {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    // Full jitter over a window that doubles: 0.5 ms, 1 ms, … up to 32 ms.
+    let window_micros = 500u64 << n.clamp(1, 7).saturating_sub(1);
+    let micros = u64::from(u32::from_le_bytes(bytes)) % window_micros;
+    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+}
+
 fn to_value<T: Serialize>(key: &str, value: T) -> Result<Value> {
     serde_json::to_value(value)
         .map_err(|e| Error::Config(format!("session value {key:?} cannot be stored as JSON: {e}")))
@@ -595,6 +632,7 @@ impl State {
     }
 
     fn mark_saved(&mut self) {
+        self.resign = false;
         self.changes.clear();
         self.cleared = false;
         self.user_changed = false;

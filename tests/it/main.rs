@@ -9,3 +9,4 @@ mod purge;
 mod session;
 mod suite;
 mod tiers;
+mod web;

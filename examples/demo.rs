@@ -1,0 +1,127 @@
+//! The demo app, like gae-sessions' demo: a visit counter, login with id
+//! rotation, logout, and the session as JSON.
+//!
+//! ```sh
+//! cargo run --example demo                       # SQLite sessions.db + in-process cache, 127.0.0.1:3000
+//! SESSIONCTL_DATABASE_URL=postgres://… SESSIONCTL_REDIS_URL=redis://… cargo run --example demo -- --addr 127.0.0.1:8080
+//! curl -c jar -b jar localhost:3000/              # visit 1, 2, 3…
+//! curl -c jar -b jar 'localhost:3000/login?user=alice'
+//! cargo run -- list --user alice                  # the admin tool sees the same sessions
+//! ```
+//!
+//! Uses the same `SESSIONCTL_DATABASE_URL`, `SESSIONCTL_REDIS_URL` and
+//! `SESSIONCTL_SECRET` as the CLI; without a secret it makes a development
+//! key (cookies then stop working at restart) and says so.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Redirect, Response};
+use axum::routing::get;
+use serde_json::json;
+use sessionctl::web::SessionLayer;
+use sessionctl::{Keys, MemoryCacheConfig, Session, SessionConfig, StoreConfig};
+
+/// A session error as a 500 (the layer also refuses to save on a 500).
+fn internal(error: sessionctl::Error) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("session error: {error}")).into_response()
+}
+
+async fn counter(session: Session) -> Response {
+    let visits: u64 = match session.get("visits").await {
+        Ok(visits) => visits.unwrap_or(0) + 1,
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = session.insert("visits", visits).await {
+        return internal(e);
+    }
+    let user = session.user_id().await.ok().flatten().unwrap_or_else(|| "anonymous".into());
+    format!("Hello, {user}: this is visit {visits} of this session.\n").into_response()
+}
+
+async fn login(session: Session, Query(query): Query<HashMap<String, String>>) -> Response {
+    let Some(user) = query.get("user").filter(|u| !u.is_empty()).cloned() else {
+        return (StatusCode::BAD_REQUEST, "use /login?user=NAME\n").into_response();
+    };
+    // New id at login, against session fixation; the data comes along.
+    if let Err(e) = session.regenerate_id().await {
+        return internal(e);
+    }
+    if let Err(e) = session.set_user_id(Some(user)).await {
+        return internal(e);
+    }
+    Redirect::to("/").into_response()
+}
+
+async fn logout(session: Session) -> Response {
+    match session.terminate().await {
+        Ok(()) => "Logged out.\n".into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn show(session: Session) -> Response {
+    let (id, user_id, expires_at, data) =
+        match (session.id().await, session.user_id().await, session.expires_at().await, session.data().await) {
+            (Ok(id), Ok(user), Ok(expires), Ok(data)) => (id, user, expires, data),
+            (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return internal(e),
+        };
+    Json(json!({
+        "id": id.map(|id| id.to_string()),
+        "user_id": user_id,
+        "expires_at": expires_at,
+        "data": data,
+    }))
+    .into_response()
+}
+
+/// The demo's routes over any store and config (the tests use it too).
+pub fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/", get(counter))
+        .route("/login", get(login))
+        .route("/logout", get(logout))
+        .route("/session", get(show))
+        .layer(layer)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut addr: SocketAddr = "127.0.0.1:3000".parse()?;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?.parse()?,
+            other => return Err(format!("unknown argument {other:?}; usage: demo [--addr HOST:PORT]").into()),
+        }
+    }
+    let keys = match std::env::var("SESSIONCTL_SECRET") {
+        Ok(text) => Keys::from_text(&text)?,
+        Err(_) => {
+            eprintln!(
+                "note: SESSIONCTL_SECRET is not set; using a development key made for this run (cookies die at restart)"
+            );
+            Keys::new([Keys::generate_secret()])?
+        }
+    };
+    let store = StoreConfig {
+        database_url: Some(std::env::var("SESSIONCTL_DATABASE_URL").unwrap_or_else(|_| "sqlite://sessions.db".into())),
+        redis_url: std::env::var("SESSIONCTL_REDIS_URL").ok(),
+        memory_cache: Some(MemoryCacheConfig::default()),
+        ..StoreConfig::default()
+    }
+    .open()
+    .await?;
+    let mut config = SessionConfig::new(keys);
+    // Plain http on a local address: a Secure cookie would not come back.
+    config.cookie.secure = !addr.ip().is_loopback();
+    let app = app(SessionLayer::new(store, Arc::new(config)));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("demo listening on http://{addr}");
+    axum::serve(listener, app).await?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The tower layer and the axum extractor (feature `axum`).
+//!
+//! [`SessionLayer`] reads the session cookie into a [`Session`] handle for
+//! each request (verifying it, no I/O), hands it to the handler through the
+//! request's extensions, and after the handler saves it once, then sets,
+//! keeps or removes the cookie:
+//!
+//! * a handler that never touches the session costs no store I/O and gets
+//!   no `Set-Cookie`;
+//! * a response with status ≥ 500 is not saved;
+//! * a response whose handler read the session gets `Vary: Cookie`;
+//! * a failed save (the database is down) turns the response into a 500, so
+//!   a user never believes a change was kept when it was not.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use sessionctl::{Keys, Session, SessionConfig, StoreConfig, web::SessionLayer};
+//!
+//! async fn counter(session: Session) -> String {
+//!     let visits: u64 = session.get("visits").await.ok().flatten().unwrap_or(0) + 1;
+//!     let _ = session.insert("visits", visits).await;
+//!     format!("visit {visits}")
+//! }
+//!
+//! # async fn app() -> sessionctl::Result<()> {
+//! let store = StoreConfig { database_url: Some("sqlite://sessions.db".into()), ..Default::default() }.open().await?;
+//! let keys = Keys::from_text(&std::env::var("SESSIONCTL_SECRET").unwrap_or_default())?;
+//! let app: Router = Router::new().route("/", get(counter)).layer(SessionLayer::new(store, Arc::new(SessionConfig::new(keys))));
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::FromRequestParts;
+use http::header::{COOKIE, SET_COOKIE, VARY};
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
+use tower::{Layer, Service};
+
+use crate::config::{CookieConfig, SameSite, SessionConfig};
+use crate::record;
+use crate::session::{CookieUpdate, Session};
+use crate::store::Store;
+
+/// Adds a [`Session`] to every request.
+#[derive(Clone, Debug)]
+pub struct SessionLayer {
+    store: Store,
+    config: Arc<SessionConfig>,
+}
+
+impl SessionLayer {
+    /// A layer over `store` with `config` (keys, expiry, cookie attributes).
+    pub fn new(store: Store, config: Arc<SessionConfig>) -> SessionLayer {
+        SessionLayer { store, config }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> SessionService<S> {
+        SessionService { inner, store: self.store.clone(), config: self.config.clone() }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around the app.
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    store: Store,
+    config: Arc<SessionConfig>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let value = cookie_value(request.headers().get_all(COOKIE).iter(), &self.config.cookie.name);
+        let session = Session::new(self.store.clone(), self.config.clone(), value.as_deref());
+        request.extensions_mut().insert(session.clone());
+        // The clone that was driven to readiness handles this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        Box::pin(async move {
+            let mut response = inner.call(request).await?;
+            if response.status().is_server_error() {
+                return Ok(response);
+            }
+            if session.is_loaded().await {
+                response.headers_mut().append(VARY, HeaderValue::from_static("cookie"));
+            }
+            match session.save().await {
+                Ok(outcome) => {
+                    if let Some(header) = set_cookie(&config.cookie, &outcome.cookie) {
+                        response.headers_mut().append(SET_COOKIE, header);
+                    }
+                    Ok(response)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "saving the session failed");
+                    let mut failed = Response::new(ResBody::default());
+                    *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    Ok(failed)
+                }
+            }
+        })
+    }
+}
+
+/// The value of the cookie called `name`, from any number of `Cookie`
+/// headers (the first one that is present).
+fn cookie_value<'a>(headers: impl Iterator<Item = &'a HeaderValue>, name: &str) -> Option<String> {
+    headers.filter_map(|h| h.to_str().ok()).flat_map(|h| h.split(';')).find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        (key == name).then(|| value.trim_matches('"').to_owned())
+    })
+}
+
+/// The `Set-Cookie` header for a save's cookie update.
+fn set_cookie(cookie: &CookieConfig, update: &CookieUpdate) -> Option<HeaderValue> {
+    let mut header = match update {
+        CookieUpdate::Keep => return None,
+        CookieUpdate::Set { value, expires_at } => {
+            let mut header = format!("{}={value}", cookie.name);
+            if !cookie.browser_session {
+                let max_age = (*expires_at - record::now()).num_seconds().max(0);
+                header.push_str(&format!("; Max-Age={max_age}"));
+            }
+            header
+        }
+        CookieUpdate::Remove => format!("{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT", cookie.name),
+    };
+    header.push_str(&format!("; Path={}", cookie.path));
+    if let Some(domain) = &cookie.domain {
+        header.push_str(&format!("; Domain={domain}"));
+    }
+    if cookie.secure {
+        header.push_str("; Secure");
+    }
+    if cookie.http_only {
+        header.push_str("; HttpOnly");
+    }
+    header.push_str(match cookie.same_site {
+        SameSite::Strict => "; SameSite=Strict",
+        SameSite::Lax => "; SameSite=Lax",
+        SameSite::None => "; SameSite=None",
+    });
+    HeaderValue::from_str(&header).ok()
+}
+
+/// The session of the request, in an axum handler. Needs [`SessionLayer`].
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or((StatusCode::INTERNAL_SERVER_ERROR, "sessionctl::web::SessionLayer is not installed"))
+    }
+}
