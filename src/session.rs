@@ -94,6 +94,9 @@ enum Origin {
 
 #[derive(Debug)]
 struct State {
+    /// The cookie value as the browser sent it, verified on first use (so a
+    /// request that never touches its session does not even pay for that).
+    cookie_value: Option<String>,
     cookie: Option<CookiePayload>,
     loaded: bool,
     /// The session as this request sees it; `None` until something is stored.
@@ -129,22 +132,14 @@ pub struct Session {
 
 impl Session {
     /// Builds the handle for a request from its cookie value, if any. The
-    /// cookie is verified here (no I/O); an invalid, forged or expired one
-    /// is treated as no cookie, and replaced if the handler writes.
+    /// cookie is verified on first use, before any store I/O; an invalid,
+    /// forged or expired one is treated as no cookie, and replaced if the
+    /// handler writes.
     pub fn new(store: Store, config: Arc<SessionConfig>, cookie_value: Option<&str>) -> Session {
-        let (cookie, stale_cookie, resign) = match cookie_value {
-            None => (None, false, false),
-            Some(value) => match config.codec().decode_with_rotation(value, record::now()) {
-                Ok((payload, old_key)) => (Some(payload), false, old_key),
-                Err(reason) => {
-                    tracing::debug!(%reason, "ignoring session cookie");
-                    (None, true, false)
-                }
-            },
-        };
         Session {
             state: Arc::new(Mutex::new(State {
-                cookie,
+                cookie_value: cookie_value.map(str::to_owned),
+                cookie: None,
                 loaded: false,
                 record: None,
                 origin: Origin::New,
@@ -156,8 +151,8 @@ impl Session {
                 quick_dirty: false,
                 rotate_from: None,
                 terminated: false,
-                stale_cookie,
-                resign,
+                stale_cookie: false,
+                resign: false,
             })),
             store,
             config,
@@ -176,6 +171,19 @@ impl Session {
             return Ok(state);
         }
         let now = record::now();
+        // Verify the cookie (signature, expiry) before any store I/O.
+        if let Some(value) = state.cookie_value.take() {
+            match self.config.codec().decode_with_rotation(&value, now) {
+                Ok((payload, old_key)) => {
+                    state.cookie = Some(payload);
+                    state.resign = old_key;
+                }
+                Err(reason) => {
+                    tracing::debug!(%reason, "ignoring session cookie");
+                    state.stale_cookie = true;
+                }
+            }
+        }
         match state.cookie.clone() {
             None => {}
             Some(CookiePayload::Inline(record)) => {

@@ -1,0 +1,192 @@
+//! The request path under load, side by side in one run: the same three
+//! endpoints — `/noop` (never touches the session), `/read` (reads a
+//! counter), `/write` (increments it) — on
+//!
+//! * sessionctl's layer: Redis over PostgreSQL, and SQLite + in-process cache;
+//! * tower-sessions 0.14 (`benches/peer`, its own Cargo project): its Redis
+//!   store, and CachingSessionStore (moka) over its SQLite store;
+//! * the floors: no session layer at all (`/noop`), and a handler doing one
+//!   raw Redis GET (`/read`).
+//!
+//! Load: `wrk` (Debian) on loopback, 2 threads, 32 connections, 10 s per
+//! endpoint, each request carrying one of 1,000 sessions' cookies picked at
+//! random (a Lua script), so writes spread like real traffic instead of all
+//! hitting one session. Cookie-only sessions are off for sessionctl, so the
+//! stores are measured. Release builds throughout.
+//!
+//! Run: `cargo build --release -p sessionctl-benches --bin bench-web-server`,
+//! `cargo build --release --manifest-path benches/peer/Cargo.toml`, then
+//! `cargo bench -p sessionctl-benches --bench web` (`SECONDS=3` for a quick pass).
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../../tests/support/pg_server.rs"]
+#[allow(dead_code)]
+mod pg_server;
+#[path = "../../tests/support/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+const SESSIONS: usize = 1000;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(program: &Path, args: &[String]) -> Server {
+    let port = pg_server::free_port();
+    let mut args = args.to_vec();
+    args.push(format!("127.0.0.1:{port}"));
+    let child = Command::new(program)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {} (build it first, see the header): {e}", program.display()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{} did not start", program.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, port }
+}
+
+/// One GET; returns the Set-Cookie pair, if any.
+fn get(port: u16, path: &str, cookie: Option<&str>) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\n{cookie}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+    response.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("set-cookie").then(|| value.trim().split(';').next().unwrap_or("").to_owned())
+    })
+}
+
+struct Load {
+    requests_per_second: f64,
+    p99_ms: f64,
+    errors: bool,
+}
+
+fn wrk(port: u16, path: &str, cookies: &Path, seconds: u64) -> Load {
+    let script = cookies.with_extension("lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"local cookies = {{}}
+for line in io.lines("{cookies}") do cookies[#cookies + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "{path}", {{ ["Cookie"] = cookies[math.random(#cookies)] }})
+end
+"#,
+            cookies = cookies.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("wrk is needed (Debian package wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let requests_per_second =
+        text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
+    let p99_ms = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| {
+            let v = v.trim();
+            if let Some(us) = v.strip_suffix("us") {
+                us.parse::<f64>().unwrap_or(0.0) / 1000.0
+            } else if let Some(ms) = v.strip_suffix("ms") {
+                ms.parse().unwrap_or(0.0)
+            } else if let Some(s) = v.strip_suffix('s') {
+                s.parse::<f64>().unwrap_or(0.0) * 1000.0
+            } else {
+                0.0
+            }
+        })
+        .unwrap_or(0.0);
+    let errors = text.contains("Non-2xx") || text.contains("Socket errors");
+    Load { requests_per_second, p99_ms, errors }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let seconds: u64 = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let ours = root.join("target/release/bench-web-server");
+    let peer = root.join("benches/peer/target/release/peer-tower-sessions");
+    let Some(redis) = redis_server::RedisServer::start() else { return };
+    let Some(pg) = pg_server::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+
+    let configs: Vec<(&str, &Path, Vec<String>)> = vec![
+        ("no session layer (floor)", &ours, vec!["none".into()]),
+        ("raw Redis GET handler (floor)", &ours, vec!["rawget".into(), redis.url()]),
+        ("sessionctl: Redis over PostgreSQL", &ours, vec!["ours-redis-pg".into(), redis.url(), pg.create_database()]),
+        (
+            "sessionctl: SQLite + in-process cache",
+            &ours,
+            vec!["ours-sqlite".into(), dir.path().join("ours.db").display().to_string()],
+        ),
+        ("sessionctl: Redis only (no_database)", &ours, vec!["ours-redis".into(), redis.url()]),
+        ("tower-sessions: RedisStore", &peer, vec!["redis".into(), redis.url()]),
+        (
+            "tower-sessions: moka over SqliteStore",
+            &peer,
+            vec!["sqlite".into(), dir.path().join("peer.db").display().to_string()],
+        ),
+    ];
+    println!("wrk -t2 -c32 -d{seconds}s on loopback; {SESSIONS} sessions picked at random per request");
+    println!("| app | endpoint | requests/s | p99 |");
+    println!("| --- | --- | --- | --- |");
+    for (name, program, args) in configs {
+        let server = start(program, &args);
+        let floor = name.contains("floor");
+        let cookies = dir.path().join(format!("cookies-{}.txt", server.port));
+        let mut lines = Vec::new();
+        if !floor {
+            for _ in 0..SESSIONS {
+                let cookie = get(server.port, "/write", None).expect("a session cookie");
+                lines.push(cookie);
+            }
+        } else {
+            lines.push("none=1".into());
+        }
+        std::fs::write(&cookies, lines.join("\n") + "\n").unwrap();
+        let endpoints: &[&str] = match (floor, name.contains("raw")) {
+            (true, true) => &["/read"],
+            (true, false) => &["/noop"],
+            _ => &["/noop", "/read", "/write"],
+        };
+        for endpoint in endpoints {
+            let load = wrk(server.port, endpoint, &cookies, seconds);
+            println!(
+                "| {name} | {endpoint} | {:.0} | {:.2} ms |{}",
+                load.requests_per_second,
+                load.p99_ms,
+                if load.errors { " (errors!)" } else { "" }
+            );
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The request-path benchmark's app on sessionctl: `/noop`, `/read`,
+//! `/write` behind `SessionLayer`, or the floors (no layer; a handler doing
+//! one raw Redis GET). Started by `benches/benches/web.rs`.
+//!
+//! `bench-web-server ours-redis-pg REDIS_URL PG_URL ADDR`
+//! `bench-web-server ours-sqlite PATH ADDR`
+//! `bench-web-server ours-redis REDIS_URL ADDR` (Redis only, `no_database`)
+//! `bench-web-server none ADDR`
+//! `bench-web-server rawget REDIS_URL ADDR`
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use redis::AsyncCommands as _;
+use sessionctl::web::SessionLayer;
+use sessionctl::{Keys, MemoryCacheConfig, Session, SessionConfig, StoreConfig};
+
+async fn read(session: Session) -> String {
+    session.get::<u64>("n").await.unwrap().unwrap_or(0).to_string()
+}
+
+async fn write(session: Session) -> String {
+    let n = session.get::<u64>("n").await.unwrap().unwrap_or(0) + 1;
+    session.insert("n", n).await.unwrap();
+    n.to_string()
+}
+
+fn routes() -> Router {
+    Router::new().route("/noop", get(|| async { "ok" })).route("/read", get(read)).route("/write", get(write))
+}
+
+fn layer(store: sessionctl::Store) -> SessionLayer {
+    let keys = Keys::new([b"bench key 0123456789 0123456789 0123456789".as_slice()]).unwrap();
+    let mut config = SessionConfig::new(keys).with_cookie_only_threshold(0);
+    config.cookie.secure = false;
+    SessionLayer::new(store, Arc::new(config))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (router, addr) = match &args[1..] {
+        [mode, redis, pg, addr] if mode == "ours-redis-pg" => {
+            let store =
+                StoreConfig { database_url: Some(pg.clone()), redis_url: Some(redis.clone()), ..Default::default() };
+            (routes().layer(layer(store.open().await.unwrap())), addr)
+        }
+        [mode, path, addr] if mode == "ours-sqlite" => {
+            let store = StoreConfig {
+                database_url: Some(format!("sqlite://{path}")),
+                memory_cache: Some(MemoryCacheConfig::default()),
+                ..Default::default()
+            };
+            (routes().layer(layer(store.open().await.unwrap())), addr)
+        }
+        [mode, redis, addr] if mode == "ours-redis" => {
+            let store = StoreConfig { redis_url: Some(redis.clone()), ..Default::default() };
+            (routes().layer(layer(store.open().await.unwrap())), addr)
+        }
+        [mode, addr] if mode == "none" => (routes(), addr),
+        [mode, redis, addr] if mode == "rawget" => {
+            let client = redis::Client::open(redis.as_str()).unwrap();
+            let connection = redis::aio::ConnectionManager::new(client).await.unwrap();
+            let mut seed = connection.clone();
+            let _: () = seed.set("bench:raw", "x".repeat(100)).await.unwrap();
+            let router = Router::new().route("/noop", get(|| async { "ok" })).route(
+                "/read",
+                get(move || {
+                    let mut connection = connection.clone();
+                    async move {
+                        let value: Option<String> = connection.get("bench:raw").await.unwrap();
+                        value.map_or(0, |v| v.len()).to_string()
+                    }
+                }),
+            );
+            (router, addr)
+        }
+        _ => panic!("usage: see the file's header"),
+    };
+    let addr: SocketAddr = addr.parse().unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    axum::serve(listener, router).await.unwrap();
+}
