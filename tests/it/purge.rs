@@ -378,7 +378,7 @@ async fn two_serve_cron_replicas_on_one_postgres_one_purges_the_other_skips() {
         "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
          SELECT lpad(to_hex(i), 24, '0'), '{}'::jsonb, NULL, now(), now(),
                 CASE WHEN i % 2 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 hour' END, 1
-         FROM generate_series(1, 60000) AS g(i)",
+         FROM generate_series(1, 200000) AS g(i)",
     )
     .execute(pool.pool())
     .await
