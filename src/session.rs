@@ -238,12 +238,7 @@ impl Session {
     /// A value, deserialized as `T`. `Ok(None)` when absent; an error when
     /// present but not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.get_value(key).await? {
-            None => Ok(None),
-            Some(value) => serde_json::from_value(value)
-                .map(Some)
-                .map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}"))),
-        }
+        self.get_value(key).await?.map(|value| from_value(key, value)).transpose()
     }
 
     /// A value as JSON.
@@ -298,24 +293,12 @@ impl Session {
 
     /// Removes a key and returns its value deserialized as `T`.
     pub async fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let value = self.take(key, false).await?;
-        value
-            .map(|v| {
-                serde_json::from_value(v)
-                    .map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}")))
-            })
-            .transpose()
+        self.take(key, false).await?.map(|value| from_value(key, value)).transpose()
     }
 
     /// [`pop`](Self::pop) as a quick (cache-only) change.
     pub async fn pop_quick<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let value = self.take(key, true).await?;
-        value
-            .map(|v| {
-                serde_json::from_value(v)
-                    .map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}")))
-            })
-            .transpose()
+        self.take(key, true).await?.map(|value| from_value(key, value)).transpose()
     }
 
     async fn take(&self, key: &str, quick: bool) -> Result<Option<Value>> {
@@ -614,6 +597,11 @@ async fn backoff(n: u32) {
     let window_micros = 500u64 << n.clamp(1, 7).saturating_sub(1);
     let micros = u64::from(u32::from_le_bytes(bytes)) % window_micros;
     tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+}
+
+/// A stored value as `T`; a clear error when it holds something else.
+fn from_value<T: DeserializeOwned>(key: &str, value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}")))
 }
 
 fn to_value<T: Serialize>(key: &str, value: T) -> Result<Value> {

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
-use serde_json::{Value, json};
 use sessionctl::record::now;
 use sessionctl::store::redis::RedisCache;
 use sessionctl::store::sqlite::SqliteDatabase;
@@ -32,6 +31,8 @@ use tower_sessions_core::SessionStore as _;
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
+#[path = "../fixtures.rs"]
+mod fixtures;
 #[path = "../../tests/support/pg_server.rs"]
 #[allow(dead_code)]
 mod pg_server;
@@ -41,18 +42,6 @@ mod redis_server;
 
 const ROUNDS: usize = 60;
 const BATCH: usize = 400;
-
-/// The same ~1 KB of data as the core bench.
-fn one_kb_data() -> serde_json::Map<String, Value> {
-    let mut data = serde_json::Map::new();
-    data.insert("user".into(), json!({"name": "Ada Lovelace", "roles": ["admin", "editor"]}));
-    data.insert(
-        "cart".into(),
-        Value::Array((0..20).map(|i| json!({"sku": format!("SKU-{i:05}"), "qty": i % 3 + 1})).collect()),
-    );
-    data.insert("csrf".into(), json!("x".repeat(300)));
-    data
-}
 
 type Op<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = ()> + 'a>> + 'a>;
 
@@ -78,7 +67,7 @@ fn main() {
         let record = Record {
             id: SessionId::generate(),
             user_id: None,
-            data: one_kb_data(),
+            data: fixtures::one_kb_data(),
             created_at: t,
             updated_at: t,
             expires_at: t + chrono::Duration::days(1),
@@ -106,7 +95,7 @@ fn main() {
         let peer = RedisStore::new(pool);
         let mut record = tower_sessions_core::session::Record {
             id: tower_sessions_core::session::Id::default(),
-            data: one_kb_data().into_iter().collect(),
+            data: fixtures::one_kb_data().into_iter().collect(),
             expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
         };
         peer.create(&mut record).await.unwrap();

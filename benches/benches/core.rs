@@ -8,24 +8,19 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::{Value, json};
 use sessionctl::record::now;
 use sessionctl::store::{postgres::PostgresDatabase, sqlite::SqliteDatabase};
 use sessionctl::{CookieCodec, DatabaseTier, Keys, Record, SessionId};
 
+#[path = "../fixtures.rs"]
+mod fixtures;
 #[path = "../../tests/support/pg_server.rs"]
 #[allow(dead_code)]
 mod pg_server;
 
 /// A session whose data encodes to about 1 KB.
 fn one_kb_record() -> Record {
-    let mut data = serde_json::Map::new();
-    data.insert("user".into(), json!({"name": "Ada Lovelace", "roles": ["admin", "editor"]}));
-    data.insert(
-        "cart".into(),
-        Value::Array((0..20).map(|i| json!({"sku": format!("SKU-{i:05}"), "qty": i % 3 + 1})).collect()),
-    );
-    data.insert("csrf".into(), json!("x".repeat(300)));
+    let data = fixtures::one_kb_data();
     let t = now();
     let record = Record {
         id: SessionId::generate(),
