@@ -138,6 +138,19 @@ async fn show_prints_metadata_tiers_and_data_and_exit_3_when_unknown() {
 }
 
 #[tokio::test]
+async fn ids_starting_with_a_dash_are_reachable_after_double_dash() {
+    // sessionctl never generates such ids, but an imported or older one may have one.
+    let (dir, url, store, _) = seeded_sqlite().await;
+    let mut dashed = record(None, Duration::hours(1), json!({"from": "elsewhere"}));
+    dashed.id = SessionId::parse("-dashed-id-from-elsewher").unwrap();
+    assert!(store.create(&dashed).await.unwrap());
+    let cli = Run::new(dir.path(), &url);
+    let stderr = cli.fails(&["show", dashed.id.as_str()], 2);
+    assert!(stderr.contains("'--"), "the usage error says how: {stderr}");
+    assert!(cli.ok(&["show", "--", dashed.id.as_str()]).contains("elsewhere"));
+}
+
+#[tokio::test]
 async fn show_reads_cookies_verified_with_the_keys() {
     let (dir, url, _store, [alice, _, _]) = seeded_sqlite().await;
     let sign = |keys: &str| {
@@ -272,11 +285,13 @@ async fn edit_with_flags_validates_and_writes_with_the_version() {
 async fn edit_through_the_editor() {
     let (dir, url, store, [alice, _, _]) = seeded_sqlite().await;
     let id = alice.id.as_str();
+    // The editor setting is run through the shell, so it may carry arguments: `sh SCRIPT`. Running
+    // the script through `sh` instead of executing a file just written also avoids ETXTBSY ("text
+    // file busy") when a parallel test forks while the write descriptor is still open.
     let editor = |name: &str, script: &str| {
         let path = dir.path().join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::process::Command::new("chmod").arg("+x").arg(&path).status().unwrap();
-        path.display().to_string()
+        std::fs::write(&path, format!("{script}\n")).unwrap();
+        format!("sh '{}'", path.display())
     };
     let valid = editor("valid.sh", r#"sed -i 's/"book"/"lamp"/' "$1""#);
     let cli = Run::new(dir.path(), &url).with("EDITOR", &valid);
