@@ -39,15 +39,107 @@ pub struct SqliteDatabase {
     purge: Arc<tokio::sync::Mutex<Option<PurgeConnection>>>,
 }
 
-/// The purge's own connection: a large page cache, and passive checkpoints
+/// The purge's own connection: its own page cache, and passive checkpoints
 /// on its own schedule rather than SQLite's automatic ones.
 #[derive(Debug)]
 struct PurgeConnection {
     connection: SqliteConnection,
+    checkpointer: Checkpointer,
 }
 
-/// Page cache of the purge connection (256 MiB, in KiB as SQLite wants).
-const PURGE_CACHE_KIB: i64 = 256 * 1024;
+/// Passive checkpoints on a second connection, run in the background while
+/// the purge reads and deletes its next window: a checkpoint waits on two
+/// fsyncs, which cost more than a batch itself when run in line (2M rows,
+/// 1% expired: 1.6 s instead of 0.7 s; BENCHMARKS.md). The checkpoints copy
+/// the purge's pages back into the database file, so the app's own commits
+/// never inherit that work from SQLite's automatic checkpoint.
+#[derive(Debug)]
+enum Checkpointer {
+    /// Idle, with the WAL size (frames) the last checkpoint reported.
+    Idle(SqliteConnection, i64),
+    /// Running, with the WAL size the one before it reported.
+    Running(tokio::task::JoinHandle<(SqliteConnection, i64)>, i64),
+    /// Its connection was lost (a failed task): checkpoints run in line.
+    Gone,
+}
+
+/// WAL size (frames of 4 KiB pages) beyond which the purge waits for the
+/// running checkpoint before its next write, so that the write starts the
+/// WAL over instead of growing it (left to itself the WAL grew to 590 MB over
+/// 1M deletions). Kept under SQLite's automatic checkpoint threshold (1,000
+/// frames), which would otherwise make the app's commits do the copying:
+/// with 2,000 the purge of 1M rows took 2.7 s instead of 4.3 s when idle, but
+/// under traffic the app's slowest save went from 20 ms to 190 ms and one
+/// purge write lock to 42 ms (BENCHMARKS.md).
+const CHECKPOINT_LAG_FRAMES: i64 = 500;
+
+impl Checkpointer {
+    /// Before a write: waits for the running checkpoint if the WAL has
+    /// grown past the bound.
+    async fn settle_if_behind(&mut self) {
+        if matches!(self, Checkpointer::Running(task, frames) if *frames > CHECKPOINT_LAG_FRAMES && !task.is_finished())
+        {
+            self.settle().await;
+        }
+    }
+
+    /// Waits for the running checkpoint, if any.
+    async fn settle(&mut self) {
+        if let Checkpointer::Running(task, _) = self {
+            *self = match task.await {
+                Ok((connection, frames)) => Checkpointer::Idle(connection, frames),
+                Err(_) => Checkpointer::Gone,
+            };
+        }
+    }
+
+    /// After a commit: starts a checkpoint unless one is still running.
+    /// Returns false when there is no checkpoint connection any more.
+    async fn kick(&mut self) -> bool {
+        if matches!(self, Checkpointer::Running(task, _) if task.is_finished()) {
+            self.settle().await; // collects its connection at once
+        }
+        match std::mem::replace(self, Checkpointer::Gone) {
+            Checkpointer::Idle(mut connection, frames) => {
+                *self = Checkpointer::Running(
+                    tokio::spawn(async move {
+                        let reported = checkpoint(&mut connection).await.unwrap_or(frames);
+                        (connection, reported)
+                    }),
+                    frames,
+                );
+                true
+            }
+            running @ Checkpointer::Running(..) => {
+                *self = running;
+                true
+            }
+            Checkpointer::Gone => false,
+        }
+    }
+
+    /// Waits for the running checkpoint, then closes its connection.
+    async fn close(mut self) {
+        self.settle().await;
+        if let Checkpointer::Idle(connection, _) = self {
+            let _ = connection.close().await;
+        }
+    }
+}
+
+/// One passive checkpoint (copies what it can without waiting for, or
+/// blocking, anyone); returns the WAL size in frames.
+async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(connection).await.ok()?;
+    row.try_get::<i64, _>(1).ok()
+}
+
+/// Page cache of the purge connection (16 MiB, in KiB as SQLite wants): room
+/// for a window's pages between the read that finds its end and the DELETE.
+/// Pages are read once per walk, so more does not help: 256 MiB made an idle
+/// purge of 2M rows no faster and its RSS 281 MB instead of 27 MB (with
+/// traffic, every commit of the app empties this cache anyway).
+const PURGE_CACHE_KIB: i64 = 16 * 1024;
 
 impl SqliteDatabase {
     /// Opens (creating if missing) the database a `sqlite:` URL names.
@@ -409,33 +501,41 @@ impl DatabaseTier for SqliteDatabase {
         let Some(options) = &self.purge_options else {
             // In memory: the pool's one connection is the database.
             let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
-            return purge_batch(&mut connection, now, after, window, return_ids).await;
+            return purge_batch(&mut connection, now, after, window, return_ids, None).await;
         };
         let mut purge = self.purge.lock().await;
         if purge.is_none() {
-            let mut connection = SqliteConnection::connect_with(options).await.map_err(Error::db(BACKEND, OP))?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{PURGE_CACHE_KIB}")))
-                .execute(&mut connection)
-                .await
-                .map_err(Error::db(BACKEND, OP))?;
-            sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                .execute(&mut connection)
-                .await
-                .map_err(Error::db(BACKEND, OP))?;
-            *purge = Some(PurgeConnection { connection });
+            let open = async || -> std::result::Result<SqliteConnection, sqlx::Error> {
+                let mut connection = SqliteConnection::connect_with(options).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{PURGE_CACHE_KIB}")))
+                    .execute(&mut connection)
+                    .await?;
+                sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut connection).await?;
+                Ok(connection)
+            };
+            let connection = open().await.map_err(Error::db(BACKEND, OP))?;
+            let checkpointer = match open().await {
+                Ok(connection) => Checkpointer::Idle(connection, 0),
+                Err(_) => Checkpointer::Gone,
+            };
+            *purge = Some(PurgeConnection { connection, checkpointer });
         }
         let state = purge.as_mut().expect("just opened");
-        let result = purge_batch(&mut state.connection, now, after, window, return_ids).await;
+        let result =
+            purge_batch(&mut state.connection, now, after, window, return_ids, Some(&mut state.checkpointer)).await;
         let walk_over = !matches!(&result, Ok(batch) if batch.next.is_some());
-        // A passive checkpoint after every batch (copies what it can without
-        // waiting for, or blocking, anyone): the app's own commits then find
-        // the WAL already copied back and never pay for the purge's writes.
-        // Measured: writer p99 ~18 ms instead of ~200 ms with one every 20
-        // batches, for a purge ~1.5x longer (BENCHMARKS.md).
-        let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut state.connection).await;
+        // A passive checkpoint after every batch, in the background: the
+        // app's own commits then find the WAL already copied back and never
+        // pay for the purge's writes (writer p99 ~18 ms instead of ~200 ms
+        // with one every 20 batches; BENCHMARKS.md).
+        if !state.checkpointer.kick().await {
+            checkpoint(&mut state.connection).await;
+        }
         if walk_over {
-            // Done (or failed): give the page cache back.
-            if let Some(state) = purge.take() {
+            // Done (or failed): checkpoint what is left, give the page cache back.
+            if let Some(mut state) = purge.take() {
+                state.checkpointer.close().await;
+                checkpoint(&mut state.connection).await;
                 let _ = state.connection.close().await;
             }
         }
@@ -453,6 +553,7 @@ async fn purge_batch(
     after: Option<&str>,
     window: u32,
     return_ids: bool,
+    checkpointer: Option<&mut Checkpointer>,
 ) -> Result<PurgeBatch> {
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
@@ -470,6 +571,9 @@ async fn purge_batch(
         (None, true) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3 RETURNING id",
         (None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
     };
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.settle_if_behind().await;
+    }
     let locked_at = std::time::Instant::now();
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
     let query = sqlx::query(sql).bind(after).bind(upper.as_deref()).bind(ms(now));

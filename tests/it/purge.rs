@@ -138,18 +138,26 @@ async fn grace_period_keeps_recently_expired_sessions() {
 /// A SQLite database with `rows` sessions, every other one expired, written
 /// directly in SQL (fast enough for hundreds of thousands).
 async fn big_sqlite(rows: u32) -> harness::TestDb {
+    big_sqlite_padded(rows, 0).await
+}
+
+/// Like [`big_sqlite`], each session's data padded with `pad` random bytes
+/// (written as hex).
+async fn big_sqlite_padded(rows: u32, pad: u32) -> harness::TestDb {
     let db = harness::sqlite().await;
     let pool = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
     let live_until = (now() + chrono::Duration::hours(1)).timestamp_millis();
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-         SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 24), '{\"n\":1}', NULL, 0, 0,
+         SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 24),
+                json_object('n', 1, 'pad', hex(randomblob(?3))), NULL, 0, 0,
                 CASE WHEN i % 2 = 0 THEN 1000 ELSE ?2 END, 1
          FROM n",
     )
     .bind(rows)
     .bind(live_until)
+    .bind(pad)
     .execute(pool.pool())
     .await
     .unwrap();
@@ -200,6 +208,34 @@ async fn a_killed_purge_can_be_rerun_and_loses_no_live_session() {
     let summary = json_output(&sessionctl(&db.url, &["purge-expired", "--output", "json"]).output().unwrap());
     assert_eq!(summary["deleted"].as_u64(), Some(expired_after_kill), "the rerun finishes the job");
     assert_eq!(counts(&database).await, (live_before, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(target_os = "linux")]
+async fn purge_memory_stays_bounded_on_a_table_larger_than_the_budget() {
+    // ~100 MB of sessions and nobody else writing, so nothing empties the
+    // purge's page cache between batches: its peak RSS must stay under the
+    // 50 MB budget (a 256 MiB page cache once took it to the table's size).
+    let db = big_sqlite_padded(150_000, 300).await;
+    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let size =
+        std::fs::metadata(&file).unwrap().len() + std::fs::metadata(format!("{file}-wal")).map_or(0, |m| m.len());
+    assert!(size > 80 << 20, "the table must outgrow the budget: {size} bytes");
+    let child = sessionctl(&db.url, &["purge-expired", "--output", "json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let sampler = std::thread::spawn(move || {
+        let mut peak_kib = 0u64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) else { break };
+            peak_kib = kib.trim().trim_end_matches("kB").trim().parse().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak_kib
+    });
+    let summary = json_output(&child.wait_with_output().unwrap());
+    let peak_kib = sampler.join().unwrap();
+    assert_eq!(summary["deleted"].as_u64(), Some(75_000));
+    assert!(peak_kib > 0 && peak_kib < 50 * 1024, "peak RSS {} MiB", peak_kib / 1024);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
