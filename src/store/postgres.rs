@@ -61,6 +61,8 @@ impl super::PurgeLock for AdvisoryLock {
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
     pool: PgPool,
+    /// One connection with `synchronous_commit = off`, for purge batches only.
+    purge_pool: PgPool,
 }
 
 impl PostgresDatabase {
@@ -73,11 +75,22 @@ impl PostgresDatabase {
         // login is reported as such, at once, instead of as a pool timeout.
         let probe = PgConnection::connect_with(&options).await.map_err(Error::db(BACKEND, "connecting"))?;
         probe.close().await.ok();
+        // The purge's DELETEs commit without waiting for the WAL flush: if the
+        // server crashes, the last few batches come back as expired rows for
+        // the next purge, which is harmless, and a walk of thousands of
+        // batches does not wait for thousands of flushes. Its connection
+        // closes a minute after the purge.
+        let purge_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(60))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options);
-        Ok(PostgresDatabase { pool })
+        Ok(PostgresDatabase { pool, purge_pool })
     }
 
     /// The underlying pool, for callers that need raw SQL (benchmarks).
@@ -438,7 +451,7 @@ impl DatabaseTier for PostgresDatabase {
                     .bind(start)
                     .bind(end)
                     .bind(now)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.purge_pool)
                     .await
                     .map_err(Error::db(BACKEND, OP))?;
             let count = ids.len() as u64;
@@ -448,7 +461,7 @@ impl DatabaseTier for PostgresDatabase {
                 .bind(start)
                 .bind(end)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.purge_pool)
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
             (Vec::new(), result.rows_affected())

@@ -20,15 +20,26 @@ pub struct PgServer {
     root: bool,
     data: PathBuf,
     dir: PathBuf,
+    /// Whether commits wait for the disk, as in production.
+    durable: bool,
 }
 
 static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
+#[allow(dead_code)] // used by the purge bench only
+static DURABLE: OnceLock<Option<PgServer>> = OnceLock::new();
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The process-wide server, started on first use; `None` (after saying so)
 /// when PostgreSQL is not installed and `CI` is not set.
 pub fn shared() -> Option<&'static PgServer> {
-    SERVER.get_or_init(PgServer::start).as_ref()
+    SERVER.get_or_init(|| PgServer::start(false)).as_ref()
+}
+
+/// Like [`shared`], but with fsync and synchronous commits on, as in
+/// production: for benchmarks whose figures depend on commit cost.
+#[allow(dead_code)] // used by the purge bench only
+pub fn durable() -> Option<&'static PgServer> {
+    DURABLE.get_or_init(|| PgServer::start(true)).as_ref()
 }
 
 /// Says a server is missing: fails under CI, skips locally.
@@ -84,7 +95,7 @@ fn as_owner(program: &Path, root: bool) -> Command {
 impl PgServer {
     /// A server of its own (for tests that stop and start it).
     pub fn start_private() -> Option<PgServer> {
-        PgServer::start()
+        PgServer::start(false)
     }
 
     fn pg_ctl(&self, args: &[&str]) {
@@ -104,9 +115,10 @@ impl PgServer {
     }
 
     fn options(&self) -> String {
+        let durability =
+            if self.durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
         format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {durability}",
             self.port,
             self.dir.display()
         )
@@ -122,7 +134,7 @@ impl PgServer {
         self.pg_ctl(&["-w", "-t", "60", "start"]);
     }
 
-    fn start() -> Option<PgServer> {
+    fn start(durable: bool) -> Option<PgServer> {
         let Some(bin) = find_pg_bin() else {
             return missing("PostgreSQL (initdb, pg_ctl; Debian package `postgresql`)");
         };
@@ -140,7 +152,8 @@ impl PgServer {
             .output()
             .unwrap();
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
-        let server = PgServer { port: free_port(), bin: bin.clone(), root, data: data.clone(), dir: dir.clone() };
+        let server =
+            PgServer { port: free_port(), bin: bin.clone(), root, data: data.clone(), dir: dir.clone(), durable };
         server.start_again();
         // Stop the server and remove its files when this process ends.
         let watchdog = format!(
