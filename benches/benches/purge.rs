@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo build --release && cargo bench -p sessionctl-benches --bench purge`
 //! (`ROWS=200000` for a quick pass, `ONLY=sqlite` or `ONLY=postgres` for one backend,
-//! `SHAPES=sparse` for some shapes).
+//! `SHAPES=sparse` for some shapes, `PG=fast` for a PostgreSQL without fsync).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -271,8 +271,9 @@ async fn main() {
         return;
     }
     // Durable, as in production: the purge's many small commits would cost
-    // nothing on a server that does not wait for the disk.
-    let pg = pg_server::durable();
+    // nothing on a server that does not wait for the disk. `PG=fast` uses the
+    // tests' server instead (no fsync): CPU-bound figures, far less noise.
+    let pg = if std::env::var("PG").is_ok_and(|v| v == "fast") { pg_server::shared() } else { pg_server::durable() };
     let dir = tempfile::tempdir().unwrap();
     println!("{} sessions; the writer saves one live session every ~2 ms", rows());
     println!(

@@ -399,15 +399,15 @@ impl DatabaseTier for PostgresDatabase {
         const OP: &str = "purging expired sessions";
         // Walk the heap in ranges of blocks (a TID range scan): each batch
         // reads only its own pages, whatever the expiry order, with no index
-        // on expires_at. The cursor is "<first block>:<blocks per batch>:<table
-        // size in blocks when the walk started>".
+        // on expires_at. The cursor is "<first block>:<blocks this batch>:<table
+        // size in blocks when the walk started>:<blocks per `window` rows>".
         let bad_cursor = || Error::InvalidInput(format!("bad purge cursor {after:?}"));
-        let (start, step, mut blocks) = match after {
+        let (start, step, mut blocks, base) = match after {
             Some(cursor) => {
                 let parts: Vec<i64> =
                     cursor.split(':').map(|p| p.parse().map_err(|_| bad_cursor())).collect::<Result<_>>()?;
-                let [start, step, blocks] = parts[..] else { return Err(bad_cursor()) };
-                (start, step.max(1), blocks)
+                let [start, step, blocks, base] = parts[..] else { return Err(bad_cursor()) };
+                (start, step.max(1), blocks, base.max(1))
             }
             None => {
                 let row = sqlx::query(
@@ -421,7 +421,8 @@ impl DatabaseTier for PostgresDatabase {
                 let per_block: Option<f64> = row.try_get("per_block").map_err(Error::db(BACKEND, OP))?;
                 let blocks: i64 = row.try_get("blocks").map_err(Error::db(BACKEND, OP))?;
                 let per_block = per_block.unwrap_or(30.0).max(1.0);
-                (0, ((f64::from(window) / per_block).ceil() as i64).max(1), blocks)
+                let base = ((f64::from(window) / per_block).ceil() as i64).max(1);
+                (0, base, blocks, base)
             }
         };
         if start >= blocks {
@@ -467,7 +468,18 @@ impl DatabaseTier for PostgresDatabase {
             (Vec::new(), result.rows_affected())
         };
         let write_lock = locked_at.elapsed();
-        let next = Some(format!("{end}:{step}:{blocks}"));
+        // Few expired rows in the range and a quick statement: take a wider
+        // range next (up to 8 windows), so a table with little to purge costs
+        // fewer round trips and commits; a slow statement narrows it back.
+        const QUICK: Duration = Duration::from_millis(10);
+        let next_step = if write_lock > QUICK {
+            (step / 2).max(base)
+        } else if deleted_count.saturating_mul(8) < u64::from(window) && write_lock < QUICK / 2 {
+            (step * 2).min(base * 8)
+        } else {
+            step
+        };
+        let next = Some(format!("{end}:{next_step}:{blocks}:{base}"));
         let progress = (end as f64 / blocks as f64).min(1.0);
         Ok(PurgeBatch { deleted, deleted_count, next, progress, write_lock })
     }
