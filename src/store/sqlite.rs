@@ -50,7 +50,7 @@ struct PurgeConnection {
 /// Passive checkpoints on a second connection, run in the background while
 /// the purge reads and deletes its next window: a checkpoint waits on two
 /// fsyncs, which cost more than a batch itself when run in line (2M rows,
-/// 1% expired: 1.6 s instead of 0.7 s; BENCHMARKS.md). The checkpoints copy
+/// 1% expired, idle: 1.7 s instead of 0.9 s; BENCHMARKS.md). The checkpoints copy
 /// the purge's pages back into the database file, so the app's own commits
 /// never inherit that work from SQLite's automatic checkpoint.
 #[derive(Debug)]
