@@ -125,25 +125,50 @@ impl Metrics {
 
 async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else { continue };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut request = vec![0u8; 4096];
-            let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut request)).await;
-            let Ok(Ok(n)) = read else { return };
-            let request = String::from_utf8_lossy(&request[..n]);
-            let path = request.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
-            let (status, content_type, body) = match path {
-                "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        });
+        let Ok((socket, _)) = listener.accept().await else { continue };
+        tokio::spawn(answer(socket, metrics.clone()));
+    }
+}
+
+/// The longest request head the metrics endpoint reads.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// Answers one request on `socket`, then closes it.
+///
+/// The whole request head is read first, however many segments it came in:
+/// answering after a partial read would route on a truncated path, and closing
+/// a socket with unread bytes makes the kernel reset the connection, so the
+/// client would lose the answer.
+async fn answer(mut socket: tokio::net::TcpStream, metrics: Arc<Metrics>) {
+    let mut head = Vec::with_capacity(512);
+    let read_head = async {
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+            if head.len() >= MAX_REQUEST_HEAD {
+                return false;
+            }
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        true
+    };
+    let complete = tokio::time::timeout(Duration::from_secs(5), read_head).await.unwrap_or(false);
+    let request = String::from_utf8_lossy(&head);
+    let path = request.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
+    let (status, content_type, body) = match path {
+        _ if !complete => ("400 Bad Request", "text/plain", "bad request\n".to_owned()),
+        "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if socket.write_all(response.as_bytes()).await.is_ok() {
+        let _ = socket.shutdown().await;
     }
 }
 

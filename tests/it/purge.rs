@@ -363,9 +363,14 @@ async fn serve_cron_serves_health_and_metrics() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // The request goes out in two segments with a pause between them, as a slow
+    // client's may: the endpoint must wait for the whole head before it answers.
     let get = |path: &str| -> Option<String> {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        stream.set_nodelay(true).ok()?;
+        stream.write_all(b"GET ").ok()?;
+        std::thread::sleep(Duration::from_millis(20));
+        write!(stream, "{path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         Some(response)
