@@ -218,8 +218,10 @@ async fn measure(
 }
 
 async fn purge_with_binary(url: String) -> JobResult {
-    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl");
-    let child = tokio::process::Command::new(binary)
+    // SESSIONCTL_BIN: another build to compare, back to back.
+    let binary = std::env::var("SESSIONCTL_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl").to_owned());
+    let child = tokio::process::Command::new(&binary)
         .env("SESSIONCTL_DATABASE_URL", &url)
         .args(["purge-expired", "--output", "json", "--quiet"])
         .stdout(std::process::Stdio::piped())
