@@ -543,10 +543,17 @@ impl DatabaseTier for SqliteDatabase {
     }
 }
 
-/// One purge batch on `connection`: the window's upper end (the `window`-th
-/// id after the cursor, or the end of the table) is found by a read outside
-/// the write lock; then one short `BEGIN IMMEDIATE` transaction deletes the
-/// expired rows of the window, re-checking expiry row by row.
+/// Windows in which at most 1 row in this many is expired delete those rows
+/// by id rather than by range.
+const SPARSE_WINDOW_SHARE: i64 = 8;
+
+/// One purge batch on `connection`. A read outside the write lock walks the
+/// next `window` ids of the primary key: it finds the window's upper end (or
+/// the end of the table) and which of its rows are expired. Then one short
+/// `BEGIN IMMEDIATE` transaction deletes them, re-checking expiry row by row:
+/// by range when many are expired, by id when few are (the locked part then
+/// touches only their pages, not the whole window again), and not at all
+/// when none is.
 async fn purge_batch(
     connection: &mut SqliteConnection,
     now: DateTime<Utc>,
@@ -557,26 +564,51 @@ async fn purge_batch(
 ) -> Result<PurgeBatch> {
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
-    let upper: Option<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
-        .bind(after)
-        .bind(i64::from(window.max(1)) - 1)
-        .fetch_optional(&mut *connection)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
-    // Two statement shapes, so the primary key bounds the range on both
-    // ends (an `upper IS NULL OR` would make every batch scan to the end).
-    let sql = match (&upper, return_ids) {
-        (Some(_), true) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3 RETURNING id",
-        (Some(_), false) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3",
-        (None, true) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3 RETURNING id",
-        (None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
+    let window = i64::from(window.max(1));
+    // One pass over the window (the id list of a dense window goes unused:
+    // ~130 KB of text per 10,000 rows, small beside reading them).
+    let (rows, upper, expired, expired_ids): (i64, Option<String>, i64, Option<String>) = sqlx::query_as(
+        "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
+                json_group_array(id) FILTER (WHERE expires_at <= ?3) \
+         FROM (SELECT id, expires_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2)",
+    )
+    .bind(after)
+    .bind(window)
+    .bind(ms(now))
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(Error::db(BACKEND, OP))?;
+    let upper = if rows < window { None } else { upper };
+    let progress = upper.as_deref().map_or(1.0, id_fraction);
+    if expired == 0 && upper.is_some() {
+        return Ok(PurgeBatch {
+            deleted: Vec::new(),
+            deleted_count: 0,
+            next: upper,
+            progress,
+            write_lock: Duration::ZERO,
+        });
+    }
+    let by_id = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
+    // Range statements in two shapes, so the primary key bounds the range on
+    // both ends (an `upper IS NULL OR` would make every batch scan to the end).
+    let sql = match (by_id, &upper, return_ids) {
+        (true, _, true) => {
+            "DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at <= ?3 RETURNING id"
+        }
+        (true, _, false) => "DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at <= ?3",
+        (false, Some(_), true) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3 RETURNING id",
+        (false, Some(_), false) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3",
+        (false, None, true) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3 RETURNING id",
+        (false, None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
     };
+    let second = if by_id { expired_ids.as_deref() } else { upper.as_deref() };
     if let Some(checkpointer) = checkpointer {
         checkpointer.settle_if_behind().await;
     }
     let locked_at = std::time::Instant::now();
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
-    let query = sqlx::query(sql).bind(after).bind(upper.as_deref()).bind(ms(now));
+    let query = sqlx::query(sql).bind(after).bind(second).bind(ms(now));
     let (deleted, deleted_count) = if return_ids {
         let rows = query.fetch_all(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
         let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
@@ -588,21 +620,45 @@ async fn purge_batch(
     };
     tx.commit().await.map_err(Error::db(BACKEND, OP))?;
     let write_lock = locked_at.elapsed();
-    let progress = upper.as_deref().map_or(1.0, id_fraction);
     Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
 }
 
 /// Where an id sits in the id space, from 0 to 1. Ids are uniformly
-/// random, so this is also the share of the table walked so far.
+/// random, so this is also the share of the table walked so far. Generated
+/// ids never start with `-` (the lowest character), so the first character
+/// spans the other 63; ids from elsewhere that do count as 0.
 fn id_fraction(id: &str) -> f64 {
     // base64url characters in byte order, as SQLite compares them.
     const ALPHABET: &[u8] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
-    let mut fraction = 0.0;
-    let mut scale = 1.0;
-    for byte in id.bytes().take(4) {
+    let rank = |byte: u8| ALPHABET.iter().position(|&c| c == byte).unwrap_or(0) as f64;
+    let mut bytes = id.bytes();
+    let Some(first) = bytes.next() else { return 0.0 };
+    if first == b'-' {
+        return 0.0;
+    }
+    let mut scale = 1.0 / 63.0;
+    let mut fraction = (rank(first) - 1.0) * scale;
+    for byte in bytes.take(3) {
         scale /= 64.0;
-        let rank = ALPHABET.iter().position(|&c| c == byte).unwrap_or(0);
-        fraction += rank as f64 * scale;
+        fraction += rank(byte) * scale;
     }
     fraction
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_fraction;
+
+    #[test]
+    fn id_fraction_spans_the_generated_id_space() {
+        assert_eq!(id_fraction("0-----------------------"), 0.0, "the lowest id a generator makes");
+        assert_eq!(id_fraction("-zzzzzzzzzzzzzzzzzzzzzzz"), 0.0);
+        assert!(id_fraction("zzzzzzzzzzzzzzzzzzzzzzzz") > 0.9999);
+        // 'W' is the 33rd of the 63 first characters: 32/63 of the space lies below it.
+        let middle = id_fraction("W-----------------------");
+        assert!((middle - 0.5).abs() < 0.01, "{middle}");
+        let ids: Vec<String> = (0..2000).map(|_| crate::SessionId::generate().as_str().to_owned()).collect();
+        let below_half = ids.iter().filter(|id| id_fraction(id) < 0.5).count();
+        assert!((800..1200).contains(&below_half), "{below_half} of 2000 below the middle");
+    }
 }
