@@ -45,6 +45,8 @@ pub struct SqliteDatabase {
 struct PurgeConnection {
     connection: SqliteConnection,
     checkpointer: Checkpointer,
+    /// Whether the last window was dense (see [`purge_batch`]).
+    dense: bool,
 }
 
 /// Passive checkpoints on a second connection, run in the background while
@@ -501,7 +503,7 @@ impl DatabaseTier for SqliteDatabase {
         let Some(options) = &self.purge_options else {
             // In memory: the pool's one connection is the database.
             let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
-            return purge_batch(&mut connection, now, after, window, return_ids, None).await;
+            return purge_batch(&mut connection, now, after, window, return_ids, &mut false, None).await;
         };
         let mut purge = self.purge.lock().await;
         if purge.is_none() {
@@ -518,11 +520,19 @@ impl DatabaseTier for SqliteDatabase {
                 Ok(connection) => Checkpointer::Idle(connection, 0),
                 Err(_) => Checkpointer::Gone,
             };
-            *purge = Some(PurgeConnection { connection, checkpointer });
+            *purge = Some(PurgeConnection { connection, checkpointer, dense: false });
         }
         let state = purge.as_mut().expect("just opened");
-        let result =
-            purge_batch(&mut state.connection, now, after, window, return_ids, Some(&mut state.checkpointer)).await;
+        let result = purge_batch(
+            &mut state.connection,
+            now,
+            after,
+            window,
+            return_ids,
+            &mut state.dense,
+            Some(&mut state.checkpointer),
+        )
+        .await;
         let walk_over = !matches!(&result, Ok(batch) if batch.next.is_some());
         // A passive checkpoint after every batch, in the background: the
         // app's own commits then find the WAL already copied back and never
@@ -547,51 +557,68 @@ impl DatabaseTier for SqliteDatabase {
 /// by id rather than by range.
 const SPARSE_WINDOW_SHARE: i64 = 8;
 
-/// One purge batch on `connection`. A read outside the write lock walks the
-/// next `window` ids of the primary key: it finds the window's upper end (or
-/// the end of the table) and which of its rows are expired. Then one short
-/// `BEGIN IMMEDIATE` transaction deletes them, re-checking expiry row by row:
-/// by range when many are expired, by id when few are (the locked part then
-/// touches only their pages, not the whole window again), and not at all
-/// when none is.
+/// One purge batch on `connection`. A read outside the write lock finds the
+/// window's upper end (the `window`-th id after the cursor, or the end of
+/// the table); then one short `BEGIN IMMEDIATE` transaction deletes the
+/// window's expired rows, re-checking expiry row by row.
+///
+/// How depends on the last window (`dense`), as expired rows are spread
+/// evenly over random ids. After a sparse one, the read also counts and lists
+/// the window's expired rows: with none the batch takes no write lock at
+/// all, with few (at most 1 in 8) it deletes them by id, so the locked part
+/// touches only their pages. After a dense one, the read only skips to the
+/// window's end (no per-row work) and the DELETE takes the whole range.
 async fn purge_batch(
     connection: &mut SqliteConnection,
     now: DateTime<Utc>,
     after: Option<&str>,
     window: u32,
     return_ids: bool,
+    dense: &mut bool,
     checkpointer: Option<&mut Checkpointer>,
 ) -> Result<PurgeBatch> {
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
     let window = i64::from(window.max(1));
-    // One pass over the window (the id list of a dense window goes unused:
-    // ~130 KB of text per 10,000 rows, small beside reading them).
-    let (rows, upper, expired, expired_ids): (i64, Option<String>, i64, Option<String>) = sqlx::query_as(
-        "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
-                json_group_array(id) FILTER (WHERE expires_at <= ?3) \
-         FROM (SELECT id, expires_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2)",
-    )
-    .bind(after)
-    .bind(window)
-    .bind(ms(now))
-    .fetch_one(&mut *connection)
-    .await
-    .map_err(Error::db(BACKEND, OP))?;
-    let upper = if rows < window { None } else { upper };
+    let (upper, expired_ids) = if *dense {
+        let upper: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
+                .bind(after)
+                .bind(window - 1)
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+        (upper, None)
+    } else {
+        let (rows, upper, expired, ids): (i64, Option<String>, i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
+                    json_group_array(id) FILTER (WHERE expires_at <= ?3) \
+             FROM (SELECT id, expires_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )
+        .bind(after)
+        .bind(window)
+        .bind(ms(now))
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        let upper = if rows < window { None } else { upper };
+        if expired == 0 && upper.is_some() {
+            let progress = upper.as_deref().map_or(1.0, id_fraction);
+            return Ok(PurgeBatch {
+                deleted: Vec::new(),
+                deleted_count: 0,
+                next: upper,
+                progress,
+                write_lock: Duration::ZERO,
+            });
+        }
+        let sparse = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
+        (upper, ids.filter(|_| sparse))
+    };
     let progress = upper.as_deref().map_or(1.0, id_fraction);
-    if expired == 0 && upper.is_some() {
-        return Ok(PurgeBatch {
-            deleted: Vec::new(),
-            deleted_count: 0,
-            next: upper,
-            progress,
-            write_lock: Duration::ZERO,
-        });
-    }
-    let by_id = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
     // Range statements in two shapes, so the primary key bounds the range on
     // both ends (an `upper IS NULL OR` would make every batch scan to the end).
+    let by_id = expired_ids.is_some();
     let sql = match (by_id, &upper, return_ids) {
         (true, _, true) => {
             "DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at <= ?3 RETURNING id"
@@ -620,6 +647,7 @@ async fn purge_batch(
     };
     tx.commit().await.map_err(Error::db(BACKEND, OP))?;
     let write_lock = locked_at.elapsed();
+    *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
     Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
 }
 

@@ -220,26 +220,39 @@ pub async fn regenerate_racing_a_write_keeps_both(db: TestDb) {
 }
 
 pub async fn purge_deletes_only_expired_rows(db: TestDb) {
-    purge_walk(db, 3).await;
+    purge_walk(db, |i| (String::new(), i % 3 == 0)).await;
 }
 
 /// Few expired rows per window: SQLite deletes them by id, and skips the
 /// windows that hold none.
 pub async fn purge_of_a_sparse_table_deletes_only_expired_rows(db: TestDb) {
-    purge_walk(db, 40).await;
+    purge_walk(db, |i| (String::new(), i % 40 == 0)).await;
 }
 
-/// Purges a table of 600 rows, one in `every` expired, in windows of 50,
-/// refreshing an expired row the walk has not reached yet after the first
-/// batch; checks that exactly the other expired rows went.
-async fn purge_walk(db: TestDb, every: usize) {
+/// Half expired among the lowest ids (and the first rows stored), one in 40
+/// among the rest: the walk changes how it deletes on the way.
+pub async fn purge_from_dense_to_sparse_windows_deletes_only_expired_rows(db: TestDb) {
+    purge_walk(db, |i| {
+        let id = SessionId::generate();
+        let tail = &id.as_str()[1..];
+        if i < 300 { (format!("0{tail}"), i % 2 == 0) } else { (format!("z{tail}"), i % 40 == 0) }
+    })
+    .await;
+}
+
+/// Purges a table of 600 rows, `row(i)` giving each one's id (empty: a
+/// generated one) and whether it is expired, in windows of 50, refreshing an
+/// expired row the walk has not reached yet after the first batch; checks
+/// that exactly the other expired rows went.
+async fn purge_walk(db: TestDb, row: impl Fn(usize) -> (String, bool)) {
     let mut live = Vec::new();
     let mut expired = Vec::new();
     for i in 0..600 {
-        let expires_in = if i % every == 0 { chrono::Duration::seconds(-10) } else { chrono::Duration::hours(1) };
-        let r = record("", expires_in, None);
+        let (id, is_expired) = row(i);
+        let expires_in = if is_expired { chrono::Duration::seconds(-10) } else { chrono::Duration::hours(1) };
+        let r = record(&id, expires_in, None);
         db.store.create(&r).await.unwrap();
-        if i % every == 0 { expired.push(r) } else { live.push(r) }
+        if is_expired { expired.push(r) } else { live.push(r) }
     }
     let now = now();
     let mut cursor: Option<String> = None;
@@ -445,7 +458,7 @@ macro_rules! session_cases {
 /// What needs a database tier: purge, listing, revocation by user.
 macro_rules! database_cases {
     ($backend:ident) => {
-        suite!($backend: purge_deletes_only_expired_rows, purge_of_a_sparse_table_deletes_only_expired_rows, delete_by_user_and_filters);
+        suite!($backend: purge_deletes_only_expired_rows, purge_of_a_sparse_table_deletes_only_expired_rows, purge_from_dense_to_sparse_windows_deletes_only_expired_rows, delete_by_user_and_filters);
     };
 }
 
