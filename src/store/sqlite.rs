@@ -580,7 +580,9 @@ async fn purge_batch(
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
     let window = i64::from(window.max(1));
-    let (upper, expired_ids) = if *dense {
+    // The window's end, the ids to delete by id (sparse windows only), and
+    // whether the read found nothing expired before the table's end.
+    let (upper, expired_ids, none_expired) = if *dense {
         let upper: Option<String> =
             sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
                 .bind(after)
@@ -588,7 +590,7 @@ async fn purge_batch(
                 .fetch_optional(&mut *connection)
                 .await
                 .map_err(Error::db(BACKEND, OP))?;
-        (upper, None)
+        (upper, None, false)
     } else {
         let (rows, upper, expired, ids): (i64, Option<String>, i64, Option<String>) = sqlx::query_as(
             "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
@@ -602,20 +604,15 @@ async fn purge_batch(
         .await
         .map_err(Error::db(BACKEND, OP))?;
         let upper = if rows < window { None } else { upper };
-        if expired == 0 && upper.is_some() {
-            let progress = upper.as_deref().map_or(1.0, id_fraction);
-            return Ok(PurgeBatch {
-                deleted: Vec::new(),
-                deleted_count: 0,
-                next: upper,
-                progress,
-                write_lock: Duration::ZERO,
-            });
-        }
         let sparse = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
-        (upper, ids.filter(|_| sparse))
+        let none_expired = upper.is_some() && expired == 0;
+        (upper, ids.filter(|_| sparse), none_expired)
     };
     let progress = upper.as_deref().map_or(1.0, id_fraction);
+    if none_expired {
+        let write_lock = Duration::ZERO;
+        return Ok(PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: upper, progress, write_lock });
+    }
     // Range statements in two shapes, so the primary key bounds the range on
     // both ends (an `upper IS NULL OR` would make every batch scan to the end).
     let by_id = expired_ids.is_some();
