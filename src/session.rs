@@ -94,9 +94,10 @@ enum Origin {
 
 #[derive(Debug)]
 struct State {
-    /// The cookie value as the browser sent it, verified on first use (so a
-    /// request that never touches its session does not even pay for that).
-    cookie_value: Option<String>,
+    /// The cookie values of our name the browser sent, verified on first
+    /// use (so a request that never touches its session does not even pay
+    /// for that); the first that verifies is the session's.
+    cookie_candidates: Vec<String>,
     cookie: Option<CookiePayload>,
     loaded: bool,
     /// The session as this request sees it; `None` until something is stored.
@@ -136,9 +137,17 @@ impl Session {
     /// forged or expired one is treated as no cookie, and replaced if the
     /// handler writes.
     pub fn new(store: Store, config: Arc<SessionConfig>, cookie_value: Option<&str>) -> Session {
+        Session::with_candidates(store, config, cookie_value.map(str::to_owned).into_iter().collect())
+    }
+
+    /// Like [`new`](Self::new), from every cookie of the session's name the
+    /// request carried (a browser sends several when a sibling subdomain set
+    /// one too): the first that verifies is used, so a tossed cookie cannot
+    /// hide the real one.
+    pub fn with_candidates(store: Store, config: Arc<SessionConfig>, cookie_candidates: Vec<String>) -> Session {
         Session {
             state: Arc::new(Mutex::new(State {
-                cookie_value: cookie_value.map(str::to_owned),
+                cookie_candidates,
                 cookie: None,
                 loaded: false,
                 record: None,
@@ -172,11 +181,14 @@ impl Session {
         }
         let now = record::now();
         // Verify the cookie (signature, expiry) before any store I/O.
-        if let Some(value) = state.cookie_value.take() {
-            match self.config.codec().decode_with_rotation(&value, now) {
+        let candidates = std::mem::take(&mut state.cookie_candidates);
+        for value in &candidates {
+            match self.config.codec().decode_with_rotation(value, now) {
                 Ok((payload, old_key)) => {
                     state.cookie = Some(payload);
                     state.resign = old_key;
+                    state.stale_cookie = false;
+                    break;
                 }
                 Err(reason) => {
                     tracing::debug!(%reason, "ignoring session cookie");

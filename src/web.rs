@@ -92,8 +92,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let value = cookie_value(request.headers().get_all(COOKIE).iter(), &self.config.cookie.name);
-        let session = Session::new(self.store.clone(), self.config.clone(), value.as_deref());
+        let candidates = cookie_values(
+            request.headers().get_all(COOKIE).iter().map(HeaderValue::as_bytes),
+            &self.config.cookie.name,
+        );
+        let session = Session::with_candidates(self.store.clone(), self.config.clone(), candidates);
         request.extensions_mut().insert(session.clone());
         // The clone that was driven to readiness handles this request.
         let clone = self.inner.clone();
@@ -125,13 +128,38 @@ where
     }
 }
 
-/// The value of the cookie called `name`, from any number of `Cookie`
-/// headers (the first one that is present).
-fn cookie_value<'a>(headers: impl Iterator<Item = &'a HeaderValue>, name: &str) -> Option<String> {
-    headers.filter_map(|h| h.to_str().ok()).flat_map(|h| h.split(';')).find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        (key == name).then(|| value.trim_matches('"').to_owned())
-    })
+/// Every value of the cookie called `name`, in the order the browser sent
+/// them, from any number of `Cookie` headers.
+///
+/// Browsers send other applications' cookies in the same header, as raw
+/// bytes: UTF-8 (`name=José`), Latin-1 obs-text, quoted values, empty pairs.
+/// None of that may hide ours, so the header is split as bytes and only the
+/// pairs named `name` are read; a value of ours is visible ASCII (a quoted
+/// one is unquoted), anything else is skipped. Several cookies of our name
+/// (one tossed from a sibling subdomain) are all returned: the session keeps
+/// the first that verifies.
+pub fn cookie_values<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for header in headers {
+        for pair in header.split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else { continue };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
+                continue;
+            }
+            let mut value = pair[eq + 1..].trim_ascii();
+            if value.len() >= 2 && value.starts_with(b"\"") && value.ends_with(b"\"") {
+                value = &value[1..value.len() - 1];
+            }
+            if !value.is_empty()
+                && value.iter().all(|&b| b.is_ascii_graphic() && b != b'"')
+                && let Ok(value) = std::str::from_utf8(value)
+            {
+                values.push(value.to_owned());
+            }
+        }
+    }
+    values
 }
 
 /// The `Set-Cookie` header for a save's cookie update.

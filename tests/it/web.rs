@@ -166,6 +166,57 @@ async fn bogus_cookies_never_500_and_get_a_fresh_session_only_on_write() {
     }
 }
 
+/// One request whose `Cookie` header is these raw bytes (a browser sends
+/// other applications' cookies as they are: UTF-8, obs-text, quotes).
+async fn call_with_raw_cookie(app: &Router, uri: &str, raw: &[u8]) -> Reply {
+    let value = header::HeaderValue::from_bytes(raw).unwrap();
+    let request = Request::builder().uri(uri).header(header::COOKIE, value).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let set_cookie = response.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    Reply { status, set_cookie, vary: None, body: String::from_utf8(bytes.to_vec()).unwrap() }
+}
+
+#[tokio::test]
+async fn foreign_cookies_with_utf8_odd_bytes_or_several_kb_never_hide_ours() {
+    let db = harness::sqlite().await;
+    let app = app(db.store.clone(), harness::config());
+    let ours = call(&app, "/set/a/1", None).await.cookie();
+    let big = format!("tracking={}", "x".repeat(6000));
+    let headers: Vec<Vec<u8>> = vec![
+        format!("name=José; {ours}").into_bytes(),
+        format!("{ours}; name=José").into_bytes(),
+        [b"latin=caf\xe9; ".as_slice(), ours.as_bytes()].concat(),
+        format!("q=\"quoted; value\"; ;; =; lonely; {ours}; ; ").into_bytes(),
+        format!("{big}; other=\u{1F36A}; {ours}").into_bytes(),
+        format!("sid_other=1; xsid=2; {ours}").into_bytes(),
+    ];
+    for raw in headers {
+        let reply = call_with_raw_cookie(&app, "/get/a", &raw).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, "1", "our cookie is read from {:?}", String::from_utf8_lossy(&raw));
+        assert_eq!(reply.set_cookie, None, "and not replaced or removed");
+    }
+}
+
+#[tokio::test]
+async fn of_several_cookies_with_our_name_the_one_that_verifies_wins() {
+    let db = harness::sqlite().await;
+    let app = app(db.store.clone(), harness::config());
+    let ours = call(&app, "/set/a/mine", None).await.cookie();
+    // A sibling subdomain tossed a cookie of our name; browsers send it
+    // first (longer path) or last, and in a second Cookie header too.
+    let tossed = "sid=1.AAAAAAAAAAAAAAAAAAAAAAAA.99999999999.AAAA";
+    for header in [format!("{tossed}; {ours}"), format!("{ours}; {tossed}"), format!("sid=garbage; {ours}")] {
+        let reply = call(&app, "/get/a", Some(&header)).await;
+        assert_eq!((reply.body.as_str(), reply.set_cookie.as_deref()), ("mine", None), "{header}");
+        let reply = call(&app, "/set/b/2", Some(&header)).await;
+        assert_eq!(reply.set_cookie, None, "a write keeps the real session: {header}");
+    }
+    assert_eq!(call(&app, "/get/b", Some(&ours)).await.body, "2");
+}
+
 #[tokio::test]
 async fn cycle_id_keeps_data_and_invalidates_the_old_cookie() {
     let db = harness::sqlite().await;
