@@ -281,9 +281,9 @@ impl Admin {
         let cache = match self.store.cache() {
             None => CacheState::NotConfigured,
             Some(cache) => match cache.get(id).await {
-                Ok(CacheLookup::Hit(record)) => CacheState::Cached(record),
+                Ok(CacheLookup::Hit(record) | CacheLookup::Quick(record, _)) => CacheState::Cached(record),
                 Ok(CacheLookup::Miss) => CacheState::Missing,
-                Ok(CacheLookup::Deleted) => CacheState::Deleted,
+                Ok(CacheLookup::Deleted | CacheLookup::Moved) => CacheState::Deleted,
                 Err(e) => CacheState::Unreachable(e.to_string()),
             },
         };

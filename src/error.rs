@@ -71,6 +71,19 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// A tier did not answer within its timeout (a hung server, a
+    /// partitioned network). Nothing is assumed about whether the call took
+    /// effect.
+    #[error("{backend} did not answer within {after:?} during {operation}")]
+    Timeout {
+        /// `sqlite`, `postgres`, `redis`.
+        backend: &'static str,
+        /// What the library was doing.
+        operation: &'static str,
+        /// The timeout that passed.
+        after: std::time::Duration,
+    },
+
     /// Applying the schema failed.
     #[error("schema migration failed ({backend}): {source}")]
     Migrate {
@@ -135,7 +148,7 @@ impl Error {
     /// True when the error came from the database tier (the request must
     /// fail rather than continue with an empty session).
     pub fn is_database(&self) -> bool {
-        matches!(self, Error::Database { .. } | Error::Migrate { .. })
+        matches!(self, Error::Database { .. } | Error::Migrate { .. } | Error::Timeout { .. })
     }
 }
 

@@ -20,6 +20,57 @@ pub type Data = Map<String, Value>;
 /// Envelope format version written by this build.
 pub const ENVELOPE_VERSION: u32 = 1;
 
+/// The largest session version any tier accepts: 2^53, the largest integer
+/// every JSON reader (and Redis' Lua) holds exactly. A save that would go
+/// past it is refused instead of wrapping to a negative version, which would
+/// lose to every cached copy forever.
+pub const MAX_VERSION: i64 = 1 << 53;
+
+/// The version after `version`, or an error at the limit.
+pub fn next_version(id: &SessionId, version: i64) -> Result<i64> {
+    version.checked_add(1).filter(|v| (1..=MAX_VERSION).contains(v)).ok_or_else(|| Error::Corrupt {
+        id: id.to_string(),
+        reason: format!("version {version} is at the limit ({MAX_VERSION}); the session cannot be saved again"),
+    })
+}
+
+/// Checks that a stored version is within `0..=MAX_VERSION`.
+pub fn check_version(id: &str, version: i64) -> Result<i64> {
+    if (0..=MAX_VERSION).contains(&version) {
+        Ok(version)
+    } else {
+        Err(Error::Corrupt { id: id.to_owned(), reason: format!("version {version} is outside 0..={MAX_VERSION}") })
+    }
+}
+
+/// Refuses what one of the databases cannot hold, so every backend behaves
+/// the same: a NUL character (PostgreSQL's `text` and `jsonb` refuse it) in a
+/// user id, a data key or any string inside a value. Checked when the value
+/// is set, so the handler gets a typed error it can answer with a 400 rather
+/// than a failed save after the response was decided.
+pub fn check_storable(what: &str, value: &Value) -> Result<()> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        return Err(Error::InvalidInput(format!("{what} contains a NUL character, which sessions cannot store")));
+    }
+    Ok(())
+}
+
+/// [`check_storable`] for a key or a user id.
+pub fn check_storable_str(what: &str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::InvalidInput(format!("{what} contains a NUL character, which sessions cannot store")));
+    }
+    Ok(())
+}
+
 /// One session as the tiers store it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -84,7 +135,7 @@ impl Record {
             expires_at: time(envelope.expires_at, "expires_at")?,
             id,
             user_id: envelope.user_id,
-            version: envelope.version,
+            version: check_version(&envelope.id, envelope.version).map_err(|e| corrupt(e.to_string()))?,
             data: envelope.data,
         })
     }

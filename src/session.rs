@@ -25,7 +25,7 @@ use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Data, Record};
-use crate::store::{RotateOutcome, Store, UpdateOutcome};
+use crate::store::{Lookup, Patch, PatchOutcome, RotateOutcome, Store, UpdateOutcome};
 
 /// What the response's cookie should do after a save.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,14 @@ struct State {
     /// The cookie was signed with an older key: re-issue it under the
     /// current one once the session is used.
     resign: bool,
+    /// The cookie's session was moved to a new id moments ago by another
+    /// request (a login racing itself): this request must neither start a
+    /// session in its place nor remove the cookie, or the browser would
+    /// drop the session the other request just logged in.
+    moved: bool,
+    /// Keys that earlier quick writes changed in the cache only: a normal
+    /// save of this request persists them too.
+    unpersisted: Vec<String>,
 }
 
 /// A session, as one request sees it. Cheap to clone; clones share state.
@@ -162,6 +170,8 @@ impl Session {
                 terminated: false,
                 stale_cookie: false,
                 resign: false,
+                moved: false,
+                unpersisted: Vec::new(),
             })),
             store,
             config,
@@ -202,12 +212,14 @@ impl Session {
                 state.record = Some(record);
                 state.origin = Origin::Cookie;
             }
-            Some(CookiePayload::Reference { id, .. }) => match self.store.load(&id, now).await? {
-                Some(record) => {
+            Some(CookiePayload::Reference { id, .. }) => match self.store.lookup(&id, now).await? {
+                Lookup::Found(record, quick) => {
                     state.origin = Origin::Stored { version: record.version };
                     state.record = Some(record);
+                    state.unpersisted = quick;
                 }
-                None => state.stale_cookie = true,
+                Lookup::Missing => state.stale_cookie = true,
+                Lookup::Moved => state.moved = true,
             },
         }
         state.loaded = true;
@@ -287,6 +299,8 @@ impl Session {
     }
 
     async fn set(&self, key: &str, value: Value, quick: bool) -> Result<()> {
+        record::check_storable_str("session key", key)?;
+        record::check_storable(&format!("session value {key:?}"), &value)?;
         let mut state = self.loaded().await?;
         let state = &mut *state;
         if state.record.as_ref().and_then(|r| r.data.get(key)) == Some(&value) {
@@ -351,6 +365,9 @@ impl Session {
     /// a user are always stored server-side, so they can be listed and
     /// revoked. Call [`regenerate_id`](Self::regenerate_id) at login too.
     pub async fn set_user_id(&self, user_id: Option<String>) -> Result<()> {
+        if let Some(user_id) = &user_id {
+            record::check_storable_str("user id", user_id)?;
+        }
         let mut state = self.loaded().await?;
         let state = &mut *state;
         if state.record.as_ref().map(|r| &r.user_id) == Some(&user_id) || (state.record.is_none() && user_id.is_none())
@@ -413,6 +430,14 @@ impl Session {
         }
         if state.terminated {
             return self.save_terminated(state).await;
+        }
+        if state.moved {
+            // Another request moved this session to a new id and sent the
+            // browser the new cookie: writing here would start an empty
+            // session whose cookie could replace it.
+            let status = if state.record.is_some() { SaveStatus::Gone } else { SaveStatus::Unchanged };
+            state.reset_to_empty();
+            return Ok(SaveOutcome::new(status, CookieUpdate::Keep));
         }
         let Some(record) = state.record.as_ref() else {
             let cookie = if state.stale_cookie { CookieUpdate::Remove } else { CookieUpdate::Keep };
@@ -504,25 +529,61 @@ impl Session {
         let Origin::Stored { version } = state.origin else {
             return self.save_new(state, now).await;
         };
-        let quick_only = !state.dirty && !state.expiry_changed && state.rotate_from.is_none();
-        if quick_only && self.store.has_quick_writes() {
-            // Cache only, at the version the database holds. Refused (a newer
-            // version or a deletion is cached) or failed: save normally below.
-            let record = state.record.as_mut().expect("checked by save");
-            record.updated_at = now;
-            record.version = version;
-            if self.store.write_quick(record).await? == UpdateOutcome::Updated {
-                let cookie = if state.resign { self.reference_cookie(record) } else { CookieUpdate::Keep };
-                state.mark_saved();
-                return Ok(SaveOutcome::new(SaveStatus::Saved, cookie));
-            }
+        if state.cleared || state.rotate_from.is_some() {
+            return self.save_whole(state, now, version).await;
         }
+        // Key-level changes only: applied inside the store, atomically, so
+        // a concurrent request's changes to other keys stay.
+        let quick_only = !state.dirty && !state.expiry_changed;
+        let patch = state.patch(now, !quick_only);
+        let id = state.record.as_ref().expect("checked by save").id.clone();
+        if quick_only
+            && self.store.has_quick_writes()
+            && let PatchOutcome::Patched(fresh) = self.store.write_quick(&id, &patch).await?
+        {
+            // No live cache entry to change (evicted, or the cache failed):
+            // fall through and save normally, so nothing is lost.
+            let mut unpersisted = std::mem::take(&mut state.unpersisted);
+            unpersisted.extend(patch.set.keys().chain(&patch.removed).cloned());
+            let outcome = self.saved(state, fresh, false);
+            state.unpersisted = unpersisted;
+            return Ok(outcome);
+        }
+        match self.store.patch(&id, &patch).await? {
+            PatchOutcome::Patched(fresh) => Ok(self.saved(state, fresh, state.expiry_changed)),
+            PatchOutcome::Missing => Ok(self.gone(state)),
+        }
+    }
+
+    /// After a successful store write: adopt what the store now holds.
+    fn saved(&self, state: &mut State, fresh: Record, expiry_changed: bool) -> SaveOutcome {
+        let cookie = if expiry_changed || state.resign { self.reference_cookie(&fresh) } else { CookieUpdate::Keep };
+        state.origin = Origin::Stored { version: fresh.version };
+        state.record = Some(fresh);
+        state.rotate_from = None;
+        state.mark_saved();
+        SaveOutcome::new(SaveStatus::Saved, cookie)
+    }
+
+    /// The session was deleted or moved by someone else meanwhile: nothing
+    /// is written back, and the cookie is left alone (a login that moved
+    /// the session may just have sent the browser its new cookie; only
+    /// [`terminate`](Self::terminate) removes it).
+    fn gone(&self, state: &mut State) -> SaveOutcome {
+        state.reset_to_empty();
+        SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Keep)
+    }
+
+    /// Whole-session writes (clear, id rotation): version-checked; after a
+    /// conflict the stored record is reloaded and this request's changes
+    /// are replayed on it.
+    async fn save_whole(&self, state: &mut State, now: DateTime<Utc>, version: i64) -> Result<SaveOutcome> {
         let mut expected = version;
         let mut conflicts = 0u32;
         for _ in 0..self.config.max_save_attempts {
             let record = state.record.as_mut().expect("checked by save");
             record.updated_at = now;
-            record.version = expected + 1;
+            record.version = record::next_version(&record.id, expected)?;
             let result = match state.rotate_from.clone() {
                 Some(old) => match self.store.rotate(&old, expected, record).await? {
                     RotateOutcome::Rotated => Ok(()),
@@ -537,29 +598,17 @@ impl Session {
             };
             match result {
                 Ok(()) => {
-                    let cookie = if state.rotate_from.is_some() || state.expiry_changed || state.resign {
-                        self.reference_cookie(record)
-                    } else {
-                        CookieUpdate::Keep
-                    };
-                    state.rotate_from = None;
-                    state.origin = Origin::Stored { version: record.version };
-                    state.mark_saved();
-                    return Ok(SaveOutcome::new(SaveStatus::Saved, cookie));
+                    let fresh = record.clone();
+                    let rotated = state.rotate_from.is_some();
+                    return Ok(self.saved(state, fresh, rotated || state.expiry_changed));
                 }
-                Err(UpdateOutcome::Missing) => {
-                    state.reset_to_empty();
-                    return Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove));
-                }
+                Err(UpdateOutcome::Missing) => return Ok(self.gone(state)),
                 Err(_) => {
                     conflicts += 1;
                     backoff(conflicts).await;
                     let stored_id = state.rotate_from.clone().unwrap_or_else(|| record.id.clone());
                     match self.store.load_fresh(&stored_id, now).await? {
-                        None => {
-                            state.reset_to_empty();
-                            return Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove));
-                        }
+                        None => return Ok(self.gone(state)),
                         Some(fresh) => {
                             expected = fresh.version;
                             state.rebase(fresh);
@@ -641,6 +690,7 @@ impl State {
 
     fn mark_saved(&mut self) {
         self.resign = false;
+        self.unpersisted.clear();
         self.changes.clear();
         self.cleared = false;
         self.user_changed = false;
@@ -648,6 +698,36 @@ impl State {
         self.dirty = false;
         self.quick_dirty = false;
         self.stale_cookie = false;
+    }
+
+    /// This request's key-level changes as a store patch; with
+    /// `persist_quick`, also the keys earlier quick writes left in the cache
+    /// only, as this request sees them.
+    fn patch(&self, now: DateTime<Utc>, persist_quick: bool) -> Patch {
+        let mut patch = Patch::new(now);
+        for (key, change) in &self.changes {
+            patch = match change {
+                Change::Set(value) => patch.with_set(key.clone(), value.clone()),
+                Change::Remove => patch.with_removed(key.clone()),
+            };
+        }
+        if let Some(record) = &self.record {
+            if persist_quick {
+                for key in self.unpersisted.iter().filter(|key| !self.changes.contains_key(*key)) {
+                    patch = match record.data.get(key) {
+                        Some(value) => patch.with_set(key.clone(), value.clone()),
+                        None => patch.with_removed(key.clone()),
+                    };
+                }
+            }
+            if self.user_changed {
+                patch = patch.with_user_id(record.user_id.clone());
+            }
+            if self.expiry_changed {
+                patch = patch.with_expires_at(record.expires_at);
+            }
+        }
+        patch
     }
 
     fn reset_to_empty(&mut self) {

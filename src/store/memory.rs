@@ -7,6 +7,7 @@
 //! within that bound. As the only tier (`no_database`) entries live until
 //! their session expires, and are lost when the process exits.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::sync::Cache;
 
-use super::{CacheLookup, CacheTier, RotateOutcome, UpdateOutcome};
+use super::{CacheLookup, CacheTier, Patch, PatchOutcome, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::Result;
 use crate::id::SessionId;
 use crate::record::{self, Record};
@@ -23,11 +24,22 @@ use crate::record::{self, Record};
 pub const DEFAULT_STALENESS: Duration = Duration::from_secs(10);
 /// Default number of sessions kept.
 pub const DEFAULT_CAPACITY: u64 = 100_000;
+/// How long a cache-only rotation marks the old id as moved.
+const MOVED_MARKER_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 enum Slot {
-    Live(Arc<Record>),
+    Live(Arc<Cached>),
     Deleted,
+    Moved,
+}
+
+/// A live entry: the record, and the keys quick writes changed in it that
+/// the database does not have yet.
+#[derive(Debug)]
+struct Cached {
+    record: Record,
+    quick: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -93,9 +105,14 @@ impl MemoryCache {
     }
 
     fn store(&self, record: &Record) {
-        match self.ttl_for(record) {
+        self.store_with_quick(record.clone(), BTreeSet::new());
+    }
+
+    fn store_with_quick(&self, record: Record, quick: BTreeSet<String>) {
+        match self.ttl_for(&record) {
             Some(ttl) => {
-                self.entries.insert(record.id.to_string(), Entry { slot: Slot::Live(Arc::new(record.clone())), ttl })
+                let key = record.id.to_string();
+                self.entries.insert(key, Entry { slot: Slot::Live(Arc::new(Cached { record, quick })), ttl })
             }
             None => self.entries.invalidate(record.id.as_str()),
         }
@@ -110,7 +127,7 @@ impl MemoryCache {
 
 fn version_of(slot: &Option<Slot>) -> Option<i64> {
     match slot {
-        Some(Slot::Live(record)) => Some(record.version),
+        Some(Slot::Live(cached)) => Some(cached.record.version),
         _ => None,
     }
 }
@@ -125,7 +142,11 @@ impl CacheTier for MemoryCache {
         Ok(match self.lookup(id) {
             None => CacheLookup::Miss,
             Some(Slot::Deleted) => CacheLookup::Deleted,
-            Some(Slot::Live(record)) => CacheLookup::Hit((*record).clone()),
+            Some(Slot::Moved) => CacheLookup::Moved,
+            Some(Slot::Live(cached)) if cached.quick.is_empty() => CacheLookup::Hit(cached.record.clone()),
+            Some(Slot::Live(cached)) => {
+                CacheLookup::Quick(cached.record.clone(), cached.quick.iter().cloned().collect())
+            }
         })
     }
 
@@ -140,12 +161,51 @@ impl CacheTier for MemoryCache {
     async fn put(&self, record: &Record) -> Result<bool> {
         let _guard = self.locked();
         match self.lookup(&record.id) {
-            Some(Slot::Deleted) => return Ok(false),
-            Some(Slot::Live(cached)) if cached.version > record.version => return Ok(false),
+            Some(Slot::Deleted | Slot::Moved) => return Ok(false),
+            Some(Slot::Live(cached)) if cached.record.version > record.version => return Ok(false),
             _ => {}
         }
         self.store(record);
         Ok(true)
+    }
+
+    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<PatchOutcome> {
+        let _guard = self.locked();
+        let Some(Slot::Live(cached)) = self.lookup(id) else { return Ok(PatchOutcome::Missing) };
+        let mut record = cached.record.clone();
+        patch.apply(&mut record, bump)?;
+        let mut quick = cached.quick.clone();
+        if !bump {
+            quick.extend(patch.set.keys().chain(&patch.removed).cloned());
+        }
+        self.store_with_quick(record.clone(), quick);
+        Ok(PatchOutcome::Patched(record))
+    }
+
+    async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool> {
+        let _guard = self.locked();
+        match self.lookup(&record.id) {
+            Some(Slot::Deleted | Slot::Moved) => Ok(false),
+            Some(Slot::Live(cached)) if cached.record.version >= record.version => Ok(false),
+            Some(Slot::Live(cached)) if cached.record.version == record.version - 1 => {
+                // Keep what quick writes added on top of the database's copy;
+                // the keys this patch wrote are in the database now.
+                let mut merged = cached.record.clone();
+                patch.apply(&mut merged, true)?;
+                merged.expires_at = record.expires_at;
+                merged.user_id.clone_from(&record.user_id);
+                let mut quick = cached.quick.clone();
+                for key in patch.set.keys().chain(&patch.removed) {
+                    quick.remove(key);
+                }
+                self.store_with_quick(merged, quick);
+                Ok(true)
+            }
+            _ => {
+                self.store(record);
+                Ok(true)
+            }
+        }
     }
 
     async fn evict(&self, ids: &[SessionId]) -> Result<()> {
@@ -155,8 +215,15 @@ impl CacheTier for MemoryCache {
         Ok(())
     }
 
-    async fn tombstone(&self, id: &SessionId, ttl: Duration) -> Result<()> {
-        self.entries.insert(id.to_string(), Entry { slot: Slot::Deleted, ttl });
+    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()> {
+        let _guard = self.locked();
+        // A deletion after a move (a stale save finding the old id gone)
+        // keeps the move's marker: it is the more specific of the two.
+        let slot = match (reason, self.lookup(id)) {
+            (Tombstone::Moved, _) | (Tombstone::Deleted, Some(Slot::Moved)) => Slot::Moved,
+            (Tombstone::Deleted, _) => Slot::Deleted,
+        };
+        self.entries.insert(id.to_string(), Entry { slot, ttl });
         Ok(())
     }
 
@@ -188,7 +255,7 @@ impl CacheTier for MemoryCache {
             Some(v) if v != expected_version => Ok(RotateOutcome::Conflict),
             Some(_) if self.lookup(&record.id).is_some() => Ok(RotateOutcome::IdTaken),
             Some(_) => {
-                self.entries.invalidate(old.as_str());
+                self.entries.insert(old.to_string(), Entry { slot: Slot::Moved, ttl: MOVED_MARKER_TTL });
                 self.store(record);
                 Ok(RotateOutcome::Rotated)
             }

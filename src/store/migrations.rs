@@ -10,10 +10,14 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// `(version, description, sql)` for each backend, oldest first.
-const SQLITE: &[(i64, &str, &str)] =
-    &[(1, "create sessions", include_str!("../../migrations/sqlite/0001_create_sessions.sql"))];
-const POSTGRES: &[(i64, &str, &str)] =
-    &[(1, "create sessions", include_str!("../../migrations/postgres/0001_create_sessions.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "create sessions", include_str!("../../migrations/sqlite/0001_create_sessions.sql")),
+    (2, "purge ticks", include_str!("../../migrations/sqlite/0002_purge_ticks.sql")),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "create sessions", include_str!("../../migrations/postgres/0001_create_sessions.sql")),
+    (2, "purge ticks", include_str!("../../migrations/postgres/0002_purge_ticks.sql")),
+];
 
 fn migrator(steps: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

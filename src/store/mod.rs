@@ -8,11 +8,11 @@
 //! and counts the round trips it makes so tests and benchmarks can check the
 //! cost of each path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,9 +23,14 @@ use crate::record::{self, Record};
 
 pub mod memory;
 mod migrations;
+mod patch;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;
+mod timed;
+
+pub use patch::{Patch, PatchOutcome};
+pub use timed::DEFAULT_DATABASE_TIMEOUT;
 
 /// Result of a versioned update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +158,11 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// version is `expected_version`.
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome>;
 
+    /// Applies key-level changes atomically to the stored session and bumps
+    /// its version; returns the session as it now is. Concurrent patches of
+    /// one session queue on the row, so none loses another's keys.
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome>;
+
     /// Writes `record` whatever is stored, inserting it if absent (import
     /// with `--replace`, admin edits).
     async fn upsert(&self, record: &Record) -> Result<()>;
@@ -197,6 +207,12 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// keep it). SQLite lives on one host, where concurrent purges only
     /// queue behind each other: it always grants.
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>>;
+
+    /// Claims the purge scheduled at `tick` for this replica: true for the
+    /// first caller among all the replicas sharing the database, false for
+    /// every later one, however long after. Replicas compute the same tick
+    /// from the schedule, so clock skew between them does not matter.
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool>;
 
     /// How many sessions match `filter`.
     async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64>;
@@ -243,10 +259,26 @@ impl PurgeLock for LocalPurgeLock {
 pub enum CacheLookup {
     /// The cached record.
     Hit(Record),
+    /// The cached record, whose listed keys were changed by quick writes
+    /// and are not in the database yet (the next normal save writes them).
+    Quick(Record, Vec<String>),
     /// Nothing cached: ask the database.
     Miss,
     /// Deleted recently (a tombstone): the session is gone, do not refill.
     Deleted,
+    /// Moved to a new id recently (a tombstone): the session lives on under
+    /// an id this request must not learn; do not refill, and do not start a
+    /// new session in its place.
+    Moved,
+}
+
+/// Why a tombstone was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tombstone {
+    /// The session was deleted (logout, revoke, purge, expiry).
+    Deleted,
+    /// The session was moved to a new id (rotation at login).
+    Moved,
 }
 
 /// The fast tier. Entries expire with their session, so it needs no purge.
@@ -268,9 +300,20 @@ pub trait CacheTier: Send + Sync + fmt::Debug {
     async fn put(&self, record: &Record) -> Result<bool>;
     /// Drops entries (possibly stale ones; absent is fine).
     async fn evict(&self, ids: &[SessionId]) -> Result<()>;
-    /// Marks the id deleted for `ttl`, so an in-flight refill cannot bring
-    /// the session back.
-    async fn tombstone(&self, id: &SessionId, ttl: Duration) -> Result<()>;
+    /// Marks the id deleted (or moved) for `ttl`, so an in-flight refill
+    /// cannot bring the session back.
+    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()>;
+    /// Applies key-level changes atomically to a live cached entry; with
+    /// `bump` the version moves on (cache-only mode), without it the entry
+    /// keeps the database's version and the changed keys are marked as
+    /// quick (not in the database yet). `Missing` when no live entry is
+    /// cached (nothing is created).
+    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<PatchOutcome>;
+    /// After a database patch produced `record`: when the cached entry is
+    /// the version just before it, applies `patch` to it (keeping what quick
+    /// writes put there, and unmarking the keys the patch persisted);
+    /// otherwise behaves as [`put`](Self::put).
+    async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool>;
     /// Cache-only mode: insert unless the id exists.
     async fn create(&self, record: &Record) -> Result<bool>;
     /// Cache-only mode: write if the cached version is `expected_version`.
@@ -318,17 +361,60 @@ impl std::ops::Sub for OpSnapshot {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Longest a cache call may take before it is abandoned and the
-    /// database answers instead (default 250 ms).
+    /// database answers instead (default 250 ms). A cache-only store has no
+    /// database to fall back on: its cache calls get `database_timeout`.
     pub cache_timeout: Duration,
     /// How long a deleted session's tombstone stays in the cache, blocking
     /// refills that were already under way (default 60 s).
     pub tombstone_ttl: Duration,
+    /// Longest one database call may take (connect, pool acquire,
+    /// statement) before it fails with [`Error::Timeout`] (default 15 s).
+    pub database_timeout: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_timeout: Duration::from_millis(250), tombstone_ttl: Duration::from_secs(60) }
+        StoreOptions {
+            cache_timeout: Duration::from_millis(250),
+            tombstone_ttl: Duration::from_secs(60),
+            database_timeout: DEFAULT_DATABASE_TIMEOUT,
+        }
     }
+}
+
+impl StoreOptions {
+    /// The bound on one cache call: short in front of a database (which
+    /// answers instead), the database's own bound when the cache is the
+    /// only tier.
+    pub fn cache_timeout_for(&self, has_database: bool) -> Duration {
+        if has_database { self.cache_timeout } else { self.database_timeout }
+    }
+
+    /// Sets the database timeout.
+    pub fn with_database_timeout(mut self, timeout: Duration) -> StoreOptions {
+        self.database_timeout = timeout;
+        self
+    }
+
+    /// Sets the cache timeout.
+    pub fn with_cache_timeout(mut self, timeout: Duration) -> StoreOptions {
+        self.cache_timeout = timeout;
+        self
+    }
+}
+
+/// What [`Store::lookup`] found for an id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The live session, and the keys quick writes changed in the cache
+    /// only (the next normal save persists them).
+    Found(Record, Vec<String>),
+    /// No live session: never existed, deleted, expired.
+    Missing,
+    /// Moved to a new id moments ago by another request (a login racing
+    /// itself): the caller must neither learn the new id nor start a new
+    /// session in its place.
+    Moved,
 }
 
 /// Most ids remembered as "cache entry may be stale" after a failed cache
@@ -359,7 +445,13 @@ struct StoreInner {
     options: StoreOptions,
     ops: OpCounts,
     suspects: Mutex<HashSet<SessionId>>,
+    /// Ids this process moved to a new id recently, with when: the
+    /// rotation marker for stores without a shared cache to hold it.
+    moved: Mutex<HashMap<SessionId, Instant>>,
 }
+
+/// Most ids remembered as recently moved in one process.
+const MAX_MOVED: usize = 100_000;
 
 impl Store {
     /// A store over a database tier alone.
@@ -383,6 +475,9 @@ impl Store {
         cache: Option<Arc<dyn CacheTier>>,
         options: StoreOptions,
     ) -> Store {
+        let database = database.map(|database| {
+            Arc::new(timed::TimedDatabase::new(database, options.database_timeout)) as Arc<dyn DatabaseTier>
+        });
         Store {
             inner: Arc::new(StoreInner {
                 database,
@@ -390,6 +485,7 @@ impl Store {
                 options,
                 ops: OpCounts::default(),
                 suspects: Mutex::default(),
+                moved: Mutex::default(),
             }),
         }
     }
@@ -449,12 +545,13 @@ impl Store {
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         self.inner.ops.cache.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::time::timeout(self.inner.options.cache_timeout, call).await {
+        let timeout = self.inner.options.cache_timeout_for(self.database().is_some());
+        let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(Error::Cache {
                 backend: cache.backend(),
                 operation,
-                message: format!("no answer within {:?}", self.inner.options.cache_timeout),
+                message: format!("no answer within {timeout:?}"),
             }),
         };
         if let Err(error) = &result {
@@ -505,23 +602,85 @@ impl Store {
 
     /// After a database delete: a tombstone in the cache.
     async fn cache_after_delete(&self, id: &SessionId) {
+        self.leave_tombstone(id, Tombstone::Deleted).await;
+    }
+
+    async fn leave_tombstone(&self, id: &SessionId, reason: Tombstone) {
         let Some(cache) = self.cache() else { return };
         let ttl = self.inner.options.tombstone_ttl;
-        if self.cache_call(cache, "deleting a session", cache.tombstone(id, ttl)).await.is_err() {
+        if self.cache_call(cache, "deleting a session", cache.tombstone(id, ttl, reason)).await.is_err() {
             self.make_sure_evicted(cache, id).await;
         }
+    }
+
+    /// After a database patch: the cache follows it, keeping quick writes
+    /// when it held the version just before.
+    async fn cache_after_patch(&self, patch: &Patch, record: &Record) {
+        let Some(cache) = self.cache() else { return };
+        if self.cache_call(cache, "writing a session", cache.put_patched(patch, record)).await.is_ok() {
+            return;
+        }
+        self.make_sure_evicted(cache, &record.id).await;
+    }
+
+    fn remember_moved(&self, id: &SessionId) {
+        let ttl = self.inner.options.tombstone_ttl;
+        let mut moved = self.inner.moved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if moved.len() >= MAX_MOVED {
+            moved.retain(|_, at| at.elapsed() < ttl);
+        }
+        if moved.len() < MAX_MOVED {
+            moved.insert(id.clone(), Instant::now());
+        }
+    }
+
+    /// After a rotation: the mark stays when the old id is gone (moved by
+    /// this request or, `Missing`, by a concurrent one whose own mark this
+    /// must not undo), and goes when the old id still holds the session (a
+    /// mark is only read for ids the tiers no longer have, so this is tidy
+    /// rather than needed).
+    fn settle_moved(&self, id: &SessionId, outcome: &Result<RotateOutcome>) {
+        match outcome {
+            Ok(RotateOutcome::Rotated | RotateOutcome::Missing) => self.remember_moved(id),
+            Ok(RotateOutcome::Conflict | RotateOutcome::IdTaken) | Err(_) => {
+                self.inner.moved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(id);
+            }
+        }
+    }
+
+    fn was_moved(&self, id: &SessionId) -> bool {
+        let moved = self.inner.moved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        !moved.is_empty() && moved.get(id).is_some_and(|at| at.elapsed() < self.inner.options.tombstone_ttl)
     }
 
     /// A live (unexpired) session: from the cache when it has it, else from
     /// the database (refilling the cache).
     pub async fn load(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
+        Ok(match self.lookup(id, now).await? {
+            Lookup::Found(record, _) => Some(record),
+            Lookup::Missing | Lookup::Moved => None,
+        })
+    }
+
+    /// Like [`load`](Self::load), telling a session that was just moved to
+    /// a new id apart from one that does not exist.
+    pub async fn lookup(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Lookup> {
+        // An id this process is moving (or just moved) reads as moved, not
+        // missing: the mark is made before the database commits the move.
+        let live = |record: Option<Record>, quick: Vec<String>| match record.filter(|r| !r.is_expired_at(now)) {
+            Some(record) => Lookup::Found(record, quick),
+            None if self.was_moved(id) => Lookup::Moved,
+            None => Lookup::Missing,
+        };
         if let Some(cache) = self.cache()
             && !self.is_suspect(cache, id).await
         {
             match self.cache_call(cache, "reading a session", cache.get(id)).await {
-                Ok(CacheLookup::Hit(record)) => return Ok(Some(record).filter(|r| !r.is_expired_at(now))),
-                Ok(CacheLookup::Deleted) => return Ok(None),
-                Ok(CacheLookup::Miss) if self.database().is_none() => return Ok(None),
+                Ok(CacheLookup::Hit(record)) => return Ok(live(Some(record), Vec::new())),
+                Ok(CacheLookup::Quick(record, quick)) => return Ok(live(Some(record), quick)),
+                Ok(CacheLookup::Deleted) => return Ok(live(None, Vec::new())),
+                Ok(CacheLookup::Moved) => return Ok(Lookup::Moved),
+                Ok(CacheLookup::Miss) if self.database().is_none() => return Ok(Lookup::Missing),
                 Ok(CacheLookup::Miss) => {}
                 Err(error) if self.database().is_none() => return Err(error),
                 Err(_) => {}
@@ -530,9 +689,9 @@ impl Store {
             if let Some(record) = &record {
                 let _ = self.cache_call(cache, "refilling a session", cache.fill(record)).await;
             }
-            return Ok(record);
+            return Ok(live(record, Vec::new()));
         }
-        Ok(self.db()?.load(id).await?.filter(|r| !r.is_expired_at(now)))
+        Ok(live(self.db()?.load(id).await?, Vec::new()))
     }
 
     /// The authoritative copy, bypassing the cache (after a version
@@ -579,20 +738,35 @@ impl Store {
         Ok(outcome)
     }
 
-    /// A quick write: the cache tier only, at the version the database
-    /// holds (`record.version` unchanged). `Conflict` when the cache refused
-    /// it (a newer version or a deletion is cached) or could not take it:
-    /// the caller then saves normally, so nothing is lost to a cache outage.
-    pub async fn write_quick(&self, record: &Record) -> Result<UpdateOutcome> {
+    /// Applies a request's key-level changes atomically where the session
+    /// is stored (see [`Patch`]), database first, then the cache; returns
+    /// the session as it now is.
+    pub async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+        if let (None, Some(cache)) = (self.database(), self.cache()) {
+            return self.cache_call(cache, "saving a session", cache.patch(id, patch, true)).await;
+        }
+        let outcome = self.db()?.patch(id, patch).await?;
+        match &outcome {
+            PatchOutcome::Patched(record) => self.cache_after_patch(patch, record).await,
+            PatchOutcome::Missing => self.cache_after_delete(id).await,
+        }
+        Ok(outcome)
+    }
+
+    /// A quick write: key-level changes applied to the cached entry alone,
+    /// which keeps the version the database holds. `Missing` when the cache
+    /// holds no live entry for the session or could not take the change:
+    /// the caller then saves normally, so a quick change is never reported
+    /// saved when it was dropped.
+    pub async fn write_quick(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
         let Some(cache) = self.cache().filter(|_| self.database().is_some()) else {
             return Err(Error::Config("quick writes need a cache in front of a database".into()));
         };
-        match self.cache_call(cache, "writing a session", cache.put(record)).await {
-            Ok(true) => Ok(UpdateOutcome::Updated),
-            Ok(false) => Ok(UpdateOutcome::Conflict),
+        match self.cache_call(cache, "writing a session", cache.patch(id, patch, false)).await {
+            Ok(outcome) => Ok(outcome),
             Err(_) => {
-                self.make_sure_evicted(cache, &record.id).await;
-                Ok(UpdateOutcome::Conflict)
+                self.make_sure_evicted(cache, id).await;
+                Ok(PatchOutcome::Missing)
             }
         }
     }
@@ -600,12 +774,20 @@ impl Store {
     /// Moves a session to a new id atomically.
     pub async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
-            return self.cache_call(cache, "moving a session", cache.rotate(old, expected_version, record)).await;
+            self.remember_moved(old);
+            let outcome = self.cache_call(cache, "moving a session", cache.rotate(old, expected_version, record)).await;
+            self.settle_moved(old, &outcome);
+            return outcome;
         }
-        let outcome = self.db()?.rotate(old, expected_version, record).await?;
+        // Marked before the move commits, so that a request reading the old
+        // id between the commit and the tombstone sees it moved, not gone.
+        self.remember_moved(old);
+        let outcome = self.db()?.rotate(old, expected_version, record).await;
+        self.settle_moved(old, &outcome);
+        let outcome = outcome?;
         match outcome {
             RotateOutcome::Rotated => {
-                self.cache_after_delete(old).await;
+                self.leave_tombstone(old, Tombstone::Moved).await;
                 self.cache_after_write(record).await;
             }
             RotateOutcome::Missing => self.cache_after_delete(old).await,
@@ -725,7 +907,7 @@ impl StoreConfig {
     pub async fn open(&self) -> Result<Store> {
         let database = match &self.database_url {
             Some(url) => {
-                let database = connect_database(url).await?;
+                let database = connect_database_with_timeout(url, self.options.database_timeout).await?;
                 database.migrate().await?;
                 Some(database)
             }
@@ -735,7 +917,7 @@ impl StoreConfig {
             (Some(url), _) => Some(Arc::new(redis::RedisCache::connect(
                 url,
                 self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
-                self.options.cache_timeout,
+                self.options.cache_timeout_for(database.is_some()),
             )?)),
             (None, Some(memory)) => {
                 let staleness = database.is_some().then_some(memory.staleness);
@@ -752,12 +934,21 @@ impl StoreConfig {
 
 /// Opens the database tier a URL names, without migrating.
 pub async fn connect_database(database_url: &str) -> Result<Arc<dyn DatabaseTier>> {
+    connect_database_with_timeout(database_url, DEFAULT_DATABASE_TIMEOUT).await
+}
+
+/// Like [`connect_database`]; `timeout` bounds connecting and every call
+/// made through the returned tier.
+pub async fn connect_database_with_timeout(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
     let scheme = database_url.split(':').next().unwrap_or("");
-    match scheme {
-        "sqlite" => Ok(Arc::new(sqlite::SqliteDatabase::connect(database_url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresDatabase::connect(database_url).await?)),
-        other => Err(Error::UnsupportedUrl(other.to_owned())),
-    }
+    let database: Arc<dyn DatabaseTier> = match scheme {
+        "sqlite" => Arc::new(sqlite::SqliteDatabase::connect_with_timeout(database_url, timeout).await?),
+        "postgres" | "postgresql" => {
+            Arc::new(postgres::PostgresDatabase::connect_with_timeout(database_url, timeout).await?)
+        }
+        other => return Err(Error::UnsupportedUrl(other.to_owned())),
+    };
+    Ok(Arc::new(timed::TimedDatabase::new(database, timeout)))
 }
 
 /// A database row in the shape both SQL backends produce, before checks.
@@ -785,7 +976,7 @@ impl RawRow {
             created_at: record::truncate_millis(self.created_at),
             updated_at: record::truncate_millis(self.updated_at),
             expires_at: record::truncate_millis(self.expires_at),
-            version: self.version,
+            version: record::check_version(&self.id, self.version)?,
         })
     }
 }

@@ -14,12 +14,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::{
-    DatabaseStats, DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, UpdateOutcome,
-    parse_ids,
+    DatabaseStats, DatabaseTier, Filter, Patch, PatchOutcome, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
+    StateFilter, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::record::Record;
+use crate::record::{self, Record};
 
 const BACKEND: &str = "postgres";
 const COLUMNS: &str = "id, data::text AS data, user_id, created_at, updated_at, expires_at, version";
@@ -68,12 +68,22 @@ pub struct PostgresDatabase {
 impl PostgresDatabase {
     /// Connects to the database a `postgres://` URL names.
     pub async fn connect(url: &str) -> Result<PostgresDatabase> {
+        PostgresDatabase::connect_with_timeout(url, super::DEFAULT_DATABASE_TIMEOUT).await
+    }
+
+    /// Like [`connect`](Self::connect), with `timeout` bounding the first
+    /// connection and every later pool acquisition (a server that accepts
+    /// TCP but never answers fails here instead of hanging).
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<PostgresDatabase> {
         let options = PgConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
             .application_name("sessionctl");
         // One direct connection first: an unreachable server or a refused
         // login is reported as such, at once, instead of as a pool timeout.
-        let probe = PgConnection::connect_with(&options).await.map_err(Error::db(BACKEND, "connecting"))?;
+        let probe = super::timed::bounded(BACKEND, "connecting", timeout, async {
+            PgConnection::connect_with(&options).await.map_err(Error::db(BACKEND, "connecting"))
+        })
+        .await?;
         probe.close().await.ok();
         // The purge's DELETEs commit without waiting for the WAL flush: if the
         // server crashes, the last few batches come back as expired rows for
@@ -84,12 +94,9 @@ impl PostgresDatabase {
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(Duration::from_secs(60))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options);
+        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(timeout).connect_lazy_with(options);
         Ok(PostgresDatabase { pool, purge_pool })
     }
 
@@ -213,6 +220,58 @@ impl DatabaseTier for PostgresDatabase {
             (_, true) => UpdateOutcome::Conflict,
             (_, false) => UpdateOutcome::Missing,
         })
+    }
+
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+        const OP: &str = "saving a session";
+        // The row lock makes concurrent patches queue: each one sees the
+        // row as the one before left it, so none loses another's keys.
+        let row = sqlx::query(
+            "UPDATE sessions SET data = (data - $2::text[]) || $3::jsonb,
+                 user_id = CASE WHEN $4 THEN $5 ELSE user_id END,
+                 expires_at = COALESCE($6, expires_at),
+                 updated_at = $7, version = version + 1
+             WHERE id = $1 AND version < $8
+             RETURNING id, data::text AS data, user_id, created_at, updated_at, expires_at, version",
+        )
+        .bind(id.as_str())
+        .bind(&patch.removed)
+        .bind(record::encode_data(&patch.set))
+        .bind(patch.user_id.is_some())
+        .bind(patch.user_id.clone().flatten())
+        .bind(patch.expires_at)
+        .bind(patch.updated_at)
+        .bind(record::MAX_VERSION)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        if let Some(row) = row {
+            return row_to_record(&row).map(PatchOutcome::Patched);
+        }
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        match version {
+            None => Ok(PatchOutcome::Missing),
+            Some(version) => record::next_version(id, version).map(|_| PatchOutcome::Missing),
+        }
+    }
+
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        const OP: &str = "claiming a purge tick";
+        let claimed = sqlx::query(
+            "WITH pruned AS (DELETE FROM purge_ticks WHERE tick < $1 - interval '1 day')
+             INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES ($1, $2, now())
+             ON CONFLICT (tick) DO NOTHING",
+        )
+        .bind(tick)
+        .bind(claimant)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     async fn upsert(&self, record: &Record) -> Result<()> {

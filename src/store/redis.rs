@@ -1,13 +1,18 @@
 //! The Redis cache tier (standalone Redis).
 //!
-//! Key `<prefix><id>`, value the record's envelope, expiry on the key at the
-//! session's `expires_at` (`PXAT`), so Redis needs no purge. Writes that must
-//! not go backwards run as small Lua scripts: a write after a database save
-//! never replaces a newer version or a deletion marker ("tombstone"), a
-//! refill after a database read only fills an empty slot, and in cache-only
-//! mode updates compare-and-set on the version. Scripts read the version
-//! from the envelope's first bytes (`{"v":1,"version":N,…`), never parsing
-//! the whole record.
+//! Key `<prefix><id>`, a hash per session: `v` the version, `c`/`t`/`e` the
+//! created, updated and expiry times, `u` the user, and one `d:<key>` field
+//! per data key holding that value's JSON. Expiry is set on the key at the
+//! session's `expires_at` (`PEXPIREAT`), so Redis needs no purge. One field
+//! per key is what lets a small Lua script apply a request's key-level
+//! changes atomically without parsing JSON in Lua (whose cjson turns `[]`
+//! into `{}` and rounds numbers): concurrent changes to different keys of
+//! one session all land. Writes that must not go backwards are scripts too:
+//! a write after a database save never replaces a newer version or a
+//! deletion marker ("tombstone", a hash with one field `x`), a refill only
+//! fills an empty slot, and cache-only updates compare-and-set on `v`.
+//! Entries in the string format of earlier releases are read (and rewritten
+//! as hashes) so an upgrade does not lose cache-only sessions.
 //!
 //! The connection is a `ConnectionManager`: created lazily (an app starts
 //! even while Redis is down) and re-established by itself after a failure.
@@ -19,57 +24,185 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 
-use super::{CacheLookup, CacheTier, RotateOutcome, UpdateOutcome};
+use super::{CacheLookup, CacheTier, Patch, PatchOutcome, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::record::Record;
+use crate::record::{self, Record};
 
 const BACKEND: &str = "redis";
-/// The value that marks a deleted session.
-const TOMBSTONE: &str = "!deleted";
+/// The value that marked a deleted session in the string format (read only).
+const OLD_TOMBSTONE: &str = "!deleted";
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "sessionctl:";
+/// How long a cache-only rotation marks the old id as moved.
+const MOVED_MARKER_TTL_MS: u64 = 60_000;
 
-/// Reads the version at the head of an envelope; nil for anything else.
-const VERSION_OF: &str = r#"
-local function version_of(value)
-  if not value then return nil end
-  return tonumber(string.match(value, '^{"v":1,"version":(%-?%d+)'))
+/// Helpers every script starts with. `kind` tells a live entry from a
+/// tombstone, an absent key, or an entry in the older string format (which
+/// reads convert and writes replace). `hset_from` writes the field/value
+/// pairs of ARGV from index `first` (in chunks: `unpack` has a stack limit).
+const COMMON: &str = r#"
+local function kind(key)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return 'none' end
+  if t ~= 'hash' then return 'old' end
+  if redis.call('HEXISTS', key, 'x') == 1 then return 'tomb' end
+  return 'live'
+end
+local function hset_range(key, first, last)
+  local i = first
+  while i <= last do
+    local stop = math.min(i + 399, last)
+    redis.call('HSET', key, unpack(ARGV, i, stop))
+    i = stop + 1
+  end
+end
+local function write_whole(key, first, expiry)
+  redis.call('DEL', key)
+  hset_range(key, first, #ARGV)
+  redis.call('PEXPIREAT', key, expiry)
+end
+local function version(key)
+  return tonumber(redis.call('HGET', key, 'v'))
+end
+-- For each data field ('d:<key>') among ARGV[first..last] (every `step`th):
+-- mark its key as changed by a quick write ('q:<key>'), or unmark it.
+local function mark_quick(key, first, last, step, mark)
+  for i = first, last, step do
+    local field = ARGV[i]
+    if string.sub(field, 1, 2) == 'd:' then
+      local flag = 'q:' .. string.sub(field, 3)
+      if mark then redis.call('HSET', key, flag, '1') else redis.call('HDEL', key, flag) end
+    end
+  end
 end
 "#;
 
-/// Cache-only update: KEYS[1]; ARGV value, expected version, expiry ms.
+/// Refill after a database read: only into an empty slot. KEYS[1]; ARGV
+/// expiry ms, then the record's fields.
+const FILL: &str = r#"
+local k = kind(KEYS[1])
+if k == 'live' or k == 'tomb' then return 0 end
+write_whole(KEYS[1], 2, ARGV[1])
+return 1
+"#;
+
+/// After a database write: KEYS[1]; ARGV expiry ms, version, fields.
+/// Returns 1 stored, 0 refused (a newer version or a tombstone).
+const PUT: &str = r#"
+local k = kind(KEYS[1])
+if k == 'tomb' then return 0 end
+if k == 'live' and version(KEYS[1]) > tonumber(ARGV[2]) then return 0 end
+write_whole(KEYS[1], 3, ARGV[1])
+return 1
+"#;
+
+/// After a database patch: KEYS[1]; ARGV expiry ms, new version, count of
+/// removed fields, count of patch field/value items, the removed fields,
+/// the patch items, then the whole record's fields. When the entry is the
+/// version just before, the patch is applied to it (keeping quick writes);
+/// otherwise the whole record replaces an older entry. Returns 1 or 0.
+const PUT_PATCHED: &str = r#"
+local k = kind(KEYS[1])
+if k == 'tomb' then return 0 end
+local new = tonumber(ARGV[2])
+local removed = tonumber(ARGV[3])
+local items = tonumber(ARGV[4])
+if k == 'live' then
+  local current = version(KEYS[1])
+  if current >= new then return 0 end
+  if current == new - 1 then
+    if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 5, 4 + removed)) end
+    hset_range(KEYS[1], 5 + removed, 4 + removed + items)
+    mark_quick(KEYS[1], 5, 4 + removed, 1, false)
+    mark_quick(KEYS[1], 5 + removed, 4 + removed + items, 2, false)
+    redis.call('HSET', KEYS[1], 'v', ARGV[2])
+    redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+    return 1
+  end
+end
+write_whole(KEYS[1], 5 + removed + items, ARGV[1])
+return 1
+"#;
+
+/// Key-level changes to a live entry: KEYS[1]; ARGV bump (1/0), largest
+/// version, count of removed fields, count of patch items, expiry ms or '',
+/// the removed fields, the patch items. Without bump (a quick write) the
+/// changed keys are marked `q:<key>` until a database save persists them.
+/// Returns the entry's fields after the change, or an empty list when there
+/// is no live entry.
+const PATCH: &str = r#"
+if kind(KEYS[1]) ~= 'live' then return {} end
+local removed = tonumber(ARGV[3])
+local items = tonumber(ARGV[4])
+if ARGV[1] == '1' then
+  if version(KEYS[1]) >= tonumber(ARGV[2]) then
+    return redis.error_reply('session version is at its limit')
+  end
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
+end
+if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 6, 5 + removed)) end
+hset_range(KEYS[1], 6 + removed, 5 + removed + items)
+if ARGV[1] == '0' then
+  mark_quick(KEYS[1], 6, 5 + removed, 1, true)
+  mark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2, true)
+end
+if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
+return redis.call('HGETALL', KEYS[1])
+"#;
+
+/// Cache-only update: KEYS[1]; ARGV expiry ms, expected version, fields.
 /// Returns 1 updated, 0 conflict, -1 missing.
 const UPDATE: &str = r#"
-local current = redis.call('GET', KEYS[1])
-local v = version_of(current)
-if not v then return -1 end
-if v ~= tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+if kind(KEYS[1]) ~= 'live' then return -1 end
+if version(KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
+write_whole(KEYS[1], 3, ARGV[1])
 return 1
 "#;
 
-/// After a database write: KEYS[1]; ARGV value, version, expiry ms,
-/// tombstone. Returns 1 stored, 0 refused (newer version or tombstone).
-const PUT: &str = r#"
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[4] then return 0 end
-local v = version_of(current)
-if v and v > tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
+/// Cache-only creation: KEYS[1]; ARGV expiry ms, fields. 1 created, 0 taken.
+const CREATE: &str = r#"
+local k = kind(KEYS[1])
+if k == 'live' or k == 'tomb' then return 0 end
+write_whole(KEYS[1], 2, ARGV[1])
 return 1
 "#;
 
-/// Cache-only id rotation: KEYS old, new; ARGV value, expected version,
-/// expiry ms. Returns 1 rotated, 0 conflict, -1 missing, -2 id taken.
+/// Cache-only id rotation: KEYS old, new; ARGV expiry ms, expected version,
+/// marker ttl ms, fields. The old id becomes a "moved" tombstone. Returns 1
+/// rotated, 0 conflict, -1 missing, -2 id taken.
 const ROTATE: &str = r#"
-local v = version_of(redis.call('GET', KEYS[1]))
-if not v then return -1 end
-if v ~= tonumber(ARGV[2]) then return 0 end
+if kind(KEYS[1]) ~= 'live' then return -1 end
+if version(KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[3])
+redis.call('HSET', KEYS[1], 'x', 'moved')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+write_whole(KEYS[2], 4, ARGV[1])
 return 1
+"#;
+
+/// KEYS[1]; ARGV reason ('deleted' or 'moved'), ttl ms. A deletion keeps an
+/// existing "moved" marker.
+const TOMBSTONE: &str = r#"
+if ARGV[1] == 'deleted' and kind(KEYS[1]) == 'tomb' and redis.call('HGET', KEYS[1], 'x') == 'moved' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// KEYS: keys found by SCAN. Returns those holding a live session.
+const LIVE_KEYS: &str = r#"
+local live = {}
+for _, key in ipairs(KEYS) do
+  local k = kind(key)
+  if k == 'live' or (k == 'old' and redis.call('GET', key) ~= '!deleted') then table.insert(live, key) end
+end
+return live
 "#;
 
 /// Session records in Redis.
@@ -77,9 +210,15 @@ return 1
 pub struct RedisCache {
     connection: ConnectionManager,
     prefix: String,
-    update: Script,
+    fill: Script,
     put: Script,
+    put_patched: Script,
+    patch: Script,
+    update: Script,
+    create: Script,
     rotate: Script,
+    tombstone: Script,
+    live_keys: Script,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -105,13 +244,19 @@ impl RedisCache {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(cache_error("connecting"))?;
-        let script = |body: &str| Script::new(&format!("{VERSION_OF}\n{body}"));
+        let script = |body: &str| Script::new(&format!("{COMMON}\n{body}"));
         Ok(RedisCache {
             connection,
             prefix: prefix.to_owned(),
-            update: script(UPDATE),
+            fill: script(FILL),
             put: script(PUT),
+            put_patched: script(PUT_PATCHED),
+            patch: script(PATCH),
+            update: script(UPDATE),
+            create: script(CREATE),
             rotate: script(ROTATE),
+            tombstone: script(TOMBSTONE),
+            live_keys: script(LIVE_KEYS),
         })
     }
 
@@ -122,6 +267,24 @@ impl RedisCache {
 
     fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// Reads an entry left in the string format of earlier releases, and
+    /// rewrites it as a hash (unless something newer got there first).
+    async fn read_old_format(&self, id: &SessionId) -> Result<CacheLookup> {
+        let value: Option<Vec<u8>> =
+            self.connection().get(self.key(id)).await.map_err(cache_error("reading a session"))?;
+        let lookup = match value {
+            None => CacheLookup::Miss,
+            Some(bytes) if bytes == OLD_TOMBSTONE.as_bytes() => CacheLookup::Deleted,
+            Some(bytes) => Record::from_envelope(&bytes)
+                .map(CacheLookup::Hit)
+                .map_err(|e| Error::Corrupt { id: id.to_string(), reason: format!("cache entry: {e}") })?,
+        };
+        if let CacheLookup::Hit(record) = &lookup {
+            self.fill(record).await?;
+        }
+        Ok(lookup)
     }
 }
 
@@ -156,6 +319,115 @@ fn expiry_ms(record: &Record) -> i64 {
     record.expires_at.timestamp_millis()
 }
 
+/// A data key's hash field.
+fn data_field(key: &str) -> Vec<u8> {
+    let mut field = Vec::with_capacity(key.len() + 2);
+    field.extend_from_slice(b"d:");
+    field.extend_from_slice(key.as_bytes());
+    field
+}
+
+fn ms_arg(t: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    t.timestamp_millis().to_string().into_bytes()
+}
+
+/// The record as hash field/value pairs: `v` version, `c`/`t`/`e` created,
+/// updated and expiry times (Unix ms), `u` the user (absent when none), and
+/// `d:<key>` the JSON text of each value. One field per key is what lets a
+/// script change one key without parsing the others.
+fn record_fields(record: &Record) -> Vec<Vec<u8>> {
+    let mut fields = Vec::with_capacity(8 + 2 * record.data.len());
+    fields.extend([
+        b"v".to_vec(),
+        record.version.to_string().into_bytes(),
+        b"c".to_vec(),
+        ms_arg(record.created_at),
+        b"t".to_vec(),
+        ms_arg(record.updated_at),
+        b"e".to_vec(),
+        ms_arg(record.expires_at),
+    ]);
+    if let Some(user_id) = &record.user_id {
+        fields.extend([b"u".to_vec(), user_id.clone().into_bytes()]);
+    }
+    for (key, value) in &record.data {
+        fields.extend([data_field(key), serde_json::to_vec(value).unwrap_or_default()]);
+    }
+    fields
+}
+
+/// A patch as the fields it removes and the field/value items it sets.
+fn patch_fields(patch: &Patch) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut removed: Vec<Vec<u8>> = patch.removed.iter().map(|key| data_field(key)).collect();
+    let mut items = vec![b"t".to_vec(), ms_arg(patch.updated_at)];
+    for (key, value) in &patch.set {
+        items.extend([data_field(key), serde_json::to_vec(value).unwrap_or_default()]);
+    }
+    match &patch.user_id {
+        Some(Some(user_id)) => items.extend([b"u".to_vec(), user_id.clone().into_bytes()]),
+        Some(None) => removed.push(b"u".to_vec()),
+        None => {}
+    }
+    if let Some(expires_at) = patch.expires_at {
+        items.extend([b"e".to_vec(), ms_arg(expires_at)]);
+    }
+    (removed, items)
+}
+
+/// Decodes an entry's fields (as HGETALL returns them, flat).
+fn decode_fields(id: &SessionId, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
+    if flat.is_empty() {
+        return Ok(CacheLookup::Miss);
+    }
+    let corrupt = |reason: String| Error::Corrupt { id: id.to_string(), reason: format!("cache entry: {reason}") };
+    let mut data = crate::record::Data::new();
+    let mut quick = Vec::new();
+    let (mut version, mut created, mut updated, mut expires, mut user_id) = (None, None, None, None, None);
+    let mut pairs = flat.into_iter();
+    while let (Some(field), Some(value)) = (pairs.next(), pairs.next()) {
+        let number = || -> Result<i64> {
+            std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| corrupt(format!("field {:?} is not a number", String::from_utf8_lossy(&field))))
+        };
+        match field.as_slice() {
+            b"x" if value == b"moved" => return Ok(CacheLookup::Moved),
+            b"x" => return Ok(CacheLookup::Deleted),
+            b"v" => version = Some(number()?),
+            b"c" => created = Some(number()?),
+            b"t" => updated = Some(number()?),
+            b"e" => expires = Some(number()?),
+            b"u" => user_id = Some(String::from_utf8(value).map_err(|_| corrupt("user id is not UTF-8".into()))?),
+            _ if field.starts_with(b"q:") => {
+                quick.push(String::from_utf8_lossy(&field[2..]).into_owned());
+            }
+            _ => {
+                let key = field
+                    .strip_prefix(b"d:")
+                    .and_then(|key| std::str::from_utf8(key).ok())
+                    .ok_or_else(|| corrupt(format!("unknown field {:?}", String::from_utf8_lossy(&field))))?;
+                let value = serde_json::from_slice(&value).map_err(|e| corrupt(format!("value of {key:?}: {e}")))?;
+                data.insert(key.to_owned(), value);
+            }
+        }
+    }
+    let time = |ms: Option<i64>, what: &str| {
+        ms.and_then(record::from_millis).ok_or_else(|| corrupt(format!("{what} is missing or out of range")))
+    };
+    let version = version.ok_or_else(|| corrupt("no version".into()))?;
+    let record = Record {
+        id: id.clone(),
+        user_id,
+        data,
+        created_at: time(created, "created_at")?,
+        updated_at: time(updated, "updated_at")?,
+        expires_at: time(expires, "expires_at")?,
+        version: record::check_version(id.as_str(), version)?,
+    };
+    Ok(if quick.is_empty() { CacheLookup::Hit(record) } else { CacheLookup::Quick(record, quick) })
+}
+
 #[async_trait]
 impl CacheTier for RedisCache {
     fn backend(&self) -> &'static str {
@@ -163,25 +435,22 @@ impl CacheTier for RedisCache {
     }
 
     async fn get(&self, id: &SessionId) -> Result<CacheLookup> {
-        let value: Option<Vec<u8>> =
-            self.connection().get(self.key(id)).await.map_err(cache_error("reading a session"))?;
-        match value {
-            None => Ok(CacheLookup::Miss),
-            Some(bytes) if bytes == TOMBSTONE.as_bytes() => Ok(CacheLookup::Deleted),
-            Some(bytes) => Record::from_envelope(&bytes)
-                .map(CacheLookup::Hit)
-                .map_err(|e| Error::Corrupt { id: id.to_string(), reason: format!("cache entry: {e}") }),
+        let fields: std::result::Result<Vec<Vec<u8>>, redis::RedisError> =
+            redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut self.connection()).await;
+        match fields {
+            Ok(fields) => decode_fields(id, fields),
+            Err(e) if e.code() == Some("WRONGTYPE") => self.read_old_format(id).await,
+            Err(e) => Err(cache_error("reading a session")(e)),
         }
     }
 
     async fn fill(&self, record: &Record) -> Result<()> {
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.key(&record.id))
-            .arg(record.to_envelope())
-            .arg("PXAT")
+        let _: i64 = self
+            .fill
+            .key(self.key(&record.id))
             .arg(expiry_ms(record))
-            .arg("NX")
-            .query_async(&mut self.connection())
+            .arg(record_fields(record))
+            .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("refilling a session"))?;
         Ok(())
@@ -191,14 +460,52 @@ impl CacheTier for RedisCache {
         let stored: i64 = self
             .put
             .key(self.key(&record.id))
-            .arg(record.to_envelope())
-            .arg(record.version)
             .arg(expiry_ms(record))
-            .arg(TOMBSTONE)
+            .arg(record.version)
+            .arg(record_fields(record))
             .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("writing a session"))?;
         Ok(stored == 1)
+    }
+
+    async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool> {
+        let (removed, items) = patch_fields(patch);
+        let stored: i64 = self
+            .put_patched
+            .key(self.key(&record.id))
+            .arg(expiry_ms(record))
+            .arg(record.version)
+            .arg(removed.len())
+            .arg(items.len())
+            .arg(removed)
+            .arg(items)
+            .arg(record_fields(record))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(cache_error("writing a session"))?;
+        Ok(stored == 1)
+    }
+
+    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<PatchOutcome> {
+        let (removed, items) = patch_fields(patch);
+        let fields: Vec<Vec<u8>> = self
+            .patch
+            .key(self.key(id))
+            .arg(if bump { "1" } else { "0" })
+            .arg(record::MAX_VERSION)
+            .arg(removed.len())
+            .arg(items.len())
+            .arg(patch.expires_at.map(|t| t.timestamp_millis().to_string()).unwrap_or_default())
+            .arg(removed)
+            .arg(items)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(cache_error("saving a session"))?;
+        Ok(match decode_fields(id, fields)? {
+            CacheLookup::Hit(record) | CacheLookup::Quick(record, _) => PatchOutcome::Patched(record),
+            _ => PatchOutcome::Missing,
+        })
     }
 
     async fn evict(&self, ids: &[SessionId]) -> Result<()> {
@@ -210,39 +517,41 @@ impl CacheTier for RedisCache {
         Ok(())
     }
 
-    async fn tombstone(&self, id: &SessionId, ttl: Duration) -> Result<()> {
+    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = redis::cmd("SET")
-            .arg(self.key(id))
-            .arg(TOMBSTONE)
-            .arg("PX")
+        let _: i64 = self
+            .tombstone
+            .key(self.key(id))
+            .arg(match reason {
+                Tombstone::Deleted => "deleted",
+                Tombstone::Moved => "moved",
+            })
             .arg(ttl_ms)
-            .query_async(&mut self.connection())
+            .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("deleting a session"))?;
         Ok(())
     }
 
     async fn create(&self, record: &Record) -> Result<bool> {
-        let created: Option<String> = redis::cmd("SET")
-            .arg(self.key(&record.id))
-            .arg(record.to_envelope())
-            .arg("PXAT")
+        let created: i64 = self
+            .create
+            .key(self.key(&record.id))
             .arg(expiry_ms(record))
-            .arg("NX")
-            .query_async(&mut self.connection())
+            .arg(record_fields(record))
+            .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("creating a session"))?;
-        Ok(created.is_some())
+        Ok(created == 1)
     }
 
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
         let outcome: i64 = self
             .update
             .key(self.key(&record.id))
-            .arg(record.to_envelope())
-            .arg(expected_version)
             .arg(expiry_ms(record))
+            .arg(expected_version)
+            .arg(record_fields(record))
             .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("saving a session"))?;
@@ -258,9 +567,10 @@ impl CacheTier for RedisCache {
             .rotate
             .key(self.key(old))
             .key(self.key(&record.id))
-            .arg(record.to_envelope())
-            .arg(expected_version)
             .arg(expiry_ms(record))
+            .arg(expected_version)
+            .arg(MOVED_MARKER_TTL_MS)
+            .arg(record_fields(record))
             .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("moving a session to a new id"))?;
@@ -283,19 +593,16 @@ impl CacheTier for RedisCache {
             .query_async(&mut connection)
             .await
             .map_err(cache_error("listing cached sessions"))?;
-        // Tombstones are short values; a record never is.
-        let mut lengths = redis::pipe();
-        for key in &keys {
-            lengths.strlen(key);
+        if keys.is_empty() {
+            return Ok((next, Vec::new()));
         }
-        let lengths: Vec<usize> =
-            lengths.query_async(&mut connection).await.map_err(cache_error("listing cached sessions"))?;
-        let ids = keys
-            .iter()
-            .zip(lengths)
-            .filter(|(_, len)| *len != TOMBSTONE.len())
-            .filter_map(|(key, _)| SessionId::parse(key.strip_prefix(&self.prefix)?).ok())
-            .collect();
+        let mut live = self.live_keys.prepare_invoke();
+        for key in &keys {
+            live.key(key);
+        }
+        let live: Vec<String> =
+            live.invoke_async(&mut connection).await.map_err(cache_error("listing cached sessions"))?;
+        let ids = live.iter().filter_map(|key| SessionId::parse(key.strip_prefix(&self.prefix)?).ok()).collect();
         Ok((next, ids))
     }
 

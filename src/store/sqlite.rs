@@ -18,14 +18,16 @@ use sqlx::sqlite::{
 use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{
-    DatabaseStats, DatabaseTier, Filter, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, UpdateOutcome,
-    parse_ids,
+    DatabaseStats, DatabaseTier, Filter, Patch, PatchOutcome, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
+    StateFilter, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Record};
 
 const BACKEND: &str = "sqlite";
+/// How long claimed purge ticks are kept (a day).
+const TICK_RETENTION_MS: i64 = 24 * 3600 * 1000;
 const COLUMNS: &str = "id, data, user_id, created_at, updated_at, expires_at, version";
 /// How long a writer waits for the write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,6 +148,12 @@ const PURGE_CACHE_KIB: i64 = 16 * 1024;
 impl SqliteDatabase {
     /// Opens (creating if missing) the database a `sqlite:` URL names.
     pub async fn connect(url: &str) -> Result<SqliteDatabase> {
+        SqliteDatabase::connect_with_timeout(url, super::DEFAULT_DATABASE_TIMEOUT).await
+    }
+
+    /// Like [`connect`](Self::connect), with `timeout` bounding pool
+    /// acquisition (a database file on a hung network filesystem).
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<SqliteDatabase> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
             .create_if_missing(true)
@@ -160,9 +168,11 @@ impl SqliteDatabase {
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
             .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
-            .connect_with(options)
-            .await
-            .map_err(Error::db(BACKEND, "opening the database"))?;
+            .acquire_timeout(timeout);
+        let pool = super::timed::bounded(BACKEND, "opening the database", timeout, async {
+            pool.connect_with(options).await.map_err(Error::db(BACKEND, "opening the database"))
+        })
+        .await?;
         Ok(SqliteDatabase { pool, purge_options, purge: Arc::default() })
     }
 
@@ -304,6 +314,61 @@ impl DatabaseTier for SqliteDatabase {
             .await
             .map_err(Error::db(BACKEND, "saving a session"))?;
         Ok(if exists.is_some() { UpdateOutcome::Conflict } else { UpdateOutcome::Missing })
+    }
+
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+        const OP: &str = "saving a session";
+        // Read, apply and write under the write lock (`BEGIN IMMEDIATE`):
+        // concurrent patches queue on it, so none loses another's keys.
+        // SQLite's JSON functions cannot do this faithfully in the UPDATE
+        // itself: `json_patch` merges nested objects and drops keys whose
+        // value is null, and `json_set` paths cannot name every key.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        let row = sqlx::query(
+            "SELECT id, data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        let Some(row) = row else { return Ok(PatchOutcome::Missing) };
+        let mut record = row_to_record(&row)?;
+        patch.apply(&mut record, true)?;
+        sqlx::query(
+            "UPDATE sessions SET data = ?, user_id = ?, updated_at = ?, expires_at = ?, version = ? WHERE id = ?",
+        )
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
+        .bind(record.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(PatchOutcome::Patched(record))
+    }
+
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        const OP: &str = "claiming a purge tick";
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("DELETE FROM purge_ticks WHERE tick < ?")
+            .bind(ms(tick) - TICK_RETENTION_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        let claimed = sqlx::query(
+            "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?) ON CONFLICT (tick) DO NOTHING",
+        )
+        .bind(ms(tick))
+        .bind(claimant)
+        .bind(ms(record::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     async fn upsert(&self, record: &Record) -> Result<()> {

@@ -166,9 +166,13 @@ pub async fn memory_sqlite() -> TestDb {
     TestDb::new(Some(database), Some(cache), url, Some(dir))
 }
 
-/// Redis alone (`no_database`).
+/// Redis alone (`no_database`): the cache is the only tier, so its client
+/// gets the database's timeout, as `StoreConfig::open` gives it.
 pub async fn redis_only() -> Option<TestDb> {
-    let cache = redis_cache()?;
+    let server = redis_server::shared()?;
+    let prefix = format!("test{}:{}:", std::process::id(), PREFIX_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let timeout = StoreOptions::default().cache_timeout_for(false);
+    let cache: Arc<dyn CacheTier> = Arc::new(RedisCache::connect(&server.url(), &prefix, timeout).unwrap());
     Some(TestDb::new(None, Some(cache), String::new(), None))
 }
 

@@ -155,6 +155,129 @@ pub async fn many_concurrent_writers_all_land(db: TestDb) {
     assert_eq!(check.keys().await.unwrap().len(), 17, "every writer's key is present");
 }
 
+/// `n` requests load one session, wait for each other, then each sets a
+/// key (its own, or one shared key) and saves: with the default retry bound.
+async fn hammer(db: &TestDb, n: usize, shared_key: bool, quick: bool) -> (String, Vec<SaveStatus>) {
+    let config = Arc::new(harness::config());
+    let cookie = start(db, &config, json!({"init": true})).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (store, config, cookie, barrier) = (db.store.clone(), config.clone(), cookie.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let session = Session::new(store, config, Some(&cookie));
+            let key = if shared_key { "same".to_owned() } else { format!("k{i}") };
+            assert_eq!(session.get::<bool>("init").await.unwrap(), Some(true));
+            barrier.wait().await;
+            if quick {
+                session.insert_quick(&key, i).await.unwrap();
+            } else {
+                session.insert(&key, i).await.unwrap();
+            }
+            session.save().await.map(|outcome| outcome.status)
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().expect("no save fails"));
+    }
+    (cookie, statuses)
+}
+
+pub async fn hundred_writers_of_different_keys_all_land_without_errors(db: TestDb) {
+    let (cookie, statuses) = hammer(&db, 100, false, false).await;
+    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
+    let check = Session::new(db.store.clone(), Arc::new(harness::config()), Some(&cookie));
+    let data = check.data().await.unwrap();
+    let landed = (0..100).filter(|i| data.get(&format!("k{i}")) == Some(&json!(i))).count();
+    assert_eq!(landed, 100, "every writer's key is present");
+    assert_eq!(data.get("init"), Some(&json!(true)), "and what was there before");
+}
+
+pub async fn hundred_writers_of_one_key_end_with_one_of_their_values(db: TestDb) {
+    let (cookie, statuses) = hammer(&db, 100, true, false).await;
+    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
+    let check = Session::new(db.store.clone(), Arc::new(harness::config()), Some(&cookie));
+    let value = check.get::<i64>("same").await.unwrap().expect("one writer's value");
+    assert!((0..100).contains(&value));
+}
+
+pub async fn concurrent_quick_writes_to_different_keys_all_land(db: TestDb) {
+    let (cookie, statuses) = hammer(&db, 50, false, true).await;
+    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
+    let check = Session::new(db.store.clone(), Arc::new(harness::config()), Some(&cookie));
+    let data = check.data().await.unwrap();
+    let landed = (0..50).filter(|i| data.get(&format!("k{i}")) == Some(&json!(i))).count();
+    assert_eq!(landed, 50, "a quick change reported saved is there: {data:?}");
+    // A normal save persists them all.
+    check.insert("final", true).await.unwrap();
+    check.save().await.unwrap();
+    if let Some(database) = &db.database {
+        let id = check.id().await.unwrap().unwrap();
+        let stored = database.load(&id).await.unwrap().unwrap();
+        assert_eq!(stored.data.len(), 52, "quick keys persisted by the next normal save: {:?}", stored.data);
+    }
+}
+
+/// Two requests with the same cookie both log in (set the user, rotate the
+/// id), as a double-clicked login form does.
+pub async fn a_double_submitted_login_keeps_the_user_logged_in_with_the_data(db: TestDb) {
+    let config = Arc::new(harness::config());
+    for _ in 0..10 {
+        let cookie = start(&db, &config, json!({"visits": 3})).await;
+        let login = |cookie: String| {
+            let (store, config) = (db.store.clone(), config.clone());
+            tokio::spawn(async move {
+                let session = Session::new(store, config, Some(&cookie));
+                session.set_user_id(Some("alice".into())).await.unwrap();
+                session.regenerate_id().await.unwrap();
+                session.save().await.unwrap()
+            })
+        };
+        let (a, b) = (login(cookie.clone()), login(cookie.clone()));
+        let outcomes = [a.await.unwrap(), b.await.unwrap()];
+        assert!(
+            outcomes.iter().all(|o| o.cookie != CookieUpdate::Remove),
+            "no response logs the browser out: {outcomes:?}"
+        );
+        let winners: Vec<_> = outcomes.iter().filter(|o| matches!(o.cookie, CookieUpdate::Set { .. })).collect();
+        assert_eq!(winners.len(), 1, "one rotation wins, the other leaves the cookie alone: {outcomes:?}");
+        let new_cookie = cookie_of(winners[0]);
+        let check = Session::new(db.store.clone(), config.clone(), Some(&new_cookie));
+        assert_eq!(check.user_id().await.unwrap().as_deref(), Some("alice"));
+        assert_eq!(check.get::<i64>("visits").await.unwrap(), Some(3), "the data came along");
+
+        // A request still carrying the old cookie that arrives afterwards
+        // (the browser sent both at once) neither learns the new session nor
+        // starts an empty one whose cookie could replace it.
+        let late = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+        assert_eq!(late.user_id().await.unwrap(), None, "the pre-login id never leads to the new session");
+        late.set_user_id(Some("alice".into())).await.unwrap();
+        late.regenerate_id().await.unwrap();
+        let outcome = late.save().await.unwrap();
+        assert_eq!(outcome.cookie, CookieUpdate::Keep, "{outcome:?}");
+    }
+}
+
+pub async fn values_a_database_cannot_hold_are_refused_when_set(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    for result in [
+        session.set_user_id(Some("a\0b".into())).await,
+        session.insert("k", "a\0b").await,
+        session.insert("k\0", 1).await,
+        session.insert("k", json!({"nested": ["x\0"]})).await,
+    ] {
+        assert!(matches!(result, Err(Error::InvalidInput(_))), "{result:?}");
+    }
+    session.insert("ok", "fine").await.unwrap();
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved, "the rest of the request still saves");
+    let check = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(check.user_id().await.unwrap(), None);
+    assert_eq!(check.data().await.unwrap(), json!({"n": 1, "ok": "fine"}).as_object().cloned().unwrap());
+}
+
 pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
     let config = Arc::new(harness::config());
     let cookie = start(&db, &config, json!({"n": 1})).await;
@@ -168,8 +291,10 @@ pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
     logout.terminate().await.unwrap();
     logout.save().await.unwrap();
 
+    // Not written back, and no removal cookie: only `terminate` removes it
+    // (a login that moved the session may just have set the browser's).
     let outcome = writer.save().await.unwrap();
-    assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Gone, CookieUpdate::Remove));
+    assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Gone, CookieUpdate::Keep));
     db.assert_gone(&id).await;
     let reader = Session::new(db.store.clone(), config, Some(&cookie));
     assert_eq!(reader.get_value("n").await.unwrap(), None, "the deleted session stays deleted");
@@ -445,6 +570,11 @@ macro_rules! session_cases {
             concurrent_changes_to_different_keys_both_land,
             many_concurrent_writers_all_land,
             stale_save_after_delete_is_not_resurrected,
+            hundred_writers_of_different_keys_all_land_without_errors,
+            hundred_writers_of_one_key_end_with_one_of_their_values,
+            concurrent_quick_writes_to_different_keys_all_land,
+            a_double_submitted_login_keeps_the_user_logged_in_with_the_data,
+            values_a_database_cannot_hold_are_refused_when_set,
             writes_to_missing_sessions_create_nothing,
             regenerate_id_moves_data_and_deletes_old,
             regenerate_racing_a_write_keeps_both,

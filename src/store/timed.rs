@@ -1,0 +1,175 @@
+//! A bound on every database call.
+//!
+//! A database that accepts TCP connections but never answers (a hung
+//! primary, a full disk, a network partition that drops packets) must not
+//! hang a request, a CLI command or the purge daemon. sqlx bounds pool
+//! acquisition, and PostgreSQL's `statement_timeout` runs on the server, so
+//! neither helps when the server is the thing that hangs: [`Store`] wraps its
+//! database tier in [`TimedDatabase`], which gives every call a client-side
+//! deadline and turns a missed one into [`Error::Timeout`].
+//!
+//! [`Store`]: super::Store
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    DatabaseStats, DatabaseTier, Filter, Patch, PatchOutcome, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor,
+    UpdateOutcome,
+};
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::record::Record;
+
+/// Default bound on one database call (connect, pool acquire, statement).
+pub const DEFAULT_DATABASE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A database tier whose every call fails with [`Error::Timeout`] after a
+/// deadline instead of waiting forever.
+#[derive(Debug)]
+pub(crate) struct TimedDatabase {
+    inner: Arc<dyn DatabaseTier>,
+    timeout: Duration,
+}
+
+impl TimedDatabase {
+    pub(crate) fn new(inner: Arc<dyn DatabaseTier>, timeout: Duration) -> TimedDatabase {
+        TimedDatabase { inner, timeout }
+    }
+
+    async fn call<T>(&self, operation: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        bounded(self.inner.backend(), operation, self.timeout, call).await
+    }
+}
+
+/// Runs `call`, or fails with [`Error::Timeout`] once `timeout` has passed.
+pub(crate) async fn bounded<T>(
+    backend: &'static str,
+    operation: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout { backend, operation, after: timeout }),
+    }
+}
+
+#[async_trait]
+impl DatabaseTier for TimedDatabase {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.call("applying the schema", self.inner.migrate()).await
+    }
+
+    async fn insert_if_absent(&self, record: &Record) -> Result<bool> {
+        self.call("creating a session", self.inner.insert_if_absent(record)).await
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        self.call("loading a session", self.inner.load(id)).await
+    }
+
+    async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
+        self.call("saving a session", self.inner.update(record, expected_version)).await
+    }
+
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+        self.call("saving a session", self.inner.patch(id, patch)).await
+    }
+
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        self.call("writing a session", self.inner.upsert(record)).await
+    }
+
+    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+        self.call("moving a session to a new id", self.inner.rotate(old, expected_version, record)).await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool> {
+        self.call("deleting a session", self.inner.delete(id)).await
+    }
+
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
+    }
+
+    async fn scan(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&ScanCursor>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        self.call("listing sessions", self.inner.scan(filter, now, after, limit)).await
+    }
+
+    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        self.call("expiring sessions", self.inner.expire(ids, now)).await
+    }
+
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+        self.call("expiring a user's sessions", self.inner.expire_by_user(user_id, now)).await
+    }
+
+    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+        self.call("checking sessions", self.inner.existing(ids)).await
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats> {
+        self.call("computing statistics", self.inner.stats(now)).await
+    }
+
+    async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>> {
+        let lock = self.call("taking the purge lock", self.inner.try_purge_lock()).await?;
+        Ok(lock.map(|inner| {
+            Box::new(TimedLock { inner, backend: self.inner.backend(), timeout: self.timeout }) as Box<dyn PurgeLock>
+        }))
+    }
+
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        self.call("claiming a purge tick", self.inner.try_claim_tick(tick, claimant)).await
+    }
+
+    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {
+        self.call("counting sessions", self.inner.count(filter, now)).await
+    }
+
+    async fn purge_expired_batch(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        window: u32,
+        return_ids: bool,
+    ) -> Result<PurgeBatch> {
+        self.call("purging expired sessions", self.inner.purge_expired_batch(now, after, window, return_ids)).await
+    }
+}
+
+/// The purge lock of a timed tier: releasing it is bounded too.
+struct TimedLock {
+    inner: Box<dyn PurgeLock>,
+    backend: &'static str,
+    timeout: Duration,
+}
+
+impl fmt::Debug for TimedLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[async_trait]
+impl PurgeLock for TimedLock {
+    async fn release(self: Box<Self>) -> Result<()> {
+        bounded(self.backend, "releasing the purge lock", self.timeout, self.inner.release()).await
+    }
+}
