@@ -103,3 +103,78 @@ async fn a_foreign_utf8_cookie_set_by_the_page_does_not_log_the_user_out() {
     assert_eq!(session["data"]["visits"], 3, "{session}");
     browser.quit().await;
 }
+
+/// One trial, in the page: three counter visits (the data), two logins at
+/// once (not following their redirects, so nothing else touches the
+/// session), then `/session`.
+const DOUBLE_LOGIN: &str = "
+    const done = arguments[arguments.length - 1];
+    const get = (path, options) => fetch(path, { credentials: 'same-origin', cache: 'no-store', ...options });
+    (async () => {
+        let counter = '';
+        for (let i = 0; i < 3; i++) counter = await (await get('/')).text();
+        const login = () => get('/login?user=alice', { redirect: 'manual' });
+        const logins = await Promise.all([login(), login()]);
+        const session = await (await get('/session')).json();
+        return {
+            counter,
+            logins: logins.map(r => r.type === 'opaqueredirect' ? 'redirect' : String(r.status)),
+            session,
+        };
+    })().then(done, e => done({ error: String(e) }));
+";
+
+const TRIALS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_submitted_login_keeps_the_user_logged_in_with_the_data() {
+    let Some(browser) = Chromium::start().await else { return };
+    // Every session stored server-side, so the login rotates a stored
+    // session: the case where two rotations race (a user already logged
+    // in, or with more data than fits the cookie). With cookie-only
+    // sessions each login would just create a session of its own.
+    let demo = Demo::start(harness::config()).await;
+    browser.goto(&demo.url("/session")).await;
+
+    let started = std::time::Instant::now();
+    let mut failures = Vec::new();
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for trial in 0..TRIALS {
+        browser.delete_cookies().await;
+        let outcome: Value = browser.execute_async(DOUBLE_LOGIN, json!([])).await;
+        assert!(outcome.get("error").is_none(), "trial {trial}: {outcome}");
+        assert_eq!(
+            outcome["counter"].as_str().map(str::trim),
+            Some("Hello, anonymous: this is visit 3 of this session."),
+            "trial {trial}: the counter before the logins: {outcome}"
+        );
+        let session = &outcome["session"];
+        let failure = if outcome["logins"] != json!(["redirect", "redirect"]) {
+            Some("a login failed")
+        } else if session["user_id"] != "alice" {
+            Some("logged out")
+        } else if session["data"]["visits"] != 3 {
+            Some("logged in, but the data was lost")
+        } else {
+            None
+        };
+        if let Some(failure) = failure {
+            *kinds.entry(failure).or_default() += 1;
+            failures.push(format!("trial {trial}: {failure}: {outcome}"));
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{} of {TRIALS} double-submitted logins failed {kinds:?} ({:.0} ms a trial)",
+        failures.len(),
+        elapsed.as_secs_f64() * 1000.0 / TRIALS as f64
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {TRIALS} double-submitted logins did not leave the browser logged in with its data {kinds:?}; \
+         first ones:\n{}",
+        failures.len(),
+        failures.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    );
+    browser.quit().await;
+}

@@ -204,6 +204,11 @@ impl Chromium {
         serde_json::from_value(value).expect("cookies in an unexpected shape")
     }
 
+    /// Deletes every cookie of the page shown (HttpOnly ones too).
+    pub async fn delete_cookies(&self) {
+        self.command(reqwest::Method::DELETE, "/cookie", None).await;
+    }
+
     /// Ends the WebDriver session, which closes the browser cleanly; the
     /// rest is left to `Drop`.
     pub async fn quit(self) {
