@@ -67,9 +67,7 @@ impl Chromium {
     /// (panics instead under `CI`).
     pub async fn start() -> Option<Chromium> {
         let (Some(chromium), Some(chromedriver)) = (find("chromium"), find("chromedriver")) else {
-            return super::pg_server::missing(
-                "chromium and chromedriver (Debian packages `chromium`, `chromium-driver`)",
-            );
+            return super::pg_server::missing("a headless browser (Debian packages `chromium` and `chromium-driver`)");
         };
         let dir = tempfile::tempdir().expect("cannot create a temp dir for the browser");
         let port = super::pg_server::free_port();
