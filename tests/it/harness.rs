@@ -10,6 +10,8 @@ use sessionctl::store::redis::RedisCache;
 use sessionctl::store::{CacheLookup, postgres::PostgresDatabase, sqlite::SqliteDatabase};
 use sessionctl::{CacheTier, DatabaseTier, Filter, Keys, Record, SessionConfig, SessionId, Store, StoreOptions};
 
+#[path = "../support/chromium.rs"]
+pub mod chromium;
 #[path = "../support/pg_server.rs"]
 pub mod pg_server;
 #[path = "../support/redis_server.rs"]
