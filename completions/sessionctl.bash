@@ -113,7 +113,7 @@ _sessionctl() {
 
     case "${cmd}" in
         sessionctl)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help"
+            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -139,6 +139,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -147,7 +151,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__delete)
-            opts="-y -q -h -V --yes --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-y -q -h -V --yes --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,6 +177,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -181,7 +189,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__edit)
-            opts="-q -h -V --set --unset --replace --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --set --unset --replace --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +227,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -227,7 +239,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__expire)
-            opts="-q -h -V --user --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --user --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,6 +269,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -265,7 +281,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__export)
-            opts="-q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -303,6 +319,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -311,7 +331,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__generate)
-            opts="-q -h -V --out-dir --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --out-dir --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +359,10 @@ _sessionctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -573,7 +597,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__import)
-            opts="-q -h -V --replace --skip-invalid --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --replace --skip-invalid --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -599,6 +623,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -607,7 +635,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__list)
-            opts="-q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -645,6 +673,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -653,7 +685,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__migrate)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +711,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -687,7 +723,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__purge__subcmd__expired)
-            opts="-q -h -V --batch-size --older-than --max-duration --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --batch-size --older-than --max-duration --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -725,6 +761,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -733,7 +773,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__regenerate)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -759,6 +799,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -767,7 +811,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__revoke)
-            opts="-y -q -h -V --user --yes --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-y -q -h -V --user --yes --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -797,6 +841,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -805,7 +853,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__serve__subcmd__cron)
-            opts="-q -h -V --batch-size --older-than --max-duration --schedule --once --run-on-start --log-format --metrics-addr --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --batch-size --older-than --max-duration --schedule --once --run-on-start --log-format --metrics-addr --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -855,6 +903,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -863,7 +915,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__show)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -887,6 +939,10 @@ _sessionctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -897,7 +953,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__stats)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --help --version"
+            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -921,6 +977,10 @@ _sessionctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --database-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -75,6 +75,17 @@ pub struct GlobalOpts {
     /// Print only errors (and the data asked for).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms.
+    #[arg(
+        long,
+        global = true,
+        env = "SESSIONCTL_DATABASE_TIMEOUT",
+        default_value = "15s",
+        value_name = "DURATION",
+        value_parser = sessionctl::purge::parse_duration
+    )]
+    pub database_timeout: std::time::Duration,
 }
 
 /// How results are printed.
@@ -155,7 +166,9 @@ impl Ctx {
             redis_url: self.global.redis_url.clone(),
             redis_prefix: Some(self.global.redis_prefix.clone()),
             memory_cache: None,
-            options: StoreOptions { cache_timeout: std::time::Duration::from_secs(5), ..StoreOptions::default() },
+            options: StoreOptions::default()
+                .with_cache_timeout(std::time::Duration::from_secs(5))
+                .with_database_timeout(self.global.database_timeout),
         };
         let store = config.open().await.with_context(|| format!("cannot open {}", self.shown_database()))?;
         if let Some(cache) = store.cache() {

@@ -1,14 +1,23 @@
 //! `sessionctl serve-cron`: the purge on a cron schedule, as a daemon.
 //!
-//! Several replicas may run against one PostgreSQL: each tick, the one that
-//! gets the advisory lock purges and the others log that they skipped. A
-//! failed run (database down, timeout) is logged and retried with backoff,
-//! never fatal. SIGTERM/SIGINT: the current batch finishes, then exit 0.
+//! Several replicas may run against one database: each scheduled tick is
+//! claimed in the database (`purge_ticks`) by exactly one of them, which
+//! purges while the others log that they skipped it; the advisory lock then
+//! keeps that purge from overlapping a manual `purge-expired`. Replicas
+//! compute the same tick from the schedule, so clock skew does not matter,
+//! and a leader that dies takes nothing with it: the next tick is claimed
+//! afresh. A failed run (database down, timeout) is logged, counted and
+//! retried with backoff, never fatal. SIGTERM/SIGINT: the current batch
+//! finishes, then exit 0; a call stuck on a hung database is abandoned
+//! after a short grace, so the daemon always exits within seconds.
+//!
+//! `/healthz` answers 503 while the last run failed or the database does
+//! not answer a probe (every few seconds, bounded by the database timeout).
 
 use std::net::SocketAddr;
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -67,6 +76,10 @@ fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
 
 #[derive(Debug, Default)]
 struct Metrics {
+    /// The last run failed (cleared by the next success or skip).
+    last_run_failed: AtomicBool,
+    /// The last probe of the database failed.
+    database_down: AtomicBool,
     runs: AtomicU64,
     skipped: AtomicU64,
     failures: AtomicU64,
@@ -91,7 +104,7 @@ impl Metrics {
         metric(
             "sessionctl_purge_skipped_total",
             "counter",
-            "Ticks skipped because another replica held the purge lock.",
+            "Ticks skipped because another replica claimed them (or held the purge lock).",
             get(&self.skipped).to_string(),
         );
         metric(
@@ -159,6 +172,12 @@ async fn answer(mut socket: tokio::net::TcpStream, metrics: Arc<Metrics>) {
     let path = request.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
     let (status, content_type, body) = match path {
         _ if !complete => ("400 Bad Request", "text/plain", "bad request\n".to_owned()),
+        "/healthz" if metrics.database_down.load(Ordering::Relaxed) => {
+            ("503 Service Unavailable", "text/plain", "database unreachable\n".to_owned())
+        }
+        "/healthz" if metrics.last_run_failed.load(Ordering::Relaxed) => {
+            ("503 Service Unavailable", "text/plain", "last purge run failed\n".to_owned())
+        }
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
         _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
@@ -174,7 +193,22 @@ async fn answer(mut socket: tokio::net::TcpStream, metrics: Arc<Metrics>) {
 
 enum RunOutcome {
     Purged(PurgeProgress),
-    Skipped,
+    Skipped(&'static str),
+}
+
+/// Who claims ticks, for the `purge_ticks` table and the logs.
+fn claimant() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("{}:{}", if host.is_empty() { "unknown-host" } else { host }, std::process::id())
+}
+
+/// Connects the tiers on first use (and after a failure).
+async fn store_of(ctx: &Ctx, admin: &mut Option<Admin>) -> anyhow::Result<sessionctl::Store> {
+    if admin.is_none() {
+        *admin = Some(ctx.admin().await?);
+    }
+    Ok(admin.as_ref().expect("just set").store().clone())
 }
 
 async fn run_once(
@@ -182,13 +216,18 @@ async fn run_once(
     admin: &mut Option<Admin>,
     args: &ServeCronArgs,
     stop: &StopFlag,
+    tick: Option<(chrono::DateTime<Utc>, &str)>,
+    claimed: &mut bool,
 ) -> anyhow::Result<RunOutcome> {
-    if admin.is_none() {
-        *admin = Some(ctx.admin().await?);
+    let store = store_of(ctx, admin).await?;
+    if let Some((tick, claimant)) = tick {
+        if !store.try_claim_tick(tick, claimant).await? {
+            return Ok(RunOutcome::Skipped("another replica claimed this tick"));
+        }
+        *claimed = true;
     }
-    let store = admin.as_ref().expect("just set").store().clone();
     let Some(lock) = purge::try_lead(&store).await? else {
-        return Ok(RunOutcome::Skipped);
+        return Ok(RunOutcome::Skipped("another replica holds the purge lock"));
     };
     let result = purge::purge_expired(&store, &args.purge.options(), stop, |_| {}).await;
     let released = lock.release().await;
@@ -211,6 +250,40 @@ async fn sleep_until(deadline: chrono::DateTime<Utc>, stop: &StopFlag) -> bool {
     }
 }
 
+/// How long a run may go on after SIGTERM: the batch under way normally
+/// ends well within it; a call stuck on a hung database is abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Resolves `STOP_GRACE` after a stop is asked for.
+async fn stopped_with_grace(stop: &StopFlag) {
+    while !stop.is_raised() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(STOP_GRACE).await;
+}
+
+/// Every few seconds until stopped: does the database answer?
+async fn probe_database(ctx: &Ctx, metrics: &Metrics, stop: &StopFlag) {
+    const EVERY: Duration = Duration::from_secs(5);
+    let mut admin: Option<Admin> = None;
+    while !stop.is_raised() {
+        let healthy = match store_of(ctx, &mut admin).await {
+            Ok(store) => store.ping().await.is_ok(),
+            Err(_) => false,
+        };
+        if !healthy {
+            admin = None;
+        }
+        if metrics.database_down.swap(!healthy, Ordering::Relaxed) == healthy {
+            tracing::warn!(healthy, "database probe changed");
+        }
+        let until = Utc::now() + chrono::Duration::from_std(EVERY).unwrap_or_default();
+        if sleep_until(until, stop).await {
+            break;
+        }
+    }
+}
+
 /// Runs the daemon.
 pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
     let stop = StopFlag::new();
@@ -223,10 +296,37 @@ pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, "serving /healthz and /metrics");
         tokio::spawn(serve_metrics(listener, metrics.clone()));
     }
-    tracing::info!(database = %ctx.shown_database(), schedule = %args.schedule, "serve-cron started");
+    let claimant = claimant();
+    tracing::info!(database = %ctx.shown_database(), schedule = %args.schedule, %claimant, "serve-cron started");
+    let daemon = schedule_loop(ctx, &args, &stop, &metrics, &claimant);
+    let result = if args.once || args.metrics_addr.is_none() {
+        daemon.await
+    } else {
+        let probe = probe_database(ctx, &metrics, &stop);
+        tokio::pin!(daemon, probe);
+        tokio::select! {
+            result = &mut daemon => result,
+            () = &mut probe => daemon.await,
+        }
+    };
+    tracing::info!("serve-cron stopped");
+    result
+}
+
+async fn schedule_loop(
+    ctx: &Ctx,
+    args: &ServeCronArgs,
+    stop: &StopFlag,
+    metrics: &Metrics,
+    claimant: &str,
+) -> anyhow::Result<()> {
     let mut admin: Option<Admin> = None;
     let mut first = true;
     let mut failures_in_a_row: u32 = 0;
+    // The scheduled tick this replica is serving: claimed once it gets
+    // through; a retry after a failed claim claims the same tick again, a
+    // retry after a failed purge of a claimed tick needs no new claim.
+    let mut pending: Option<(chrono::DateTime<Utc>, bool)> = None;
     loop {
         let now = Utc::now();
         let next_tick = args.schedule.after(&now).next();
@@ -235,23 +335,52 @@ pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
         } else if failures_in_a_row > 0 {
             let backoff = Duration::from_secs(5 * 2u64.pow(failures_in_a_row.min(6) - 1)).min(Duration::from_secs(300));
             let retry = now + chrono::Duration::from_std(backoff).unwrap_or_default();
-            next_tick.map_or(retry, |tick| tick.min(retry))
+            match next_tick {
+                Some(tick) if tick <= retry => {
+                    pending = Some((tick, false));
+                    tick
+                }
+                _ => retry,
+            }
         } else {
             match next_tick {
-                Some(tick) => tick,
+                Some(tick) => {
+                    pending = Some((tick, false));
+                    tick
+                }
                 None => {
                     tracing::info!("the schedule has no further runs; exiting");
                     return Ok(());
                 }
             }
         };
+        let scheduled = !(first && (args.once || args.run_on_start));
         first = false;
-        if sleep_until(due, &stop).await {
+        if sleep_until(due, stop).await {
             break;
         }
-        match run_once(ctx, &mut admin, &args, &stop).await {
+        let claim = match pending {
+            Some((tick, false)) if scheduled => Some((tick, claimant)),
+            _ => None,
+        };
+        let tick = pending.map(|(tick, _)| tick.to_rfc3339()).unwrap_or_default();
+        let mut claimed = false;
+        let run = run_once(ctx, &mut admin, args, stop, claim, &mut claimed);
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            () = stopped_with_grace(stop) => {
+                tracing::warn!("stopping: abandoned a purge run that did not finish within {STOP_GRACE:?} of the signal");
+                break;
+            }
+        };
+        if claimed {
+            pending = pending.map(|(tick, _)| (tick, true));
+        }
+        match outcome {
             Ok(RunOutcome::Purged(progress)) => {
                 failures_in_a_row = 0;
+                pending = None;
+                metrics.last_run_failed.store(false, Ordering::Relaxed);
                 metrics.runs.fetch_add(1, Ordering::Relaxed);
                 metrics.deleted.fetch_add(progress.deleted, Ordering::Relaxed);
                 metrics.last_success_ms.store(Utc::now().timestamp_millis().max(0) as u64, Ordering::Relaxed);
@@ -263,15 +392,20 @@ pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
                     longest_batch_ms = progress.longest_batch.as_millis() as u64,
                     longest_write_lock_ms = progress.longest_write_lock.as_millis() as u64,
                     interrupted = progress.end == Some(PurgeEnd::Interrupted),
+                    tick,
                     "purge run"
                 );
             }
-            Ok(RunOutcome::Skipped) => {
+            Ok(RunOutcome::Skipped(why)) => {
+                failures_in_a_row = 0;
+                pending = None;
+                metrics.last_run_failed.store(false, Ordering::Relaxed);
                 metrics.skipped.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("purge skipped: another replica holds the purge lock");
+                tracing::info!(tick, "purge skipped: {why}");
             }
             Err(error) => {
                 failures_in_a_row += 1;
+                metrics.last_run_failed.store(true, Ordering::Relaxed);
                 metrics.failures.fetch_add(1, Ordering::Relaxed);
                 // Reconnect next time: the database may have restarted.
                 admin = None;
@@ -285,6 +419,5 @@ pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    tracing::info!("serve-cron stopped");
     Ok(())
 }

@@ -520,6 +520,18 @@ impl Store {
         self.database().ok_or_else(|| Error::Config("this operation needs a database tier".into()))
     }
 
+    /// Checks that the database answers (one primary-key lookup, within
+    /// the database timeout).
+    pub async fn ping(&self) -> Result<()> {
+        self.db()?.load(&SessionId::generate()).await.map(|_| ())
+    }
+
+    /// Claims the purge scheduled at `tick` (see
+    /// [`DatabaseTier::try_claim_tick`]).
+    pub async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        self.db()?.try_claim_tick(tick, claimant).await
+    }
+
     /// Round trips made so far.
     pub fn ops(&self) -> OpSnapshot {
         let ops = &self.inner.ops;

@@ -458,3 +458,175 @@ async fn two_serve_cron_replicas_on_one_postgres_one_purges_the_other_skips() {
     signal(&first, "-TERM");
     assert_eq!(first.wait().unwrap().code(), Some(0));
 }
+
+/// The JSON log lines of a replica that mention a tick, as (message, tick).
+fn tick_lines(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| {
+            let tick = l["fields"]["tick"].as_str().filter(|t| !t.is_empty())?.to_owned();
+            Some((l["fields"]["message"].as_str()?.to_owned(), tick))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_purge_exactly_once_per_tick_even_after_the_leader_dies() {
+    let Some(db) = harness::postgres().await else { return };
+    // An empty table: each purge takes milliseconds, which is when a lock
+    // held only while purging let a second replica purge the same tick.
+    let spawn = || {
+        let mut child = sessionctl(&db.url, &["serve-cron", "--schedule", "* * * * * *", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = collect_stderr(&mut child);
+        (child, log)
+    };
+    let mut replicas: Vec<_> = (0..3).map(|_| spawn()).collect();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The leader of the latest tick dies without releasing anything.
+    let last_runner = replicas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, log))| {
+            tick_lines(&log.lock().unwrap()).into_iter().filter(|(m, _)| m == "purge run").map(|(_, t)| (t, i)).max()
+        })
+        .max()
+        .map(|(_, i)| i)
+        .expect("some replica purged");
+    let (mut dead, _) = replicas.remove(last_runner);
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let killed_at = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (child, _) in &replicas {
+        signal(child, "-TERM");
+    }
+    for (child, _) in &mut replicas {
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+
+    let mut runs: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut seen: std::collections::BTreeSet<String> = Default::default();
+    let logs: Vec<String> = replicas.iter().map(|(_, log)| log.lock().unwrap().clone()).collect();
+    // The dead replica's lines went with it; the table holds its claims.
+    for log in &logs {
+        for (message, tick) in tick_lines(log) {
+            seen.insert(tick.clone());
+            if message == "purge run" {
+                *runs.entry(tick).or_default() += 1;
+            }
+        }
+    }
+    let claims: Vec<(chrono::DateTime<chrono::Utc>, String)> =
+        sqlx::query_as("SELECT tick, claimed_by FROM purge_ticks ORDER BY tick")
+            .fetch_all(sessionctl::store::postgres::PostgresDatabase::connect(&db.url).await.unwrap().pool())
+            .await
+            .unwrap();
+    assert!(runs.values().all(|&n| n == 1), "a tick purged twice: {runs:?}");
+    for tick in &seen {
+        let claimed = claims.iter().filter(|(t, _)| t.to_rfc3339() == *tick).count();
+        assert_eq!(claimed, 1, "tick {tick} claimed by exactly one replica: {claims:?}");
+    }
+    assert!(seen.len() >= 8, "ticks every second for ~11 s: {seen:?}");
+    let after_kill = runs.keys().filter(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap() > killed_at).count();
+    assert!(after_kill >= 3, "the survivors kept purging after the leader died: {runs:?}");
+}
+
+#[tokio::test]
+async fn a_tick_is_claimed_once_whoever_asks_and_whenever() {
+    for db in [Some(harness::sqlite().await), harness::postgres().await].into_iter().flatten() {
+        let tick = chrono::DateTime::parse_from_rfc3339("2026-11-30T03:00:00Z").unwrap().to_utc();
+        assert!(db.store.try_claim_tick(tick, "a:1").await.unwrap());
+        // A replica whose clock runs late asks for the same scheduled tick.
+        assert!(!db.store.try_claim_tick(tick, "b:2").await.unwrap());
+        assert!(!db.store.try_claim_tick(tick, "a:1").await.unwrap());
+        let next = tick + chrono::Duration::minutes(15);
+        assert!(db.store.try_claim_tick(next, "b:2").await.unwrap(), "the next tick is free");
+    }
+}
+
+/// A TCP server that accepts connections and never answers: a hung
+/// database (a stopped process, a full disk, a black-holed network).
+fn hung_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((socket, _)) => held.push(socket),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_hung_database_fails_each_command_within_its_timeout() {
+    let (port, _server) = hung_server();
+    let url = format!("postgres://ops:topsecret@127.0.0.1:{port}/sessions");
+    for args in [vec!["list"], vec!["stats"], vec!["purge-expired"], vec!["serve-cron", "--once"]] {
+        let started = Instant::now();
+        let output = sessionctl(&url, &args).args(["--database-timeout", "1s"]).output().unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one error line: {stderr}");
+        assert!(errors[0].contains("did not answer within 1s"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("topsecret"), "{stderr}");
+        assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_cron_on_a_hung_database_counts_failures_reports_503_and_stops_on_sigterm() {
+    let (port, _server) = hung_server();
+    let url = format!("postgres://ops@127.0.0.1:{port}/sessions");
+    let metrics_port = harness::free_port();
+    let addr = format!("127.0.0.1:{metrics_port}");
+    let mut child = sessionctl(
+        &url,
+        &["serve-cron", "--schedule", "* * * * * *", "--metrics-addr", &addr, "--database-timeout", "2s"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let log = collect_stderr(&mut child);
+    let get = |path: &str| -> String {
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) else { return String::new() };
+        let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    };
+    wait_for("/healthz to answer 503", Duration::from_secs(30), async || get("/healthz").starts_with("HTTP/1.1 503"))
+        .await;
+    wait_for("a failed run to be counted", Duration::from_secs(30), async || {
+        get("/metrics").lines().any(|l| l.starts_with("sessionctl_purge_failures_total ") && !l.ends_with(" 0"))
+    })
+    .await;
+    // SIGTERM while a call hangs on the database: out within 5 s.
+    let started = Instant::now();
+    signal(&child, "-TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve-cron ignored SIGTERM for 10 s: {}", log.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+}
