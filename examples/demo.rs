@@ -26,9 +26,14 @@ use serde_json::json;
 use sessionctl::web::SessionLayer;
 use sessionctl::{Keys, MemoryCacheConfig, Session, SessionConfig, StoreConfig};
 
-/// A session error as a 500 (the layer also refuses to save on a 500).
+/// A session error as a response: a value the session refuses (a NUL in a
+/// user name, say) is the client's mistake, a 400; anything else a 500 (the
+/// layer also refuses to save on a 500).
 fn internal(error: sessionctl::Error) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("session error: {error}")).into_response()
+    match error {
+        sessionctl::Error::InvalidInput(reason) => (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+        error => (StatusCode::INTERNAL_SERVER_ERROR, format!("session error: {error}")).into_response(),
+    }
 }
 
 async fn counter(session: Session) -> Response {
@@ -47,11 +52,12 @@ async fn login(session: Session, Query(query): Query<HashMap<String, String>>) -
     let Some(user) = query.get("user").filter(|u| !u.is_empty()).cloned() else {
         return (StatusCode::BAD_REQUEST, "use /login?user=NAME\n").into_response();
     };
-    // New id at login, against session fixation; the data comes along.
-    if let Err(e) = session.regenerate_id().await {
+    // The user first: a name the session refuses changes nothing. Then a
+    // new id at login, against session fixation; the data comes along.
+    if let Err(e) = session.set_user_id(Some(user)).await {
         return internal(e);
     }
-    if let Err(e) = session.set_user_id(Some(user)).await {
+    if let Err(e) = session.regenerate_id().await {
         return internal(e);
     }
     Redirect::to("/").into_response()

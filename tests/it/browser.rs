@@ -17,9 +17,7 @@ use sessionctl::web::SessionLayer;
 use crate::harness::chromium::Chromium;
 use crate::harness::{self, TestDb};
 
-#[allow(dead_code)] // its `main` is the example's, unused here
-#[path = "../../examples/demo.rs"]
-mod demo;
+use crate::demo;
 
 /// The demo's routes on a loopback socket, over SQLite with the in-process
 /// cache (the demo's defaults), recording the Cookie headers it receives.

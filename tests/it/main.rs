@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per concern (faster to build
 //! than one binary per file).
 
+mod demo;
 mod harness;
 
 mod browser;

@@ -278,6 +278,35 @@ pub async fn values_a_database_cannot_hold_are_refused_when_set(db: TestDb) {
     assert_eq!(check.data().await.unwrap(), json!({"n": 1, "ok": "fine"}).as_object().cloned().unwrap());
 }
 
+pub async fn versions_never_wrap_and_stop_at_two_to_the_53(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).id().await.unwrap().unwrap();
+    let mut stored = db.stored(&id).await.unwrap();
+    stored.version = sessionctl::record::MAX_VERSION - 1;
+    db.db().upsert(&stored).await.unwrap();
+    // The last version there is: saved.
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    session.insert("n", 2).await.unwrap();
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
+    assert_eq!(db.stored(&id).await.unwrap().version, sessionctl::record::MAX_VERSION);
+    // Past it: a clear error, nothing written, nothing wrapped negative.
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    session.insert("n", 3).await.unwrap();
+    assert!(matches!(session.save().await, Err(Error::Corrupt { .. })));
+    let after = db.stored(&id).await.unwrap();
+    assert_eq!((after.version, after.data["n"].clone()), (sessionctl::record::MAX_VERSION, json!(2)));
+    // A row holding a version beyond the bound (written by hand, or by a
+    // build that wrapped) is reported, not served or overwritten.
+    stored.version = i64::MAX;
+    db.db().upsert(&stored).await.unwrap();
+    if let Some(cache) = &db.cache {
+        cache.evict(std::slice::from_ref(&id)).await.unwrap();
+    }
+    let session = Session::new(db.store.clone(), config, Some(&cookie));
+    assert!(matches!(session.get_value("n").await, Err(Error::Corrupt { .. })));
+}
+
 pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
     let config = Arc::new(harness::config());
     let cookie = start(&db, &config, json!({"n": 1})).await;
@@ -588,7 +617,7 @@ macro_rules! session_cases {
 /// What needs a database tier: purge, listing, revocation by user.
 macro_rules! database_cases {
     ($backend:ident) => {
-        suite!($backend: purge_deletes_only_expired_rows, purge_of_a_sparse_table_deletes_only_expired_rows, purge_from_dense_to_sparse_windows_deletes_only_expired_rows, delete_by_user_and_filters);
+        suite!($backend: versions_never_wrap_and_stop_at_two_to_the_53, purge_deletes_only_expired_rows, purge_of_a_sparse_table_deletes_only_expired_rows, purge_from_dense_to_sparse_windows_deletes_only_expired_rows, delete_by_user_and_filters);
     };
 }
 

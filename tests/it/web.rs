@@ -403,3 +403,26 @@ async fn concurrent_requests_on_one_session_over_redis_and_postgres() {
     // under a new id: that is a new visitor session, not the old one.)
     db.assert_gone(&id).await;
 }
+
+#[tokio::test]
+async fn the_demo_answers_400_to_a_user_name_with_nul_on_every_backend() {
+    let stores = [
+        Some(harness::sqlite().await),
+        harness::postgres().await,
+        harness::redis_postgres().await,
+        Some(harness::memory_sqlite().await),
+        harness::redis_only().await,
+    ];
+    for db in stores.into_iter().flatten() {
+        let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())));
+        let cookie = call(&app, "/", None).await.cookie();
+        let reply = call(&app, "/login?user=a%00b", Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}: {}", db.url, reply.body);
+        assert!(reply.body.contains("NUL"), "{}", reply.body);
+        assert_eq!(reply.set_cookie, None, "a refused login changes nothing");
+        let reply = call(&app, "/login?user=alice", Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", db.url);
+        let reply = call(&app, "/session", Some(&reply.cookie())).await;
+        assert!(reply.body.contains(r#""user_id":"alice""#), "{}", reply.body);
+    }
+}
