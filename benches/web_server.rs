@@ -27,8 +27,30 @@ async fn write(session: Session) -> String {
     n.to_string()
 }
 
+/// Sets one key of the session (for the disjoint-keys check).
+async fn set_key(session: Session, axum::extract::Path(key): axum::extract::Path<String>) -> String {
+    session.insert(&key, true).await.unwrap();
+    key
+}
+
+/// How many of the keys `k0`…`k99` the session holds.
+async fn keys(session: Session) -> String {
+    let mut held = 0;
+    for i in 0..100 {
+        if session.get::<bool>(&format!("k{i}")).await.unwrap().is_some() {
+            held += 1;
+        }
+    }
+    held.to_string()
+}
+
 fn routes() -> Router {
-    Router::new().route("/noop", get(|| async { "ok" })).route("/read", get(read)).route("/write", get(write))
+    Router::new()
+        .route("/noop", get(|| async { "ok" }))
+        .route("/read", get(read))
+        .route("/write", get(write))
+        .route("/set/{key}", get(set_key))
+        .route("/keys", get(keys))
 }
 
 fn layer(store: sessionctl::Store) -> SessionLayer {

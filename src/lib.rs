@@ -51,5 +51,6 @@ pub use id::SessionId;
 pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
 pub use store::{
-    CacheTier, DatabaseTier, Filter, MemoryCacheConfig, PurgeBatch, StateFilter, Store, StoreConfig, StoreOptions,
+    CacheTier, DatabaseTier, Filter, Lookup, MemoryCacheConfig, Patch, PatchOutcome, PurgeBatch, StateFilter, Store,
+    StoreConfig, StoreOptions, Tombstone,
 };

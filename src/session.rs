@@ -536,10 +536,10 @@ impl Session {
         // a concurrent request's changes to other keys stay.
         let quick_only = !state.dirty && !state.expiry_changed;
         let patch = state.patch(now, !quick_only);
-        let id = state.record.as_ref().expect("checked by save").id.clone();
+        let base = state.record.as_ref().expect("checked by save");
         if quick_only
             && self.store.has_quick_writes()
-            && let PatchOutcome::Patched(fresh) = self.store.write_quick(&id, &patch).await?
+            && let PatchOutcome::Patched(fresh) = self.store.write_quick(base, &patch).await?
         {
             // No live cache entry to change (evicted, or the cache failed):
             // fall through and save normally, so nothing is lost.
@@ -549,7 +549,8 @@ impl Session {
             state.unpersisted = unpersisted;
             return Ok(outcome);
         }
-        match self.store.patch(&id, &patch).await? {
+        let base = state.record.as_ref().expect("checked by save");
+        match self.store.patch(base, &patch).await? {
             PatchOutcome::Patched(fresh) => Ok(self.saved(state, fresh, state.expiry_changed)),
             PatchOutcome::Missing => Ok(self.gone(state)),
         }

@@ -4,15 +4,20 @@
 //!
 //! * sessionctl's layer: Redis over PostgreSQL, and SQLite + in-process cache;
 //! * tower-sessions 0.14 (`benches/peer`, its own Cargo project): its Redis
-//!   store, and CachingSessionStore (moka) over its SQLite store;
+//!   store, CachingSessionStore (moka) over its SQLite store, and
+//!   CachingSessionStore (its Redis store) over its PostgreSQL store;
 //! * the floors: no session layer at all (`/noop`), and a handler doing one
 //!   raw Redis GET (`/read`).
 //!
 //! Load: `wrk` (Debian) on loopback, 2 threads, 32 connections, 10 s per
-//! endpoint, each request carrying one of 1,000 sessions' cookies picked at
-//! random (a Lua script), so writes spread like real traffic instead of all
-//! hitting one session. Cookie-only sessions are off for sessionctl, so the
-//! stores are measured. Release builds throughout.
+//! run, each request carrying the cookie of one of N sessions picked at
+//! random (a Lua script): N = 1,000 for every endpoint (writes spread like
+//! real traffic), and for `/write` also N = 32 and N = 1 (every request on
+//! one session: the concurrency case). Errors (non-2xx, socket) are counted.
+//! Then 100 concurrent requests on one session each set a key of their own,
+//! and the app is asked how many of the 100 keys the session kept.
+//! Cookie-only sessions are off for sessionctl, so the stores are measured.
+//! Release builds throughout. `ONLY=<part of a name>` runs one app.
 //!
 //! Run: `cargo build --release -p sessionctl-benches --bin bench-web-server`,
 //! `cargo build --release --manifest-path benches/peer/Cargo.toml`, then
@@ -80,7 +85,8 @@ fn get(port: u16, path: &str, cookie: Option<&str>) -> Option<String> {
 struct Load {
     requests_per_second: f64,
     p99_ms: f64,
-    errors: bool,
+    /// Non-2xx responses plus socket errors.
+    errors: u64,
 }
 
 fn wrk(port: u16, path: &str, cookies: &Path, seconds: u64) -> Load {
@@ -124,8 +130,48 @@ end
             }
         })
         .unwrap_or(0.0);
-    let errors = text.contains("Non-2xx") || text.contains("Socket errors");
+    let number_after = |label: &str| -> u64 {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix(label))
+            .flat_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()))
+            .sum()
+    };
+    let errors = number_after("Non-2xx or 3xx responses:") + number_after("Socket errors:");
     Load { requests_per_second, p99_ms, errors }
+}
+
+/// 100 requests at once on one fresh session, each setting a key of its
+/// own; returns how many of the 100 keys the session holds afterwards.
+fn disjoint_keys_kept(port: u16) -> usize {
+    let cookie = get(port, "/write", None).expect("a session cookie");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(100));
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let (cookie, barrier) = (cookie.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                barrier.wait();
+                write!(
+                    stream,
+                    "GET /set/k{i} HTTP/1.1\r\nHost: bench\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut response = String::new();
+                stream.read_to_string(&mut response).unwrap();
+                response.starts_with("HTTP/1.1 200")
+            })
+        })
+        .collect();
+    let ok = threads.into_iter().map(|t| t.join().unwrap()).filter(|ok| *ok).count();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET /keys HTTP/1.1\r\nHost: bench\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let kept = response.rsplit("\r\n\r\n").next().unwrap_or("").trim().parse().unwrap_or(0);
+    if ok < 100 {
+        eprintln!("{} of 100 requests failed", 100 - ok);
+    }
+    kept
 }
 
 fn main() {
@@ -133,6 +179,7 @@ fn main() {
         return;
     }
     let seconds: u64 = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let only: Option<String> = std::env::var("ONLY").ok();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let ours = root.join("target/release/bench-web-server");
     let peer = root.join("benches/peer/target/release/peer-tower-sessions");
@@ -145,48 +192,69 @@ fn main() {
         ("raw Redis GET handler (floor)", &ours, vec!["rawget".into(), redis.url()]),
         ("sessionctl: Redis over PostgreSQL", &ours, vec!["ours-redis-pg".into(), redis.url(), pg.create_database()]),
         (
+            "tower-sessions: Redis over PostgreSQL (CachingSessionStore)",
+            &peer,
+            vec!["redis-pg".into(), format!("{},{}", redis.url(), pg.create_database())],
+        ),
+        (
             "sessionctl: SQLite + in-process cache",
             &ours,
             vec!["ours-sqlite".into(), dir.path().join("ours.db").display().to_string()],
         ),
-        ("sessionctl: Redis only (no_database)", &ours, vec!["ours-redis".into(), redis.url()]),
-        ("tower-sessions: RedisStore", &peer, vec!["redis".into(), redis.url()]),
         (
             "tower-sessions: moka over SqliteStore",
             &peer,
             vec!["sqlite".into(), dir.path().join("peer.db").display().to_string()],
         ),
+        ("sessionctl: Redis only (no_database)", &ours, vec!["ours-redis".into(), redis.url()]),
+        ("tower-sessions: RedisStore", &peer, vec!["redis".into(), redis.url()]),
     ];
-    println!("wrk -t2 -c32 -d{seconds}s on loopback; {SESSIONS} sessions picked at random per request");
-    println!("| app | endpoint | requests/s | p99 |");
-    println!("| --- | --- | --- | --- |");
+    println!(
+        "wrk -t2 -c32 -d{seconds}s on loopback; each request carries the cookie of one of N sessions, picked at random"
+    );
+    println!("| app | endpoint | sessions | requests/s | p99 | errors |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mut kept = Vec::new();
     for (name, program, args) in configs {
+        if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+            continue;
+        }
         let server = start(program, &args);
         let floor = name.contains("floor");
-        let cookies = dir.path().join(format!("cookies-{}.txt", server.port));
-        let mut lines = Vec::new();
+        let mut sessions = Vec::new();
         if !floor {
             for _ in 0..SESSIONS {
-                let cookie = get(server.port, "/write", None).expect("a session cookie");
-                lines.push(cookie);
+                sessions.push(get(server.port, "/write", None).expect("a session cookie"));
             }
         } else {
-            lines.push("none=1".into());
+            sessions.push("none=1".into());
         }
-        std::fs::write(&cookies, lines.join("\n") + "\n").unwrap();
-        let endpoints: &[&str] = match (floor, name.contains("raw")) {
-            (true, true) => &["/read"],
-            (true, false) => &["/noop"],
-            _ => &["/noop", "/read", "/write"],
+        let runs: Vec<(&str, usize)> = match (floor, name.contains("raw")) {
+            (true, true) => vec![("/read", 1)],
+            (true, false) => vec![("/noop", 1)],
+            _ => vec![("/noop", SESSIONS), ("/read", SESSIONS), ("/write", SESSIONS), ("/write", 32), ("/write", 1)],
         };
-        for endpoint in endpoints {
+        for (endpoint, count) in runs {
+            let cookies = dir.path().join(format!("cookies-{}-{count}.txt", server.port));
+            std::fs::write(&cookies, sessions[..count.min(sessions.len())].join("\n") + "\n").unwrap();
             let load = wrk(server.port, endpoint, &cookies, seconds);
             println!(
-                "| {name} | {endpoint} | {:.0} | {:.2} ms |{}",
+                "| {name} | {endpoint} | {} | {:.0} | {:.2} ms | {} |",
+                if floor { "-".to_owned() } else { count.to_string() },
                 load.requests_per_second,
                 load.p99_ms,
-                if load.errors { " (errors!)" } else { "" }
+                load.errors
             );
         }
+        if !floor {
+            kept.push((name, disjoint_keys_kept(server.port)));
+        }
+    }
+    println!();
+    println!("100 concurrent requests on one session, each setting a different key: keys kept");
+    println!("| app | kept of 100 |");
+    println!("| --- | --- |");
+    for (name, kept) in kept {
+        println!("| {name} | {kept} |");
     }
 }

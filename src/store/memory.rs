@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::sync::Cache;
 
-use super::{CacheLookup, CacheTier, Patch, PatchOutcome, RotateOutcome, Tombstone, UpdateOutcome};
+use super::{CacheLookup, CacheTier, Patch, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::Result;
 use crate::id::SessionId;
 use crate::record::{self, Record};
@@ -169,17 +169,18 @@ impl CacheTier for MemoryCache {
         Ok(true)
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<PatchOutcome> {
+    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {
         let _guard = self.locked();
-        let Some(Slot::Live(cached)) = self.lookup(id) else { return Ok(PatchOutcome::Missing) };
+        let Some(Slot::Live(cached)) = self.lookup(id) else { return Ok(None) };
         let mut record = cached.record.clone();
         patch.apply(&mut record, bump)?;
         let mut quick = cached.quick.clone();
         if !bump {
             quick.extend(patch.set.keys().chain(&patch.removed).cloned());
         }
-        self.store_with_quick(record.clone(), quick);
-        Ok(PatchOutcome::Patched(record))
+        let version = record.version;
+        self.store_with_quick(record, quick);
+        Ok(Some(version))
     }
 
     async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool> {

@@ -306,9 +306,12 @@ pub trait CacheTier: Send + Sync + fmt::Debug {
     /// Applies key-level changes atomically to a live cached entry; with
     /// `bump` the version moves on (cache-only mode), without it the entry
     /// keeps the database's version and the changed keys are marked as
-    /// quick (not in the database yet). `Missing` when no live entry is
-    /// cached (nothing is created).
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<PatchOutcome>;
+    /// quick (not in the database yet). Returns the entry's version after
+    /// the change, or `None` when no live entry is cached (nothing is
+    /// created). Only the version comes back, not the whole entry: a
+    /// session hammered by many writers would otherwise send its growing
+    /// record back on every write.
+    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>>;
     /// After a database patch produced `record`: when the cached entry is
     /// the version just before it, applies `patch` to it (keeping what quick
     /// writes put there, and unmarking the keys the patch persisted);
@@ -751,16 +754,18 @@ impl Store {
     }
 
     /// Applies a request's key-level changes atomically where the session
-    /// is stored (see [`Patch`]), database first, then the cache; returns
-    /// the session as it now is.
-    pub async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+    /// `base` (as this request loaded it) is stored (see [`Patch`]),
+    /// database first, then the cache; returns the session as it now is
+    /// (from a cache-only store: `base` with the patch and the new version).
+    pub async fn patch(&self, base: &Record, patch: &Patch) -> Result<PatchOutcome> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
-            return self.cache_call(cache, "saving a session", cache.patch(id, patch, true)).await;
+            let version = self.cache_call(cache, "saving a session", cache.patch(&base.id, patch, true)).await?;
+            return patched(base, patch, version);
         }
-        let outcome = self.db()?.patch(id, patch).await?;
+        let outcome = self.db()?.patch(&base.id, patch).await?;
         match &outcome {
             PatchOutcome::Patched(record) => self.cache_after_patch(patch, record).await,
-            PatchOutcome::Missing => self.cache_after_delete(id).await,
+            PatchOutcome::Missing => self.cache_after_delete(&base.id).await,
         }
         Ok(outcome)
     }
@@ -769,17 +774,16 @@ impl Store {
     /// which keeps the version the database holds. `Missing` when the cache
     /// holds no live entry for the session or could not take the change:
     /// the caller then saves normally, so a quick change is never reported
-    /// saved when it was dropped.
-    pub async fn write_quick(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+    /// saved when it was dropped. A failed call leaves the entry alone: it
+    /// made nothing stale, and evicting it would drop other requests' quick
+    /// changes.
+    pub async fn write_quick(&self, base: &Record, patch: &Patch) -> Result<PatchOutcome> {
         let Some(cache) = self.cache().filter(|_| self.database().is_some()) else {
             return Err(Error::Config("quick writes need a cache in front of a database".into()));
         };
-        match self.cache_call(cache, "writing a session", cache.patch(id, patch, false)).await {
-            Ok(outcome) => Ok(outcome),
-            Err(_) => {
-                self.make_sure_evicted(cache, id).await;
-                Ok(PatchOutcome::Missing)
-            }
+        match self.cache_call(cache, "writing a session", cache.patch(&base.id, patch, false)).await {
+            Ok(version) => patched(base, patch, version),
+            Err(_) => Ok(PatchOutcome::Missing),
         }
     }
 
@@ -881,6 +885,15 @@ impl Store {
         }
         Ok(batch)
     }
+}
+
+/// `base` with `patch` applied, at the version a cache reported.
+fn patched(base: &Record, patch: &Patch, version: Option<i64>) -> Result<PatchOutcome> {
+    let Some(version) = version else { return Ok(PatchOutcome::Missing) };
+    let mut record = base.clone();
+    patch.apply(&mut record, false)?;
+    record.version = version;
+    Ok(PatchOutcome::Patched(record))
 }
 
 /// Where sessions live: what [`StoreConfig::open`] builds a [`Store`] from.

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 
-use super::{CacheLookup, CacheTier, Patch, PatchOutcome, RotateOutcome, Tombstone, UpdateOutcome};
+use super::{CacheLookup, CacheTier, Patch, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Record};
@@ -78,9 +78,10 @@ local function mark_quick(key, first, last, step, mark)
 end
 "#;
 
-/// Refill after a database read: only into an empty slot. KEYS[1]; ARGV
-/// expiry ms, then the record's fields.
-const FILL: &str = r#"
+/// Refill after a database read, and cache-only creation: only into an
+/// empty slot (never over a live entry or a tombstone). KEYS[1]; ARGV
+/// expiry ms, then the record's fields. Returns 1 written, 0 refused.
+const INSERT_IF_EMPTY: &str = r#"
 local k = kind(KEYS[1])
 if k == 'live' or k == 'tomb' then return 0 end
 write_whole(KEYS[1], 2, ARGV[1])
@@ -129,10 +130,10 @@ return 1
 /// version, count of removed fields, count of patch items, expiry ms or '',
 /// the removed fields, the patch items. Without bump (a quick write) the
 /// changed keys are marked `q:<key>` until a database save persists them.
-/// Returns the entry's fields after the change, or an empty list when there
-/// is no live entry.
+/// Returns the entry's version after the change, or -1 when there is no
+/// live entry.
 const PATCH: &str = r#"
-if kind(KEYS[1]) ~= 'live' then return {} end
+if kind(KEYS[1]) ~= 'live' then return -1 end
 local removed = tonumber(ARGV[3])
 local items = tonumber(ARGV[4])
 if ARGV[1] == '1' then
@@ -148,7 +149,7 @@ if ARGV[1] == '0' then
   mark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2, true)
 end
 if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
-return redis.call('HGETALL', KEYS[1])
+return version(KEYS[1])
 "#;
 
 /// Cache-only update: KEYS[1]; ARGV expiry ms, expected version, fields.
@@ -157,14 +158,6 @@ const UPDATE: &str = r#"
 if kind(KEYS[1]) ~= 'live' then return -1 end
 if version(KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
 write_whole(KEYS[1], 3, ARGV[1])
-return 1
-"#;
-
-/// Cache-only creation: KEYS[1]; ARGV expiry ms, fields. 1 created, 0 taken.
-const CREATE: &str = r#"
-local k = kind(KEYS[1])
-if k == 'live' or k == 'tomb' then return 0 end
-write_whole(KEYS[1], 2, ARGV[1])
 return 1
 "#;
 
@@ -210,12 +203,11 @@ return live
 pub struct RedisCache {
     connection: ConnectionManager,
     prefix: String,
-    fill: Script,
+    insert_if_empty: Script,
     put: Script,
     put_patched: Script,
     patch: Script,
     update: Script,
-    create: Script,
     rotate: Script,
     tombstone: Script,
     live_keys: Script,
@@ -248,12 +240,11 @@ impl RedisCache {
         Ok(RedisCache {
             connection,
             prefix: prefix.to_owned(),
-            fill: script(FILL),
+            insert_if_empty: script(INSERT_IF_EMPTY),
             put: script(PUT),
             put_patched: script(PUT_PATCHED),
             patch: script(PATCH),
             update: script(UPDATE),
-            create: script(CREATE),
             rotate: script(ROTATE),
             tombstone: script(TOMBSTONE),
             live_keys: script(LIVE_KEYS),
@@ -267,6 +258,18 @@ impl RedisCache {
 
     fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    async fn insert_if_empty(&self, record: &Record, operation: &'static str) -> Result<bool> {
+        let written: i64 = self
+            .insert_if_empty
+            .key(self.key(&record.id))
+            .arg(expiry_ms(record))
+            .arg(record_fields(record))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(cache_error(operation))?;
+        Ok(written == 1)
     }
 
     /// Reads an entry left in the string format of earlier releases, and
@@ -445,15 +448,7 @@ impl CacheTier for RedisCache {
     }
 
     async fn fill(&self, record: &Record) -> Result<()> {
-        let _: i64 = self
-            .fill
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("refilling a session"))?;
-        Ok(())
+        self.insert_if_empty(record, "refilling a session").await.map(|_| ())
     }
 
     async fn put(&self, record: &Record) -> Result<bool> {
@@ -487,9 +482,9 @@ impl CacheTier for RedisCache {
         Ok(stored == 1)
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<PatchOutcome> {
+    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {
         let (removed, items) = patch_fields(patch);
-        let fields: Vec<Vec<u8>> = self
+        let version: i64 = self
             .patch
             .key(self.key(id))
             .arg(if bump { "1" } else { "0" })
@@ -502,10 +497,7 @@ impl CacheTier for RedisCache {
             .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("saving a session"))?;
-        Ok(match decode_fields(id, fields)? {
-            CacheLookup::Hit(record) | CacheLookup::Quick(record, _) => PatchOutcome::Patched(record),
-            _ => PatchOutcome::Missing,
-        })
+        Ok((version >= 0).then_some(version))
     }
 
     async fn evict(&self, ids: &[SessionId]) -> Result<()> {
@@ -534,15 +526,7 @@ impl CacheTier for RedisCache {
     }
 
     async fn create(&self, record: &Record) -> Result<bool> {
-        let created: i64 = self
-            .create
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("creating a session"))?;
-        Ok(created == 1)
+        self.insert_if_empty(record, "creating a session").await
     }
 
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {

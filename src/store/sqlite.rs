@@ -29,6 +29,8 @@ const BACKEND: &str = "sqlite";
 /// How long claimed purge ticks are kept (a day).
 const TICK_RETENTION_MS: i64 = 24 * 3600 * 1000;
 const COLUMNS: &str = "id, data, user_id, created_at, updated_at, expires_at, version";
+const LOAD_SQL: &str =
+    "SELECT id, data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = ?";
 /// How long a writer waits for the write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -278,13 +280,11 @@ impl DatabaseTier for SqliteDatabase {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        let row = sqlx::query(
-            "SELECT id, data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "loading a session"))?;
+        let row = sqlx::query(LOAD_SQL)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "loading a session"))?;
         row.as_ref().map(row_to_record).transpose()
     }
 
@@ -324,13 +324,8 @@ impl DatabaseTier for SqliteDatabase {
         // itself: `json_patch` merges nested objects and drops keys whose
         // value is null, and `json_set` paths cannot name every key.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
-        let row = sqlx::query(
-            "SELECT id, data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
+        let row =
+            sqlx::query(LOAD_SQL).bind(id.as_str()).fetch_optional(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
         let Some(row) = row else { return Ok(PatchOutcome::Missing) };
         let mut record = row_to_record(&row)?;
         patch.apply(&mut record, true)?;
