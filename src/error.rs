@@ -114,6 +114,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// One failure shared by several requests: a write that combined their
+    /// changes (concurrent saves of one session) failed for all of them.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
+
     /// A database URL names a scheme this build does not support.
     #[error("unsupported database URL scheme {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
@@ -148,7 +153,25 @@ impl Error {
     /// True when the error came from the database tier (the request must
     /// fail rather than continue with an empty session).
     pub fn is_database(&self) -> bool {
-        matches!(self, Error::Database { .. } | Error::Migrate { .. } | Error::Timeout { .. })
+        match self {
+            Error::Shared(error) => error.is_database(),
+            other => matches!(other, Error::Database { .. } | Error::Migrate { .. } | Error::Timeout { .. }),
+        }
+    }
+
+    /// A copy of this error for another request that shared the failed
+    /// operation.
+    pub(crate) fn shared(error: &Error) -> Error {
+        match error {
+            Error::Shared(inner) => Error::Shared(inner.clone()),
+            // Cheap, cloneable kinds are copied as they are.
+            Error::Timeout { backend, operation, after } => Error::Timeout { backend, operation, after: *after },
+            Error::Corrupt { id, reason } => Error::Corrupt { id: id.clone(), reason: reason.clone() },
+            Error::Cache { backend, operation, message } => {
+                Error::Cache { backend, operation, message: message.clone() }
+            }
+            other => Error::Shared(std::sync::Arc::new(Error::Config(other.to_string()))),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Record};
 
+mod coalesce;
 pub mod memory;
 mod migrations;
 mod patch;
@@ -451,6 +452,8 @@ struct StoreInner {
     /// Ids this process moved to a new id recently, with when: the
     /// rotation marker for stores without a shared cache to hold it.
     moved: Mutex<HashMap<SessionId, Instant>>,
+    /// Concurrent patches of one session, combined (see `coalesce.rs`).
+    patches: coalesce::PatchQueues,
 }
 
 /// Most ids remembered as recently moved in one process.
@@ -489,6 +492,7 @@ impl Store {
                 ops: OpCounts::default(),
                 suspects: Mutex::default(),
                 moved: Mutex::default(),
+                patches: coalesce::PatchQueues::default(),
             }),
         }
     }
@@ -762,12 +766,40 @@ impl Store {
             let version = self.cache_call(cache, "saving a session", cache.patch(&base.id, patch, true)).await?;
             return patched(base, patch, version);
         }
-        let outcome = self.db()?.patch(&base.id, patch).await?;
+        self.require_database()?;
+        let receiver = match self.inner.patches.enter(&base.id, patch) {
+            coalesce::Turn::Wait(receiver) => receiver,
+            coalesce::Turn::Write => {
+                // Whatever happens to this request (even if it is dropped
+                // mid-write), the patches queued behind it get written.
+                let _queued = QueuedPatches { store: self, id: &base.id };
+                return self.write_patch(&base.id, patch).await;
+            }
+        };
+        receiver.await.unwrap_or_else(|_| Err(Error::Config("a combined write of this session was abandoned".into())))
+    }
+
+    /// One patch (or several, combined) to the database, then the cache.
+    async fn write_patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+        let outcome = self.db()?.patch(id, patch).await?;
         match &outcome {
             PatchOutcome::Patched(record) => self.cache_after_patch(patch, record).await,
-            PatchOutcome::Missing => self.cache_after_delete(&base.id).await,
+            PatchOutcome::Missing => self.cache_after_delete(id).await,
         }
         Ok(outcome)
+    }
+
+    /// Writes what was queued behind a write of `id`, batch after batch,
+    /// until nothing more is.
+    async fn drain_patches(self, id: SessionId, mut patch: Patch, mut senders: Vec<PatchSender>) {
+        loop {
+            let outcome = self.write_patch(&id, &patch).await;
+            coalesce::deliver(senders, &outcome);
+            match self.inner.patches.next_batch(&id) {
+                Some((next, next_senders)) => (patch, senders) = (next, next_senders),
+                None => return,
+            }
+        }
     }
 
     /// A quick write: key-level changes applied to the cached entry alone,
@@ -884,6 +916,33 @@ impl Store {
             let _ = self.cache_call(cache, "evicting purged sessions", cache.evict(&batch.deleted)).await;
         }
         Ok(batch)
+    }
+}
+
+type PatchSender = tokio::sync::oneshot::Sender<Result<PatchOutcome>>;
+
+/// Held by the request writing a session's patch: when it ends, the patches
+/// queued meanwhile are written by a task of their own, so the writer's
+/// response does not wait for them.
+struct QueuedPatches<'a> {
+    store: &'a Store,
+    id: &'a SessionId,
+}
+
+impl Drop for QueuedPatches<'_> {
+    fn drop(&mut self) {
+        let Some((patch, senders)) = self.store.inner.patches.next_batch(self.id) else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(self.store.clone().drain_patches(self.id.clone(), patch, senders));
+            }
+            Err(_) => {
+                let error = Err(Error::Config("no runtime left to write this session's changes".into()));
+                coalesce::deliver(senders, &error);
+                // Nothing can have queued since: this leaves the session free.
+                let _ = self.store.inner.patches.next_batch(self.id);
+            }
+        }
     }
 }
 

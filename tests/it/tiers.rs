@@ -277,3 +277,39 @@ async fn purge_drops_the_purged_ids_from_the_cache() {
         db.assert_gone(id).await;
     }
 }
+
+/// 100 requests of one session, loaded, then saving at once: their changes
+/// go to the database in a few combined writes, not one each queued on the
+/// row, and every change lands.
+async fn concurrent_saves_of_one_session_are_combined(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let (value, _) = start(&db.store, &config).await;
+    let mut sessions = Vec::new();
+    for i in 0..100 {
+        let session = Session::new(db.store.clone(), config.clone(), Some(&value));
+        session.insert(&format!("k{i}"), i).await.unwrap();
+        sessions.push(session);
+    }
+    let before = db.store.ops();
+    let saves: Vec<_> =
+        sessions.into_iter().map(|session| tokio::spawn(async move { session.save().await.unwrap().status })).collect();
+    for save in saves {
+        assert_eq!(save.await.unwrap(), SaveStatus::Saved);
+    }
+    let writes = (db.store.ops() - before).database;
+    assert!(writes <= 10, "{writes} database writes for 100 concurrent saves of one session");
+    let check = Session::new(db.store.clone(), config, Some(&value));
+    assert_eq!(check.keys().await.unwrap().len(), 101, "every change landed");
+}
+
+#[tokio::test]
+async fn concurrent_saves_of_one_session_are_combined_on_sqlite() {
+    concurrent_saves_of_one_session_are_combined(harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn concurrent_saves_of_one_session_are_combined_on_redis_postgres() {
+    if let Some(db) = harness::redis_postgres().await {
+        concurrent_saves_of_one_session_are_combined(db).await;
+    }
+}

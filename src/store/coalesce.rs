@@ -1,0 +1,141 @@
+//! Concurrent patches of one session, combined into one database write.
+//!
+//! A session hammered by many concurrent requests (a page firing a burst of
+//! API calls, a double-clicked form) would otherwise send one UPDATE per
+//! request at a single row: each waits on the row lock of the one before,
+//! and the connection pool fills with writers queued on it. Instead, while
+//! one patch of a session is being written, later patches of the same
+//! session in this process wait in a queue; when the write ends, everything
+//! queued is merged in arrival order (so the last writer of a key still
+//! wins, and every key set by anyone lands) and written at once. Each
+//! request's save still returns only after its own change is in the
+//! database.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use super::{Patch, PatchOutcome};
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+
+/// A request waiting for a combined write, and where to send its outcome.
+type Waiter = (Patch, oneshot::Sender<Result<PatchOutcome>>);
+
+/// The sessions with a patch being written, and the patches queued behind it.
+#[derive(Debug, Default)]
+pub(crate) struct PatchQueues {
+    queues: Mutex<HashMap<SessionId, Vec<Waiter>>>,
+}
+
+/// What a caller of [`PatchQueues::enter`] does next.
+pub(crate) enum Turn {
+    /// No write of this session is under way: write it, then call
+    /// [`PatchQueues::next_batch`] until it returns `None`.
+    Write,
+    /// Another request is writing this session: the combined outcome
+    /// arrives here.
+    Wait(oneshot::Receiver<Result<PatchOutcome>>),
+}
+
+impl PatchQueues {
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Vec<Waiter>>> {
+        self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Joins the queue of `id` with `patch`, or starts writing it.
+    pub(crate) fn enter(&self, id: &SessionId, patch: &Patch) -> Turn {
+        let mut queues = self.locked();
+        match queues.get_mut(id) {
+            Some(waiting) => {
+                let (sender, receiver) = oneshot::channel();
+                waiting.push((patch.clone(), sender));
+                Turn::Wait(receiver)
+            }
+            None => {
+                queues.insert(id.clone(), Vec::new());
+                Turn::Write
+            }
+        }
+    }
+
+    /// After a write of `id`: the patches queued meanwhile, merged, with the
+    /// senders of their outcomes; `None` (and the session leaves the map)
+    /// when nothing was queued.
+    pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Patch, Vec<oneshot::Sender<Result<PatchOutcome>>>)> {
+        let mut queues = self.locked();
+        let waiting = std::mem::take(queues.get_mut(id)?);
+        if waiting.is_empty() {
+            queues.remove(id);
+            return None;
+        }
+        drop(queues);
+        let mut merged: Option<Patch> = None;
+        let mut senders = Vec::with_capacity(waiting.len());
+        for (patch, sender) in waiting {
+            merged = Some(match merged {
+                None => patch,
+                Some(earlier) => earlier.then(patch),
+            });
+            senders.push(sender);
+        }
+        merged.map(|patch| (patch, senders))
+    }
+}
+
+/// Sends one combined outcome to every waiter. An error is shared: each
+/// waiter gets the same failure, described once.
+pub(crate) fn deliver(senders: Vec<oneshot::Sender<Result<PatchOutcome>>>, outcome: &Result<PatchOutcome>) {
+    for sender in senders {
+        let copy = match outcome {
+            Ok(outcome) => Ok(outcome.clone()),
+            Err(error) => Err(Error::shared(error)),
+        };
+        // A waiter that went away (its request was cancelled) needs nothing.
+        let _ = sender.send(copy);
+    }
+}
+
+impl Patch {
+    /// This patch followed by `later`: what applying both in turn does.
+    pub(crate) fn then(mut self, later: Patch) -> Patch {
+        for key in later.removed {
+            self.set.remove(&key);
+            if !self.removed.contains(&key) {
+                self.removed.push(key);
+            }
+        }
+        for (key, value) in later.set {
+            self.removed.retain(|removed| removed != &key);
+            self.set.insert(key, value);
+        }
+        if later.user_id.is_some() {
+            self.user_id = later.user_id;
+        }
+        if later.expires_at.is_some() {
+            self.expires_at = later.expires_at;
+        }
+        self.updated_at = self.updated_at.max(later.updated_at);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record;
+    use serde_json::json;
+
+    #[test]
+    fn merged_patches_apply_in_arrival_order() {
+        let now = record::now();
+        let a = Patch::new(now).with_set("x", json!(1)).with_set("y", json!(1)).with_removed("z");
+        let b = Patch::new(now).with_removed("x").with_set("z", json!(2)).with_user_id(Some("u".into()));
+        let c = Patch::new(now).with_set("x", json!(3));
+        let merged = a.then(b).then(c);
+        assert_eq!(serde_json::Value::Object(merged.set.clone()), json!({"x": 3, "y": 1, "z": 2}));
+        assert!(merged.removed.is_empty(), "{:?}", merged.removed);
+        assert_eq!(merged.user_id, Some(Some("u".into())));
+    }
+}
