@@ -3,7 +3,8 @@
 //! A session hammered by many concurrent requests (a page firing a burst of
 //! API calls, a double-clicked form) would otherwise send one UPDATE per
 //! request at a single row: each waits on the row lock of the one before,
-//! and the connection pool fills with writers queued on it. Instead, while
+//! and the connection pool fills with writers queued on it (in cache-only
+//! mode, one script per request on one key). Instead, while
 //! one patch of a session is being written, later patches of the same
 //! session in this process wait in a queue; when the write ends, everything
 //! queued is merged in arrival order (so the last writer of a key still
@@ -16,12 +17,16 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use super::{Patch, PatchOutcome};
+use super::Patch;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 
+/// Where a waiting request learns how the combined write went: the
+/// session's version after it, or `None` when the session is gone.
+pub(crate) type Sender = oneshot::Sender<Result<Option<i64>>>;
+
 /// A request waiting for a combined write, and where to send its outcome.
-type Waiter = (Patch, oneshot::Sender<Result<PatchOutcome>>);
+type Waiter = (Patch, Sender);
 
 /// The sessions with a patch being written, and the patches queued behind it.
 #[derive(Debug, Default)]
@@ -36,7 +41,7 @@ pub(crate) enum Turn {
     Write,
     /// Another request is writing this session: the combined outcome
     /// arrives here.
-    Wait(oneshot::Receiver<Result<PatchOutcome>>),
+    Wait(oneshot::Receiver<Result<Option<i64>>>),
 }
 
 impl PatchQueues {
@@ -63,7 +68,7 @@ impl PatchQueues {
     /// After a write of `id`: the patches queued meanwhile, merged, with the
     /// senders of their outcomes; `None` (and the session leaves the map)
     /// when nothing was queued.
-    pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Patch, Vec<oneshot::Sender<Result<PatchOutcome>>>)> {
+    pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Patch, Vec<Sender>)> {
         let mut queues = self.locked();
         let waiting = std::mem::take(queues.get_mut(id)?);
         if waiting.is_empty() {
@@ -86,10 +91,10 @@ impl PatchQueues {
 
 /// Sends one combined outcome to every waiter. An error is shared: each
 /// waiter gets the same failure, described once.
-pub(crate) fn deliver(senders: Vec<oneshot::Sender<Result<PatchOutcome>>>, outcome: &Result<PatchOutcome>) {
+pub(crate) fn deliver(senders: Vec<Sender>, outcome: &Result<Option<i64>>) {
     for sender in senders {
         let copy = match outcome {
-            Ok(outcome) => Ok(outcome.clone()),
+            Ok(version) => Ok(*version),
             Err(error) => Err(Error::shared(error)),
         };
         // A waiter that went away (its request was cancelled) needs nothing.

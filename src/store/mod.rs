@@ -762,38 +762,49 @@ impl Store {
     /// database first, then the cache; returns the session as it now is
     /// (from a cache-only store: `base` with the patch and the new version).
     pub async fn patch(&self, base: &Record, patch: &Patch) -> Result<PatchOutcome> {
-        if let (None, Some(cache)) = (self.database(), self.cache()) {
-            let version = self.cache_call(cache, "saving a session", cache.patch(&base.id, patch, true)).await?;
-            return patched(base, patch, version);
-        }
-        self.require_database()?;
         let receiver = match self.inner.patches.enter(&base.id, patch) {
             coalesce::Turn::Wait(receiver) => receiver,
             coalesce::Turn::Write => {
                 // Whatever happens to this request (even if it is dropped
                 // mid-write), the patches queued behind it get written.
                 let _queued = QueuedPatches { store: self, id: &base.id };
-                return self.write_patch(&base.id, patch).await;
+                return match self.write_patch(&base.id, patch).await? {
+                    (_, Some(record)) => Ok(PatchOutcome::Patched(record)),
+                    (version, None) => patched(base, patch, version),
+                };
             }
         };
-        receiver.await.unwrap_or_else(|_| Err(Error::Config("a combined write of this session was abandoned".into())))
+        let version = receiver
+            .await
+            .unwrap_or_else(|_| Err(Error::Config("a combined write of this session was abandoned".into())))?;
+        patched(base, patch, version)
     }
 
-    /// One patch (or several, combined) to the database, then the cache.
-    async fn write_patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
-        let outcome = self.db()?.patch(id, patch).await?;
-        match &outcome {
-            PatchOutcome::Patched(record) => self.cache_after_patch(patch, record).await,
-            PatchOutcome::Missing => self.cache_after_delete(id).await,
+    /// One patch (or several, combined) to the database, then the cache, or
+    /// to a cache-only store's cache. Returns the new version (`None`: the
+    /// session is gone) and, from a database, the record as it now is.
+    async fn write_patch(&self, id: &SessionId, patch: &Patch) -> Result<(Option<i64>, Option<Record>)> {
+        if let (None, Some(cache)) = (self.database(), self.cache()) {
+            let version = self.cache_call(cache, "saving a session", cache.patch(id, patch, true)).await?;
+            return Ok((version, None));
         }
-        Ok(outcome)
+        match self.db()?.patch(id, patch).await? {
+            PatchOutcome::Patched(record) => {
+                self.cache_after_patch(patch, &record).await;
+                Ok((Some(record.version), Some(record)))
+            }
+            PatchOutcome::Missing => {
+                self.cache_after_delete(id).await;
+                Ok((None, None))
+            }
+        }
     }
 
     /// Writes what was queued behind a write of `id`, batch after batch,
     /// until nothing more is.
-    async fn drain_patches(self, id: SessionId, mut patch: Patch, mut senders: Vec<PatchSender>) {
+    async fn drain_patches(self, id: SessionId, mut patch: Patch, mut senders: Vec<coalesce::Sender>) {
         loop {
-            let outcome = self.write_patch(&id, &patch).await;
+            let outcome = self.write_patch(&id, &patch).await.map(|(version, _)| version);
             coalesce::deliver(senders, &outcome);
             match self.inner.patches.next_batch(&id) {
                 Some((next, next_senders)) => (patch, senders) = (next, next_senders),
@@ -918,8 +929,6 @@ impl Store {
         Ok(batch)
     }
 }
-
-type PatchSender = tokio::sync::oneshot::Sender<Result<PatchOutcome>>;
 
 /// Held by the request writing a session's patch: when it ends, the patches
 /// queued meanwhile are written by a task of their own, so the writer's
