@@ -202,7 +202,8 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         rest = &rest[unit_len..];
         let seconds_per: u64 = match unit {
             "ms" => {
-                total += Duration::from_millis(number);
+                total =
+                    total.checked_add(Duration::from_millis(number)).ok_or_else(|| format!("{text:?}: too large"))?;
                 continue;
             }
             "s" | "sec" => 1,
@@ -249,6 +250,8 @@ mod tests {
         for bad in ["", "5", "m", "5x", "-5s", "1.5h", "99999999999999999999s", "9999999999999999w"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        // Milliseconds that overflow the total: an error, not a panic.
+        assert!(parse_duration("18446744073709551615s1000ms").is_err());
     }
 
     #[cfg(feature = "cli")]
