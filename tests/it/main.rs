@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod codec;
+mod fuzz_corpus;
 mod purge;
 mod session;
 mod suite;
