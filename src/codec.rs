@@ -298,8 +298,12 @@ fn inline_aad(expires: &str) -> String {
     format!("{INLINE_TAG}.{expires}")
 }
 
+/// Digits in the longest expiry the encoders write: Unix seconds of chrono's
+/// last representable time (year 262143) are 13 digits.
+const MAX_EXPIRY_DIGITS: usize = 13;
+
 fn parse_expiry(text: &str) -> Result<DateTime<Utc>, CookieError> {
-    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || text.len() > MAX_EXPIRY_DIGITS || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CookieError::Malformed);
     }
     let seconds: i64 = text.parse().map_err(|_| CookieError::Malformed)?;

@@ -9,6 +9,9 @@
 //! list of ids, so its memory does not grow with the table, and it can be
 //! stopped between any two batches (a signal, a time budget) and simply
 //! run again.
+//!
+//! The operator's durations and (feature `cli`) cron schedules are parsed
+//! here too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -199,7 +202,8 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         rest = &rest[unit_len..];
         let seconds_per: u64 = match unit {
             "ms" => {
-                total += Duration::from_millis(number);
+                total =
+                    total.checked_add(Duration::from_millis(number)).ok_or_else(|| format!("{text:?}: too large"))?;
                 continue;
             }
             "s" | "sec" => 1,
@@ -216,6 +220,23 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     Ok(total)
 }
 
+/// Parses a purge schedule in cron syntax: crontab's 5 fields (seconds = 0
+/// is added in front) or the `cron` crate's 6-7 with seconds first.
+///
+/// Here rather than in the binary so the fuzz targets and tests reach it;
+/// behind the `cli` feature, which is what brings the `cron` crate.
+#[cfg(feature = "cli")]
+pub fn parse_schedule(text: &str) -> std::result::Result<cron::Schedule, String> {
+    let fields = text.split_whitespace().count();
+    let full = if fields == 5 { format!("0 {text}") } else { text.to_owned() };
+    full.parse::<cron::Schedule>().map_err(|e| {
+        let reason = e.to_string();
+        let reason =
+            reason.lines().map(str::trim).rfind(|l| !l.is_empty() && *l != "^").unwrap_or("invalid").to_owned();
+        format!("{text:?} is not a cron schedule ({reason}); e.g. \"*/15 * * * *\"")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +250,20 @@ mod tests {
         for bad in ["", "5", "m", "5x", "-5s", "1.5h", "99999999999999999999s", "9999999999999999w"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        // Milliseconds that overflow the total: an error, not a panic.
+        assert!(parse_duration("18446744073709551615s1000ms").is_err());
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn schedules_parse_with_crontab_fields_meaning_second_zero() {
+        use chrono::TimeZone as _;
+        let at = |m: u32, s: u32| Utc.with_ymd_and_hms(2026, 1, 1, 0, m, s).unwrap();
+        for text in ["*/5 * * * *", "0 */5 * * * *"] {
+            let next: Vec<_> = parse_schedule(text).unwrap().after(&at(0, 1)).take(2).collect();
+            assert_eq!(next, [at(5, 0), at(10, 0)], "{text}");
+        }
+        let error = parse_schedule("61 * * * *").unwrap_err();
+        assert!(error.starts_with(r#""61 * * * *" is not a cron schedule ("#), "{error}");
     }
 }

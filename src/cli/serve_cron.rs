@@ -15,7 +15,6 @@
 //! not answer a probe (every few seconds, bounded by the database timeout).
 
 use std::net::SocketAddr;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -46,7 +45,7 @@ pub struct ServeCronArgs {
     #[command(flatten)]
     pub purge: PurgeArgs,
     /// When to purge, in cron syntax: 5 fields as in crontab (min hour day month weekday), or 6-7 with seconds first.
-    #[arg(long, default_value = "*/15 * * * *", value_parser = parse_schedule)]
+    #[arg(long, default_value = "*/15 * * * *", value_parser = purge::parse_schedule)]
     pub schedule: cron::Schedule,
     /// Run one pass now and exit.
     #[arg(long)]
@@ -60,18 +59,6 @@ pub struct ServeCronArgs {
     /// Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
-}
-
-/// Accepts crontab's 5 fields (adding seconds = 0) or the cron crate's 6-7.
-fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
-    let fields = text.split_whitespace().count();
-    let full = if fields == 5 { format!("0 {text}") } else { text.to_owned() };
-    cron::Schedule::from_str(&full).map_err(|e| {
-        let reason = e.to_string();
-        let reason =
-            reason.lines().map(str::trim).rfind(|l| !l.is_empty() && *l != "^").unwrap_or("invalid").to_owned();
-        format!("{text:?} is not a cron schedule ({reason}); e.g. \"*/15 * * * *\"")
-    })
 }
 
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone as _, Timelike as _, Utc};
 use proptest::prelude::*;
 use serde_json::json;
 use sessionctl::record::now;
@@ -26,6 +26,24 @@ fn inline_record() -> Record {
         expires_at: t + Duration::hours(1),
         version: 1,
     }
+}
+
+/// Found by fuzzing: an expiry after the year 33658 was written with 13
+/// digits, which the parser refused as malformed, so such a session could
+/// never be read back from its cookie.
+#[test]
+fn cookies_of_sessions_expiring_far_in_the_future_decode() {
+    let codec = codec(&[NEW]);
+    let id = SessionId::generate();
+    for far in [Utc.with_ymd_and_hms(50_000, 1, 1, 0, 0, 0).unwrap(), DateTime::<Utc>::MAX_UTC] {
+        let value = codec.encode_reference(&id, far);
+        let expected = CookiePayload::Reference { id: id.clone(), expires_at: far.with_nanosecond(0).unwrap() };
+        assert_eq!(codec.decode(&value, Utc::now()), Ok(expected), "{value}");
+    }
+    let mut record = inline_record();
+    record.expires_at = Utc.with_ymd_and_hms(50_000, 1, 1, 0, 0, 0).unwrap();
+    let value = codec.encode_inline(&record);
+    assert_eq!(codec.decode(&value, Utc::now()), Ok(CookiePayload::Inline(record)), "{value}");
 }
 
 #[test]
