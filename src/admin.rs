@@ -164,9 +164,12 @@ impl ExportLine {
                 record::json_kind(&parsed.data)
             )));
         };
-        if parsed.version < 0 {
-            return Err(Error::InvalidInput(format!("version {} is negative", parsed.version)));
+        let version = record::check_version(&parsed.id, parsed.version)
+            .map_err(|_| Error::InvalidInput(format!("version {} is outside 0..=2^53", parsed.version)))?;
+        if let Some(user_id) = &parsed.user_id {
+            record::check_storable_str("user id", user_id)?;
         }
+        record::check_storable("data", &Value::Object(data.clone()))?;
         Ok(Record {
             id,
             user_id: parsed.user_id,
@@ -174,7 +177,7 @@ impl ExportLine {
             created_at: record::truncate_millis(parsed.created_at),
             updated_at: record::truncate_millis(parsed.updated_at),
             expires_at: record::truncate_millis(parsed.expires_at),
-            version: parsed.version,
+            version,
         })
     }
 }
@@ -346,11 +349,12 @@ impl Admin {
         for key in &edit.unset {
             next.data.remove(key);
         }
+        record::check_storable("data", &Value::Object(next.data.clone()))?;
         let size = record::encode_data(&next.data).len();
         if size > self.max_size {
             return Err(Error::TooLarge { size, limit: self.max_size });
         }
-        next.version = current.version + 1;
+        next.version = record::next_version(id, current.version)?;
         next.updated_at = record::now();
         match self.store.update(&next, current.version).await? {
             UpdateOutcome::Updated => Ok(next),
@@ -403,7 +407,7 @@ impl Admin {
             let current = self.current(id).await?;
             let mut next = current.clone();
             next.id = SessionId::generate();
-            next.version = current.version + 1;
+            next.version = record::next_version(id, current.version)?;
             next.updated_at = record::now();
             match self.store.rotate(id, current.version, &next).await? {
                 crate::store::RotateOutcome::Rotated => return Ok(next),

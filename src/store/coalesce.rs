@@ -89,6 +89,17 @@ impl PatchQueues {
     }
 }
 
+impl PatchQueues {
+    /// Answers whatever is still queued for `id` with an error and frees
+    /// the session (the task writing it ended early). Harmless after a
+    /// normal end, when nothing is queued and the session is already free.
+    pub(crate) fn abandon(&self, id: &SessionId) {
+        let waiting = self.locked().remove(id).unwrap_or_default();
+        let senders = waiting.into_iter().map(|(_, sender)| sender).collect();
+        deliver(senders, &Err(Error::Config("a combined write of this session was abandoned".into())));
+    }
+}
+
 /// Sends one combined outcome to every waiter. An error is shared: each
 /// waiter gets the same failure, described once.
 pub(crate) fn deliver(senders: Vec<Sender>, outcome: &Result<Option<i64>>) {

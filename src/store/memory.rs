@@ -46,6 +46,10 @@ struct Cached {
 struct Entry {
     slot: Slot,
     ttl: Duration,
+    /// A quick write's update: the entry keeps the deadline it had, so a
+    /// session kept busy by quick writes is still re-read from the database
+    /// within the staleness bound (and a revocation elsewhere seen).
+    keep_deadline: bool,
 }
 
 struct PerEntryTtl;
@@ -60,9 +64,9 @@ impl Expiry<String, Entry> for PerEntryTtl {
         _key: &String,
         entry: &Entry,
         _at: Instant,
-        _left: Option<Duration>,
+        left: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        if entry.keep_deadline { left.or(Some(entry.ttl)) } else { Some(entry.ttl) }
     }
 }
 
@@ -109,10 +113,15 @@ impl MemoryCache {
     }
 
     fn store_with_quick(&self, record: Record, quick: BTreeSet<String>) {
+        self.store_entry(record, quick, false);
+    }
+
+    fn store_entry(&self, record: Record, quick: BTreeSet<String>, keep_deadline: bool) {
         match self.ttl_for(&record) {
             Some(ttl) => {
                 let key = record.id.to_string();
-                self.entries.insert(key, Entry { slot: Slot::Live(Arc::new(Cached { record, quick })), ttl })
+                let slot = Slot::Live(Arc::new(Cached { record, quick }));
+                self.entries.insert(key, Entry { slot, ttl, keep_deadline })
             }
             None => self.entries.invalidate(record.id.as_str()),
         }
@@ -162,7 +171,8 @@ impl CacheTier for MemoryCache {
         let _guard = self.locked();
         match self.lookup(&record.id) {
             Some(Slot::Deleted | Slot::Moved) => return Ok(false),
-            Some(Slot::Live(cached)) if cached.record.version > record.version => return Ok(false),
+            // The same version may hold quick writes the record does not.
+            Some(Slot::Live(cached)) if cached.record.version >= record.version => return Ok(false),
             _ => {}
         }
         self.store(record);
@@ -179,7 +189,9 @@ impl CacheTier for MemoryCache {
             quick.extend(patch.set.keys().chain(&patch.removed).cloned());
         }
         let version = record.version;
-        self.store_with_quick(record, quick);
+        // A quick write (no bump) keeps the entry's deadline; a cache-only
+        // save has no database to go stale against.
+        self.store_entry(record, quick, !bump);
         Ok(Some(version))
     }
 
@@ -224,7 +236,7 @@ impl CacheTier for MemoryCache {
             (Tombstone::Moved, _) | (Tombstone::Deleted, Some(Slot::Moved)) => Slot::Moved,
             (Tombstone::Deleted, _) => Slot::Deleted,
         };
-        self.entries.insert(id.to_string(), Entry { slot, ttl });
+        self.entries.insert(id.to_string(), Entry { slot, ttl, keep_deadline: false });
         Ok(())
     }
 
@@ -256,7 +268,8 @@ impl CacheTier for MemoryCache {
             Some(v) if v != expected_version => Ok(RotateOutcome::Conflict),
             Some(_) if self.lookup(&record.id).is_some() => Ok(RotateOutcome::IdTaken),
             Some(_) => {
-                self.entries.insert(old.to_string(), Entry { slot: Slot::Moved, ttl: MOVED_MARKER_TTL });
+                let moved = Entry { slot: Slot::Moved, ttl: MOVED_MARKER_TTL, keep_deadline: false };
+                self.entries.insert(old.to_string(), moved);
                 self.store(record);
                 Ok(RotateOutcome::Rotated)
             }

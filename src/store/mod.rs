@@ -210,8 +210,9 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>>;
 
     /// Claims the purge scheduled at `tick` for this replica: true for the
-    /// first caller among all the replicas sharing the database, false for
-    /// every later one, however long after. Replicas compute the same tick
+    /// first claimant among all the replicas sharing the database (and for
+    /// it again, should it retry a claim whose answer it lost), false for
+    /// every other one, however long after. Replicas compute the same tick
     /// from the schedule, so clock skew between them does not matter.
     async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool>;
 
@@ -619,6 +620,20 @@ impl Store {
         }
     }
 
+    /// A database write that failed may still have committed (a timeout, a
+    /// lost reply): the cache entries it may have made stale go, so the
+    /// next read asks the database.
+    async fn after_unknown_outcome<T>(&self, outcome: Result<T>, ids: &[&SessionId]) -> Result<T> {
+        if outcome.is_err()
+            && let Some(cache) = self.cache()
+        {
+            for id in ids {
+                self.make_sure_evicted(cache, id).await;
+            }
+        }
+        outcome
+    }
+
     /// After a database delete: a tombstone in the cache.
     async fn cache_after_delete(&self, id: &SessionId) {
         self.leave_tombstone(id, Tombstone::Deleted).await;
@@ -748,7 +763,8 @@ impl Store {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             return self.cache_call(cache, "saving a session", cache.update(record, expected_version)).await;
         }
-        let outcome = self.db()?.update(record, expected_version).await?;
+        let outcome = self.db()?.update(record, expected_version).await;
+        let outcome = self.after_unknown_outcome(outcome, &[&record.id]).await?;
         match outcome {
             UpdateOutcome::Updated => self.cache_after_write(record).await,
             UpdateOutcome::Missing => self.cache_after_delete(&record.id).await,
@@ -774,9 +790,14 @@ impl Store {
                 };
             }
         };
-        let version = receiver
-            .await
-            .unwrap_or_else(|_| Err(Error::Config("a combined write of this session was abandoned".into())))?;
+        // The combined write is bounded by the tiers' own timeouts; this
+        // bound only matters if the task writing it died.
+        let bound = self.inner.options.database_timeout.saturating_mul(2);
+        let version = match tokio::time::timeout(bound, receiver).await {
+            Ok(Ok(outcome)) => outcome?,
+            Ok(Err(_)) => return Err(Error::Config("a combined write of this session was abandoned".into())),
+            Err(_) => return Err(Error::Timeout { backend: "store", operation: "saving a session", after: bound }),
+        };
         patched(base, patch, version)
     }
 
@@ -788,7 +809,8 @@ impl Store {
             let version = self.cache_call(cache, "saving a session", cache.patch(id, patch, true)).await?;
             return Ok((version, None));
         }
-        match self.db()?.patch(id, patch).await? {
+        let outcome = self.db()?.patch(id, patch).await;
+        match self.after_unknown_outcome(outcome, &[id]).await? {
             PatchOutcome::Patched(record) => {
                 self.cache_after_patch(patch, &record).await;
                 Ok((Some(record.version), Some(record)))
@@ -803,12 +825,20 @@ impl Store {
     /// Writes what was queued behind a write of `id`, batch after batch,
     /// until nothing more is.
     async fn drain_patches(self, id: SessionId, mut patch: Patch, mut senders: Vec<coalesce::Sender>) {
+        // If this task dies (a panic, a runtime shutting down), the waiters
+        // queued later are answered and the session freed for the next.
+        let mut abandoned = AbandonedQueue { store: &self, id: &id, armed: true };
         loop {
             let outcome = self.write_patch(&id, &patch).await.map(|(version, _)| version);
             coalesce::deliver(senders, &outcome);
             match self.inner.patches.next_batch(&id) {
                 Some((next, next_senders)) => (patch, senders) = (next, next_senders),
-                None => return,
+                None => {
+                    // The session is free again, and may already be another
+                    // request's to write: leave its queue alone.
+                    abandoned.armed = false;
+                    return;
+                }
             }
         }
     }
@@ -824,6 +854,10 @@ impl Store {
         let Some(cache) = self.cache().filter(|_| self.database().is_some()) else {
             return Err(Error::Config("quick writes need a cache in front of a database".into()));
         };
+        if self.is_suspect(cache, &base.id).await {
+            // Its cache entry may be stale and is not read: save normally.
+            return Ok(PatchOutcome::Missing);
+        }
         match self.cache_call(cache, "writing a session", cache.patch(&base.id, patch, false)).await {
             Ok(version) => patched(base, patch, version),
             Err(_) => Ok(PatchOutcome::Missing),
@@ -843,7 +877,7 @@ impl Store {
         self.remember_moved(old);
         let outcome = self.db()?.rotate(old, expected_version, record).await;
         self.settle_moved(old, &outcome);
-        let outcome = outcome?;
+        let outcome = self.after_unknown_outcome(outcome, &[old, &record.id]).await?;
         match outcome {
             RotateOutcome::Rotated => {
                 self.leave_tombstone(old, Tombstone::Moved).await;
@@ -948,19 +982,38 @@ impl Drop for QueuedPatches<'_> {
             Err(_) => {
                 let error = Err(Error::Config("no runtime left to write this session's changes".into()));
                 coalesce::deliver(senders, &error);
-                // Nothing can have queued since: this leaves the session free.
-                let _ = self.store.inner.patches.next_batch(self.id);
+                self.store.inner.patches.abandon(self.id);
             }
         }
     }
 }
 
-/// `base` with `patch` applied, at the version a cache reported.
+/// Frees a session's patch queue when the task draining it ends early.
+struct AbandonedQueue<'a> {
+    store: &'a Store,
+    id: &'a SessionId,
+    armed: bool,
+}
+
+impl Drop for AbandonedQueue<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.store.inner.patches.abandon(self.id);
+        }
+    }
+}
+
+/// `base` with `patch` applied, when the store reported a `version` (and
+/// `Missing` when it did not). The record keeps `base`'s version: it lacks
+/// what other requests wrote meanwhile, so a whole-session save later in the
+/// same request must meet a version conflict and reload rather than write
+/// this partial copy over theirs.
 fn patched(base: &Record, patch: &Patch, version: Option<i64>) -> Result<PatchOutcome> {
-    let Some(version) = version else { return Ok(PatchOutcome::Missing) };
+    if version.is_none() {
+        return Ok(PatchOutcome::Missing);
+    }
     let mut record = base.clone();
     patch.apply(&mut record, false)?;
-    record.version = version;
     Ok(PatchOutcome::Patched(record))
 }
 

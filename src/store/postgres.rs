@@ -231,7 +231,7 @@ impl DatabaseTier for PostgresDatabase {
                  user_id = CASE WHEN $4 THEN $5 ELSE user_id END,
                  expires_at = COALESCE($6, expires_at),
                  updated_at = $7, version = version + 1
-             WHERE id = $1 AND version < $8
+             WHERE id = $1 AND version < $8 AND expires_at > $7
              RETURNING id, data::text AS data, user_id, created_at, updated_at, expires_at, version",
         )
         .bind(id.as_str())
@@ -253,6 +253,9 @@ impl DatabaseTier for PostgresDatabase {
             .fetch_optional(&self.pool)
             .await
             .map_err(Error::db(BACKEND, OP))?;
+        // Gone, expired (a patch never brings an expired session back: an
+        // admin's `expire` must hold against saves already under way), or
+        // at the version limit.
         match version {
             None => Ok(PatchOutcome::Missing),
             Some(version) => record::next_version(id, version).map(|_| PatchOutcome::Missing),
@@ -264,7 +267,8 @@ impl DatabaseTier for PostgresDatabase {
         let claimed = sqlx::query(
             "WITH pruned AS (DELETE FROM purge_ticks WHERE tick < $1 - interval '1 day')
              INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES ($1, $2, now())
-             ON CONFLICT (tick) DO NOTHING",
+             ON CONFLICT (tick) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
+             WHERE purge_ticks.claimed_by = EXCLUDED.claimed_by",
         )
         .bind(tick)
         .bind(claimant)
@@ -436,15 +440,16 @@ impl DatabaseTier for PostgresDatabase {
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {
         const OP: &str = "taking the purge lock";
         let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        // Should the guard be dropped without `release` (an error, a panic,
+        // or a timeout that cancels this call after the server granted the
+        // lock), the connection is closed instead of going back to the pool
+        // still holding the lock, and the server releases it.
+        connection.close_on_drop();
         let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(PURGE_LOCK_KEY)
             .fetch_one(&mut *connection)
             .await
             .map_err(Error::db(BACKEND, OP))?;
-        // Should the guard be dropped without `release` (an error, a panic),
-        // the connection is closed instead of going back to the pool still
-        // holding the lock, and the server releases it.
-        connection.close_on_drop();
         Ok(granted.then(|| Box::new(AdvisoryLock { connection }) as Box<dyn super::PurgeLock>))
     }
 

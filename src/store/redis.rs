@@ -45,7 +45,10 @@ const COMMON: &str = r#"
 local function kind(key)
   local t = redis.call('TYPE', key)['ok']
   if t == 'none' then return 'none' end
-  if t ~= 'hash' then return 'old' end
+  if t ~= 'hash' then
+    if redis.call('GET', key) == '!deleted' then return 'tomb' end
+    return 'old'
+  end
   if redis.call('HEXISTS', key, 'x') == 1 then return 'tomb' end
   return 'live'
 end
@@ -64,6 +67,14 @@ local function write_whole(key, first, expiry)
 end
 local function version(key)
   return tonumber(redis.call('HGET', key, 'v'))
+end
+local function hdel_range(key, first, last)
+  local i = first
+  while i <= last do
+    local stop = math.min(i + 399, last)
+    redis.call('HDEL', key, unpack(ARGV, i, stop))
+    i = stop + 1
+  end
 end
 -- For each data field ('d:<key>') among ARGV[first..last] (every `step`th):
 -- mark its key as changed by a quick write ('q:<key>'), or unmark it.
@@ -89,11 +100,12 @@ return 1
 "#;
 
 /// After a database write: KEYS[1]; ARGV expiry ms, version, fields.
-/// Returns 1 stored, 0 refused (a newer version or a tombstone).
+/// Returns 1 stored, 0 refused (the same or a newer version, which may hold
+/// quick writes the record does not, or a tombstone).
 const PUT: &str = r#"
 local k = kind(KEYS[1])
 if k == 'tomb' then return 0 end
-if k == 'live' and version(KEYS[1]) > tonumber(ARGV[2]) then return 0 end
+if k == 'live' and version(KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 write_whole(KEYS[1], 3, ARGV[1])
 return 1
 "#;
@@ -113,7 +125,7 @@ if k == 'live' then
   local current = version(KEYS[1])
   if current >= new then return 0 end
   if current == new - 1 then
-    if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 5, 4 + removed)) end
+    hdel_range(KEYS[1], 5, 4 + removed)
     hset_range(KEYS[1], 5 + removed, 4 + removed + items)
     mark_quick(KEYS[1], 5, 4 + removed, 1, false)
     mark_quick(KEYS[1], 5 + removed, 4 + removed + items, 2, false)
@@ -142,7 +154,7 @@ if ARGV[1] == '1' then
   end
   redis.call('HINCRBY', KEYS[1], 'v', 1)
 end
-if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 6, 5 + removed)) end
+hdel_range(KEYS[1], 6, 5 + removed)
 hset_range(KEYS[1], 6 + removed, 5 + removed + items)
 if ARGV[1] == '0' then
   mark_quick(KEYS[1], 6, 5 + removed, 1, true)

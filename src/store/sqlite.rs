@@ -328,6 +328,11 @@ impl DatabaseTier for SqliteDatabase {
             sqlx::query(LOAD_SQL).bind(id.as_str()).fetch_optional(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
         let Some(row) = row else { return Ok(PatchOutcome::Missing) };
         let mut record = row_to_record(&row)?;
+        // A patch never brings an expired session back: an admin's `expire`
+        // must hold against saves already under way.
+        if record.is_expired_at(patch.updated_at) {
+            return Ok(PatchOutcome::Missing);
+        }
         patch.apply(&mut record, true)?;
         sqlx::query(
             "UPDATE sessions SET data = ?, user_id = ?, updated_at = ?, expires_at = ?, version = ? WHERE id = ?",
@@ -354,7 +359,9 @@ impl DatabaseTier for SqliteDatabase {
             .await
             .map_err(Error::db(BACKEND, OP))?;
         let claimed = sqlx::query(
-            "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?) ON CONFLICT (tick) DO NOTHING",
+            "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?)
+             ON CONFLICT (tick) DO UPDATE SET claimed_at = excluded.claimed_at
+             WHERE purge_ticks.claimed_by = excluded.claimed_by",
         )
         .bind(ms(tick))
         .bind(claimant)

@@ -56,6 +56,18 @@ impl TestDb {
         TestDb { store, database, cache, url, _dir: dir }
     }
 
+    /// A second store over the same tiers, as another app process has
+    /// (its own in-process state: combined writes, "moved" marks).
+    pub fn twin_store(&self) -> Store {
+        let options = StoreOptions::default();
+        match (&self.database, &self.cache) {
+            (Some(db), None) => Store::new(db.clone()),
+            (Some(db), Some(cache)) => Store::tiered(db.clone(), cache.clone(), options),
+            (None, Some(cache)) => Store::cache_only(cache.clone(), options),
+            (None, None) => unreachable!(),
+        }
+    }
+
     /// The database tier (for cases that only make sense with one).
     pub fn db(&self) -> &Arc<dyn DatabaseTier> {
         self.database.as_ref().expect("this case needs a database tier")

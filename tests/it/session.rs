@@ -163,3 +163,23 @@ async fn quick_writes_persist_and_mixing_persists_everything() {
     let check = Session::new(db.store.clone(), config, Some(&cookie));
     assert_eq!(check.data().await.unwrap(), json!({"n": 2, "seen": true}).as_object().cloned().unwrap());
 }
+
+#[test]
+fn import_lines_the_library_would_refuse_are_refused() {
+    let line = |version: &str, user: &str, data: &str| {
+        format!(
+            r#"{{"id":"{}","user_id":{user},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","expires_at":"2030-01-01T00:00:00Z","version":{version},"data":{data}}}"#,
+            sessionctl::SessionId::generate()
+        )
+    };
+    let parse = sessionctl::admin::ExportLine::parse;
+    assert!(parse(&line("3", "null", r#"{"a":1}"#)).is_ok());
+    for bad in [
+        line("9007199254740993", "null", "{}"),
+        line("-1", "null", "{}"),
+        line("1", r#""a\u0000b""#, "{}"),
+        line("1", "null", r#"{"k":"x\u0000"}"#),
+    ] {
+        assert!(matches!(parse(&bad), Err(sessionctl::Error::InvalidInput(_))), "{bad}");
+    }
+}

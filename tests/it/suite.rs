@@ -157,13 +157,18 @@ pub async fn many_concurrent_writers_all_land(db: TestDb) {
 
 /// `n` requests load one session, wait for each other, then each sets a
 /// key (its own, or one shared key) and saves: with the default retry bound.
+/// Every other request goes through a second `Store` over the same tiers
+/// (another app process), so the tiers' own atomicity is what keeps the
+/// changes, not one process combining them.
 async fn hammer(db: &TestDb, n: usize, shared_key: bool, quick: bool) -> (String, Vec<SaveStatus>) {
     let config = Arc::new(harness::config());
     let cookie = start(db, &config, json!({"init": true})).await;
+    let other_process = db.twin_store();
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (store, config, cookie, barrier) = (db.store.clone(), config.clone(), cookie.clone(), barrier.clone());
+        let store = if i % 2 == 0 { db.store.clone() } else { other_process.clone() };
+        let (config, cookie, barrier) = (config.clone(), cookie.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             let session = Session::new(store, config, Some(&cookie));
             let key = if shared_key { "same".to_owned() } else { format!("k{i}") };
@@ -305,6 +310,25 @@ pub async fn versions_never_wrap_and_stop_at_two_to_the_53(db: TestDb) {
     }
     let session = Session::new(db.store.clone(), config, Some(&cookie));
     assert!(matches!(session.get_value("n").await, Err(Error::Corrupt { .. })));
+}
+
+pub async fn a_save_under_way_never_revives_a_session_an_admin_expired(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    // A request loads the session and asks for "remember me"...
+    let slow = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    slow.set_expires_at(Utc::now() + chrono::Duration::days(30)).await.unwrap();
+    slow.insert("n", 2).await.unwrap();
+    let id = slow.id().await.unwrap().unwrap();
+    // ...while `sessionctl expire` ends it.
+    assert_eq!(db.store.expire(std::slice::from_ref(&id), now()).await.unwrap(), vec![id.clone()]);
+    let outcome = slow.save().await.unwrap();
+    assert_eq!(outcome.status, SaveStatus::Gone, "{outcome:?}");
+    let stored = db.stored(&id).await.expect("expired rows stay until purged");
+    assert!(stored.is_expired_at(now()), "still expired: {stored:?}");
+    assert_eq!(stored.data["n"], json!(1), "nothing written");
+    let reader = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(reader.get_value("n").await.unwrap(), None);
 }
 
 pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
@@ -617,7 +641,7 @@ macro_rules! session_cases {
 /// What needs a database tier: purge, listing, revocation by user.
 macro_rules! database_cases {
     ($backend:ident) => {
-        suite!($backend: versions_never_wrap_and_stop_at_two_to_the_53, purge_deletes_only_expired_rows, purge_of_a_sparse_table_deletes_only_expired_rows, purge_from_dense_to_sparse_windows_deletes_only_expired_rows, delete_by_user_and_filters);
+        suite!($backend: versions_never_wrap_and_stop_at_two_to_the_53, a_save_under_way_never_revives_a_session_an_admin_expired, purge_deletes_only_expired_rows, purge_of_a_sparse_table_deletes_only_expired_rows, purge_from_dense_to_sparse_windows_deletes_only_expired_rows, delete_by_user_and_filters);
     };
 }
 

@@ -322,3 +322,25 @@ async fn concurrent_saves_of_one_session_are_combined_on_redis_postgres() {
         concurrent_saves_of_one_session_are_combined(db).await;
     }
 }
+
+#[tokio::test]
+async fn an_old_releases_deletion_marker_is_not_refilled_over() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let prefix = format!("old-marker:{}:", SessionId::generate());
+    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let cache: Arc<dyn CacheTier> = Arc::new(redis.clone());
+    let store = Store::tiered(db.db().clone(), cache.clone(), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    // A process of the previous release deleted the session: its marker is
+    // the string "!deleted", and this release's refill must respect it.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET").arg(redis.key(&id)).arg("!deleted").query_async(&mut connection).await.unwrap();
+    let record = db.db().load(&id).await.unwrap().unwrap();
+    cache.fill(&record).await.unwrap();
+    assert!(!cache.put(&record).await.unwrap(), "refused");
+    let session = Session::new(store, config, Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), None, "still deleted");
+}
