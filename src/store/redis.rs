@@ -76,6 +76,24 @@ local function hdel_range(key, first, last)
     i = stop + 1
   end
 end
+-- The version of a live entry in one call; nil for an absent key, a
+-- tombstone (a hash without 'v') or an entry in the older string format.
+local function live_version(key)
+  local v = redis.pcall('HGET', key, 'v')
+  if type(v) ~= 'string' then return nil end
+  return tonumber(v)
+end
+-- Unmarks, in one call, the quick marks of the data fields among
+-- ARGV[first..last] (every `step`th).
+local function unmark_quick(key, first, last, step)
+  local flags = {}
+  for i = first, last, step do
+    if string.sub(ARGV[i], 1, 2) == 'd:' then flags[#flags + 1] = 'q:' .. string.sub(ARGV[i], 3) end
+  end
+  for i = 1, #flags, 400 do
+    redis.call('HDEL', key, unpack(flags, i, math.min(i + 399, #flags)))
+  end
+end
 -- For each data field ('d:<key>') among ARGV[first..last] (every `step`th):
 -- mark its key as changed by a quick write ('q:<key>'), or unmark it.
 local function mark_quick(key, first, last, step, mark)
@@ -111,30 +129,27 @@ return 1
 "#;
 
 /// After a database patch: KEYS[1]; ARGV expiry ms, new version, count of
-/// removed fields, count of patch field/value items, the removed fields,
-/// the patch items, then the whole record's fields. When the entry is the
-/// version just before, the patch is applied to it (keeping quick writes);
-/// otherwise the whole record replaces an older entry. Returns 1 or 0.
+/// removed fields, count of patch items, the removed fields, the patch
+/// items. When the entry is the version just before, the patch is applied
+/// to it (keeping quick writes, unmarking the keys it persisted): 1. The
+/// same or a newer version, or a tombstone: 0 (refused). Anything else (no
+/// entry, an older one): -1, and the caller writes the whole record.
 const PUT_PATCHED: &str = r#"
-local k = kind(KEYS[1])
-if k == 'tomb' then return 0 end
+local current = live_version(KEYS[1])
 local new = tonumber(ARGV[2])
+if current == nil then
+  if redis.call('EXISTS', KEYS[1]) == 1 and kind(KEYS[1]) == 'tomb' then return 0 end
+  return -1
+end
+if current >= new then return 0 end
+if current ~= new - 1 then return -1 end
 local removed = tonumber(ARGV[3])
 local items = tonumber(ARGV[4])
-if k == 'live' then
-  local current = version(KEYS[1])
-  if current >= new then return 0 end
-  if current == new - 1 then
-    hdel_range(KEYS[1], 5, 4 + removed)
-    hset_range(KEYS[1], 5 + removed, 4 + removed + items)
-    mark_quick(KEYS[1], 5, 4 + removed, 1, false)
-    mark_quick(KEYS[1], 5 + removed, 4 + removed + items, 2, false)
-    redis.call('HSET', KEYS[1], 'v', ARGV[2])
-    redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-    return 1
-  end
-end
-write_whole(KEYS[1], 5 + removed + items, ARGV[1])
+hdel_range(KEYS[1], 5, 4 + removed)
+hset_range(KEYS[1], 5 + removed, 4 + removed + items)
+unmark_quick(KEYS[1], 5, 4 + removed + items, 1)
+redis.call('HSET', KEYS[1], 'v', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 "#;
 
@@ -145,14 +160,15 @@ return 1
 /// Returns the entry's version after the change, or -1 when there is no
 /// live entry.
 const PATCH: &str = r#"
-if kind(KEYS[1]) ~= 'live' then return -1 end
+local current = live_version(KEYS[1])
+if current == nil then return -1 end
 local removed = tonumber(ARGV[3])
 local items = tonumber(ARGV[4])
 if ARGV[1] == '1' then
-  if version(KEYS[1]) >= tonumber(ARGV[2]) then
+  if current >= tonumber(ARGV[2]) then
     return redis.error_reply('session version is at its limit')
   end
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
+  current = redis.call('HINCRBY', KEYS[1], 'v', 1)
 end
 hdel_range(KEYS[1], 6, 5 + removed)
 hset_range(KEYS[1], 6 + removed, 5 + removed + items)
@@ -161,7 +177,7 @@ if ARGV[1] == '0' then
   mark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2, true)
 end
 if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
-return version(KEYS[1])
+return current
 "#;
 
 /// Cache-only update: KEYS[1]; ARGV expiry ms, expected version, fields.
@@ -477,8 +493,10 @@ impl CacheTier for RedisCache {
     }
 
     async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool> {
+        // The patch alone first (small, and what nearly always applies);
+        // the whole record only when the entry is missing or further behind.
         let (removed, items) = patch_fields(patch);
-        let stored: i64 = self
+        let applied: i64 = self
             .put_patched
             .key(self.key(&record.id))
             .arg(expiry_ms(record))
@@ -487,11 +505,14 @@ impl CacheTier for RedisCache {
             .arg(items.len())
             .arg(removed)
             .arg(items)
-            .arg(record_fields(record))
             .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("writing a session"))?;
-        Ok(stored == 1)
+        match applied {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => self.put(record).await,
+        }
     }
 
     async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {

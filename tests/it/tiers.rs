@@ -344,3 +344,29 @@ async fn an_old_releases_deletion_marker_is_not_refilled_over() {
     let session = Session::new(store, config, Some(&value));
     assert_eq!(session.get::<i32>("n").await.unwrap(), None, "still deleted");
 }
+
+#[tokio::test]
+async fn a_database_write_that_times_out_evicts_the_cached_copy() {
+    use sqlx::Connection as _;
+    let db = harness::sqlite().await;
+    let cache: Arc<dyn CacheTier> = Arc::new(MemoryCache::new(1000, Some(Duration::from_secs(60))));
+    let options = StoreOptions::default().with_database_timeout(Duration::from_millis(300));
+    let store = Store::tiered(db.db().clone(), cache.clone(), options);
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    assert!(matches!(cache.get(&id).await.unwrap(), CacheLookup::Hit(_)));
+
+    // Another writer holds SQLite's write lock: the save times out, and
+    // whether it committed is unknown to the store.
+    let mut blocker = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+    let session = Session::new(store.clone(), config.clone(), Some(&value));
+    session.insert("n", 2).await.unwrap();
+    let error = session.save().await.unwrap_err();
+    assert!(matches!(error, sessionctl::Error::Timeout { .. }), "{error}");
+    assert_eq!(cache.get(&id).await.unwrap(), CacheLookup::Miss, "the possibly stale copy was evicted");
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    let session = Session::new(store, config, Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "read from the database");
+}
