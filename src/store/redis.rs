@@ -52,14 +52,18 @@ local function kind(key)
   if redis.call('HEXISTS', key, 'x') == 1 then return 'tomb' end
   return 'live'
 end
-local function hset_range(key, first, last)
+-- Runs `command` on `key` with ARGV[first..last], in chunks (`unpack` has
+-- a stack limit).
+local function call_range(command, key, first, last)
   local i = first
   while i <= last do
     local stop = math.min(i + 399, last)
-    redis.call('HSET', key, unpack(ARGV, i, stop))
+    redis.call(command, key, unpack(ARGV, i, stop))
     i = stop + 1
   end
 end
+local function hset_range(key, first, last) call_range('HSET', key, first, last) end
+local function hdel_range(key, first, last) call_range('HDEL', key, first, last) end
 local function write_whole(key, first, expiry)
   redis.call('DEL', key)
   hset_range(key, first, #ARGV)
@@ -67,14 +71,6 @@ local function write_whole(key, first, expiry)
 end
 local function version(key)
   return tonumber(redis.call('HGET', key, 'v'))
-end
-local function hdel_range(key, first, last)
-  local i = first
-  while i <= last do
-    local stop = math.min(i + 399, last)
-    redis.call('HDEL', key, unpack(ARGV, i, stop))
-    i = stop + 1
-  end
 end
 -- The version of a live entry in one call; nil for an absent key, a
 -- tombstone (a hash without 'v') or an entry in the older string format.

@@ -235,6 +235,24 @@ fn bind_record<'q>(query: SqliteQuery<'q>, record: &'q Record) -> SqliteQuery<'q
         .bind(record.version)
 }
 
+/// The UPDATE of a record's columns by id (bound by [`bind_update`]); a
+/// caller may append conditions.
+macro_rules! update_sql {
+    () => {
+        "UPDATE sessions SET data = ?, user_id = ?, updated_at = ?, expires_at = ?, version = ? WHERE id = ?"
+    };
+}
+
+fn bind_update<'q>(query: SqliteQuery<'q>, record: &'q Record) -> SqliteQuery<'q> {
+    query
+        .bind(record.data_json())
+        .bind(record.user_id.as_deref())
+        .bind(ms(record.updated_at))
+        .bind(ms(record.expires_at))
+        .bind(record.version)
+        .bind(record.id.as_str())
+}
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -291,20 +309,11 @@ impl DatabaseTier for SqliteDatabase {
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
         // The version check and the existence check in one statement: a row
         // that is missing cannot be brought back by a stale save.
-        let row = sqlx::query(
-            "UPDATE sessions SET data = ?, user_id = ?, updated_at = ?, expires_at = ?, version = ?
-             WHERE id = ? AND version = ? RETURNING 1",
-        )
-        .bind(record.data_json())
-        .bind(record.user_id.as_deref())
-        .bind(ms(record.updated_at))
-        .bind(ms(record.expires_at))
-        .bind(record.version)
-        .bind(record.id.as_str())
-        .bind(expected_version)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "saving a session"))?;
+        let row = bind_update(sqlx::query(concat!(update_sql!(), " AND version = ? RETURNING 1")), record)
+            .bind(expected_version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "saving a session"))?;
         if row.is_some() {
             return Ok(UpdateOutcome::Updated);
         }
@@ -334,18 +343,7 @@ impl DatabaseTier for SqliteDatabase {
             return Ok(PatchOutcome::Missing);
         }
         patch.apply(&mut record, true)?;
-        sqlx::query(
-            "UPDATE sessions SET data = ?, user_id = ?, updated_at = ?, expires_at = ?, version = ? WHERE id = ?",
-        )
-        .bind(record.data_json())
-        .bind(record.user_id.as_deref())
-        .bind(ms(record.updated_at))
-        .bind(ms(record.expires_at))
-        .bind(record.version)
-        .bind(record.id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
+        bind_update(sqlx::query(update_sql!()), &record).execute(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
         tx.commit().await.map_err(Error::db(BACKEND, OP))?;
         Ok(PatchOutcome::Patched(record))
     }
