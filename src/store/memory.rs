@@ -195,18 +195,14 @@ impl CacheTier for MemoryCache {
         Ok(Some(version))
     }
 
-    async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool> {
+    async fn put_patched(&self, id: &SessionId, patch: &Patch, version: i64) -> Result<bool> {
         let _guard = self.locked();
-        match self.lookup(&record.id) {
-            Some(Slot::Deleted | Slot::Moved) => Ok(false),
-            Some(Slot::Live(cached)) if cached.record.version >= record.version => Ok(false),
-            Some(Slot::Live(cached)) if cached.record.version == record.version - 1 => {
+        match self.lookup(id) {
+            Some(Slot::Live(cached)) if cached.record.version == version - 1 => {
                 // Keep what quick writes added on top of the database's copy;
                 // the keys this patch wrote are in the database now.
                 let mut merged = cached.record.clone();
                 patch.apply(&mut merged, true)?;
-                merged.expires_at = record.expires_at;
-                merged.user_id.clone_from(&record.user_id);
                 let mut quick = cached.quick.clone();
                 for key in patch.set.keys().chain(&patch.removed) {
                     quick.remove(key);
@@ -214,10 +210,11 @@ impl CacheTier for MemoryCache {
                 self.store_with_quick(merged, quick);
                 Ok(true)
             }
-            _ => {
-                self.store(record);
-                Ok(true)
+            Some(Slot::Live(cached)) if cached.record.version < version => {
+                self.entries.invalidate(id.as_str());
+                Ok(false)
             }
+            _ => Ok(false),
         }
     }
 

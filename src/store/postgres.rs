@@ -14,8 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::{
-    DatabaseStats, DatabaseTier, Filter, Patch, PatchOutcome, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
-    StateFilter, UpdateOutcome, parse_ids,
+    DatabaseStats, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter,
+    UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -222,17 +222,17 @@ impl DatabaseTier for PostgresDatabase {
         })
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
         const OP: &str = "saving a session";
         // The row lock makes concurrent patches queue: each one sees the
         // row as the one before left it, so none loses another's keys.
-        let row = sqlx::query(
+        let row: Option<i64> = sqlx::query_scalar(
             "UPDATE sessions SET data = (data - $2::text[]) || $3::jsonb,
                  user_id = CASE WHEN $4 THEN $5 ELSE user_id END,
                  expires_at = COALESCE($6, expires_at),
                  updated_at = $7, version = version + 1
              WHERE id = $1 AND version < $8 AND expires_at > $7
-             RETURNING id, data::text AS data, user_id, created_at, updated_at, expires_at, version",
+             RETURNING version",
         )
         .bind(id.as_str())
         .bind(&patch.removed)
@@ -245,8 +245,8 @@ impl DatabaseTier for PostgresDatabase {
         .fetch_optional(&self.pool)
         .await
         .map_err(Error::db(BACKEND, OP))?;
-        if let Some(row) = row {
-            return row_to_record(&row).map(PatchOutcome::Patched);
+        if let Some(version) = row {
+            return Ok(Some(version));
         }
         let version: Option<i64> = sqlx::query_scalar("SELECT version FROM sessions WHERE id = $1")
             .bind(id.as_str())
@@ -257,8 +257,8 @@ impl DatabaseTier for PostgresDatabase {
         // admin's `expire` must hold against saves already under way), or
         // at the version limit.
         match version {
-            None => Ok(PatchOutcome::Missing),
-            Some(version) => record::next_version(id, version).map(|_| PatchOutcome::Missing),
+            None => Ok(None),
+            Some(version) => record::next_version(id, version).map(|_| None),
         }
     }
 

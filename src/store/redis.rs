@@ -124,28 +124,28 @@ write_whole(KEYS[1], 3, ARGV[1])
 return 1
 "#;
 
-/// After a database patch: KEYS[1]; ARGV expiry ms, new version, count of
-/// removed fields, count of patch items, the removed fields, the patch
-/// items. When the entry is the version just before, the patch is applied
-/// to it (keeping quick writes, unmarking the keys it persisted): 1. The
-/// same or a newer version, or a tombstone: 0 (refused). Anything else (no
-/// entry, an older one): -1, and the caller writes the whole record.
+/// After a database patch: KEYS[1]; ARGV expiry ms or '', new version,
+/// count of removed fields, count of patch items, the removed fields, the
+/// patch items. When the entry is the version just before, the patch is
+/// applied to it (keeping quick writes, unmarking the keys it persisted),
+/// and the script returns 1. An older entry is deleted (the next read
+/// refills it): -1. The same or a newer version, a tombstone, or no entry:
+/// 0, untouched.
 const PUT_PATCHED: &str = r#"
 local current = live_version(KEYS[1])
 local new = tonumber(ARGV[2])
-if current == nil then
-  if redis.call('EXISTS', KEYS[1]) == 1 and kind(KEYS[1]) == 'tomb' then return 0 end
+if current == nil or current >= new then return 0 end
+if current ~= new - 1 then
+  redis.call('DEL', KEYS[1])
   return -1
 end
-if current >= new then return 0 end
-if current ~= new - 1 then return -1 end
 local removed = tonumber(ARGV[3])
 local items = tonumber(ARGV[4])
 hdel_range(KEYS[1], 5, 4 + removed)
 hset_range(KEYS[1], 5 + removed, 4 + removed + items)
 unmark_quick(KEYS[1], 5, 4 + removed + items, 1)
 redis.call('HSET', KEYS[1], 'v', ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return 1
 "#;
 
@@ -488,15 +488,13 @@ impl CacheTier for RedisCache {
         Ok(stored == 1)
     }
 
-    async fn put_patched(&self, patch: &Patch, record: &Record) -> Result<bool> {
-        // The patch alone first (small, and what nearly always applies);
-        // the whole record only when the entry is missing or further behind.
+    async fn put_patched(&self, id: &SessionId, patch: &Patch, version: i64) -> Result<bool> {
         let (removed, items) = patch_fields(patch);
         let applied: i64 = self
             .put_patched
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(record.version)
+            .key(self.key(id))
+            .arg(patch.expires_at.map(|t| t.timestamp_millis().to_string()).unwrap_or_default())
+            .arg(version)
             .arg(removed.len())
             .arg(items.len())
             .arg(removed)
@@ -504,11 +502,7 @@ impl CacheTier for RedisCache {
             .invoke_async(&mut self.connection())
             .await
             .map_err(cache_error("writing a session"))?;
-        match applied {
-            1 => Ok(true),
-            0 => Ok(false),
-            _ => self.put(record).await,
-        }
+        Ok(applied == 1)
     }
 
     async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {

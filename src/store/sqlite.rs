@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{
-    DatabaseStats, DatabaseTier, Filter, Patch, PatchOutcome, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
-    StateFilter, UpdateOutcome, parse_ids,
+    DatabaseStats, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter,
+    UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -325,7 +325,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(if exists.is_some() { UpdateOutcome::Conflict } else { UpdateOutcome::Missing })
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
         const OP: &str = "saving a session";
         // Read, apply and write under the write lock (`BEGIN IMMEDIATE`):
         // concurrent patches queue on it, so none loses another's keys.
@@ -335,17 +335,17 @@ impl DatabaseTier for SqliteDatabase {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
         let row =
             sqlx::query(LOAD_SQL).bind(id.as_str()).fetch_optional(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
-        let Some(row) = row else { return Ok(PatchOutcome::Missing) };
+        let Some(row) = row else { return Ok(None) };
         let mut record = row_to_record(&row)?;
         // A patch never brings an expired session back: an admin's `expire`
         // must hold against saves already under way.
         if record.is_expired_at(patch.updated_at) {
-            return Ok(PatchOutcome::Missing);
+            return Ok(None);
         }
         patch.apply(&mut record, true)?;
         bind_update(sqlx::query(update_sql!()), &record).execute(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
         tx.commit().await.map_err(Error::db(BACKEND, OP))?;
-        Ok(PatchOutcome::Patched(record))
+        Ok(Some(record.version))
     }
 
     async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {

@@ -19,8 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    DatabaseStats, DatabaseTier, Filter, Patch, PatchOutcome, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor,
-    UpdateOutcome,
+    DatabaseStats, DatabaseTier, Filter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, UpdateOutcome,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -82,7 +81,7 @@ impl DatabaseTier for TimedDatabase {
         self.call("saving a session", self.inner.update(record, expected_version)).await
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<PatchOutcome> {
+    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
         self.call("saving a session", self.inner.patch(id, patch)).await
     }
 
