@@ -30,7 +30,7 @@ complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-prefix -d '
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_needs_command" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -s V -l version -d 'Print version'
@@ -55,7 +55,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-pre
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s V -l version -d 'Print version'
@@ -68,7 +68,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-pre
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l active -d 'Only sessions that have not expired'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l expired -d 'Only expired sessions (not purged yet)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -80,7 +80,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-pr
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s V -l version -d 'Print version'
@@ -93,7 +93,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-pre
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s V -l version -d 'Print version'
@@ -104,7 +104,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s V -l version -d 'Print version'
@@ -114,7 +114,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l dry-run -d 'Say what would be deleted, delete nothing'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -127,7 +127,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l dry-run -d 'Count what would be revoked, revoke nothing'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -139,7 +139,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l red
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s V -l version -d 'Print version'
@@ -152,7 +152,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l active -d 'Only sessions that have not expired'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l expired -d 'Only expired sessions (not purged yet)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -164,7 +164,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l replace -d 'Overwrite sessions that already exist (default: keep them)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l skip-invalid -d 'Import the valid lines of a file that has invalid ones, reporting each skipped line'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -179,7 +179,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l 
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l dry-run -d 'Count what would be purged, delete nothing'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -197,7 +197,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l red
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l once -d 'Run one pass now and exit'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l run-on-start -d 'Also run a pass right after starting'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -209,7 +209,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s V -l version -d 'Print version'
@@ -220,7 +220,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l redis
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand generate" -s V -l version -d 'Print version'

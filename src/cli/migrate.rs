@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::Args;
 
-use sessionctl::store::connect_database;
+use sessionctl::store::connect_database_with_timeout;
 
 use super::Ctx;
 use super::output::line;
@@ -15,7 +15,9 @@ pub struct MigrateArgs {}
 /// Applies the embedded migrations to the configured database.
 pub async fn run(ctx: &Ctx, _args: MigrateArgs) -> anyhow::Result<()> {
     let shown = ctx.shown_database();
-    let database = connect_database(&ctx.global.database_url).await.with_context(|| format!("cannot open {shown}"))?;
+    let database = connect_database_with_timeout(&ctx.global.database_url, ctx.global.database_timeout)
+        .await
+        .with_context(|| format!("cannot open {shown}"))?;
     database.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
     if ctx.json() {
         return line(serde_json::json!({"version": 1, "migrated": true, "backend": database.backend()}));

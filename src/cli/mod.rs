@@ -76,7 +76,7 @@ pub struct GlobalOpts {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms.
+    /// Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate.
     #[arg(
         long,
         global = true,

@@ -573,7 +573,7 @@ fn hung_server() -> (u16, std::thread::JoinHandle<()>) {
 fn a_hung_database_fails_each_command_within_its_timeout() {
     let (port, _server) = hung_server();
     let url = format!("postgres://ops:topsecret@127.0.0.1:{port}/sessions");
-    for args in [vec!["list"], vec!["stats"], vec!["purge-expired"], vec!["serve-cron", "--once"]] {
+    for args in [vec!["list"], vec!["stats"], vec!["purge-expired"], vec!["serve-cron", "--once"], vec!["migrate"]] {
         let started = Instant::now();
         let output = sessionctl(&url, &args).args(["--database-timeout", "1s"]).output().unwrap();
         let took = started.elapsed();
