@@ -17,7 +17,10 @@
 //! Then 100 concurrent requests on one session each set a key of their own,
 //! and the app is asked how many of the 100 keys the session kept.
 //! Cookie-only sessions are off for sessionctl, so the stores are measured.
-//! Release builds throughout. `ONLY=<part of a name>` runs one app.
+//! Release builds throughout. `ONLY=<part of a name>` runs only the apps
+//! whose name contains it; `RUNS=3` repeats everything in interleaved rounds
+//! (each round runs every app once) and ends with the medians, since single
+//! runs on a small shared machine vary by ±15–20%.
 //!
 //! Run: `cargo build --release -p sessionctl-benches --bin bench-web-server`,
 //! `cargo build --release --manifest-path benches/peer/Cargo.toml`, then
@@ -174,6 +177,10 @@ fn disjoint_keys_kept(port: u16) -> usize {
     kept
 }
 
+/// One measured shape: app, endpoint, number of sessions (requests/s of
+/// each round are kept per shape, for the medians).
+type Shape<'a> = (&'a str, &'a str, String);
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -209,52 +216,71 @@ fn main() {
         ("sessionctl: Redis only (no_database)", &ours, vec!["ours-redis".into(), redis.url()]),
         ("tower-sessions: RedisStore", &peer, vec!["redis".into(), redis.url()]),
     ];
+    let rounds: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     println!(
-        "wrk -t2 -c32 -d{seconds}s on loopback; each request carries the cookie of one of N sessions, picked at random"
+        "wrk -t2 -c32 -d{seconds}s on loopback; each request carries the cookie of one of N sessions, picked at random; {rounds} round(s), the apps interleaved in each"
     );
-    println!("| app | endpoint | sessions | requests/s | p99 | errors |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| round | app | endpoint | sessions | requests/s | p99 | errors |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut kept = Vec::new();
-    for (name, program, args) in configs {
-        if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
-            continue;
-        }
-        let server = start(program, &args);
-        let floor = name.contains("floor");
-        let mut sessions = Vec::new();
-        if !floor {
-            for _ in 0..SESSIONS {
-                sessions.push(get(server.port, "/write", None).expect("a session cookie"));
+    let mut measured: Vec<(Shape, Vec<f64>)> = Vec::new();
+    for round in 1..=rounds {
+        for (name, program, args) in &configs {
+            if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+                continue;
             }
-        } else {
-            sessions.push("none=1".into());
+            let server = start(program, args);
+            let floor = name.contains("floor");
+            let mut sessions = Vec::new();
+            if !floor {
+                for _ in 0..SESSIONS {
+                    sessions.push(get(server.port, "/write", None).expect("a session cookie"));
+                }
+            } else {
+                sessions.push("none=1".into());
+            }
+            let runs: Vec<(&str, usize)> = match (floor, name.contains("raw")) {
+                (true, true) => vec![("/read", 1)],
+                (true, false) => vec![("/noop", 1)],
+                _ => {
+                    vec![("/noop", SESSIONS), ("/read", SESSIONS), ("/write", SESSIONS), ("/write", 32), ("/write", 1)]
+                }
+            };
+            for (endpoint, count) in runs {
+                let cookies = dir.path().join(format!("cookies-{}-{count}.txt", server.port));
+                std::fs::write(&cookies, sessions[..count.min(sessions.len())].join("\n") + "\n").unwrap();
+                let load = wrk(server.port, endpoint, &cookies, seconds);
+                let count = if floor { "-".to_owned() } else { count.to_string() };
+                println!(
+                    "| {round} | {name} | {endpoint} | {count} | {:.0} | {:.2} ms | {} |",
+                    load.requests_per_second, load.p99_ms, load.errors
+                );
+                let key = (*name, endpoint, count);
+                match measured.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, values)) => values.push(load.requests_per_second),
+                    None => measured.push((key, vec![load.requests_per_second])),
+                }
+            }
+            if !floor {
+                kept.push((round, *name, disjoint_keys_kept(server.port)));
+            }
         }
-        let runs: Vec<(&str, usize)> = match (floor, name.contains("raw")) {
-            (true, true) => vec![("/read", 1)],
-            (true, false) => vec![("/noop", 1)],
-            _ => vec![("/noop", SESSIONS), ("/read", SESSIONS), ("/write", SESSIONS), ("/write", 32), ("/write", 1)],
-        };
-        for (endpoint, count) in runs {
-            let cookies = dir.path().join(format!("cookies-{}-{count}.txt", server.port));
-            std::fs::write(&cookies, sessions[..count.min(sessions.len())].join("\n") + "\n").unwrap();
-            let load = wrk(server.port, endpoint, &cookies, seconds);
-            println!(
-                "| {name} | {endpoint} | {} | {:.0} | {:.2} ms | {} |",
-                if floor { "-".to_owned() } else { count.to_string() },
-                load.requests_per_second,
-                load.p99_ms,
-                load.errors
-            );
-        }
-        if !floor {
-            kept.push((name, disjoint_keys_kept(server.port)));
+    }
+    if rounds > 1 {
+        println!();
+        println!("Medians over the {rounds} rounds (requests/s)");
+        println!("| app | endpoint | sessions | median |");
+        println!("| --- | --- | --- | --- |");
+        for ((name, endpoint, count), mut values) in measured {
+            values.sort_by(f64::total_cmp);
+            println!("| {name} | {endpoint} | {count} | {:.0} |", values[values.len() / 2]);
         }
     }
     println!();
     println!("100 concurrent requests on one session, each setting a different key: keys kept");
-    println!("| app | kept of 100 |");
-    println!("| --- | --- |");
-    for (name, kept) in kept {
-        println!("| {name} | {kept} |");
+    println!("| round | app | kept of 100 |");
+    println!("| --- | --- | --- |");
+    for (round, name, kept) in kept {
+        println!("| {round} | {name} | {kept} |");
     }
 }
