@@ -10,7 +10,9 @@
 //! queued is merged in arrival order (so the last writer of a key still
 //! wins, and every key set by anyone lands) and written at once. Each
 //! request's save still returns only after its own change is in the
-//! database.
+//! database. Nothing here talks to a server: the writes go through the
+//! store's tiers, each bounded by its timeout, and `Store::patch` bounds a
+//! waiter's wait (twice the database timeout) in case the writing task dies.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

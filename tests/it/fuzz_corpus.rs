@@ -91,14 +91,22 @@ fn every_fuzz_target_is_replayed() {
 
 /// The seeds are what a real app and operator produce; the checks must
 /// accept them, and the live cookies among them must decode, or the seeds
-/// (or the codec's format) have drifted.
+/// (or the codec's format) have drifted. With `SESSIONCTL_WRITE_SEEDS=1`
+/// the checked seeds are also written into `fuzz/corpus/<target>/seed-<name>`
+/// (before a first fuzzing run, or after the cookie format changed).
 #[test]
 fn seeds_pass_their_checks_and_live_cookies_decode() {
+    let write = std::env::var_os("SESSIONCTL_WRITE_SEEDS").is_some_and(|v| v == "1");
     let live = ["reference", "reference-old-key", "inline-empty", "inline-data", "inline-unicode-old-key"];
     let mut decoded = 0;
     for (target, name, bytes) in checks::seeds() {
         let check = TARGETS.iter().find(|(t, _)| *t == target).map(|(_, check)| check).unwrap();
         check(&bytes);
+        if write {
+            let dir = fuzz_dir().join("corpus").join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("seed-{name}")), &bytes).unwrap();
+        }
         if target == "cookie_decode" && live.contains(&name.as_str()) {
             let value = std::str::from_utf8(&bytes).unwrap();
             let payload = checks::codec().decode(value, checks::now());
@@ -107,16 +115,4 @@ fn seeds_pass_their_checks_and_live_cookies_decode() {
         }
     }
     assert_eq!(decoded, live.len());
-}
-
-/// Writes the seeds into `fuzz/corpus/<target>/seed-<name>`, before a first
-/// fuzzing run or after the cookie format changed (see fuzz/README.md).
-#[test]
-#[ignore = "writes into fuzz/corpus; run by hand"]
-fn write_seed_corpus() {
-    for (target, name, bytes) in checks::seeds() {
-        let dir = fuzz_dir().join("corpus").join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
-    }
 }

@@ -157,10 +157,11 @@ pub async fn many_concurrent_writers_all_land(db: TestDb) {
 
 /// `n` requests load one session, wait for each other, then each sets a
 /// key (its own, or one shared key) and saves: with the default retry bound.
+/// Every save must succeed; returns a reader of the session afterwards.
 /// Every other request goes through a second `Store` over the same tiers
 /// (another app process), so the tiers' own atomicity is what keeps the
 /// changes, not one process combining them.
-async fn hammer(db: &TestDb, n: usize, shared_key: bool, quick: bool) -> (String, Vec<SaveStatus>) {
+async fn hammer(db: &TestDb, n: usize, shared_key: bool, quick: bool) -> Session {
     let config = Arc::new(harness::config());
     let cookie = start(db, &config, json!({"init": true})).await;
     let other_process = db.twin_store();
@@ -186,13 +187,12 @@ async fn hammer(db: &TestDb, n: usize, shared_key: bool, quick: bool) -> (String
     for task in tasks {
         statuses.push(task.await.unwrap().expect("no save fails"));
     }
-    (cookie, statuses)
+    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
+    Session::new(db.store.clone(), config, Some(&cookie))
 }
 
 pub async fn hundred_writers_of_different_keys_all_land_without_errors(db: TestDb) {
-    let (cookie, statuses) = hammer(&db, 100, false, false).await;
-    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
-    let check = Session::new(db.store.clone(), Arc::new(harness::config()), Some(&cookie));
+    let check = hammer(&db, 100, false, false).await;
     let data = check.data().await.unwrap();
     let landed = (0..100).filter(|i| data.get(&format!("k{i}")) == Some(&json!(i))).count();
     assert_eq!(landed, 100, "every writer's key is present");
@@ -200,17 +200,13 @@ pub async fn hundred_writers_of_different_keys_all_land_without_errors(db: TestD
 }
 
 pub async fn hundred_writers_of_one_key_end_with_one_of_their_values(db: TestDb) {
-    let (cookie, statuses) = hammer(&db, 100, true, false).await;
-    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
-    let check = Session::new(db.store.clone(), Arc::new(harness::config()), Some(&cookie));
+    let check = hammer(&db, 100, true, false).await;
     let value = check.get::<i64>("same").await.unwrap().expect("one writer's value");
     assert!((0..100).contains(&value));
 }
 
 pub async fn concurrent_quick_writes_to_different_keys_all_land(db: TestDb) {
-    let (cookie, statuses) = hammer(&db, 500, false, true).await;
-    assert!(statuses.iter().all(|s| *s == SaveStatus::Saved), "{statuses:?}");
-    let check = Session::new(db.store.clone(), Arc::new(harness::config()), Some(&cookie));
+    let check = hammer(&db, 500, false, true).await;
     let data = check.data().await.unwrap();
     let landed = (0..500).filter(|i| data.get(&format!("k{i}")) == Some(&json!(i))).count();
     assert_eq!(landed, 500, "every quick change reported saved is there");
