@@ -86,12 +86,14 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             break
         }
         'sessionctl;stats' {
+            [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Rows in the sample; tables of up to ten times this are read whole')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--database-timeout', '--database-timeout', [CompletionResultType]::ParameterName, 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate')
+            [CompletionResult]::new('--exact', '--exact', [CompletionResultType]::ParameterName, 'Read every row (a progress bar on a terminal) instead of estimating a large table''s counts and distributions from a sample')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors (and the data asked for)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors (and the data asked for)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -953,12 +953,16 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__stats)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-q -h -V --exact --sample --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sample)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -80,12 +80,14 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --version 'Print version'
         }
         &'sessionctl;stats'= {
+            cand --sample 'Rows in the sample; tables of up to ten times this are read whole'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB'
             cand --redis-url 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)'
             cand --redis-prefix 'Key prefix of the sessions in Redis'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand --output 'Output format'
             cand --database-timeout 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate'
+            cand --exact 'Read every row (a progress bar on a terminal) instead of estimating a large table''s counts and distributions from a sample'
             cand -q 'Print only errors (and the data asked for)'
             cand --quiet 'Print only errors (and the data asked for)'
             cand -h 'Print help (see more with ''--help'')'

@@ -74,6 +74,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l expired -
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s V -l version -d 'Print version'
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l sample -d 'Rows in the sample; tables of up to ten times this are read whole' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-url -d 'Redis cache tier in front of the database (optional; without it only the database is seen and changed)' -r
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-prefix -d 'Key prefix of the sessions in Redis' -r
@@ -81,6 +82,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l secret-f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l exact -d 'Read every row (a progress bar on a terminal) instead of estimating a large table\'s counts and distributions from a sample'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s q -l quiet -d 'Print only errors (and the data asked for)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s V -l version -d 'Print version'

@@ -14,7 +14,7 @@ use crate::config::DEFAULT_MAX_SIZE;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Data, Record};
-use crate::store::{CacheLookup, DatabaseStats, Filter, ScanCursor, Store, UpdateOutcome};
+use crate::store::{CacheLookup, DatabaseStats, Filter, ScanCursor, StatsOptions, Store, UpdateOutcome};
 
 /// Admin operations over a store, with the cookie keys when known.
 #[derive(Debug, Clone)]
@@ -310,10 +310,13 @@ impl Admin {
         }
     }
 
-    /// Table-wide figures, and how the cache relates to the database.
-    pub async fn stats(&self) -> Result<Stats> {
+    /// Table-wide figures, and how the cache relates to the database. A
+    /// table over ten samples large is estimated from a sample unless
+    /// `options` asks for every row (see [`crate::store::stats`]);
+    /// `progress` hears the share of the table read so far.
+    pub async fn stats(&self, options: StatsOptions, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Stats> {
         let database = self.store.require_database()?;
-        let stats = database.stats(record::now()).await?;
+        let stats = crate::store::stats::compute(database.as_ref(), record::now(), options, progress).await?;
         let cache = match self.store.cache() {
             None => None,
             Some(cache) => {

@@ -86,6 +86,28 @@ impl AsRef<str> for SessionId {
     }
 }
 
+/// Where an id sits in the id space, from 0 to 1. Ids are uniformly
+/// random, so this is also the share of the table walked so far. Generated
+/// ids never start with `-` (the lowest character), so the first character
+/// spans the other 63; ids from elsewhere that do count as 0.
+pub(crate) fn id_fraction(id: &str) -> f64 {
+    // base64url characters in byte order, as SQLite compares them.
+    const ALPHABET: &[u8] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    let rank = |byte: u8| ALPHABET.iter().position(|&c| c == byte).unwrap_or(0) as f64;
+    let mut bytes = id.bytes();
+    let Some(first) = bytes.next() else { return 0.0 };
+    if first == b'-' {
+        return 0.0;
+    }
+    let mut scale = 1.0 / 63.0;
+    let mut fraction = (rank(first) - 1.0) * scale;
+    for byte in bytes.take(3) {
+        scale /= 64.0;
+        fraction += rank(byte) * scale;
+    }
+    fraction
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +145,18 @@ mod tests {
         ] {
             assert!(SessionId::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn id_fraction_spans_the_generated_id_space() {
+        assert_eq!(id_fraction("0-----------------------"), 0.0, "the lowest id a generator makes");
+        assert_eq!(id_fraction("-zzzzzzzzzzzzzzzzzzzzzzz"), 0.0);
+        assert!(id_fraction("zzzzzzzzzzzzzzzzzzzzzzzz") > 0.9999);
+        // 'W' is the 33rd of the 63 first characters: 32/63 of the space lies below it.
+        let middle = id_fraction("W-----------------------");
+        assert!((middle - 0.5).abs() < 0.01, "{middle}");
+        let ids: Vec<String> = (0..2000).map(|_| crate::SessionId::generate().as_str().to_owned()).collect();
+        let below_half = ids.iter().filter(|id| id_fraction(id) < 0.5).count();
+        assert!((800..1200).contains(&below_half), "{below_half} of 2000 below the middle");
     }
 }

@@ -1,23 +1,58 @@
 //! `sessionctl stats`: counts, sizes, expiry range.
 
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use sessionctl::record;
+use sessionctl::store::{StatsOptions, stats::DEFAULT_SAMPLE_ROWS};
 
 use super::Ctx;
 use super::output::{self, line, when};
 
 /// Arguments of `stats`.
 #[derive(Debug, Args)]
-pub struct StatsArgs {}
+pub struct StatsArgs {
+    /// Read every row (a progress bar on a terminal) instead of estimating
+    /// a large table's counts and distributions from a sample
+    #[arg(long)]
+    pub exact: bool,
+
+    /// Rows in the sample; tables of up to ten times this are read whole
+    #[arg(long, value_name = "ROWS", default_value_t = DEFAULT_SAMPLE_ROWS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
+}
 
 /// Prints the figures.
-pub async fn run(ctx: &Ctx, _args: StatsArgs) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     let admin = ctx.admin().await?;
-    let stats = admin.stats().await?;
+    let options = StatsOptions::default().with_exact(args.exact).with_sample_rows(args.sample);
+    let bar = (args.exact && !ctx.global.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(1000);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent}% of the table, ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let stats = admin
+        .stats(options, &mut |share| {
+            if let Some(bar) = &bar {
+                bar.set_position((share * 1000.0) as u64);
+            }
+        })
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let stats = stats?;
     let db = &stats.database;
-    let expired = db.total - db.active;
+    let expired = db.total.saturating_sub(db.active);
+    let sample = db.sample.map(|s| json!({"rows": s.rows, "share": s.share}));
     if ctx.json() {
         let cache = stats.cache.map(|c| {
             json!({"cached": c.cached, "in_both": c.in_both, "cache_only": c.cached - c.in_both, "database_only": db.total.saturating_sub(c.in_both)})
@@ -28,6 +63,8 @@ pub async fn run(ctx: &Ctx, _args: StatsArgs) -> anyhow::Result<()> {
             "active": db.active,
             "expired": expired,
             "with_user": db.with_user,
+            "exact": db.sample.is_none(),
+            "sample": sample,
             "size": {"min": db.size_min, "median": db.size_median, "p99": db.size_p99, "max": db.size_max},
             "oldest_expiry": db.oldest_expiry.map(output::utc),
             "newest_expiry": db.newest_expiry.map(output::utc),
@@ -39,16 +76,30 @@ pub async fn run(ctx: &Ctx, _args: StatsArgs) -> anyhow::Result<()> {
     let mut row = |name: &str, value: String| {
         table.add_row(vec![name.to_owned(), value]);
     };
-    row("sessions", db.total.to_string());
-    row("active", db.active.to_string());
-    row("expired (not purged yet)", expired.to_string());
+    // Estimates say so: "≈" before a scaled count, "(sample)" after a
+    // figure that is the sample's own.
+    let (about, of_sample) = if db.sample.is_some() { ("≈ ", " (sample)") } else { ("", "") };
+    row("sessions", format!("{about}{}", db.total));
+    row("active", format!("{about}{}", db.active));
+    row("expired (not purged yet)", format!("{about}{expired}"));
     row("with a user id", db.with_user.to_string());
     row(
         "size min / median / p99 / max",
-        format!("{} / {} / {} / {} bytes", db.size_min, db.size_median, db.size_p99, db.size_max),
+        format!("{} / {} / {} / {} bytes{of_sample}", db.size_min, db.size_median, db.size_p99, db.size_max),
     );
-    row("oldest expiry", db.oldest_expiry.map_or("-".into(), |t| when(t, now, "expired ")));
-    row("newest expiry", db.newest_expiry.map_or("-".into(), |t| when(t, now, "expired ")));
+    let expiry = |t: Option<_>| t.map_or("-".into(), |t| format!("{}{of_sample}", when(t, now, "expired ")));
+    row("oldest expiry", expiry(db.oldest_expiry));
+    row("newest expiry", expiry(db.newest_expiry));
+    if let Some(sample) = db.sample {
+        row(
+            "estimated from",
+            format!(
+                "a sample of {} rows ({:.2}% of the table); --exact reads every row",
+                sample.rows,
+                sample.share * 100.0
+            ),
+        );
+    }
     match stats.cache {
         Some(cache) => {
             row("in cache", cache.cached.to_string());

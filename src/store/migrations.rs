@@ -13,6 +13,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 const SQLITE: &[(i64, &str, &str)] = &[
     (1, "create sessions", include_str!("../../migrations/sqlite/0001_create_sessions.sql")),
     (2, "purge ticks", include_str!("../../migrations/sqlite/0002_purge_ticks.sql")),
+    (3, "user index by id prefix", include_str!("../../migrations/sqlite/0003_user_index_by_id_prefix.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "create sessions", include_str!("../../migrations/postgres/0001_create_sessions.sql")),

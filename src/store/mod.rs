@@ -28,9 +28,11 @@ mod patch;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;
+pub mod stats;
 mod timed;
 
 pub use patch::{Patch, PatchOutcome};
+pub use stats::{DatabaseStats, StatsOptions, StatsRow, StatsSample};
 pub use timed::DEFAULT_DATABASE_TIMEOUT;
 
 /// Result of a versioned update.
@@ -94,30 +96,6 @@ impl ScanCursor {
     pub fn after(record: &Record) -> ScanCursor {
         ScanCursor { expires_at: record.expires_at, id: record.id.clone() }
     }
-}
-
-/// Table-wide figures from [`DatabaseTier::stats`]. Sizes are bytes of the
-/// stored data (PostgreSQL: of the jsonb value's text form).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DatabaseStats {
-    /// Rows.
-    pub total: u64,
-    /// Rows whose expiry is in the future.
-    pub active: u64,
-    /// Rows with a user id.
-    pub with_user: u64,
-    /// Smallest data size.
-    pub size_min: u64,
-    /// Median data size.
-    pub size_median: u64,
-    /// 99th percentile data size.
-    pub size_p99: u64,
-    /// Largest data size.
-    pub size_max: u64,
-    /// Earliest expiry.
-    pub oldest_expiry: Option<DateTime<Utc>>,
-    /// Latest expiry.
-    pub newest_expiry: Option<DateTime<Utc>>,
 }
 
 /// What one purge batch did.
@@ -202,8 +180,14 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// Which of these ids exist.
     async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>>;
 
-    /// Counts, sizes and expiry range of the whole table.
-    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats>;
+    /// Up to `limit` rows' sizes, expiries and whether they have a user, in
+    /// id order after `after` (`None` to start): what
+    /// [`crate::admin::Admin::stats`] samples or walks (an index range, not
+    /// a scan of the table).
+    async fn stats_rows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StatsRow>>;
+
+    /// How many sessions have a user id (counted on the user index).
+    async fn count_with_user(&self) -> Result<u64>;
 
     /// Tries to become the one replica that purges; `None` when another
     /// holds the lock. PostgreSQL uses a session advisory lock, released

@@ -14,8 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::{
-    DatabaseStats, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter,
-    UpdateOutcome, parse_ids,
+    DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, StatsRow, UpdateOutcome,
+    parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -402,39 +402,28 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(found))
     }
 
-    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats> {
-        const OP: &str = "computing statistics";
-        let row = sqlx::query(
-            "SELECT count(*) AS total, count(*) FILTER (WHERE expires_at > $1) AS active,
-                    count(user_id) AS with_user,
-                    coalesce(min(octet_length(data::text)), 0)::bigint AS size_min,
-                    coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY octet_length(data::text)), 0)::bigint AS size_median,
-                    coalesce(percentile_disc(0.99) WITHIN GROUP (ORDER BY octet_length(data::text)), 0)::bigint AS size_p99,
-                    coalesce(max(octet_length(data::text)), 0)::bigint AS size_max,
-                    min(expires_at) AS oldest, max(expires_at) AS newest
-             FROM sessions",
+    async fn stats_rows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StatsRow>> {
+        let rows: Vec<(String, i32, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT id, octet_length(data::text), expires_at, user_id IS NOT NULL
+             FROM sessions WHERE id > $1 ORDER BY id LIMIT $2",
         )
-        .bind(now)
-        .fetch_one(&self.pool)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
-        let get = |column: &str| -> Result<u64> {
-            Ok(row.try_get::<i64, _>(column).map_err(Error::db(BACKEND, OP))?.max(0) as u64)
-        };
-        let time = |column: &str| -> Result<Option<DateTime<Utc>>> {
-            row.try_get::<Option<DateTime<Utc>>, _>(column).map_err(Error::db(BACKEND, OP))
-        };
-        Ok(DatabaseStats {
-            total: get("total")?,
-            active: get("active")?,
-            with_user: get("with_user")?,
-            size_min: get("size_min")?,
-            size_median: get("size_median")?,
-            size_p99: get("size_p99")?,
-            size_max: get("size_max")?,
-            oldest_expiry: time("oldest")?,
-            newest_expiry: time("newest")?,
-        })
+        .map_err(Error::db(BACKEND, "computing statistics"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, size, expires_at, has_user)| StatsRow { id, size: size.max(0) as u64, expires_at, has_user })
+            .collect())
+    }
+
+    async fn count_with_user(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "counting sessions with a user"))?;
+        Ok(count.max(0) as u64)
     }
 
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {

@@ -18,9 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{
-    DatabaseStats, DatabaseTier, Filter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, UpdateOutcome,
-};
+use super::{DatabaseTier, Filter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, StatsRow, UpdateOutcome};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::Record;
@@ -123,8 +121,12 @@ impl DatabaseTier for TimedDatabase {
         self.call("checking sessions", self.inner.existing(ids)).await
     }
 
-    async fn stats(&self, now: DateTime<Utc>) -> Result<DatabaseStats> {
-        self.call("computing statistics", self.inner.stats(now)).await
+    async fn stats_rows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StatsRow>> {
+        self.call("computing statistics", self.inner.stats_rows(after, limit)).await
+    }
+
+    async fn count_with_user(&self) -> Result<u64> {
+        self.call("counting sessions with a user", self.inner.count_with_user()).await
     }
 
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>> {

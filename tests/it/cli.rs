@@ -246,7 +246,52 @@ async fn stats_counts_sizes_and_expiry_range() {
     assert_eq!(doc["size"]["min"], json!(r#"{"old":true}"#.len()));
     assert_eq!(doc["oldest_expiry"], json!(sessionctl_rfc3339(alice_old.expires_at)));
     assert_eq!(doc["newest_expiry"], json!(sessionctl_rfc3339(anon.expires_at)));
+    assert_eq!((doc["exact"].as_bool(), &doc["sample"]), (Some(true), &Value::Null), "a small table is read whole");
     assert!(cli.ok(&["stats"]).contains("expired (not purged yet)"));
+}
+
+/// A large table's figures are estimated from a sample and say so; its
+/// user count stays exact, and `--exact` reads every row.
+#[tokio::test]
+async fn stats_estimates_a_large_table_from_a_labelled_sample() {
+    let (dir, url, _store, _) = seeded_sqlite().await;
+    let database = sessionctl::store::sqlite::SqliteDatabase::connect(&url).await.unwrap();
+    let now_ms = now().timestamp_millis();
+    sqlx::query(
+        "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+         SELECT value, json_object('n', key), CASE WHEN key % 4 = 0 THEN 'u' || key END, ?1, ?1,
+                CASE WHEN key % 3 = 0 THEN ?1 - 60000 ELSE ?1 + 3600000 END, 1
+         FROM json_each(?2)",
+    )
+    .bind(now_ms)
+    .bind(crate::purge::generated_ids(6000))
+    .execute(database.pool())
+    .await
+    .unwrap();
+    // 6,003 rows: 2,001 expired, 1,502 with a user.
+    let cli = Run::new(dir.path(), &url);
+    let doc = cli.json(&["stats", "--sample", "300"]);
+    assert_eq!(doc["exact"], false, "{doc}");
+    assert_eq!(doc["sample"]["rows"], 300);
+    let share = doc["sample"]["share"].as_f64().unwrap();
+    assert!((0.02..0.1).contains(&share), "300 of ~6,000 rows: {share}");
+    let total = doc["total"].as_u64().unwrap();
+    assert!((4000..8000).contains(&total), "estimated {total} of 6003");
+    let expired = doc["expired"].as_u64().unwrap() as f64 / total as f64;
+    assert!((0.2..0.47).contains(&expired), "a third expired, estimated {expired}");
+    assert_eq!(doc["with_user"], 1502, "counted on the index, exact");
+    let table = cli.ok(&["stats", "--sample", "300"]);
+    assert!(table.contains("≈") && table.contains("sample of 300 rows"), "{table}");
+
+    let exact = cli.json(&["stats", "--sample", "300", "--exact"]);
+    assert_eq!(
+        (exact["exact"].as_bool(), exact["total"].as_u64(), exact["expired"].as_u64()),
+        (Some(true), Some(6003), Some(2001))
+    );
+    assert_eq!(exact["sample"], Value::Null);
+    // Tables up to ten samples large are read whole without asking.
+    assert_eq!(cli.json(&["stats", "--sample", "1000"])["total"], 6003);
+    assert_eq!(cli.fails(&["stats", "--sample", "0"], 2).lines().count(), 1);
 }
 
 fn sessionctl_rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {

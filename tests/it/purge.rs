@@ -135,6 +135,13 @@ async fn grace_period_keeps_recently_expired_sessions() {
     assert!(database.load(&recent.id).await.unwrap().is_some());
 }
 
+/// `n` ids from the generator, as a JSON array (for `json_each` in SQL
+/// that fills a table): ids spread over the id space as real ones do, which
+/// the user index's prefixes and the stats sample rely on.
+pub fn generated_ids(n: usize) -> String {
+    serde_json::to_string(&(0..n).map(|_| SessionId::generate().as_str().to_owned()).collect::<Vec<_>>()).unwrap()
+}
+
 /// A SQLite database with `rows` sessions, every other one expired, written
 /// directly in SQL (fast enough for hundreds of thousands).
 async fn big_sqlite(rows: u32) -> harness::TestDb {
@@ -631,4 +638,114 @@ async fn serve_cron_on_a_hung_database_counts_failures_reports_503_and_stops_on_
     };
     assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
     assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+}
+
+/// A table where a fifth of the sessions belong to users (the shape where
+/// the user index used to make the purge rewrite its pages batch after
+/// batch): the purge deletes exactly the expired rows, the database and its
+/// user index stay consistent, and every remaining session of a user is
+/// still found through that index (`list --user`, `revoke --user`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_over_users_sessions_keeps_the_user_index_whole() {
+    let db = harness::sqlite().await;
+    let pool = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
+    let pool = pool.pool();
+    let now_ms = now().timestamp_millis();
+    sqlx::query(
+        "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+         SELECT value, json_object('n', key), CASE WHEN key % 5 = 0 THEN 'user' || (key / 5 % 40) END, ?1, ?1,
+                CASE WHEN abs(random()) % 2 = 0 THEN ?1 - 60000 ELSE ?1 + 3600000 END, 1
+         FROM json_each(?2)",
+    )
+    .bind(now_ms)
+    .bind(generated_ids(30_000))
+    .execute(pool)
+    .await
+    .unwrap();
+    // Ground truth read without the user index.
+    let live_of = async |user: &str| -> Vec<String> {
+        let mut ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM sessions NOT INDEXED WHERE user_id = ? AND expires_at > ? ORDER BY id")
+                .bind(user)
+                .bind(now_ms)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        ids.sort();
+        ids
+    };
+    let expired: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions NOT INDEXED WHERE expires_at <= ?")
+        .bind(now_ms)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let before: Vec<Vec<String>> = {
+        let mut all = Vec::new();
+        for u in 0..40 {
+            all.push(live_of(&format!("user{u}")).await);
+        }
+        all
+    };
+    assert!(before.iter().all(|ids| !ids.is_empty()), "every user has live sessions to find");
+
+    let summary = json_output(
+        &sessionctl(&db.url, &["purge-expired", "--batch-size", "1000", "--output", "json"]).output().unwrap(),
+    );
+    assert_eq!(summary["deleted"], expired, "{summary}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions NOT INDEXED WHERE expires_at <= ?")
+        .bind(now_ms)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool).await.unwrap();
+    assert_eq!(check, ["ok"]);
+
+    for (u, expected) in before.iter().enumerate() {
+        let user = format!("user{u}");
+        assert_eq!(&live_of(&user).await, expected, "the purge kept {user}'s live sessions");
+        let listed = sessionctl(&db.url, &["list", "--user", &user, "--output", "json"]).output().unwrap();
+        assert!(listed.status.success());
+        let mut ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap()["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        assert_eq!(&ids, expected, "list --user {user} finds every remaining session");
+        if u % 4 == 0 {
+            let revoked = json_output(
+                &sessionctl(&db.url, &["revoke", "--user", &user, "-y", "--output", "json"]).output().unwrap(),
+            );
+            assert_eq!(revoked["revoked"], expected.len(), "revoke --user {user}");
+            assert!(live_of(&user).await.is_empty(), "nothing of {user} left");
+        }
+    }
+}
+
+/// A database made before the user index was keyed by id prefix is
+/// upgraded in place by `migrate`, and keeps its users' sessions findable.
+#[tokio::test]
+async fn migrate_rebuilds_the_old_user_index() {
+    let db = harness::sqlite().await;
+    let alice = Record { user_id: Some("alice".into()), ..record(chrono::Duration::hours(1)) };
+    db.store.create(&alice).await.unwrap();
+    let pool = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
+    let pool = pool.pool();
+    // Back to the schema of version 2.
+    sqlx::query("DROP INDEX sessions_user_id").execute(pool).await.unwrap();
+    sqlx::query("CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3").execute(pool).await.unwrap();
+
+    let output = sessionctl(&db.url, &["migrate"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'sessions_user_id'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(sql.contains("substr(id, 1, 2), user_id"), "{sql}");
+    let listed = sessionctl(&db.url, &["list", "--user", "alice", "--output", "json"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(alice.id.as_str()));
 }
