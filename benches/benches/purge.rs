@@ -61,6 +61,26 @@ fn rows() -> u64 {
     std::env::var("ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(2_000_000)
 }
 
+/// Percent of the sessions that have a user id (`USERS=20`; default 10).
+fn users_percent() -> u64 {
+    std::env::var("USERS").ok().and_then(|r| r.parse().ok()).filter(|p| *p <= 100).unwrap_or(10)
+}
+
+/// A SQLite expression for a 24-character base64url id like the
+/// generator's (never starting with `-`), from the three random integers
+/// `a`, `b` and `c`: ids must spread over the id space as real ones do, or
+/// the user index's prefixes and the stats sample would not be those of a
+/// real table.
+fn sqlite_random_id() -> String {
+    const ALPHABET: &str = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    let mut parts = vec![format!("substr('{}', 1 + (a & 63) % 63, 1)", &ALPHABET[1..])];
+    for k in 1..24 {
+        let (var, shift) = (["a", "b", "c"][k / 10], 6 * (k % 10));
+        parts.push(format!("substr('{ALPHABET}', 1 + (({var} >> {shift}) & 63), 1)"));
+    }
+    parts.join(" || ")
+}
+
 fn expired_sql(shape: Shape, backend: Backend) -> &'static str {
     match (shape, backend) {
         (Shape::Ordered, _) => "i <= n / 2",
@@ -75,6 +95,7 @@ fn expired_sql(shape: Shape, backend: Backend) -> &'static str {
 /// some live ones for the writer.
 async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTier>, Vec<Record>) {
     let n = rows();
+    let users = users_percent();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let database: Arc<dyn DatabaseTier> = match backend {
         Backend::Sqlite => Arc::new(SqliteDatabase::connect(url).await.unwrap()),
@@ -86,15 +107,17 @@ async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTie
         Backend::Sqlite => {
             let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(url).await.unwrap();
             sqlx::query("PRAGMA synchronous = OFF").execute(&mut conn).await.unwrap();
+            let id = sqlite_random_id();
             let sql = format!(
-                "WITH RECURSIVE s(i, n) AS (SELECT 1, {n} UNION ALL SELECT i + 1, n FROM s WHERE i < n)
+                "WITH RECURSIVE s(i, n) AS (SELECT 1, {n} UNION ALL SELECT i + 1, n FROM s WHERE i < n),
+                      r(i, n, a, b, c) AS (SELECT i, n, random(), random(), random() FROM s)
                  INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-                 SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 24),
+                 SELECT {id},
                         json_object('cart', json_array('SKU-' || i), 'n', i, 'csrf', hex(randomblob(24))),
-                        CASE WHEN i % 10 = 0 THEN 'user' || (i % 5000) END,
+                        CASE WHEN i % 100 < {users} THEN 'user' || (i % 100000) END,
                         {now_ms}, {now_ms},
                         CASE WHEN {cond} THEN {now_ms} - 3600000 ELSE {now_ms} + 86400000 END, 1
-                 FROM s"
+                 FROM r"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
@@ -103,26 +126,25 @@ async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTie
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
             let sql = format!(
                 "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-                 SELECT substr(translate(encode(gen_random_bytes_fallback(18), 'base64'), '+/=', '-_'), 1, 24),
+                 SELECT substr(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'base64'), '+/=', '-_'), 1, 24),
                         jsonb_build_object('cart', jsonb_build_array('SKU-' || i), 'n', i, 'csrf', md5(i::text) || md5((i + 1)::text)),
-                        CASE WHEN i % 10 = 0 THEN 'user' || (i % 5000) END,
+                        CASE WHEN i % 100 < {users} THEN 'user' || (i % 100000) END,
                         to_timestamp({now_ms} / 1000.0), to_timestamp({now_ms} / 1000.0),
                         CASE WHEN {cond} THEN to_timestamp({now_ms} / 1000.0) - interval '1 hour'
                              ELSE to_timestamp({now_ms} / 1000.0) + interval '1 day' END, 1
                  FROM generate_series(1, {n}) AS g(i), (SELECT {n} AS n) AS c"
             );
-            sqlx::query(
-                "CREATE OR REPLACE FUNCTION gen_random_bytes_fallback(len int) RETURNS bytea LANGUAGE sql AS
-                 $$ SELECT decode(string_agg(lpad(to_hex((random() * 255)::int), 2, '0'), ''), 'hex') FROM generate_series(1, len) $$",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
             sqlx::query("VACUUM ANALYZE sessions").execute(&mut conn).await.unwrap();
         }
     }
-    let live = database
+    let live = live_sessions(database.as_ref()).await;
+    (database, live)
+}
+
+/// Some live sessions for the writer to save.
+async fn live_sessions(database: &dyn DatabaseTier) -> Vec<Record> {
+    database
         .scan(
             &sessionctl::Filter { state: sessionctl::StateFilter::Active, ..Default::default() },
             chrono::Utc::now(),
@@ -130,8 +152,7 @@ async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTie
             500,
         )
         .await
-        .unwrap();
-    (database, live)
+        .unwrap()
 }
 
 /// Saves live sessions in a loop until `stop`, one at a time, like a busy
@@ -243,25 +264,57 @@ async fn purge_with_binary(url: String) -> JobResult {
     (summary["deleted"].as_u64().unwrap(), Some(longest), sampler.join().unwrap())
 }
 
-async fn raw_delete(backend: Backend, url: String) -> JobResult {
+/// Times `stats`, `stats --exact` and `list --limit 10` on the table at `url`.
+async fn cli_timings(url: &str, shape: Shape) -> Vec<(Shape, String, Duration)> {
+    let binary = std::env::var("SESSIONCTL_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl").to_owned());
+    let mut timings = Vec::new();
+    for args in
+        [&["stats"][..], &["stats", "--exact"], &["list", "--limit", "10"], &["list", "--active", "--limit", "10"]]
+    {
+        let started = Instant::now();
+        let output = tokio::process::Command::new(&binary)
+            .env("SESSIONCTL_DATABASE_URL", url)
+            .args(args)
+            .args(["--output", "json"])
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        timings.push((shape, format!("sessionctl {}", args.join(" ")), started.elapsed()));
+    }
+    timings
+}
+
+async fn raw_delete(backend: Backend, url: String, vacuum: bool) -> JobResult {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let deleted = match backend {
         Backend::Sqlite => {
             let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
-            sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+            let deleted = sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
                 .bind(now_ms)
                 .execute(&mut conn)
                 .await
                 .unwrap()
-                .rows_affected()
+                .rows_affected();
+            // The whole process, as `sqlite3 file 'DELETE …'` runs it: its
+            // last connection copies the WAL back into the database on
+            // close, as the purge's checkpoints do (without this the floor
+            // left ~2 GB in the WAL for the app's commits to copy).
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await.unwrap();
+            deleted
         }
         Backend::Postgres => {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
-            sqlx::query("DELETE FROM sessions WHERE expires_at < now()")
+            let deleted = sqlx::query("DELETE FROM sessions WHERE expires_at < now()")
                 .execute(&mut conn)
                 .await
                 .unwrap()
-                .rows_affected()
+                .rows_affected();
+            if vacuum {
+                sqlx::query("VACUUM sessions").execute(&mut conn).await.unwrap();
+            }
+            deleted
         }
     };
     (deleted, None, None)
@@ -283,6 +336,7 @@ async fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut case = 0;
+    let mut timings = Vec::new();
     let only = std::env::var("ONLY").unwrap_or_default().to_lowercase();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         if !only.is_empty() && !format!("{backend:?}").to_lowercase().contains(&only) {
@@ -294,22 +348,81 @@ async fn main() {
                 continue;
             }
             let mut raw_wall = None;
+            // SQLite: one table per shape, copied for each method (filling
+            // ten million rows takes minutes).
+            // `TEMPLATES=dir` keeps them there between runs of the bench.
+            let templates = std::env::var("TEMPLATES").map(std::path::PathBuf::from);
+            let template = templates.as_deref().unwrap_or(dir.path()).join(format!(
+                "template-{shape:?}-{}-{}.db",
+                rows(),
+                users_percent()
+            ));
+            let template_live: Option<Vec<Record>>;
+            // PostgreSQL: likewise, each run on `CREATE DATABASE … TEMPLATE`.
+            let mut pg_template = None;
+            match (backend, pg) {
+                (Backend::Sqlite, _) => {
+                    let url = format!("sqlite://{}", template.display());
+                    let (database, live) = if template.exists() {
+                        let database = SqliteDatabase::connect(&url).await.unwrap();
+                        let live = live_sessions(&database).await;
+                        (Arc::new(database) as Arc<dyn DatabaseTier>, live)
+                    } else {
+                        fill(backend, &url, shape).await
+                    };
+                    drop(database);
+                    template_live = Some(live);
+                    if std::env::var("CLI").map_or(true, |v| v != "0") {
+                        timings.extend(cli_timings(&url, shape).await);
+                    }
+                }
+                (Backend::Postgres, Some(server)) => {
+                    let url = server.create_database();
+                    let (database, live) = fill(backend, &url, shape).await;
+                    drop(database);
+                    template_live = Some(live);
+                    pg_template = Some((server, url.rsplit('/').next().unwrap_or_default().to_owned()));
+                }
+                (Backend::Postgres, None) => continue,
+            }
             // The last: no writer, so nothing invalidates the purge's page
             // cache between batches (a quiet night); its peak RSS is the one
             // that matters for the memory budget.
-            for method in ["raw DELETE", "purge-expired", "purge-expired, idle"] {
+            let methods: &[&str] = match backend {
+                Backend::Sqlite => &["raw DELETE", "purge-expired", "purge-expired, idle"],
+                // What an operator runs by hand reclaims the space too.
+                Backend::Postgres => &["raw DELETE", "raw DELETE + VACUUM", "purge-expired", "purge-expired, idle"],
+            };
+            for &method in methods {
                 case += 1;
-                let url = match backend {
-                    Backend::Sqlite => format!("sqlite://{}", dir.path().join(format!("bench{case}.db")).display()),
-                    Backend::Postgres => match pg {
-                        Some(server) => server.create_database(),
-                        None => continue,
-                    },
+                let (url, database, live) = match (&template_live, &pg_template) {
+                    (Some(live), Some((server, template))) => {
+                        let mut admin =
+                            <sqlx::PgConnection as sqlx::Connection>::connect(&server.url("postgres")).await.unwrap();
+                        let name = format!("{template}_{case}");
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+                        )))
+                        .execute(&mut admin)
+                        .await
+                        .unwrap();
+                        let url = server.url(&name);
+                        let database: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
+                        (url, database, live.clone())
+                    }
+                    (Some(live), None) => {
+                        let path = dir.path().join(format!("bench{case}.db"));
+                        std::fs::copy(&template, &path).unwrap();
+                        let url = format!("sqlite://{}", path.display());
+                        let database: Arc<dyn DatabaseTier> = Arc::new(SqliteDatabase::connect(&url).await.unwrap());
+                        (url, database, live.clone())
+                    }
+                    (None, _) => continue,
                 };
-                let (database, live) = fill(backend, &url, shape).await;
                 let idle = method.ends_with("idle");
-                let run = if method == "raw DELETE" {
-                    measure(database, live, idle, raw_delete(backend, url.clone())).await
+                let run = if method.starts_with("raw DELETE") {
+                    let vacuum = method.ends_with("VACUUM");
+                    measure(database, live, idle, raw_delete(backend, url.clone(), vacuum)).await
                 } else {
                     measure(database, live, idle, purge_with_binary(url.clone())).await
                 };
@@ -335,6 +448,15 @@ async fn main() {
                     let _ = std::fs::remove_file(url.trim_start_matches("sqlite://"));
                 }
             }
+        }
+    }
+    if !timings.is_empty() {
+        println!();
+        println!("Read-only commands on the same SQLite tables (before the purge), whole processes:");
+        println!("| shape | command | wall |");
+        println!("| --- | --- | --- |");
+        for (shape, command, wall) in timings {
+            println!("| {shape:?} | `{command}` | {:.2} s |", wall.as_secs_f64());
         }
     }
 }

@@ -73,7 +73,25 @@ struct PurgeConnection {
     checkpointer: Checkpointer,
     /// Whether the last window was dense (see [`purge_batch`]).
     dense: bool,
+    /// `PRAGMA data_version` after the last batch: it moves when another
+    /// connection commits, so an unchanged one means no one else wrote.
+    data_version: Option<i64>,
+    /// The WAL lag the next batch allows its checkpoints.
+    lag: i64,
+    /// The window the next batch walks, at most the one asked for: halved
+    /// after a batch held the write lock over [`LOCK_CEILING`], grown back
+    /// after one under [`LOCK_FLOOR`].
+    window: Option<u32>,
 }
+
+/// A batch that held the write lock longer than this halves the next
+/// window; one shorter than [`LOCK_FLOOR`] grows it by a quarter, back up
+/// to the batch size asked for. Windows of 10,000 rows hold it ~8 ms at the
+/// median on ten million rows, with outliers past 25 ms (BENCHMARKS.md).
+const LOCK_CEILING: Duration = Duration::from_millis(12);
+const LOCK_FLOOR: Duration = Duration::from_millis(4);
+/// The smallest window the lock bound shrinks to.
+const MIN_WINDOW: u32 = 1_000;
 
 /// Passive checkpoints on a second connection, run in the background while
 /// the purge reads and deletes its next window: a checkpoint waits on two
@@ -101,12 +119,18 @@ enum Checkpointer {
 /// purge write lock to 42 ms (BENCHMARKS.md).
 const CHECKPOINT_LAG_FRAMES: i64 = 500;
 
+/// The bound when no one else wrote since the last batch (a quiet night):
+/// no app commit would have to copy the WAL back, so the purge lets the
+/// checkpoints run behind it instead of waiting on their fsyncs after
+/// nearly every batch. 4,000 frames is a 16 MB WAL. Should the app write
+/// again, the next batch sees it and goes back to the tight bound.
+const QUIET_CHECKPOINT_LAG_FRAMES: i64 = 4_000;
+
 impl Checkpointer {
     /// Before a write: waits for the running checkpoint if the WAL has
-    /// grown past the bound.
-    async fn settle_if_behind(&mut self) {
-        if matches!(self, Checkpointer::Running(task, frames) if *frames > CHECKPOINT_LAG_FRAMES && !task.is_finished())
-        {
+    /// grown past `lag` frames.
+    async fn settle_if_behind(&mut self, lag: i64) {
+        if matches!(self, Checkpointer::Running(task, frames) if *frames > lag && !task.is_finished()) {
             self.settle().await;
         }
     }
@@ -589,10 +613,6 @@ impl DatabaseTier for SqliteDatabase {
                     .execute(&mut connection)
                     .await?;
                 sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut connection).await?;
-                // The DELETE runs inside `BEGIN IMMEDIATE`, so SQLite keeps a
-                // statement journal of every page it changes; in memory (a
-                // window's pages, ~2 MB) rather than a temp file it wrote.
-                sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut connection).await?;
                 Ok(connection)
             };
             let connection = open().await.map_err(Error::db(BACKEND, OP))?;
@@ -600,9 +620,17 @@ impl DatabaseTier for SqliteDatabase {
                 Ok(connection) => Checkpointer::Idle(connection, 0),
                 Err(_) => Checkpointer::Gone,
             };
-            *purge = Some(PurgeConnection { connection, checkpointer, dense: false });
+            *purge = Some(PurgeConnection {
+                connection,
+                checkpointer,
+                dense: false,
+                data_version: None,
+                lag: CHECKPOINT_LAG_FRAMES,
+                window: None,
+            });
         }
         let state = purge.as_mut().expect("just opened");
+        let window = state.window.map_or(window, |shrunk| shrunk.min(window)).max(1);
         let result = purge_batch(
             &mut state.connection,
             now,
@@ -610,9 +638,22 @@ impl DatabaseTier for SqliteDatabase {
             window,
             return_ids,
             &mut state.dense,
-            Some(&mut state.checkpointer),
+            Some((&mut state.checkpointer, state.lag)),
         )
         .await;
+        let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut state.connection).await.ok();
+        let quiet = version.is_some() && version == state.data_version;
+        state.lag = if quiet { QUIET_CHECKPOINT_LAG_FRAMES } else { CHECKPOINT_LAG_FRAMES };
+        state.data_version = version;
+        if let Ok(batch) = &result {
+            state.window = if batch.write_lock > LOCK_CEILING {
+                Some((window / 2).max(MIN_WINDOW.min(window)))
+            } else if batch.write_lock < LOCK_FLOOR {
+                Some(window.saturating_add(window / 4))
+            } else {
+                Some(window)
+            };
+        }
         let walk_over = !matches!(&result, Ok(batch) if batch.next.is_some());
         // A passive checkpoint after every batch, in the background: the
         // app's own commits then find the WAL already copied back and never
@@ -639,7 +680,7 @@ const SPARSE_WINDOW_SHARE: i64 = 8;
 
 /// One purge batch on `connection`. A read outside the write lock finds the
 /// window's upper end (the `window`-th id after the cursor, or the end of
-/// the table); then one short `BEGIN IMMEDIATE` transaction deletes the
+/// the table); then one DELETE, its own short write transaction, deletes the
 /// window's expired rows, re-checking expiry row by row.
 ///
 /// How depends on the last window (`dense`), as expired rows are spread
@@ -655,7 +696,7 @@ async fn purge_batch(
     window: u32,
     return_ids: bool,
     dense: &mut bool,
-    checkpointer: Option<&mut Checkpointer>,
+    checkpointer: Option<(&mut Checkpointer, i64)>,
 ) -> Result<PurgeBatch> {
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
@@ -707,22 +748,26 @@ async fn purge_batch(
         (false, None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
     };
     let second = if by_id { expired_ids.as_deref() } else { upper.as_deref() };
-    if let Some(checkpointer) = checkpointer {
-        checkpointer.settle_if_behind().await;
+    if let Some((checkpointer, lag)) = checkpointer {
+        checkpointer.settle_if_behind(lag).await;
     }
+    // The DELETE is its own transaction: a write statement takes the write
+    // lock when it starts (waiting out the busy timeout), as `BEGIN
+    // IMMEDIATE` would, but outside an explicit transaction SQLite keeps no
+    // statement journal of the pages it changes (the expression index makes
+    // it keep one otherwise): windows of 10,000 rows on ten million took
+    // 7.7 ms instead of 10.7 ms at the median (BENCHMARKS.md, issue #15).
     let locked_at = std::time::Instant::now();
-    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
     let query = sqlx::query(sql).bind(after).bind(second).bind(ms(now));
     let (deleted, deleted_count) = if return_ids {
-        let rows = query.fetch_all(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
+        let rows = query.fetch_all(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
         let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
         let count = ids.len() as u64;
         (parse_ids(ids), count)
     } else {
-        let result = query.execute(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
+        let result = query.execute(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
         (Vec::new(), result.rows_affected())
     };
-    tx.commit().await.map_err(Error::db(BACKEND, OP))?;
     let write_lock = locked_at.elapsed();
     *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
     Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
