@@ -2,7 +2,7 @@
 //!
 //! Ids are uniformly random, so the first rows in id order are a random
 //! sample of the table, and where the last of them sits in the id space
-//! ([`crate::id::id_fraction`]) is the share of the table they are. A large
+//! (`id_fraction` in `src/id.rs`) is the share of the table they are. A large
 //! table's counts and distributions are estimated from such a sample (one
 //! index range, ~0.1 s on ten million rows); the count of sessions with a
 //! user comes exact from the user index either way. Tables up to ten samples
