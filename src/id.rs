@@ -86,14 +86,31 @@ impl AsRef<str> for SessionId {
     }
 }
 
+/// base64url characters in byte order, as databases compare them.
+const ORDERED_ALPHABET: &[u8] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
+/// The four-character id prefix at `fraction` (0 to 1) of the generated id
+/// space: the inverse of [`id_fraction`], to seek to a point of it.
+pub(crate) fn id_at_fraction(fraction: f64) -> String {
+    let mut rest = fraction.clamp(0.0, 1.0 - 1e-12) * 63.0;
+    let first = rest.floor();
+    let mut prefix = String::from(ORDERED_ALPHABET[1 + first as usize] as char);
+    rest -= first;
+    for _ in 0..3 {
+        rest *= 64.0;
+        let digit = rest.floor();
+        prefix.push(ORDERED_ALPHABET[(digit as usize).min(63)] as char);
+        rest -= digit;
+    }
+    prefix
+}
+
 /// Where an id sits in the id space, from 0 to 1. Ids are uniformly
 /// random, so this is also the share of the table walked so far. Generated
 /// ids never start with `-` (the lowest character), so the first character
 /// spans the other 63; ids from elsewhere that do count as 0.
 pub(crate) fn id_fraction(id: &str) -> f64 {
-    // base64url characters in byte order, as SQLite compares them.
-    const ALPHABET: &[u8] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
-    let rank = |byte: u8| ALPHABET.iter().position(|&c| c == byte).unwrap_or(0) as f64;
+    let rank = |byte: u8| ORDERED_ALPHABET.iter().position(|&c| c == byte).unwrap_or(0) as f64;
     let mut bytes = id.bytes();
     let Some(first) = bytes.next() else { return 0.0 };
     if first == b'-' {
@@ -145,6 +162,17 @@ mod tests {
         ] {
             assert!(SessionId::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn id_at_fraction_inverts_id_fraction() {
+        for f in [0.0, 0.001, 0.25, 0.5, 0.777, 0.999_999] {
+            let prefix = id_at_fraction(f);
+            assert_eq!(prefix.len(), 4);
+            assert!((id_fraction(&prefix) - f).abs() < 1e-6, "{f} -> {prefix}");
+        }
+        assert_eq!(id_at_fraction(0.0), "0---");
+        assert_eq!(id_at_fraction(1.0), "zzzz");
     }
 
     #[test]

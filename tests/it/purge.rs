@@ -749,3 +749,37 @@ async fn migrate_rebuilds_the_old_user_index() {
     let listed = sessionctl(&db.url, &["list", "--user", "alice", "--output", "json"]).output().unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains(alice.id.as_str()));
 }
+
+/// Several processes upgrading one database at once (replicas starting
+/// together run the migrations themselves): every one succeeds, and the
+/// index is rebuilt once. The loser used to fail with `UNIQUE constraint
+/// failed: _sqlx_migrations.version` after rebuilding it a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_all_succeed() {
+    let db = big_sqlite(100_000).await;
+    let database = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
+    let pool = database.pool();
+    // Back to the schema of version 2, on one connection, with users.
+    let mut connection = pool.acquire().await.unwrap();
+    for sql in [
+        "UPDATE sessions SET user_id = 'u' || substr(id, 1, 3) WHERE substr(id, 2, 1) < 'N'",
+        "DROP INDEX sessions_user_id",
+        "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
+        "DELETE FROM _sqlx_migrations WHERE version = 3",
+    ] {
+        sqlx::query(sql).execute(&mut *connection).await.unwrap();
+    }
+    drop(connection);
+    let children: Vec<Child> = (0..4)
+        .map(|_| sessionctl(&db.url, &["migrate"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await.unwrap();
+    assert_eq!(versions, [1, 2, 3]);
+    let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool).await.unwrap();
+    assert_eq!(check, ["ok"]);
+}
