@@ -67,13 +67,16 @@ fn users_percent() -> u64 {
 }
 
 /// A SQLite expression for a 24-character base64url id like the
-/// generator's (never starting with `-`), from the three random integers
-/// `a`, `b` and `c`: ids must spread over the id space as real ones do, or
+/// generator's (never starting with `-`), from the four random integers
+/// `a`, `b`, `c` and `d`: ids must spread over the id space as real ones do, or
 /// the user index's prefixes and the stats sample would not be those of a
 /// real table.
 fn sqlite_random_id() -> String {
     const ALPHABET: &str = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
-    let mut parts = vec![format!("substr('{}', 1 + (a & 63) % 63, 1)", &ALPHABET[1..])];
+    // The first character uniform over the 63 that are not `-`, as the
+    // generator draws it (`(a & 63) % 63` made `0` twice as likely, which
+    // `stats` rightly took for ids not spread like generated ones).
+    let mut parts = vec![format!("substr('{}', 1 + abs(d % 63), 1)", &ALPHABET[1..])];
     for k in 1..24 {
         let (var, shift) = (["a", "b", "c"][k / 10], 6 * (k % 10));
         parts.push(format!("substr('{ALPHABET}', 1 + (({var} >> {shift}) & 63), 1)"));
@@ -110,7 +113,7 @@ async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTie
             let id = sqlite_random_id();
             let sql = format!(
                 "WITH RECURSIVE s(i, n) AS (SELECT 1, {n} UNION ALL SELECT i + 1, n FROM s WHERE i < n),
-                      r(i, n, a, b, c) AS (SELECT i, n, random(), random(), random() FROM s)
+                      r(i, n, a, b, c, d) AS (SELECT i, n, random(), random(), random(), random() FROM s)
                  INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
                  SELECT {id},
                         json_object('cart', json_array('SKU-' || i), 'n', i, 'csrf', hex(randomblob(24))),
