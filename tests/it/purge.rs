@@ -731,13 +731,17 @@ async fn migrate_rebuilds_the_old_user_index() {
     db.store.create(&alice).await.unwrap();
     let pool = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
     let pool = pool.pool();
-    // Back to the schema of version 2.
-    sqlx::query("DROP INDEX sessions_user_id").execute(pool).await.unwrap();
-    sqlx::query("CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3").execute(pool).await.unwrap();
+    // Back to the schema of version 2, on one connection (another one of
+    // the pool may still see the index it had cached).
+    let mut connection = pool.acquire().await.unwrap();
+    for sql in [
+        "DROP INDEX sessions_user_id",
+        "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
+        "DELETE FROM _sqlx_migrations WHERE version = 3",
+    ] {
+        sqlx::query(sql).execute(&mut *connection).await.unwrap();
+    }
+    drop(connection);
 
     let output = sessionctl(&db.url, &["migrate"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
