@@ -76,3 +76,20 @@ pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>, past_word: &str) -> String
 pub fn when(t: DateTime<Utc>, now: DateTime<Utc>, past_word: &str) -> String {
     format!("{} ({})", utc(t), relative(t, now, past_word))
 }
+
+/// A bar over the share of the table walked (position 0 to 1,000), on
+/// stderr when it is a terminal and `quiet` is off; `None` otherwise.
+/// `extra` follows the percentage and ETA (e.g. ` — {msg}`).
+pub fn table_progress(quiet: bool, extra: &str) -> Option<indicatif::ProgressBar> {
+    (!quiet && io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{percent}}% of the table, ETA {{eta}}{extra}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    })
+}

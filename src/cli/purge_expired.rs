@@ -1,10 +1,8 @@
 //! `sessionctl purge-expired`: delete expired sessions in short batches.
 
-use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use sessionctl::purge::{self, PurgeEnd, PurgeOptions, PurgeProgress, StopFlag, parse_duration};
@@ -96,17 +94,7 @@ pub async fn run(ctx: &Ctx, args: PurgeExpiredArgs) -> anyhow::Result<()> {
     }
     let stop = StopFlag::new();
     stop_on_signals(&stop);
-    let bar = (!ctx.global.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(1000);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% of the table, ETA {eta} — {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
+    let bar = output::table_progress(ctx.global.quiet, " — {msg}");
     let progress = purge::purge_expired(admin.store(), &options, &stop, |p| {
         if let Some(bar) = &bar {
             bar.set_position((p.walked * 1000.0) as u64);

@@ -1,10 +1,6 @@
 //! `sessionctl stats`: counts, sizes, expiry range.
 
-use std::io::IsTerminal as _;
-use std::time::Duration;
-
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use sessionctl::record;
@@ -30,15 +26,7 @@ pub struct StatsArgs {
 pub async fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     let admin = ctx.admin().await?;
     let options = StatsOptions::default().with_exact(args.exact).with_sample_rows(args.sample);
-    let bar = (args.exact && !ctx.global.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(1000);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent}% of the table, ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
+    let bar = output::table_progress(ctx.global.quiet || !args.exact, "");
     let stats = admin
         .stats(options, &mut |share| {
             if let Some(bar) = &bar {

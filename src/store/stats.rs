@@ -186,7 +186,7 @@ pub(crate) async fn compute(
         // outside the space the sample spreads over.
         if head.first().is_some_and(|row| row.id.as_str() >= "0") {
             if let Some(tally) = sample(database, now, sample_rows).await? {
-                let sample = StatsSample { rows: tally.rows, share: tally.share };
+                let sample = StatsSample { rows: tally.tally.rows, share: tally.share };
                 progress(1.0);
                 return Ok(tally.tally.finish(with_user, Some(sample)));
             }
@@ -209,10 +209,9 @@ pub(crate) async fn compute(
     Ok(tally.finish(with_user, None))
 }
 
-/// A sample's tally, with how many rows it read and their share of the table.
+/// A sample's tally, with the share of the table its rows are.
 struct Sampled {
     tally: Tally,
-    rows: u64,
     share: f64,
 }
 
@@ -251,11 +250,10 @@ async fn sample(database: &dyn DatabaseTier, now: DateTime<Utc>, sample_rows: u3
     // for runs of 6,250 rows, far below what clustered ids give (their runs
     // jump whole empty regions of the id space).
     let allowed = (8.0 / f64::from(per_segment).sqrt()).exp();
-    let rows = tally.rows;
-    if highest > lowest * allowed || (rows as f64 / share) <= 10.0 * f64::from(sample_rows) {
+    if highest > lowest * allowed || (tally.rows as f64 / share) <= 10.0 * f64::from(sample_rows) {
         return Ok(None);
     }
-    Ok(Some(Sampled { tally, rows, share }))
+    Ok(Some(Sampled { tally, share }))
 }
 
 #[cfg(test)]

@@ -722,6 +722,21 @@ async fn purge_over_users_sessions_keeps_the_user_index_whole() {
     }
 }
 
+/// Runs `first`, then puts the schema back to version 2 (the user index on
+/// `user_id` alone), all on one connection: another one of the pool may
+/// still see the index it had cached.
+async fn back_to_schema_2(pool: &sqlx::SqlitePool, first: &[&str]) {
+    let mut connection = pool.acquire().await.unwrap();
+    let schema_2 = [
+        "DROP INDEX sessions_user_id",
+        "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
+        "DELETE FROM _sqlx_migrations WHERE version = 3",
+    ];
+    for sql in first.iter().chain(&schema_2) {
+        sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&mut *connection).await.unwrap();
+    }
+}
+
 /// A database made before the user index was keyed by id prefix is
 /// upgraded in place by `migrate`, and keeps its users' sessions findable.
 #[tokio::test]
@@ -731,17 +746,7 @@ async fn migrate_rebuilds_the_old_user_index() {
     db.store.create(&alice).await.unwrap();
     let pool = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
     let pool = pool.pool();
-    // Back to the schema of version 2, on one connection (another one of
-    // the pool may still see the index it had cached).
-    let mut connection = pool.acquire().await.unwrap();
-    for sql in [
-        "DROP INDEX sessions_user_id",
-        "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
-        "DELETE FROM _sqlx_migrations WHERE version = 3",
-    ] {
-        sqlx::query(sql).execute(&mut *connection).await.unwrap();
-    }
-    drop(connection);
+    back_to_schema_2(pool, &[]).await;
 
     let output = sessionctl(&db.url, &["migrate"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -763,17 +768,8 @@ async fn concurrent_migrations_all_succeed() {
     let db = big_sqlite(100_000).await;
     let database = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
     let pool = database.pool();
-    // Back to the schema of version 2, on one connection, with users.
-    let mut connection = pool.acquire().await.unwrap();
-    for sql in [
-        "UPDATE sessions SET user_id = 'u' || substr(id, 1, 3) WHERE substr(id, 2, 1) < 'N'",
-        "DROP INDEX sessions_user_id",
-        "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
-        "DELETE FROM _sqlx_migrations WHERE version = 3",
-    ] {
-        sqlx::query(sql).execute(&mut *connection).await.unwrap();
-    }
-    drop(connection);
+    back_to_schema_2(pool, &["UPDATE sessions SET user_id = 'u' || substr(id, 1, 3) WHERE substr(id, 2, 1) < 'N'"])
+        .await;
     let children: Vec<Child> = (0..4)
         .map(|_| sessionctl(&db.url, &["migrate"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
         .collect();
