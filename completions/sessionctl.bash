@@ -113,7 +113,7 @@ _sessionctl() {
 
     case "${cmd}" in
         sessionctl)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help"
+            opts="-o -q -h -V --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version show list stats edit expire delete revoke regenerate export import purge-expired serve-cron migrate generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -139,6 +139,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -151,7 +155,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__delete)
-            opts="-y -q -h -V --yes --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-y -o -q -h -V --yes --dry-run --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,6 +181,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -189,7 +197,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__edit)
-            opts="-q -h -V --set --unset --replace --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --set --unset --replace --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,6 +235,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -239,7 +251,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__expire)
-            opts="-q -h -V --user --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --user --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,6 +281,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -281,7 +297,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__export)
-            opts="-q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -319,6 +335,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -331,7 +351,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__generate)
-            opts="-q -h -V --out-dir --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --out-dir --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,6 +378,10 @@ _sessionctl() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
@@ -597,7 +621,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__import)
-            opts="-q -h -V --replace --skip-invalid --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --replace --skip-invalid --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -623,6 +647,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -635,7 +663,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__list)
-            opts="-q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --active --expired --user --key --limit --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -673,6 +701,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -685,7 +717,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__migrate)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --check --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,6 +743,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -723,7 +759,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__purge__subcmd__expired)
-            opts="-q -h -V --batch-size --older-than --max-duration --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --batch-size --older-than --max-duration --dry-run --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -761,6 +797,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -773,7 +813,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__regenerate)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -799,6 +839,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -811,7 +855,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__revoke)
-            opts="-y -q -h -V --user --yes --dry-run --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-y -o -q -h -V --user --yes --dry-run --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -841,6 +885,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -853,7 +901,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__serve__subcmd__cron)
-            opts="-q -h -V --batch-size --older-than --max-duration --schedule --once --run-on-start --log-format --metrics-addr --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --batch-size --older-than --max-duration --schedule --timezone --once --run-on-start --log-format --metrics-addr --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -872,6 +920,10 @@ _sessionctl() {
                     return 0
                     ;;
                 --schedule)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timezone)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -903,6 +955,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -915,7 +971,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__show)
-            opts="-q -h -V --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -941,6 +997,10 @@ _sessionctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --database-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -953,7 +1013,7 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__stats)
-            opts="-q -h -V --exact --sample --database-url --redis-url --redis-prefix --secret-file --output --quiet --database-timeout --help --version"
+            opts="-o -q -h -V --exact --sample --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -980,6 +1040,10 @@ _sessionctl() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;

@@ -254,7 +254,7 @@ impl Admin {
             _ => input,
         };
         if !value.contains('.') {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::InvalidId(format!(
                 "{:?} is neither a session id nor a cookie value",
                 value.chars().take(40).collect::<String>()
             )));
@@ -341,8 +341,10 @@ impl Admin {
         Ok(Stats { database: stats, cache })
     }
 
-    /// Applies an edit with the version check; returns the new record.
-    pub async fn edit(&self, id: &SessionId, edit: &Edit) -> Result<Record> {
+    /// Applies an edit with the version check; returns the new record, or
+    /// `None` when the edit changes nothing (then nothing is written: no
+    /// new version, no cache write).
+    pub async fn edit(&self, id: &SessionId, edit: &Edit) -> Result<Option<Record>> {
         let current = self.current(id).await?;
         let mut next = current.clone();
         if let Some(replace) = &edit.replace {
@@ -354,6 +356,9 @@ impl Admin {
         for key in &edit.unset {
             next.data.remove(key);
         }
+        if next.data == current.data {
+            return Ok(None);
+        }
         record::check_storable("data", &Value::Object(next.data.clone()))?;
         let size = record::encode_data(&next.data).len();
         if size > self.max_size {
@@ -362,7 +367,7 @@ impl Admin {
         next.version = record::next_version(id, current.version)?;
         next.updated_at = record::now();
         match self.store.update(&next, current.version).await? {
-            UpdateOutcome::Updated => Ok(next),
+            UpdateOutcome::Updated => Ok(Some(next)),
             UpdateOutcome::Missing => Err(not_found(id)),
             UpdateOutcome::Conflict => Err(Error::Conflict { id: id.to_string(), attempts: 1 }),
         }
@@ -433,7 +438,7 @@ impl Admin {
     pub async fn import(&self, records: &[Record], replace: bool) -> Result<ImportReport> {
         let mut report = ImportReport::default();
         for record in records {
-            if self.store.create(record).await? {
+            if self.store.restore(record).await? {
                 report.inserted += 1;
             } else if replace {
                 self.store.upsert(record).await?;

@@ -5,8 +5,6 @@
 //! that is down) rather than on sqlx or redis types. Messages never contain
 //! secrets: connection URLs are redacted before they reach an error.
 
-use std::fmt;
-
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -94,6 +92,20 @@ pub enum Error {
         source: sqlx::migrate::MigrateError,
     },
 
+    /// The database's schema is not the one this build uses (absent,
+    /// behind, or newer), and the store was opened without applying it.
+    #[error("{message}")]
+    Schema {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What is wrong and what to run, in one line.
+        message: String,
+    },
+
+    /// A SQLite database file that must exist does not.
+    #[error("no SQLite database at {0}: check the path, or create it with `sessionctl migrate`")]
+    NoDatabase(String),
+
     /// The cache tier failed. The tiered store normally absorbs this (falls
     /// back to the database); it surfaces only in cache-only mode.
     #[error("cache error ({backend}) during {operation}: {message}")]
@@ -175,34 +187,111 @@ impl Error {
     }
 }
 
-/// Removes the password from a connection URL so it can be shown.
+/// Removes the secrets from a connection URL so it can be shown: the
+/// password of its user part, and the values of query parameters that name
+/// one (`password`, `sslpassword`, `token`…).
 ///
 /// `postgres://app:hunter2@db/sessions` becomes `postgres://app:***@db/sessions`.
+/// A password holding an unencoded `/`, `@`, `?` or `#` is masked whole:
+/// the user part is taken to end at the last `@` (masking too much is
+/// harmless, too little is not).
 pub fn redact_url(url: &str) -> String {
-    RedactedUrl(url).to_string()
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let (head, rest) = url.split_at(scheme_end + 3);
+    let (authority_and_path, query) = match rest.rfind('@') {
+        // The query starts after the user part, whatever the password holds.
+        Some(at) => match rest[at..].find('?') {
+            Some(q) => rest.split_at(at + q),
+            None => (rest, ""),
+        },
+        None => match rest.find('?') {
+            Some(q) => rest.split_at(q),
+            None => (rest, ""),
+        },
+    };
+    let mut shown = String::from(head);
+    match authority_and_path.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority_and_path[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    shown.push_str(user);
+                    shown.push_str(":***");
+                }
+                None => shown.push_str(userinfo),
+            }
+            shown.push_str(&authority_and_path[at..]);
+        }
+        None => shown.push_str(authority_and_path),
+    }
+    if let Some(query) = query.strip_prefix('?') {
+        shown.push('?');
+        let pairs = query.split('&').map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_secret_parameter(key) => format!("{key}=***"),
+            _ => pair.to_owned(),
+        });
+        shown.push_str(&pairs.collect::<Vec<_>>().join("&"));
+    }
+    shown
 }
 
-struct RedactedUrl<'a>(&'a str);
-
-impl fmt::Display for RedactedUrl<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.0;
-        let Some(scheme_end) = url.find("://") else {
-            return f.write_str(url);
-        };
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
-                write!(f, "{}{}{}", &url[..scheme_end + 3], masked, &rest[at..])
+/// The secret parts of a URL, as written and percent-decoded: what must not
+/// appear in any message, whatever a driver's error quotes of the URL.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let Some(scheme_end) = url.find("://") else {
+        return secrets;
+    };
+    let rest = &url[scheme_end + 3..];
+    if let Some(at) = rest.rfind('@')
+        && let Some((_, password)) = rest[..at].split_once(':')
+    {
+        secrets.push(password.to_owned());
+    }
+    if let Some(q) = rest.rfind('@').map_or(rest.find('?'), |at| rest[at..].find('?').map(|q| at + q)) {
+        for pair in rest[q + 1..].split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && is_secret_parameter(key)
+            {
+                secrets.push(value.to_owned());
             }
-            None => f.write_str(url),
         }
     }
+    let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+    secrets.extend(decoded);
+    // Too short to mask without garbling the message (and not a password
+    // anyone should keep).
+    secrets.retain(|s| s.len() >= 3);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+fn is_secret_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "auth", "key"].iter().any(|word| key.contains(word))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -216,5 +305,25 @@ mod tests {
         assert_eq!(redact_url("postgres://app@db/s"), "postgres://app@db/s");
         assert_eq!(redact_url("sqlite://sessions.db"), "sqlite://sessions.db");
         assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
+    }
+
+    #[test]
+    fn passwords_with_unencoded_delimiters_and_in_the_query_are_masked() {
+        assert_eq!(redact_url("postgres://app:pa/ss@db/s"), "postgres://app:***@db/s");
+        assert_eq!(redact_url("postgres://app:p?a#s@db/s?sslmode=require"), "postgres://app:***@db/s?sslmode=require");
+        assert_eq!(
+            redact_url("postgres://db/s?user=app&password=hunter2&sslmode=require"),
+            "postgres://db/s?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/s?sslpassword=x1y2"), "postgres://app@db/s?sslpassword=***");
+        assert_eq!(redact_url("redis://:pw@127.0.0.1/0?protocol=resp3"), "redis://:***@127.0.0.1/0?protocol=resp3");
+    }
+
+    #[test]
+    fn secrets_are_found_as_written_and_decoded() {
+        let secrets = super::url_secrets("postgres://app:p%40ss/w@db/s?password=hunter2&x=1");
+        assert!(secrets.contains(&"p%40ss/w".to_owned()) && secrets.contains(&"p@ss/w".to_owned()), "{secrets:?}");
+        assert!(secrets.contains(&"hunter2".to_owned()), "{secrets:?}");
+        assert!(super::url_secrets("sqlite://sessions.db").is_empty());
     }
 }

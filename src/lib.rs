@@ -51,6 +51,6 @@ pub use id::SessionId;
 pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
 pub use store::{
-    CacheTier, DatabaseTier, Filter, Lookup, MemoryCacheConfig, Patch, PatchOutcome, PurgeBatch, StateFilter, Store,
-    StoreConfig, StoreOptions, Tombstone,
+    AppCache, CacheTier, DatabaseTier, Filter, Lookup, MemoryCacheConfig, OpenAs, Patch, PatchOutcome, PurgeBatch,
+    SchemaStatus, StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
 };

@@ -14,10 +14,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, like every other error.
             eprintln!("{}", cli::usage_error_line(&e.to_string()));
-            return ExitCode::from(2);
+            return ExitCode::from(cli::EXIT_USAGE);
         }
     };
     cli::init_logging(&cli);
+    let ignore_not_found = cli.global.ignore_not_found;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async { cli::run(cli).await.and_then(|()| cli::output::flush()) });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match cli::exit_code(&e) {
+        Err(e) => match cli::exit_code(&e, ignore_not_found) {
             None => ExitCode::SUCCESS,
             Some(code) => {
                 eprintln!("error: {}", cli::one_line(&e));

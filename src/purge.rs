@@ -233,7 +233,9 @@ pub fn parse_schedule(text: &str) -> std::result::Result<cron::Schedule, String>
         let reason = e.to_string();
         let reason =
             reason.lines().map(str::trim).rfind(|l| !l.is_empty() && *l != "^").unwrap_or("invalid").to_owned();
-        format!("{text:?} is not a cron schedule ({reason}); e.g. \"*/15 * * * *\"")
+        format!(
+            "{text:?} is not a cron schedule ({reason}): expected 5 fields as in crontab, minute hour day-of-month month day-of-week (or 6-7 with seconds first), e.g. \"*/15 * * * *\" for every 15 minutes or \"0 3 * * *\" for 3 a.m."
+        )
     })
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 use sessionctl::Error;
 
 use super::output::line;
-use super::{Ctx, confirm, parse_ids, plural};
+use super::{Access, Ctx, confirm, parse_ids, plural};
 
 /// Arguments of `delete`.
 #[derive(Debug, Args)]
@@ -25,7 +25,7 @@ pub struct DeleteArgs {
 /// Deletes the sessions.
 pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     let ids = parse_ids(&args.ids)?;
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Change).await?;
     let existing = admin.store().require_database()?.existing(&ids).await?;
     let missing: Vec<String> = ids.iter().filter(|id| !existing.contains(id)).map(ToString::to_string).collect();
     let done = if args.dry_run {

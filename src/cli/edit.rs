@@ -12,8 +12,8 @@ use sessionctl::admin::{Edit, ExportLine};
 use sessionctl::record::json_kind;
 use sessionctl::{Data, Error, SessionId};
 
-use super::Ctx;
 use super::output::line;
+use super::{Access, Ctx};
 
 /// Arguments of `edit`.
 #[derive(Debug, Args)]
@@ -57,7 +57,7 @@ fn parse_object(text: &str, source: &str) -> anyhow::Result<Data> {
 /// Applies the edit.
 pub async fn run(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
     let id = SessionId::parse(&args.id)?;
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Change).await?;
     let mut edit = Edit { replace: None, set: args.set, unset: args.unset };
     if let Some(path) = &args.replace {
         let text = if path.as_os_str() == "-" {
@@ -85,6 +85,13 @@ pub async fn run(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
         ),
         other => other.into(),
     })?;
+    let Some(record) = record else {
+        super::output::note(ctx.global.quiet, format!("no change to session {id}; nothing written"));
+        if ctx.json() {
+            return line(ExportLine::from_record(&admin.current(&id).await?).to_json());
+        }
+        return Ok(());
+    };
     ctx.note_database_only();
     if ctx.json() {
         return line(ExportLine::from_record(&record).to_json());

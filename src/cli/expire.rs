@@ -6,7 +6,7 @@ use serde_json::json;
 use sessionctl::Error;
 
 use super::output::line;
-use super::{Ctx, parse_ids, plural};
+use super::{Access, Ctx, parse_ids, plural};
 
 /// Arguments of `expire`.
 #[derive(Debug, Args)]
@@ -22,7 +22,7 @@ pub struct ExpireArgs {
 /// Expires the sessions.
 pub async fn run(ctx: &Ctx, args: ExpireArgs) -> anyhow::Result<()> {
     let ids = parse_ids(&args.ids)?;
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Change).await?;
     let expired = match &args.user {
         Some(user) => admin.expire_user(user).await?,
         None => admin.expire(&ids).await?,

@@ -6,7 +6,7 @@ use sessionctl::admin::ExportLine;
 
 use super::list::FilterArgs;
 use super::output::{self, line};
-use super::{Ctx, plural};
+use super::{Access, Ctx, plural};
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
@@ -17,7 +17,7 @@ pub struct ExportArgs {
 
 /// Writes one JSON object per session to stdout.
 pub async fn run(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Read).await?;
     let mut lister = admin.list(args.filter.filter(), args.filter.limit);
     let mut total = 0;
     loop {

@@ -12,7 +12,7 @@ use sessionctl::Error;
 use sessionctl::admin::ExportLine;
 
 use super::output::{self, line};
-use super::{Ctx, plural};
+use super::{Access, Ctx, plural};
 
 /// Arguments of `import`.
 #[derive(Debug, Args)]
@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
             output::note(false, format!("skipped line {number}: {error}"));
         }
     }
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(if args.replace { Access::Change } else { Access::Read }).await?;
     let report = admin.import(&records, args.replace).await?;
     if ctx.json() {
         return line(json!({

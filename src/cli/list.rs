@@ -6,8 +6,8 @@ use sessionctl::admin::ExportLine;
 use sessionctl::record;
 use sessionctl::{Filter, StateFilter};
 
-use super::Ctx;
 use super::output::{self, line, relative};
+use super::{Access, Ctx};
 
 /// Which sessions: shared by `list` and `export`.
 #[derive(Debug, Clone, Args)]
@@ -49,7 +49,7 @@ pub struct ListArgs {
 
 /// Prints the sessions: a table (one per page of 500), or JSON lines.
 pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Read).await?;
     let mut lister = admin.list(args.filter.filter(), args.filter.limit);
     let mut total = 0usize;
     loop {

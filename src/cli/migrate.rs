@@ -1,29 +1,80 @@
-//! `sessionctl migrate`: create or upgrade the schema.
+//! `sessionctl migrate`: create or upgrade the schema, or (`--check`) say
+//! whether it is behind.
 
 use anyhow::Context as _;
 use clap::Args;
+use serde_json::json;
 
-use sessionctl::store::connect_database_with_timeout;
+use sessionctl::store::{connect_database_with_timeout, connect_existing_database};
 
 use super::Ctx;
 use super::output::line;
 
 /// Arguments of `migrate`.
 #[derive(Debug, Args)]
-pub struct MigrateArgs {}
+pub struct MigrateArgs {
+    /// Change nothing: list the pending migrations, and exit 1 when there are any (for deploy pipelines).
+    #[arg(long)]
+    pub check: bool,
+}
 
 /// Applies the embedded migrations to the configured database.
-pub async fn run(ctx: &Ctx, _args: MigrateArgs) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
     let shown = ctx.shown_database();
-    let database = connect_database_with_timeout(&ctx.global.database_url, ctx.global.database_timeout)
+    if args.check {
+        return check(ctx, &shown).await;
+    }
+    let database = connect_database_with_timeout(ctx.database_url(), ctx.global.database_timeout)
         .await
         .with_context(|| format!("cannot open {shown}"))?;
+    let before = database.schema_status().await.ok();
     database.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
+    let applied = before.map(|status| status.pending).unwrap_or_default();
     if ctx.json() {
-        return line(serde_json::json!({"version": 1, "migrated": true, "backend": database.backend()}));
+        return line(json!({
+            "version": 1,
+            "migrated": true,
+            "backend": database.backend(),
+            "applied": applied.iter().map(|s| json!({"version": s.version, "description": s.description})).collect::<Vec<_>>(),
+        }));
     }
     if !ctx.global.quiet {
+        for step in &applied {
+            line(format!("applied {} {}", step.version, step.description))?;
+        }
         line(format!("schema up to date ({}: {shown})", database.backend()))?;
     }
     Ok(())
+}
+
+/// `--check`: reads the schema version and changes nothing (a read-only
+/// role can run it).
+async fn check(ctx: &Ctx, shown: &str) -> anyhow::Result<()> {
+    let database = connect_existing_database(ctx.database_url(), ctx.global.database_timeout)
+        .await
+        .with_context(|| format!("cannot open {shown}"))?;
+    let status = database.schema_status().await.with_context(|| format!("cannot read the schema of {shown}"))?;
+    if ctx.json() {
+        line(json!({
+            "version": 1,
+            "backend": status.backend,
+            "up_to_date": status.is_current(),
+            "applied": status.applied,
+            "pending": status.pending.iter().map(|s| json!({"version": s.version, "description": s.description})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for step in &status.pending {
+            line(format!("pending {} {}", step.version, step.description))?;
+        }
+        if status.is_current() && !ctx.global.quiet {
+            line(format!("schema up to date ({}: {shown})", status.backend))?;
+        }
+    }
+    if status.is_current() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} pending on {shown}: run `sessionctl migrate`",
+        super::plural(status.pending.len(), "migration", "migrations")
+    )
 }

@@ -4,13 +4,15 @@
 //! `sessionctl::admin`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use sessionctl::admin::Admin;
 use sessionctl::error::redact_url;
-use sessionctl::{Error, Keys, StoreConfig, StoreOptions};
+use sessionctl::store::open_database;
+use sessionctl::{AppCache, CacheTier, DatabaseTier, Error, Keys, OpenAs, Store, StoreOptions};
 
 mod delete;
 mod edit;
@@ -30,8 +32,18 @@ mod stats;
 
 /// Exit code for an error.
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code for bad usage, a malformed session id included.
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code when a session or user is not found.
 pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit code after Ctrl-C (128 + SIGINT), once the current batch finished.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Raised by a command stopped by a signal after finishing its current
+/// batch (and printing what it did).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted after the current batch; run it again to go on")]
+pub struct Interrupted;
 
 /// Inspect, edit and maintain the web sessions of apps built on sessionctl.
 #[derive(Debug, Parser)]
@@ -46,31 +58,33 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
-    /// Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        global = true,
-        env = "SESSIONCTL_DATABASE_URL",
-        default_value = "sqlite://sessions.db",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`].
+    #[arg(long, global = true, env = "SESSIONCTL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 
-    /// Redis cache tier in front of the database (optional; without it only the database is seen and changed).
+    /// Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one.
     #[arg(long, global = true, env = "SESSIONCTL_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Key prefix of the sessions in Redis.
-    #[arg(long, global = true, env = "SESSIONCTL_REDIS_PREFIX", default_value = "sessionctl:")]
-    pub redis_prefix: String,
+    /// Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:].
+    #[arg(long, global = true, env = "SESSIONCTL_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+
+    /// Change sessions in the database alone, accepting that the apps' cache serves its old copies until they expire.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 
     /// File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves).
     #[arg(long, global = true, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(short = 'o', long, global = true, env = "SESSIONCTL_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+
+    /// Exit 0 when no session or user matched (for scripts; the default is exit 3).
+    #[arg(long, global = true)]
+    pub ignore_not_found: bool,
 
     /// Print only errors (and the data asked for).
     #[arg(long, short, global = true)]
@@ -133,6 +147,9 @@ pub enum Command {
 /// What every command gets.
 pub struct Ctx {
     pub global: GlobalOpts,
+    /// Why the cache given could not be reached, when a read command went
+    /// on from the database alone.
+    pub cache_unreachable: std::sync::OnceLock<String>,
 }
 
 impl Ctx {
@@ -141,9 +158,14 @@ impl Ctx {
         self.global.output == OutputFormat::Json
     }
 
+    /// The database URL: the one given, else the embedded default.
+    pub fn database_url(&self) -> &str {
+        self.global.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
     /// The database URL as it may be shown.
     pub fn shown_database(&self) -> String {
-        redact_url(&self.global.database_url)
+        redact_url(self.database_url())
     }
 
     /// The cookie keys, if configured.
@@ -159,40 +181,128 @@ impl Ctx {
         }
     }
 
-    /// Connects the configured tiers (applying the schema) for admin work.
-    pub async fn admin(&self) -> anyhow::Result<Admin> {
-        let config = StoreConfig {
-            database_url: Some(self.global.database_url.clone()),
-            redis_url: self.global.redis_url.clone(),
-            redis_prefix: Some(self.global.redis_prefix.clone()),
-            memory_cache: None,
-            options: StoreOptions::default()
-                .with_cache_timeout(std::time::Duration::from_secs(5))
-                .with_database_timeout(self.global.database_timeout),
-        };
-        let store = config.open().await.with_context(|| format!("cannot open {}", self.shown_database()))?;
-        if let Some(cache) = store.cache() {
-            // Fail now, in one line, rather than on each call with a cache that is down.
-            let probe = sessionctl::SessionId::generate();
-            cache.get(&probe).await.map_err(anyhow::Error::new).context("cannot reach Redis")?;
+    /// Opens the database as an admin tool: it must exist with this
+    /// build's schema, and nothing is written on opening (a read-only role
+    /// can). The embedded default alone is created when missing, so the
+    /// main job runs on a fresh machine.
+    pub async fn database(&self) -> anyhow::Result<Arc<dyn DatabaseTier>> {
+        let shown = self.shown_database();
+        let timeout = self.global.database_timeout;
+        if self.global.database_url.is_none() {
+            // Creates and migrates the file only when it does not exist.
+            let created = open_database(DEFAULT_DATABASE_URL, timeout, OpenAs::Admin).await;
+            if let Err(Error::NoDatabase(_)) = created {
+                open_database(DEFAULT_DATABASE_URL, timeout, OpenAs::App)
+                    .await
+                    .with_context(|| format!("cannot create {shown}"))?;
+                output::note(self.global.quiet, format!("note: created {shown}"));
+            }
         }
-        Ok(Admin::new(store, self.keys()?))
+        open_database(self.database_url(), timeout, OpenAs::Admin).await.with_context(|| format!("cannot open {shown}"))
     }
 
-    /// Notes that the cache tier was not touched, where it matters.
+    /// Opens the store for admin work. `access` says whether the command
+    /// changes sessions: then the cache the apps recorded must be reached
+    /// (or `--no-cache` given), and an unreachable `--redis-url` stops it
+    /// before it changes anything. A command that only reads answers from
+    /// the database when the cache is down, and says so.
+    pub async fn admin(&self, access: Access) -> anyhow::Result<Admin> {
+        let database = self.database().await?;
+        let recorded = database.recorded_cache().await.context("cannot read which cache tier the apps use")?;
+        let recorded_prefix = match &recorded {
+            Some(AppCache::Redis { prefix }) => Some(prefix.clone()),
+            _ => None,
+        };
+        let prefix = self
+            .global
+            .redis_prefix
+            .clone()
+            .or(recorded_prefix)
+            .unwrap_or_else(|| sessionctl::store::redis::DEFAULT_PREFIX.to_owned());
+        let cache = match &self.global.redis_url {
+            Some(url) if !(self.global.no_cache && access == Access::Change) => {
+                match connect_cache(url, &prefix).await {
+                    Ok(cache) => Some(cache),
+                    Err(error) if access == Access::Read => {
+                        let reason = one_line(&error);
+                        output::note(self.global.quiet, format!("note: {reason}: answering from the database alone"));
+                        let _ = self.cache_unreachable.set(reason);
+                        None
+                    }
+                    Err(error) => {
+                        return Err(error.context(
+                            "nothing was changed (--no-cache changes the database alone; the apps serve cached copies until they expire)",
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
+        if access == Access::Change && cache.is_none() && !self.global.no_cache {
+            match &recorded {
+                Some(AppCache::Redis { prefix }) => anyhow::bail!(
+                    "the apps cache sessions in Redis (key prefix {prefix:?}): pass --redis-url so this change reaches that cache, or --no-cache to accept that the apps serve their cached copies until they expire"
+                ),
+                Some(AppCache::Unknown { kind }) => anyhow::bail!(
+                    "the apps use a {kind:?} cache tier this build cannot reach: upgrade sessionctl, or pass --no-cache to accept that the apps serve their cached copies until they expire"
+                ),
+                Some(AppCache::Memory { staleness }) => output::note(
+                    self.global.quiet,
+                    format!(
+                        "note: the apps cache sessions in process: they may serve the old copy for up to {}s",
+                        staleness.as_secs()
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        let options = StoreOptions::default()
+            .with_cache_timeout(CACHE_TIMEOUT)
+            .with_database_timeout(self.global.database_timeout);
+        Ok(Admin::new(Store::with_options(database, cache, options), self.keys()?))
+    }
+
+    /// Notes, after a change made with `--no-cache`, that a cache may
+    /// still serve the old copies.
     pub fn note_database_only(&self) {
-        if self.global.redis_url.is_none() {
+        if self.global.no_cache {
             output::note(
                 self.global.quiet,
-                "note: no --redis-url given: only the database was changed; a cache in front of it may serve old copies until they expire",
+                "note: --no-cache: only the database was changed; the apps' cache may serve old copies until they expire",
             );
         }
     }
 }
 
+/// Whether a command only reads sessions or changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads (and the purge, which deletes only what every cache has let
+    /// expire already).
+    Read,
+    /// Changes sessions the apps may hold in their cache.
+    Change,
+}
+
+/// The database when none is given: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessions.db";
+
+/// Longest one call to Redis may take from the command line.
+const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects to Redis and checks, in one call, that it answers: a cache that
+/// is down fails now in one line rather than on every call.
+async fn connect_cache(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn CacheTier>> {
+    let cache: Arc<dyn CacheTier> =
+        Arc::new(sessionctl::store::redis::RedisCache::connect(url, prefix, CACHE_TIMEOUT)?);
+    let probe = sessionctl::SessionId::generate();
+    cache.get(&probe).await.map_err(anyhow::Error::new).context("cannot reach Redis")?;
+    Ok(cache)
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Ctx { global: cli.global };
+    let ctx = Ctx { global: cli.global, cache_unreachable: std::sync::OnceLock::new() };
     match cli.command {
         Command::Show(args) => show::run(&ctx, args).await,
         Command::List(args) => list::run(&ctx, args).await,
@@ -214,6 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Logs to stderr; `RUST_LOG` overrides the level. The daemon logs at info
 /// level with timestamps (text or JSON); other commands only warnings.
 pub fn init_logging(cli: &Cli) {
+    remember_secrets(&cli.global);
     let (daemon, json) = match &cli.command {
         Command::ServeCron(args) => (true, args.log_format == serve_cron::LogFormat::Json),
         _ => (false, false),
@@ -228,7 +339,7 @@ pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| ScrubbedStderr).with_ansi(colour);
     let _ = match (daemon, json) {
         (true, true) => builder.json().try_init(),
         (true, false) => builder.try_init(),
@@ -249,7 +360,7 @@ pub fn one_line(error: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    redact_urls_in(&line.replace('\n', " "))
+    scrub(&redact_urls_in(&line.replace('\n', " ")))
 }
 
 fn redact_urls_in(text: &str) -> String {
@@ -257,6 +368,47 @@ fn redact_urls_in(text: &str) -> String {
         .map(|word| if word.contains("://") { redact_url(word) } else { word.to_owned() })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The secrets of the URLs this run was given, masked in every message and
+/// log line whatever a driver quotes of them.
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Remembers the secrets of the configured URLs (see [`scrub`]).
+pub fn remember_secrets(global: &GlobalOpts) {
+    let mut secrets: Vec<String> = [&global.database_url, &global.redis_url]
+        .into_iter()
+        .flatten()
+        .flat_map(|url| sessionctl::error::url_secrets(url))
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let _ = SECRETS.set(secrets);
+}
+
+/// `text` with every remembered secret replaced by `***`.
+pub fn scrub(text: &str) -> String {
+    let mut text = text.to_owned();
+    for secret in SECRETS.get().map(Vec::as_slice).unwrap_or_default() {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
+}
+
+/// Stderr for the log, each line scrubbed of the remembered secrets.
+struct ScrubbedStderr;
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::Write::write_all(&mut std::io::stderr().lock(), scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut std::io::stderr())
+    }
 }
 
 /// clap's usage error on one line: its message and details, without the
@@ -269,13 +421,23 @@ pub fn usage_error_line(text: &str) -> String {
         .join(" ")
 }
 
-/// The exit code for an error; `None` for a closed stdout (not an error).
-pub fn exit_code(error: &anyhow::Error) -> Option<u8> {
+/// The exit code for an error; `None` when it is not one: a closed stdout,
+/// or nothing matched under `--ignore-not-found`.
+pub fn exit_code(error: &anyhow::Error, ignore_not_found: bool) -> Option<u8> {
     if error.downcast_ref::<output::BrokenPipe>().is_some() {
         return None;
     }
-    let not_found = error.chain().any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::NotFound(_))));
-    Some(if not_found { EXIT_NOT_FOUND } else { EXIT_ERROR })
+    if error.downcast_ref::<Interrupted>().is_some() {
+        return Some(EXIT_INTERRUPTED);
+    }
+    let ours = || error.chain().filter_map(|cause| cause.downcast_ref::<Error>());
+    if ours().any(|e| matches!(e, Error::NotFound(_))) {
+        return (!ignore_not_found).then_some(EXIT_NOT_FOUND);
+    }
+    if ours().any(|e| matches!(e, Error::InvalidId(_))) {
+        return Some(EXIT_USAGE);
+    }
+    Some(EXIT_ERROR)
 }
 
 /// The `sessions` word with its count.

@@ -50,8 +50,31 @@ pub fn table() -> Table {
     table.load_style(presets::UTF8_FULL_CONDENSED);
     if io::stdout().is_terminal() {
         table.set_content_arrangement(ContentArrangement::Dynamic);
+        // A terminal that reports no width (`docker exec -t`, `script`)
+        // would squeeze every column to one character.
+        if table.width().is_none_or(|width| width == 0) {
+            table.set_width(FALLBACK_WIDTH);
+        }
     }
     table
+}
+
+/// Columns assumed when the terminal does not say.
+const FALLBACK_WIDTH: u16 = 80;
+
+/// A size for people: "312 B", "4.1 KiB", "2.0 MiB" (JSON carries bytes).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// RFC 3339 UTC with milliseconds.
@@ -92,4 +115,19 @@ pub fn table_progress(quiet: bool, extra: &str) -> Option<indicatif::ProgressBar
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(4200), "4.1 KiB");
+        assert_eq!(size(50 * 1024 * 1024), "50.0 MiB");
+        assert_eq!(size(u64::MAX), "16777216.0 TiB");
+    }
 }

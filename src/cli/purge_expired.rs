@@ -7,8 +7,8 @@ use serde_json::json;
 
 use sessionctl::purge::{self, PurgeEnd, PurgeOptions, PurgeProgress, StopFlag, parse_duration};
 
-use super::Ctx;
 use super::output::{self, line};
+use super::{Access, Ctx};
 
 /// What a purge run is told, shared with `serve-cron`.
 #[derive(Debug, Clone, Args)]
@@ -49,13 +49,18 @@ pub fn stop_on_signals(stop: &StopFlag) {
             Err(_) => return,
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::signal::ctrl_c() => CTRL_C.store(true, std::sync::atomic::Ordering::Relaxed),
             _ = term.recv() => {}
         }
         tracing::info!("stopping after the current batch");
         stop.raise();
     });
 }
+
+/// Whether the stop came from Ctrl-C (SIGINT): the command then exits 130,
+/// as a shell expects of an interrupted command; SIGTERM (a service
+/// manager's polite stop) exits 0.
+static CTRL_C: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn end_word(end: Option<PurgeEnd>) -> &'static str {
     match end {
@@ -83,7 +88,7 @@ pub fn summary_json(progress: &PurgeProgress) -> serde_json::Value {
 
 /// Runs the purge.
 pub async fn run(ctx: &Ctx, args: PurgeExpiredArgs) -> anyhow::Result<()> {
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Read).await?;
     let options = args.purge.options();
     if args.dry_run {
         let count = purge::count_expired(admin.store(), &options).await?;
@@ -106,8 +111,17 @@ pub async fn run(ctx: &Ctx, args: PurgeExpiredArgs) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     let progress = progress?;
+    summary(ctx, &progress)?;
+    if progress.end == Some(PurgeEnd::Interrupted) && CTRL_C.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(super::Interrupted.into());
+    }
+    Ok(())
+}
+
+/// The run's summary: JSON, or a table unless quiet.
+fn summary(ctx: &Ctx, progress: &PurgeProgress) -> anyhow::Result<()> {
     if ctx.json() {
-        return line(summary_json(&progress));
+        return line(summary_json(progress));
     }
     if ctx.global.quiet {
         return Ok(());

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use sessionctl::SessionId;
 
-use super::Ctx;
 use super::output::line;
+use super::{Access, Ctx};
 
 /// Arguments of `regenerate`.
 #[derive(Debug, Args)]
@@ -18,7 +18,7 @@ pub struct RegenerateArgs {
 /// Moves the session and prints the new id (and cookie, with keys).
 pub async fn run(ctx: &Ctx, args: RegenerateArgs) -> anyhow::Result<()> {
     let id = SessionId::parse(&args.id)?;
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Change).await?;
     let record = admin.regenerate(&id).await?;
     ctx.note_database_only();
     let cookie = admin.cookie_for(&record);

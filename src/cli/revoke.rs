@@ -3,8 +3,10 @@
 use clap::Args;
 use serde_json::json;
 
+use sessionctl::Error;
+
 use super::output::line;
-use super::{Ctx, confirm, plural};
+use super::{Access, Ctx, confirm, plural};
 
 /// Arguments of `revoke`.
 #[derive(Debug, Args)]
@@ -22,7 +24,7 @@ pub struct RevokeArgs {
 
 /// Revokes the user's sessions.
 pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Change).await?;
     let count = admin.count_user(&args.user).await?;
     let revoked = if args.dry_run || count == 0 {
         count as usize
@@ -37,11 +39,13 @@ pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
         anyhow::bail!("not confirmed; nothing revoked");
     };
     if ctx.json() {
-        return line(json!({"version": 1, "user": args.user, "dry_run": args.dry_run, "revoked": revoked}));
-    }
-    if !ctx.global.quiet {
+        line(json!({"version": 1, "user": args.user, "dry_run": args.dry_run, "revoked": revoked}))?;
+    } else if !ctx.global.quiet {
         let verb = if args.dry_run { "would revoke" } else { "revoked" };
         line(format!("{verb} {} of user {:?}", plural(revoked, "session", "sessions"), args.user))?;
+    }
+    if count == 0 {
+        return Err(Error::NotFound(format!("user {:?} has no sessions", args.user)).into());
     }
     Ok(())
 }

@@ -27,8 +27,8 @@ use tokio::net::TcpListener;
 use sessionctl::admin::Admin;
 use sessionctl::purge::{self, PurgeEnd, PurgeProgress, StopFlag};
 
-use super::Ctx;
 use super::purge_expired::{PurgeArgs, stop_on_signals};
+use super::{Access, Ctx};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,6 +47,9 @@ pub struct ServeCronArgs {
     /// When to purge, in cron syntax: 5 fields as in crontab (min hour day month weekday), or 6-7 with seconds first.
     #[arg(long, default_value = "*/15 * * * *", value_parser = purge::parse_schedule)]
     pub schedule: cron::Schedule,
+    /// Time zone the schedule is read in (an IANA name such as Europe/Paris; daylight saving time followed).
+    #[arg(long, env = "CRON_TZ", default_value = "UTC", value_name = "TZ", value_parser = parse_timezone)]
+    pub timezone: chrono_tz::Tz,
     /// Run one pass now and exit.
     #[arg(long)]
     pub once: bool,
@@ -56,9 +59,34 @@ pub struct ServeCronArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187; :9187 for every interface).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
     pub metrics_addr: Option<SocketAddr>,
+}
+
+fn parse_timezone(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("{text:?} is not a time zone: use an IANA name such as UTC, Europe/Paris or America/New_York")
+    })
+}
+
+/// `HOST:PORT`, or `:PORT` for every interface (as Prometheus exporters take it).
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    full.parse::<SocketAddr>()
+        .map_err(|_| format!("{text:?} is not an address to listen on: use HOST:PORT such as 127.0.0.1:9187, or :9187"))
+}
+
+/// The next run of `schedule` after `now`, with the schedule read in `zone`.
+fn next_tick(
+    schedule: &cron::Schedule,
+    zone: chrono_tz::Tz,
+    now: chrono::DateTime<Utc>,
+) -> Option<chrono::DateTime<Utc>> {
+    schedule.after(&now.with_timezone(&zone)).next().map(|tick| tick.with_timezone(&Utc))
 }
 
 #[derive(Debug, Default)]
@@ -193,7 +221,7 @@ fn claimant() -> String {
 /// Connects the tiers on first use (and after a failure).
 async fn store_of(ctx: &Ctx, admin: &mut Option<Admin>) -> anyhow::Result<sessionctl::Store> {
     if admin.is_none() {
-        *admin = Some(ctx.admin().await?);
+        *admin = Some(ctx.admin(Access::Read).await?);
     }
     Ok(admin.as_ref().expect("just set").store().clone())
 }
@@ -284,7 +312,13 @@ pub async fn run(ctx: &Ctx, args: ServeCronArgs) -> anyhow::Result<()> {
         tokio::spawn(serve_metrics(listener, metrics.clone()));
     }
     let claimant = claimant();
-    tracing::info!(database = %ctx.shown_database(), schedule = %args.schedule, %claimant, "serve-cron started");
+    tracing::info!(
+        database = %ctx.shown_database(),
+        schedule = %args.schedule,
+        timezone = %args.timezone,
+        %claimant,
+        "serve-cron started"
+    );
     let daemon = schedule_loop(ctx, &args, &stop, &metrics, &claimant);
     let result = if args.once || args.metrics_addr.is_none() {
         daemon.await
@@ -316,7 +350,7 @@ async fn schedule_loop(
     let mut pending: Option<(chrono::DateTime<Utc>, bool)> = None;
     loop {
         let now = Utc::now();
-        let next_tick = args.schedule.after(&now).next();
+        let next_tick = next_tick(&args.schedule, args.timezone, now);
         let due = if first && (args.once || args.run_on_start) {
             now
         } else if failures_in_a_row > 0 {
@@ -382,6 +416,9 @@ async fn schedule_loop(
                     tick,
                     "purge run"
                 );
+                if args.once && ctx.json() {
+                    super::output::line(super::purge_expired::summary_json(&progress))?;
+                }
             }
             Ok(RunOutcome::Skipped(why)) => {
                 failures_in_a_row = 0;
@@ -389,6 +426,9 @@ async fn schedule_loop(
                 metrics.last_run_failed.store(false, Ordering::Relaxed);
                 metrics.skipped.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(tick, "purge skipped: {why}");
+                if args.once && ctx.json() {
+                    super::output::line(serde_json::json!({"version": 1, "skipped": why.to_string()}))?;
+                }
             }
             Err(error) => {
                 failures_in_a_row += 1;
@@ -407,4 +447,31 @@ async fn schedule_loop(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn schedules_are_read_in_utc_or_the_zone_given() {
+        let schedule = purge::parse_schedule("0 3 * * *").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
+        assert_eq!(next_tick(&schedule, chrono_tz::UTC, now), Some(Utc.with_ymd_and_hms(2026, 7, 2, 3, 0, 0).unwrap()));
+        // 3 a.m. in Paris is 1 a.m. UTC in summer, 2 a.m. in winter.
+        let paris = parse_timezone("Europe/Paris").unwrap();
+        assert_eq!(next_tick(&schedule, paris, now), Some(Utc.with_ymd_and_hms(2026, 7, 2, 1, 0, 0).unwrap()));
+        let winter = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        assert_eq!(next_tick(&schedule, paris, winter), Some(Utc.with_ymd_and_hms(2026, 12, 2, 2, 0, 0).unwrap()));
+        assert!(parse_timezone("Mars/Olympus").unwrap_err().contains("IANA"));
+    }
+
+    #[test]
+    fn metrics_addresses_take_a_bare_port() {
+        assert_eq!(parse_listen_addr(":9187"), Ok("0.0.0.0:9187".parse().unwrap()));
+        assert_eq!(parse_listen_addr("127.0.0.1:9187"), Ok("127.0.0.1:9187".parse().unwrap()));
+        assert!(parse_listen_addr("9187").is_err());
+    }
 }

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use sessionctl::admin::{CacheState, ExportLine, Target};
 use sessionctl::record::{self, Record};
 
-use super::Ctx;
 use super::output::{self, line, when};
+use super::{Access, Ctx};
 
 /// Arguments of `show`.
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ fn metadata_table(record: &Record, tiers: &[(&str, String)]) -> comfy_table::Tab
     table.add_row(vec!["updated".to_owned(), when(record.updated_at, now, "")]);
     table.add_row(vec!["expires".to_owned(), when(record.expires_at, now, "expired ")]);
     table.add_row(vec!["version".to_owned(), record.version.to_string()]);
-    table.add_row(vec!["size".to_owned(), format!("{} bytes", record.data_json().len())]);
+    table.add_row(vec!["size".to_owned(), output::size(record.data_json().len() as u64)]);
     for (tier, state) in tiers {
         table.add_row(vec![(*tier).to_owned(), state.clone()]);
     }
@@ -48,7 +48,7 @@ fn metadata_table(record: &Record, tiers: &[(&str, String)]) -> comfy_table::Tab
 
 /// Prints the session.
 pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Read).await?;
     let target = admin.resolve(&args.session)?;
     let id = match target {
         Target::CookieOnly(record) => {
@@ -61,7 +61,10 @@ pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
         }
         Target::Stored(id) => id,
     };
-    let inspection = admin.inspect(&id).await?;
+    let mut inspection = admin.inspect(&id).await?;
+    if let Some(reason) = ctx.cache_unreachable.get() {
+        inspection.cache = CacheState::Unreachable(reason.clone());
+    }
     let record = inspection.record().cloned().expect("inspect finds a record or fails");
     let disagree = inspection.tiers_disagree();
     if ctx.json() {
@@ -85,7 +88,7 @@ pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
     if let CacheState::Unreachable(reason) = &inspection.cache {
         cache = format!("unreachable: {reason}");
     }
-    if ctx.global.redis_url.is_none() {
+    if matches!(inspection.cache, CacheState::NotConfigured) {
         cache = "not configured (pass --redis-url to see the cache)".into();
     }
     tiers.push(("cache", cache));

@@ -1,13 +1,13 @@
 //! `sessionctl stats`: counts, sizes, expiry range.
 
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use sessionctl::record;
 use sessionctl::store::{StatsOptions, stats::DEFAULT_SAMPLE_ROWS};
 
-use super::Ctx;
 use super::output::{self, line, when};
+use super::{Access, Ctx};
 
 /// Arguments of `stats`.
 #[derive(Debug, Args)]
@@ -24,7 +24,7 @@ pub struct StatsArgs {
 
 /// Prints the figures.
 pub async fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
-    let admin = ctx.admin().await?;
+    let admin = ctx.admin(Access::Read).await?;
     let options = StatsOptions::default().with_exact(args.exact).with_sample_rows(args.sample);
     let bar = output::table_progress(ctx.global.quiet || !args.exact, "");
     let stats = admin
@@ -41,10 +41,15 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     let db = &stats.database;
     let expired = db.total.saturating_sub(db.active);
     let sample = db.sample.map(|s| json!({"rows": s.rows, "share": s.share}));
+    let unreachable = ctx.cache_unreachable.get();
     if ctx.json() {
-        let cache = stats.cache.map(|c| {
-            json!({"cached": c.cached, "in_both": c.in_both, "cache_only": c.cached - c.in_both, "database_only": db.total.saturating_sub(c.in_both)})
-        });
+        let cache = match (&stats.cache, unreachable) {
+            (Some(c), _) => {
+                json!({"cached": c.cached, "in_both": c.in_both, "cache_only": c.cached - c.in_both, "database_only": db.total.saturating_sub(c.in_both)})
+            }
+            (None, Some(reason)) => json!({"unreachable": reason}),
+            (None, None) => Value::Null,
+        };
         return line(json!({
             "version": 1,
             "total": db.total,
@@ -73,7 +78,13 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     row("with a user id", db.with_user.to_string());
     row(
         "size min / median / p99 / max",
-        format!("{} / {} / {} / {} bytes{of_sample}", db.size_min, db.size_median, db.size_p99, db.size_max),
+        format!(
+            "{} / {} / {} / {}{of_sample}",
+            output::size(db.size_min),
+            output::size(db.size_median),
+            output::size(db.size_p99),
+            output::size(db.size_max)
+        ),
     );
     let expiry = |t: Option<_>| t.map_or("-".into(), |t| format!("{}{of_sample}", when(t, now, "expired ")));
     row("oldest expiry", expiry(db.oldest_expiry));
@@ -95,7 +106,10 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
             row("in cache only", (cache.cached - cache.in_both).to_string());
             row("in database only", db.total.saturating_sub(cache.in_both).to_string());
         }
-        None => row("cache", "not configured (pass --redis-url to count it)".into()),
+        None => match unreachable {
+            Some(reason) => row("cache", format!("unreachable: {reason}")),
+            None => row("cache", "not configured (pass --redis-url to count it)".into()),
+        },
     }
     line(table)
 }

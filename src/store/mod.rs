@@ -31,6 +31,7 @@ pub mod sqlite;
 pub mod stats;
 mod timed;
 
+pub use migrations::{SchemaStatus, SchemaStep};
 pub use patch::{Patch, PatchOutcome};
 pub use stats::{DatabaseStats, StatsOptions, StatsRow, StatsSample};
 pub use timed::DEFAULT_DATABASE_TIMEOUT;
@@ -125,6 +126,18 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
 
     /// Creates or upgrades the schema.
     async fn migrate(&self) -> Result<()>;
+
+    /// How the schema compares with the migrations this build carries.
+    /// Reads only, so a read-only role can ask.
+    async fn schema_status(&self) -> Result<SchemaStatus>;
+
+    /// The cache tier the apps recorded in front of this database, `None`
+    /// when no app has recorded one.
+    async fn recorded_cache(&self) -> Result<Option<AppCache>>;
+
+    /// Records the cache tier an app opened in front of this database
+    /// (replacing what another recorded: the last app to start wins).
+    async fn record_cache(&self, cache: &AppCache) -> Result<()>;
 
     /// Inserts the record unless its id exists. Returns false (and changes
     /// nothing) when the id is taken.
@@ -223,6 +236,58 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         window: u32,
         return_ids: bool,
     ) -> Result<PurgeBatch>;
+}
+
+/// The cache tier the apps put in front of a database, as recorded in it:
+/// its kind and key prefix, never an address or credentials. `sessionctl`
+/// reads it so that a command changing sessions reaches the cache the apps
+/// serve from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppCache {
+    /// No cache: the apps read the database on every request.
+    None,
+    /// An in-process cache in each app: entries live at most its staleness
+    /// bound, and no other process can reach them.
+    Memory {
+        /// Longest an entry is served without reading the database.
+        staleness: Duration,
+    },
+    /// Redis, with the sessions under this key prefix.
+    Redis {
+        /// The key prefix.
+        prefix: String,
+    },
+    /// A kind this build does not know (recorded by a newer build).
+    Unknown {
+        /// The recorded kind.
+        kind: String,
+    },
+}
+
+impl AppCache {
+    /// `(kind, key prefix)` as stored (for memory, the staleness in
+    /// milliseconds stands in the prefix column).
+    pub(crate) fn to_columns(&self) -> (&str, Option<String>) {
+        match self {
+            AppCache::None => ("none", None),
+            AppCache::Memory { staleness } => ("memory", Some(staleness.as_millis().to_string())),
+            AppCache::Redis { prefix } => ("redis", Some(prefix.clone())),
+            AppCache::Unknown { kind } => (kind, None),
+        }
+    }
+
+    /// The inverse of [`AppCache::to_columns`].
+    pub(crate) fn from_columns(kind: &str, prefix: Option<String>) -> AppCache {
+        match kind {
+            "none" => AppCache::None,
+            "memory" => {
+                AppCache::Memory { staleness: Duration::from_millis(prefix.and_then(|p| p.parse().ok()).unwrap_or(0)) }
+            }
+            "redis" => AppCache::Redis { prefix: prefix.unwrap_or_default() },
+            other => AppCache::Unknown { kind: other.to_owned() },
+        }
+    }
 }
 
 /// Leadership of the purge, held until released.
@@ -459,6 +524,16 @@ impl Store {
         Store::build(Some(database), Some(cache), options)
     }
 
+    /// A database with `options` (its timeouts, chiefly), and a cache in
+    /// front of it when given.
+    pub fn with_options(
+        database: Arc<dyn DatabaseTier>,
+        cache: Option<Arc<dyn CacheTier>>,
+        options: StoreOptions,
+    ) -> Store {
+        Store::build(Some(database), cache, options)
+    }
+
     /// Cache-only mode (`no_database`): every session lives in the cache
     /// alone and is lost with it (eviction, restart of an in-process cache).
     pub fn cache_only(cache: Arc<dyn CacheTier>, options: StoreOptions) -> Store {
@@ -489,9 +564,7 @@ impl Store {
     /// Connects to the database a URL names (`sqlite://PATH`, `sqlite::memory:`,
     /// `postgres://…`) and applies the schema.
     pub async fn connect(database_url: &str) -> Result<Store> {
-        let database = connect_database(database_url).await?;
-        database.migrate().await?;
-        Ok(Store::new(database))
+        Ok(Store::new(open_database(database_url, DEFAULT_DATABASE_TIMEOUT, OpenAs::App).await?))
     }
 
     /// The database tier, if there is one.
@@ -743,6 +816,22 @@ impl Store {
                 Ok(created)
             }
         }
+    }
+
+    /// Inserts a record unless its id exists, as a restore from backup
+    /// does: the cache's entry for the id goes, a tombstone included, so the
+    /// next read serves the restored session. ([`Store::create`] keeps a
+    /// tombstone: it stops a request still holding a deleted session from
+    /// bringing it back, which a deliberate restore is meant to do.)
+    pub async fn restore(&self, record: &Record) -> Result<bool> {
+        if self.database().is_none() {
+            return self.create(record).await;
+        }
+        let created = self.db()?.insert_if_absent(record).await?;
+        if created && let Some(cache) = self.cache() {
+            self.make_sure_evicted(cache, &record.id).await;
+        }
+        Ok(created)
     }
 
     /// Versioned update of an existing session: `record.version` is the new
@@ -1012,6 +1101,25 @@ pub struct StoreConfig {
     pub memory_cache: Option<MemoryCacheConfig>,
     /// Cache timeouts and tombstones.
     pub options: StoreOptions,
+    /// Who opens the store: an app (the default) or an admin tool.
+    pub open_as: OpenAs,
+}
+
+/// Who opens a store, which decides what opening may change in the
+/// database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAs {
+    /// An app serving sessions: a missing SQLite file is created, pending
+    /// migrations are applied (only when some are: a role without DDL
+    /// rights opens an up-to-date database), and the cache tier is recorded
+    /// in the database for the admin tool.
+    #[default]
+    App,
+    /// An admin tool: the database must exist with this build's schema
+    /// ([`Error::NoDatabase`], [`Error::Schema`] otherwise), and nothing is
+    /// written on opening, so a read-only role can open it.
+    Admin,
 }
 
 /// Settings of the in-process cache tier.
@@ -1031,14 +1139,11 @@ impl Default for MemoryCacheConfig {
 }
 
 impl StoreConfig {
-    /// Connects the configured tiers and applies the database schema.
+    /// Connects the configured tiers; see [`OpenAs`] for what that does to
+    /// the database.
     pub async fn open(&self) -> Result<Store> {
         let database = match &self.database_url {
-            Some(url) => {
-                let database = connect_database_with_timeout(url, self.options.database_timeout).await?;
-                database.migrate().await?;
-                Some(database)
-            }
+            Some(url) => Some(open_database(url, self.options.database_timeout, self.open_as).await?),
             None => None,
         };
         let cache: Option<Arc<dyn CacheTier>> = match (&self.redis_url, self.memory_cache) {
@@ -1053,11 +1158,41 @@ impl StoreConfig {
             }
             (None, None) => None,
         };
+        if let (Some(database), OpenAs::App) = (&database, self.open_as) {
+            let recorded = match (&self.redis_url, self.memory_cache) {
+                (Some(_), _) => AppCache::Redis {
+                    prefix: self.redis_prefix.clone().unwrap_or_else(|| redis::DEFAULT_PREFIX.to_owned()),
+                },
+                (None, Some(memory)) => AppCache::Memory { staleness: memory.staleness },
+                (None, None) => AppCache::None,
+            };
+            // The app serves either way; what is lost is the admin tool's
+            // refusal to change sessions behind the app's cache.
+            if let Err(error) = database.record_cache(&recorded).await {
+                tracing::warn!(%error, "cannot record the cache tier in the database; `sessionctl` will not know to reach it");
+            }
+        }
         match (database, cache) {
             (None, None) => Err(Error::Config("no tier configured: give a database URL, a cache, or both".into())),
             (database, cache) => Ok(Store::build(database, cache, self.options.clone())),
         }
     }
+}
+
+/// Opens the database a URL names as `open_as` says: an app's open creates
+/// and migrates; an admin's requires the file and the schema as they are.
+pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
+    let database = match open_as {
+        OpenAs::App => connect_database_with_timeout(database_url, timeout).await?,
+        OpenAs::Admin => connect_existing_database(database_url, timeout).await?,
+    };
+    let status = database.schema_status().await?;
+    match open_as {
+        _ if status.is_current() => {}
+        OpenAs::App => database.migrate().await?,
+        OpenAs::Admin => return Err(status.behind_error()),
+    }
+    Ok(database)
 }
 
 /// Opens the database tier a URL names, without migrating.
@@ -1068,9 +1203,22 @@ pub async fn connect_database(database_url: &str) -> Result<Arc<dyn DatabaseTier
 /// Like [`connect_database`]; `timeout` bounds connecting and every call
 /// made through the returned tier.
 pub async fn connect_database_with_timeout(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
+    connect(database_url, timeout, true).await
+}
+
+/// Like [`connect_database_with_timeout`], but a SQLite file that does not
+/// exist is an error ([`Error::NoDatabase`]) rather than created.
+pub async fn connect_existing_database(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
+    if let Some(path) = sqlite::missing_file(database_url) {
+        return Err(Error::NoDatabase(path));
+    }
+    connect(database_url, timeout, false).await
+}
+
+async fn connect(database_url: &str, timeout: Duration, create: bool) -> Result<Arc<dyn DatabaseTier>> {
     let scheme = database_url.split(':').next().unwrap_or("");
     let database: Arc<dyn DatabaseTier> = match scheme {
-        "sqlite" => Arc::new(sqlite::SqliteDatabase::connect_with_timeout(database_url, timeout).await?),
+        "sqlite" => Arc::new(sqlite::SqliteDatabase::connect_with(database_url, timeout, create).await?),
         "postgres" | "postgresql" => {
             Arc::new(postgres::PostgresDatabase::connect_with_timeout(database_url, timeout).await?)
         }

@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
+use super::migrations::AppliedRow;
 use super::{
-    DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, StatsRow, UpdateOutcome,
-    parse_ids,
+    AppCache, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, SchemaStatus, StateFilter,
+    StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -171,6 +172,48 @@ impl DatabaseTier for PostgresDatabase {
             .run(&self.pool)
             .await
             .map_err(|source| Error::Migrate { backend: BACKEND, source })
+    }
+
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        let read = async {
+            let exists: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&self.pool).await?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+            sqlx::query_as::<_, AppliedRow>("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+        };
+        let applied = read.await.map_err(Error::db(BACKEND, "reading the schema version"))?;
+        super::migrations::status(BACKEND, super::migrations::POSTGRES_STEPS, &applied)
+    }
+
+    async fn recorded_cache(&self) -> Result<Option<AppCache>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT kind, key_prefix FROM session_cache_tier WHERE singleton = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, "reading the apps' cache tier"))?;
+        Ok(row.map(|(kind, prefix)| AppCache::from_columns(&kind, prefix)))
+    }
+
+    async fn record_cache(&self, cache: &AppCache) -> Result<()> {
+        let (kind, prefix) = cache.to_columns();
+        // Written only when it changes: every app start reads it, few change it.
+        sqlx::query(
+            "INSERT INTO session_cache_tier (singleton, kind, key_prefix, recorded_at) VALUES (1, $1, $2, now())
+             ON CONFLICT (singleton) DO UPDATE SET kind = excluded.kind, key_prefix = excluded.key_prefix,
+                 recorded_at = excluded.recorded_at
+             WHERE session_cache_tier.kind IS DISTINCT FROM excluded.kind
+                OR session_cache_tier.key_prefix IS DISTINCT FROM excluded.key_prefix",
+        )
+        .bind(kind)
+        .bind(prefix)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "recording the cache tier"))?;
+        Ok(())
     }
 
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {

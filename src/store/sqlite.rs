@@ -17,9 +17,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use super::migrations::AppliedRow;
 use super::{
-    DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, StateFilter, StatsRow, UpdateOutcome,
-    parse_ids,
+    AppCache, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, SchemaStatus, StateFilter,
+    StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::{SessionId, id_fraction};
@@ -202,9 +203,15 @@ impl SqliteDatabase {
     /// Like [`connect`](Self::connect), with `timeout` bounding pool
     /// acquisition (a database file on a hung network filesystem).
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<SqliteDatabase> {
+        SqliteDatabase::connect_with(url, timeout, true).await
+    }
+
+    /// Like [`SqliteDatabase::connect_with_timeout`]; `create` says whether
+    /// a missing file is created (else opening it fails).
+    pub async fn connect_with(url: &str, timeout: Duration, create: bool) -> Result<SqliteDatabase> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
@@ -228,6 +235,17 @@ impl SqliteDatabase {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// The file a `sqlite:` URL names, when it does not exist (`None` for an
+/// in-memory database, another scheme, or a file that exists).
+pub(crate) fn missing_file(url: &str) -> Option<String> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (!path.exists()).then(|| path.display().to_string())
 }
 
 fn row_to_record(row: &SqliteRow) -> Result<Record> {
@@ -347,6 +365,51 @@ impl DatabaseTier for SqliteDatabase {
                 Err(_) => Err(Error::Migrate { backend: BACKEND, source: first }),
             },
         }
+    }
+
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        let read = async {
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            if exists == 0 {
+                return Ok(Vec::new());
+            }
+            sqlx::query_as::<_, AppliedRow>("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+        };
+        let applied = read.await.map_err(Error::db(BACKEND, "reading the schema version"))?;
+        super::migrations::status(BACKEND, super::migrations::SQLITE_STEPS, &applied)
+    }
+
+    async fn recorded_cache(&self) -> Result<Option<AppCache>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT kind, key_prefix FROM session_cache_tier WHERE singleton = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, "reading the apps' cache tier"))?;
+        Ok(row.map(|(kind, prefix)| AppCache::from_columns(&kind, prefix)))
+    }
+
+    async fn record_cache(&self, cache: &AppCache) -> Result<()> {
+        let (kind, prefix) = cache.to_columns();
+        // Written only when it changes: every app start reads it, few change it.
+        sqlx::query(
+            "INSERT INTO session_cache_tier (singleton, kind, key_prefix, recorded_at) VALUES (1, ?, ?, ?)
+             ON CONFLICT (singleton) DO UPDATE SET kind = excluded.kind, key_prefix = excluded.key_prefix,
+                 recorded_at = excluded.recorded_at
+             WHERE session_cache_tier.kind IS NOT excluded.kind OR session_cache_tier.key_prefix IS NOT excluded.key_prefix",
+        )
+        .bind(kind)
+        .bind(prefix)
+        .bind(ms(crate::record::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "recording the cache tier"))?;
+        Ok(())
     }
 
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {

@@ -18,7 +18,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{DatabaseTier, Filter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, StatsRow, UpdateOutcome};
+use super::{
+    AppCache, DatabaseTier, Filter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, SchemaStatus, StatsRow,
+    UpdateOutcome,
+};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::Record;
@@ -65,6 +68,18 @@ impl DatabaseTier for TimedDatabase {
 
     async fn migrate(&self) -> Result<()> {
         self.call("applying the schema", self.inner.migrate()).await
+    }
+
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        self.call("reading the schema version", self.inner.schema_status()).await
+    }
+
+    async fn recorded_cache(&self) -> Result<Option<AppCache>> {
+        self.call("reading the apps' cache tier", self.inner.recorded_cache()).await
+    }
+
+    async fn record_cache(&self, cache: &AppCache) -> Result<()> {
+        self.call("recording the cache tier", self.inner.record_cache(cache)).await
     }
 
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {

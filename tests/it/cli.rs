@@ -18,22 +18,22 @@ const KEY_NEW: &str = "cli test key, new ............................";
 const KEY_OLD: &str = "cli test key, old ............................";
 
 /// Runs the binary in `dir` with only the given environment.
-struct Run {
-    dir: PathBuf,
-    env: Vec<(String, String)>,
+pub(crate) struct Run {
+    pub(crate) dir: PathBuf,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Run {
-    fn new(dir: &Path, database_url: &str) -> Run {
+    pub(crate) fn new(dir: &Path, database_url: &str) -> Run {
         Run { dir: dir.to_owned(), env: vec![("SESSIONCTL_DATABASE_URL".into(), database_url.into())] }
     }
 
-    fn with(mut self, key: &str, value: &str) -> Run {
+    pub(crate) fn with(mut self, key: &str, value: &str) -> Run {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
@@ -48,11 +48,11 @@ impl Run {
         command
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).stdin(Stdio::null()).output().unwrap()
     }
 
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+    pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
         let mut child =
             self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
@@ -60,14 +60,14 @@ impl Run {
     }
 
     /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
         assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     }
 
     /// Runs and expects `code`; returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
+    pub(crate) fn fails(&self, args: &[&str], code: i32) -> String {
         let output = self.run(args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
@@ -75,14 +75,14 @@ impl Run {
         stderr
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut args = args.to_vec();
         args.extend(["--output", "json"]);
         serde_json::from_str(&self.ok(&args)).unwrap()
     }
 }
 
-fn record(user: Option<&str>, expires_in: Duration, data: Value) -> Record {
+pub(crate) fn record(user: Option<&str>, expires_in: Duration, data: Value) -> Record {
     let t = now();
     Record {
         id: SessionId::generate(),
@@ -133,7 +133,7 @@ async fn show_prints_metadata_tiers_and_data_and_exit_3_when_unknown() {
 
     let stderr = cli.fails(&["show", SessionId::generate().as_str()], 3);
     assert!(stderr.contains("no session"), "{stderr}");
-    let stderr = cli.fails(&["show", "not-an-id"], 1);
+    let stderr = cli.fails(&["show", "not-an-id"], 2);
     assert!(stderr.contains("neither a session id nor a cookie"), "{stderr}");
 }
 
@@ -574,9 +574,24 @@ fn unreachable_database_or_redis_is_one_line_exit_1_and_hides_the_password() {
     assert!(!stderr.contains("hunter2secret"), "password leaked: {stderr}");
     assert!(stderr.contains("app:***@127.0.0.1"), "{stderr}");
 
+    // Passwords a URL parser trips over, and in the query string.
+    for (url, secret) in [
+        (format!("postgres://app:hun/ter@2@127.0.0.1:{port}/sessions"), "hun/ter@2"),
+        (format!("postgres://app:p%2Fw%40secret9@127.0.0.1:{port}/sessions"), "secret9"),
+        (format!("postgres://127.0.0.1:{port}/sessions?user=app&password=qu3rysecret"), "qu3rysecret"),
+    ] {
+        let stderr = Run::new(dir.path(), &url).fails(&["list"], 1);
+        assert!(!stderr.contains(secret), "password leaked: {stderr}");
+        let out = Run::new(dir.path(), &url).run(&["serve-cron", "--once"]);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!log.contains(secret) && log.contains("***"), "password leaked: {log}");
+    }
+
     let sqlite = format!("sqlite://{}", dir.path().join("s.db").display());
+    Run::new(dir.path(), &sqlite).ok(&["migrate"]);
     let redis = format!("redis://:redissecret@127.0.0.1:{}/", harness::free_port());
-    let stderr = Run::new(dir.path(), &sqlite).with("SESSIONCTL_REDIS_URL", &redis).fails(&["list"], 1);
+    let stderr =
+        Run::new(dir.path(), &sqlite).with("SESSIONCTL_REDIS_URL", &redis).fails(&["revoke", "--user", "u", "-y"], 1);
     assert!(stderr.contains("Redis"), "{stderr}");
     assert!(!stderr.contains("redissecret"), "password leaked: {stderr}");
 }

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod codec;
 mod fuzz_corpus;
+mod operator;
 mod purge;
 mod session;
 mod suite;

@@ -273,6 +273,25 @@ async fn sigterm_finishes_the_batch_and_exits_0_with_what_was_done() {
     );
 }
 
+/// Ctrl-C: the batch finishes, the summary is printed, and the exit code is
+/// 130, so a shell script sees the run was cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finishes_the_batch_and_exits_130_with_what_was_done() {
+    let db = big_sqlite(200_000).await;
+    let database = db.database.clone().unwrap();
+    let (child, expired_before) = start_slow_purge(&db).await;
+    signal(&child, "-INT");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after the current batch"), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["ended"], "interrupted");
+    let (_, expired_after) = counts(&database).await;
+    assert!(expired_after > 0, "stopped before the end");
+    assert_eq!(summary["deleted"].as_u64().unwrap(), expired_before - expired_after);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_cron_skips_while_another_replica_holds_the_lock() {
     let Some(db) = harness::postgres().await else { return };
@@ -730,7 +749,8 @@ async fn back_to_schema_2(pool: &sqlx::SqlitePool, first: &[&str]) {
     let schema_2 = [
         "DROP INDEX sessions_user_id",
         "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
-        "DELETE FROM _sqlx_migrations WHERE version = 3",
+        "DROP TABLE session_cache_tier",
+        "DELETE FROM _sqlx_migrations WHERE version >= 3",
     ];
     for sql in first.iter().chain(&schema_2) {
         sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&mut *connection).await.unwrap();
@@ -779,7 +799,7 @@ async fn concurrent_migrations_all_succeed() {
     }
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await.unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool).await.unwrap();
     assert_eq!(check, ["ok"]);
 }
