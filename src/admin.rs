@@ -14,7 +14,9 @@ use crate::config::DEFAULT_MAX_SIZE;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Data, Record};
-use crate::store::{CacheLookup, DatabaseStats, Filter, ScanCursor, StatsOptions, Store, UpdateOutcome};
+use std::collections::HashMap;
+
+use crate::store::{CacheLookup, DatabaseStats, Filter, ImportCounts, ScanCursor, StatsOptions, Store, UpdateOutcome};
 
 /// Admin operations over a store, with the cookie keys when known.
 #[derive(Debug, Clone)]
@@ -183,15 +185,7 @@ impl ExportLine {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ImportReport {
-    /// New sessions written.
-    pub inserted: u64,
-    /// Existing sessions overwritten (`replace`).
-    pub replaced: u64,
-    /// Existing sessions left alone (no `replace`).
-    pub kept: u64,
-}
+pub type ImportReport = ImportCounts;
 
 /// Pages through sessions matching a filter, by expiry, in constant memory.
 #[derive(Debug)]
@@ -203,6 +197,8 @@ pub struct Lister {
     remaining: Option<u64>,
     page_size: u32,
     done: bool,
+    /// Walk the primary key (export) rather than sort by expiry.
+    by_id: bool,
 }
 
 impl Lister {
@@ -216,7 +212,13 @@ impl Lister {
             self.done = true;
             return Ok(Vec::new());
         }
-        let page = self.store.require_database()?.scan(&self.filter, self.now, self.cursor.as_ref(), want).await?;
+        let database = self.store.require_database()?;
+        let page = if self.by_id {
+            let after = self.cursor.as_ref().map(|cursor| &cursor.id);
+            database.scan_by_id(&self.filter, self.now, after, want).await?
+        } else {
+            database.scan(&self.filter, self.now, self.cursor.as_ref(), want).await?
+        };
         if (page.len() as u32) < want {
             self.done = true;
         }
@@ -309,7 +311,15 @@ impl Admin {
             remaining: limit,
             page_size: limit.filter(|&n| n <= 10_000).map_or(500, |n| n.max(1) as u32),
             done: false,
+            by_id: false,
         }
+    }
+
+    /// Sessions matching `filter` in id order, at most `limit`: a walk of
+    /// the primary key in pages of 1,000, linear in the table (what export
+    /// reads).
+    pub fn export(&self, filter: Filter, limit: Option<u64>) -> Lister {
+        Lister { page_size: 1000, by_id: true, ..self.list(filter, limit) }
     }
 
     /// Table-wide figures, and how the cache relates to the database. A
@@ -433,21 +443,117 @@ impl Admin {
         self.codec.as_ref().map(|codec| codec.encode_reference(&record.id, record.expires_at))
     }
 
-    /// Writes validated records: inserted if absent, overwritten only with
-    /// `replace`.
-    pub async fn import(&self, records: &[Record], replace: bool) -> Result<ImportReport> {
-        let mut report = ImportReport::default();
-        for record in records {
-            if self.store.restore(record).await? {
-                report.inserted += 1;
-            } else if replace {
-                self.store.upsert(record).await?;
-                report.replaced += 1;
-            } else {
-                report.kept += 1;
+    /// Parses and validates one line of an export, as the library would
+    /// take the session: storable values, a version within 2^53, data
+    /// within the size limit.
+    pub fn parse_line(&self, line: &str) -> Result<Record> {
+        let record = ExportLine::parse(line)?;
+        let size = record.data_json().len();
+        if size > self.max_size {
+            return Err(Error::InvalidInput(format!(
+                "session {} has {size} bytes of data, over the limit of {} bytes",
+                record.id, self.max_size
+            )));
+        }
+        Ok(record)
+    }
+
+    /// Starts an import: records added are written in batches inside one
+    /// database transaction, committed by [`Import::finish`]. Dropped
+    /// unfinished, nothing is written. Existing sessions are kept, or
+    /// overwritten with `replace`.
+    pub async fn begin_import(&self, replace: bool) -> Result<Import> {
+        let writer = self.store.require_database()?.begin_import().await?;
+        Ok(Import {
+            store: self.store.clone(),
+            writer,
+            replace,
+            batch: Vec::with_capacity(IMPORT_BATCH),
+            in_batch: HashMap::new(),
+            counts: ImportCounts::default(),
+            written: self.store.cache().map(|_| String::new()),
+        })
+    }
+}
+
+/// Records per statement of an import.
+const IMPORT_BATCH: usize = 1000;
+
+/// An import in progress (see [`Admin::begin_import`]): memory bounded by
+/// one batch, plus the written ids (25 bytes each) when a cache must drop
+/// them after the commit.
+pub struct Import {
+    store: Store,
+    writer: Box<dyn crate::store::ImportWriter>,
+    replace: bool,
+    batch: Vec<Record>,
+    /// Where each id of the batch sits in it.
+    in_batch: HashMap<SessionId, usize>,
+    counts: ImportCounts,
+    /// The ids written, one per line, to evict from the cache once
+    /// committed; `None` without a cache.
+    written: Option<String>,
+}
+
+impl Import {
+    /// Adds a record; a batch is written once full. A second line with the
+    /// same id replaces the first with `replace`, else is kept out.
+    pub async fn add(&mut self, record: Record) -> Result<()> {
+        match self.in_batch.get(&record.id) {
+            Some(&at) if self.replace => {
+                self.batch[at] = record;
+                self.counts.replaced += 1;
+            }
+            Some(_) => self.counts.kept += 1,
+            None => {
+                self.in_batch.insert(record.id.clone(), self.batch.len());
+                self.batch.push(record);
             }
         }
-        Ok(report)
+        if self.batch.len() >= IMPORT_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.counts += self.writer.write(&self.batch, self.replace).await?;
+        if let Some(written) = &mut self.written {
+            for record in &self.batch {
+                written.push_str(record.id.as_str());
+                written.push('\n');
+            }
+        }
+        self.batch.clear();
+        self.in_batch.clear();
+        Ok(())
+    }
+
+    /// What was written so far.
+    pub fn counts(&self) -> ImportCounts {
+        self.counts
+    }
+
+    /// Writes the last batch and commits; then the cache drops what it held
+    /// of these ids (tombstones included), so the apps serve what was
+    /// imported on their next read.
+    pub async fn finish(mut self) -> Result<ImportCounts> {
+        self.flush().await?;
+        self.writer.commit().await?;
+        if let Some(written) = self.written.take() {
+            let ids: Vec<SessionId> = written.lines().filter_map(|id| SessionId::parse(id).ok()).collect();
+            self.store.evict_imported(&ids).await;
+        }
+        Ok(self.counts)
+    }
+}
+
+impl std::fmt::Debug for Import {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Import").field("replace", &self.replace).field("counts", &self.counts).finish_non_exhaustive()
     }
 }
 

@@ -1,11 +1,12 @@
-//! `sessionctl export`: sessions as JSON lines (streamed).
+//! `sessionctl export`: sessions as JSON lines, in id order (streamed: a
+//! walk of the primary key, linear in the table).
 
 use clap::Args;
 
 use sessionctl::admin::ExportLine;
 
 use super::list::FilterArgs;
-use super::output::{self, line};
+use super::output::{self, Lines};
 use super::{Access, Ctx, plural};
 
 /// Arguments of `export`.
@@ -18,7 +19,8 @@ pub struct ExportArgs {
 /// Writes one JSON object per session to stdout.
 pub async fn run(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
     let admin = ctx.admin(Access::Read).await?;
-    let mut lister = admin.list(args.filter.filter(), args.filter.limit);
+    let mut lister = admin.export(args.filter.filter(), args.filter.limit);
+    let mut out = Lines::new();
     let mut total = 0;
     loop {
         let page = lister.next_page().await?;
@@ -27,8 +29,9 @@ pub async fn run(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
         }
         total += page.len();
         for record in &page {
-            line(ExportLine::from_record(record).to_json())?;
+            out.line(ExportLine::from_record(record).to_json())?;
         }
+        out.flush()?;
     }
     output::note(ctx.global.quiet, format!("exported {}", plural(total, "session", "sessions")));
     Ok(())

@@ -1,15 +1,15 @@
-//! `sessionctl import FILE|-`: JSON lines in, validated before anything is
-//! written.
+//! `sessionctl import FILE|-`: JSON lines in, streamed in batches inside one
+//! transaction: a file with a bad line (unless `--skip-invalid`) or a
+//! line the database refuses writes nothing.
 
-use std::io::Read as _;
+use std::io::BufRead as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueHint};
 use serde_json::json;
 
 use sessionctl::Error;
-use sessionctl::admin::ExportLine;
 
 use super::output::{self, line};
 use super::{Access, Ctx, plural};
@@ -18,6 +18,7 @@ use super::{Access, Ctx, plural};
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// JSON lines as written by `export` ('-' for stdin).
+    #[arg(value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
     /// Overwrite sessions that already exist (default: keep them).
     #[arg(long)]
@@ -27,49 +28,86 @@ pub struct ImportArgs {
     pub skip_invalid: bool,
 }
 
-/// Validates every line, then writes.
+/// Skipped lines listed in the JSON report; the count covers them all.
+const LISTED_SKIPS: usize = 1000;
+
+/// Reads, validates and writes in one pass and one transaction.
 pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
-    let text = if args.file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
-        text
+    let shown = args.file.display().to_string();
+    let (mut reader, size): (Box<dyn std::io::BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), None)
     } else {
-        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?
+        let file = std::fs::File::open(&args.file).with_context(|| format!("cannot read {shown}"))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(std::io::BufReader::with_capacity(256 * 1024, file)), size)
     };
-    let mut records = Vec::new();
-    let mut invalid = Vec::new();
-    for (index, text) in text.lines().enumerate() {
-        if text.trim().is_empty() {
-            continue;
-        }
-        match ExportLine::parse(text) {
-            Ok(record) => records.push(record),
-            Err(e) => invalid.push((index + 1, e.to_string())),
-        }
-    }
-    if !invalid.is_empty() {
-        if !args.skip_invalid {
-            let (first_line, first_error) = &invalid[0];
-            return Err(Error::InvalidInput(format!(
-                "{} has {} (first: line {first_line}: {first_error}); nothing imported (--skip-invalid imports the rest)",
-                args.file.display(),
-                plural(invalid.len(), "invalid line", "invalid lines"),
-            ))
-            .into());
-        }
-        for (number, error) in &invalid {
-            output::note(false, format!("skipped line {number}: {error}"));
-        }
-    }
     let admin = ctx.admin(if args.replace { Access::Change } else { Access::Read }).await?;
-    let report = admin.import(&records, args.replace).await?;
+    let mut import = admin.begin_import(args.replace).await?;
+    let bar = output::bytes_progress(ctx.global.quiet, size, "of the file");
+    let mut buffer = Vec::new();
+    let (mut number, mut read) = (0usize, 0u64);
+    let mut invalid = 0usize;
+    let mut first_invalid: Option<(usize, String)> = None;
+    let mut skipped = Vec::new();
+    loop {
+        buffer.clear();
+        let n = reader.read_until(b'\n', &mut buffer).with_context(|| format!("cannot read {shown}"))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        read += n as u64;
+        let parsed = match std::str::from_utf8(&buffer) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => admin.parse_line(text.trim_end_matches(['\n', '\r'])),
+            Err(_) => Err(Error::InvalidInput("not UTF-8 text".into())),
+        };
+        match parsed {
+            // After a bad line without --skip-invalid, the rest is only
+            // checked, to report every bad line at once.
+            Ok(record) if invalid == 0 || args.skip_invalid => import.add(record).await?,
+            Ok(_) => {}
+            Err(e) => {
+                invalid += 1;
+                let error = e.to_string();
+                if args.skip_invalid {
+                    output::note(false, format!("skipped line {number}: {error}"));
+                    if skipped.len() < LISTED_SKIPS {
+                        skipped.push(json!({"line": number, "error": error}));
+                    }
+                } else if first_invalid.is_none() {
+                    first_invalid = Some((number, error));
+                }
+            }
+        }
+        if let Some(bar) = &bar
+            && number % 1000 == 0
+        {
+            bar.set_position(read);
+            bar.set_message(format!("{number} lines"));
+        }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let Some((first_line, first_error)) = first_invalid {
+        // Dropping the import rolls its transaction back.
+        drop(import);
+        return Err(Error::InvalidInput(format!(
+            "{shown} has {} (first: line {first_line}: {first_error}); nothing imported (--skip-invalid imports the rest)",
+            plural(invalid, "invalid line", "invalid lines"),
+        ))
+        .into());
+    }
+    let report = import.finish().await.context("nothing imported")?;
     if ctx.json() {
         return line(json!({
             "version": 1,
             "inserted": report.inserted,
             "replaced": report.replaced,
             "kept": report.kept,
-            "skipped_invalid": invalid.iter().map(|(n, e)| json!({"line": n, "error": e})).collect::<Vec<_>>(),
+            "skipped_invalid": skipped,
+            "skipped_invalid_count": invalid,
         }));
     }
     if !ctx.global.quiet {
@@ -79,7 +117,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
             report.inserted,
             report.replaced,
             report.kept,
-            plural(invalid.len(), "invalid line", "invalid lines"),
+            plural(invalid, "invalid line", "invalid lines"),
         ))?;
     }
     Ok(())

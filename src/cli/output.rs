@@ -37,6 +37,59 @@ pub fn flush() -> anyhow::Result<()> {
     }
 }
 
+/// Many lines to stdout through one buffer (export, list): a write per
+/// line would cost more than the database. [`Lines::flush`] after each
+/// page, so `| head` sees them as they come.
+pub struct Lines {
+    out: io::BufWriter<io::StdoutLock<'static>>,
+}
+
+impl Lines {
+    /// A buffer over stdout.
+    pub fn new() -> Lines {
+        Lines { out: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()) }
+    }
+
+    /// Buffers one line.
+    pub fn line(&mut self, text: impl fmt::Display) -> anyhow::Result<()> {
+        pipe_result(writeln!(self.out, "{text}"))
+    }
+
+    /// Writes what is buffered.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        pipe_result(self.out.flush())
+    }
+}
+
+fn pipe_result(result: io::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
+        other => Ok(other?),
+    }
+}
+
+/// A bar over the bytes of an input of `size` bytes (a spinner with the
+/// count when the size is unknown), on stderr when it is a terminal.
+pub fn bytes_progress(quiet: bool, size: Option<u64>, what: &str) -> Option<indicatif::ProgressBar> {
+    (!quiet && io::stderr().is_terminal()).then(|| {
+        let (bar, template) = match size {
+            Some(size) => (
+                indicatif::ProgressBar::new(size),
+                format!("{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{percent}}% {what}, ETA {{eta}} — {{msg}}"),
+            ),
+            None => {
+                (indicatif::ProgressBar::new_spinner(), format!("{{spinner}} [{{elapsed_precise}}] {what} — {{msg}}"))
+            }
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    })
+}
+
 /// A note for the human on stderr (never mixed into stdout's data).
 pub fn note(quiet: bool, text: impl fmt::Display) {
     if !quiet {

@@ -183,6 +183,24 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<Record>>;
 
+    /// Like [`DatabaseTier::scan`], in id order after `after`: a walk of the
+    /// primary key, linear in the table (export), where the expiry order
+    /// sorts the matching rows on every page.
+    async fn scan_by_id(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Record>>;
+
+    /// Starts an import: every batch written through the returned writer
+    /// lands in one transaction, made durable by
+    /// [`ImportWriter::commit`]; dropped uncommitted (an error, a bad line
+    /// further on, a killed process), nothing of it stays. On SQLite the
+    /// transaction holds the write lock until it ends.
+    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>>;
+
     /// Sets the expiry of these sessions to `now` (bumping their version);
     /// returns the ids that existed.
     async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>>;
@@ -287,6 +305,50 @@ impl AppCache {
             "redis" => AppCache::Redis { prefix: prefix.unwrap_or_default() },
             other => AppCache::Unknown { kind: other.to_owned() },
         }
+    }
+}
+
+/// An import in progress: one transaction (see
+/// [`DatabaseTier::begin_import`]).
+#[async_trait]
+pub trait ImportWriter: Send {
+    /// Writes a batch of records whose ids are distinct: new ids are
+    /// inserted; existing ones overwritten when `replace`, else kept.
+    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts>;
+
+    /// Commits everything written.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// What an import batch (or a whole import) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportCounts {
+    /// New sessions written.
+    pub inserted: u64,
+    /// Existing sessions overwritten (`replace`).
+    pub replaced: u64,
+    /// Existing sessions left alone (no `replace`).
+    pub kept: u64,
+}
+
+impl ImportCounts {
+    /// The counts of a batch of `written` records of which `existing`
+    /// were already stored.
+    pub(crate) fn of_batch(written: usize, existing: usize, replace: bool) -> ImportCounts {
+        let (written, existing) = (written as u64, existing as u64);
+        ImportCounts {
+            inserted: written - existing,
+            replaced: if replace { existing } else { 0 },
+            kept: if replace { 0 } else { existing },
+        }
+    }
+}
+
+impl std::ops::AddAssign for ImportCounts {
+    fn add_assign(&mut self, other: ImportCounts) {
+        self.inserted += other.inserted;
+        self.replaced += other.replaced;
+        self.kept += other.kept;
     }
 }
 
@@ -832,6 +894,22 @@ impl Store {
             self.make_sure_evicted(cache, &record.id).await;
         }
         Ok(created)
+    }
+
+    /// After an import committed: the cache's entries (tombstones included)
+    /// for these ids go, so the next read serves what was imported.
+    pub(crate) async fn evict_imported(&self, ids: &[SessionId]) {
+        let Some(cache) = self.cache() else { return };
+        if self.database().is_none() {
+            return;
+        }
+        for chunk in ids.chunks(500) {
+            if self.cache_call(cache, "evicting a stale session", cache.evict(chunk)).await.is_err() {
+                for id in chunk {
+                    self.make_sure_evicted(cache, id).await;
+                }
+            }
+        }
     }
 
     /// Versioned update of an existing session: `record.version` is the new

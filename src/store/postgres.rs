@@ -15,8 +15,8 @@ use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::migrations::AppliedRow;
 use super::{
-    AppCache, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, SchemaStatus, StateFilter,
-    StatsRow, UpdateOutcome, parse_ids,
+    AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
+    SchemaStatus, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -158,6 +158,66 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTim
     }
     if let Some(key) = &filter.key {
         query.push(" AND data ? ").push_bind(key.clone());
+    }
+}
+
+/// An import's transaction (rolled back when dropped).
+struct PostgresImport {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl ImportWriter for PostgresImport {
+    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts> {
+        const OP: &str = "importing sessions";
+        if records.is_empty() {
+            return Ok(ImportCounts::default());
+        }
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let existing: std::collections::HashSet<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(Error::db(BACKEND, OP))?
+                .into_iter()
+                .collect();
+        let written: Vec<&Record> = records.iter().filter(|r| replace || !existing.contains(r.id.as_str())).collect();
+        if !written.is_empty() {
+            // Columns as arrays: one statement and seven parameters for the
+            // whole batch.
+            let column = |f: &dyn Fn(&Record) -> String| written.iter().map(|r| f(r)).collect::<Vec<String>>();
+            let ids = column(&|r| r.id.to_string());
+            let data = column(&|r| r.data_json());
+            let users: Vec<Option<&str>> = written.iter().map(|r| r.user_id.as_deref()).collect();
+            let time = |f: fn(&Record) -> DateTime<Utc>| written.iter().map(|r| f(r)).collect::<Vec<DateTime<Utc>>>();
+            let versions: Vec<i64> = written.iter().map(|r| r.version).collect();
+            sqlx::query(
+                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+                 SELECT id, data::jsonb, user_id, created_at, updated_at, expires_at, version
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                             $6::timestamptz[], $7::bigint[])
+                      AS t (id, data, user_id, created_at, updated_at, expires_at, version)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                     created_at = excluded.created_at, updated_at = excluded.updated_at,
+                     expires_at = excluded.expires_at, version = excluded.version",
+            )
+            .bind(&ids)
+            .bind(&data)
+            .bind(&users)
+            .bind(time(|r| r.created_at))
+            .bind(time(|r| r.updated_at))
+            .bind(time(|r| r.expires_at))
+            .bind(&versions)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        }
+        Ok(ImportCounts::of_batch(records.len(), existing.len(), replace))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(Error::db(BACKEND, "committing an import"))
     }
 }
 
@@ -398,6 +458,28 @@ impl DatabaseTier for PostgresDatabase {
         query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
         rows.iter().map(row_to_record).collect()
+    }
+
+    async fn scan_by_id(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
+        push_filter(&mut query, filter, now);
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(after.as_str().to_owned());
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
+        let tx = self.pool.begin().await.map_err(Error::db(BACKEND, "starting an import"))?;
+        Ok(Box::new(PostgresImport { tx }))
     }
 
     async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {

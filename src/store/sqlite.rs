@@ -19,8 +19,8 @@ use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::migrations::AppliedRow;
 use super::{
-    AppCache, DatabaseTier, Filter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, SchemaStatus, StateFilter,
-    StatsRow, UpdateOutcome, parse_ids,
+    AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
+    SchemaStatus, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::{SessionId, id_fraction};
@@ -234,6 +234,60 @@ impl SqliteDatabase {
     /// The underlying pool, for callers that need raw SQL (benchmarks).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// An import's transaction (`BEGIN IMMEDIATE`, rolled back when dropped).
+struct SqliteImport {
+    tx: sqlx::Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl ImportWriter for SqliteImport {
+    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts> {
+        const OP: &str = "importing sessions";
+        if records.is_empty() {
+            return Ok(ImportCounts::default());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT id FROM sessions WHERE id IN (");
+        let mut ids = query.separated(", ");
+        for record in records {
+            ids.push_bind(record.id.as_str());
+        }
+        query.push(")");
+        let existing: std::collections::HashSet<String> = query
+            .build_query_scalar()
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?
+            .into_iter()
+            .collect();
+        let written: Vec<&Record> = records.iter().filter(|r| replace || !existing.contains(r.id.as_str())).collect();
+        if !written.is_empty() {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version) ",
+            );
+            query.push_values(&written, |mut row, record| {
+                row.push_bind(record.id.as_str())
+                    .push_bind(record.data_json())
+                    .push_bind(record.user_id.as_deref())
+                    .push_bind(ms(record.created_at))
+                    .push_bind(ms(record.updated_at))
+                    .push_bind(ms(record.expires_at))
+                    .push_bind(record.version);
+            });
+            query.push(
+                " ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                  created_at = excluded.created_at, updated_at = excluded.updated_at,
+                  expires_at = excluded.expires_at, version = excluded.version",
+            );
+            query.build().execute(&mut *self.tx).await.map_err(Error::db(BACKEND, OP))?;
+        }
+        Ok(ImportCounts::of_batch(records.len(), existing.len(), replace))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(Error::db(BACKEND, "committing an import"))
     }
 }
 
@@ -572,6 +626,28 @@ impl DatabaseTier for SqliteDatabase {
         query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
         rows.iter().map(row_to_record).collect()
+    }
+
+    async fn scan_by_id(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
+        push_filter(&mut query, filter, now);
+        if let Some(after) = after {
+            query.push(" AND id > ").push_bind(after.as_str().to_owned());
+        }
+        query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, "starting an import"))?;
+        Ok(Box::new(SqliteImport { tx }))
     }
 
     async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AppCache, DatabaseTier, Filter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, SchemaStatus, StatsRow,
-    UpdateOutcome,
+    AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, PurgeLock, RotateOutcome,
+    ScanCursor, SchemaStatus, StatsRow, UpdateOutcome,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -44,6 +44,24 @@ impl TimedDatabase {
 
     async fn call<T>(&self, operation: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
         bounded(self.inner.backend(), operation, self.timeout, call).await
+    }
+}
+
+/// An import whose every call is bounded like the tier's.
+struct TimedImport {
+    inner: Box<dyn ImportWriter>,
+    backend: &'static str,
+    timeout: Duration,
+}
+
+#[async_trait]
+impl ImportWriter for TimedImport {
+    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts> {
+        bounded(self.backend, "importing sessions", self.timeout, self.inner.write(records, replace)).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        bounded(self.backend, "committing an import", self.timeout, self.inner.commit()).await
     }
 }
 
@@ -80,6 +98,21 @@ impl DatabaseTier for TimedDatabase {
 
     async fn record_cache(&self, cache: &AppCache) -> Result<()> {
         self.call("recording the cache tier", self.inner.record_cache(cache)).await
+    }
+
+    async fn scan_by_id(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionId>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        self.call("listing sessions", self.inner.scan_by_id(filter, now, after, limit)).await
+    }
+
+    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
+        let inner = self.call("starting an import", self.inner.begin_import()).await?;
+        Ok(Box::new(TimedImport { inner, backend: self.inner.backend(), timeout: self.timeout }))
     }
 
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use serde_json::json;
 use sessionctl::record::now;
@@ -388,4 +390,88 @@ async fn tables_fall_back_to_80_columns_on_a_terminal_of_width_0() {
 fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.exists()))
+}
+
+/// `n` session lines with user `user<i>`, as `export` writes them.
+fn lines(n: usize) -> (Vec<sessionctl::Record>, String) {
+    let records: Vec<_> =
+        (0..n).map(|i| record(Some(&format!("user{i}")), Duration::hours(1), json!({"i": i}))).collect();
+    let text = records.iter().map(|r| sessionctl::admin::ExportLine::from_record(r).to_json() + "\n").collect();
+    (records, text)
+}
+
+/// Imports `text` where the database refuses the session of user
+/// `evil`: nothing of the file may stay.
+async fn import_refused_midway(cli: &Run, database: &Arc<dyn sessionctl::DatabaseTier>) {
+    let (records, mut text) = lines(2500);
+    let mut evil = record(Some("evil"), Duration::hours(1), json!({}));
+    evil.id = sessionctl::SessionId::generate();
+    text.push_str(&(sessionctl::admin::ExportLine::from_record(&evil).to_json() + "\n"));
+    let out = cli.run_with_stdin(&["import", "-"], &text);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nothing imported") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    for r in [&records[0], &records[1999], &records[2499]] {
+        assert!(database.load(&r.id).await.unwrap().is_none(), "a refused line leaves nothing written");
+    }
+    // Without the refused line, all of it lands, in one pass.
+    let (records, text) = lines(2500);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&cli.run_with_stdin(&["import", "-", "-o", "json"], &text).stdout).unwrap();
+    assert_eq!(doc["inserted"], 2500);
+    assert_eq!(database.load(&records[2499].id).await.unwrap().unwrap(), records[2499]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_the_database_refuses_midway_writes_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER no_evil BEFORE INSERT ON sessions WHEN NEW.user_id = 'evil'
+         BEGIN SELECT RAISE(ABORT, 'evil refused'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    import_refused_midway(&Run::new(dir.path(), &url), store.database().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_the_database_refuses_midway_writes_nothing_on_postgres() {
+    let Some(db) = harness::postgres().await else { return };
+    as_superuser(&db.url, &["ALTER TABLE sessions ADD CONSTRAINT no_evil CHECK (user_id <> 'evil')".into()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    import_refused_midway(&Run::new(dir.path(), &db.url), db.database.as_ref().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_refuses_what_the_library_would_and_exports_in_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cli, store, alice) = seeded(dir.path()).await;
+    let big = record(None, Duration::hours(1), json!({"blob": "x".repeat(1 << 20)}));
+    let mut line = sessionctl::admin::ExportLine::from_record(&big).to_json();
+    let out = cli.run_with_stdin(&["import", "-"], &line);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("over the limit of 1048576 bytes"), "{stderr}");
+    assert!(store.database().unwrap().load(&big.id).await.unwrap().is_none());
+    line = sessionctl::admin::ExportLine::from_record(&record(None, Duration::hours(1), json!({}))).to_json();
+    let huge_version = line.replace("\"version\":1", &format!("\"version\":{}", (1u64 << 53) + 1));
+    let out = cli.run_with_stdin(&["import", "-"], &huge_version);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside 0..=2^53"));
+
+    // Export walks ids in order, whatever the expiries.
+    let (_, text) = lines(300);
+    cli.run_with_stdin(&["import", "-"], &text);
+    let exported = cli.ok(&["export"]);
+    let ids: Vec<String> = exported
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 301);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "id order");
+    assert!(ids.contains(&alice.id.to_string()));
+    assert_eq!(cli.ok(&["export", "--limit", "7"]).lines().count(), 7);
 }
