@@ -18,6 +18,7 @@ use super::{Ctx, plural};
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// JSON lines as written by `export` ('-' for stdin).
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     pub file: PathBuf,
     /// Overwrite sessions that already exist (default: keep them).
     #[arg(long)]

@@ -1,0 +1,65 @@
+//! The committed shell completions, read as their users would meet them:
+//! they neither offer the maintainers' `generate` nor complete file names
+//! for ids. (That they match the clap definition is
+//! `cli::completions_and_man_pages_are_in_sync_with_the_cli`.)
+
+use std::path::Path;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn completions(name: &str) -> String {
+    std::fs::read_to_string(repo().join("completions").join(name)).unwrap()
+}
+
+#[test]
+fn completions_never_offer_the_hidden_generate() {
+    for entry in std::fs::read_dir(repo().join("completions")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // `regenerate` is a command; `generate` (alone or in a function name) is not.
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'));
+        assert!(!words.into_iter().any(|w| w == "generate"), "{} mentions generate", path.display());
+    }
+    assert!(completions("sessionctl.bash").contains("regenerate"));
+}
+
+#[test]
+fn completions_offer_files_for_files_only() {
+    let zsh = completions("_sessionctl");
+    let lines = |prefix: &str| -> Vec<String> {
+        let found: Vec<String> = zsh.lines().filter(|l| l.starts_with(prefix)).map(str::to_owned).collect();
+        assert!(!found.is_empty(), "zsh: no {prefix}");
+        found
+    };
+    for line in lines("'--secret-file=").into_iter().chain(lines("'--replace=")).chain(lines("':file -- ")) {
+        assert!(line.contains(":_files'"), "zsh should complete a file: {line}");
+    }
+    for line in
+        lines("'--user=").into_iter().chain(lines("':session -- ")).chain(lines("'*::ids -- ")).chain(lines("':id -- "))
+    {
+        assert!(!line.contains("_files") && !line.contains("_default"), "zsh should not complete files: {line}");
+    }
+    // `_default` is zsh's "anything, files included": no value is left to it.
+    assert!(!zsh.contains("_default"));
+
+    let fish = completions("sessionctl.fish");
+    for line in fish.lines() {
+        if line.contains(" -l secret-file ") {
+            assert!(line.ends_with(" -r -F"), "fish should complete a file: {line}");
+        }
+        if line.contains(" -l user ") {
+            assert!(line.ends_with(" -r -f"), "fish should not complete files: {line}");
+        }
+    }
+
+    // bash: `--user`'s value is left as typed; `--secret-file`'s completes files.
+    let bash = completions("sessionctl.bash");
+    let after = |case: &str| -> Vec<String> {
+        let lines: Vec<&str> = bash.lines().collect();
+        (0..lines.len()).filter(|&i| lines[i].trim() == case).map(|i| lines[i + 1..i + 8].join("\n")).collect()
+    };
+    assert!(!after("--user)").is_empty() && after("--user)").iter().all(|b| !b.contains("compgen -f")));
+    assert!(!after("--secret-file)").is_empty() && after("--secret-file)").iter().all(|b| b.contains("compgen -f")));
+}
