@@ -7,6 +7,7 @@ mod harness;
 mod browser;
 mod cli;
 mod codec;
+mod contrib;
 mod docs;
 mod fuzz_corpus;
 mod purge;
