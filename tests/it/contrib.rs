@@ -1,6 +1,8 @@
-//! `contrib/`, tried as an operator installs it: the cron job has a name
-//! cron.d runs and, run as cron runs it, purges, logs through
-//! `logger -t sessionctl`, and skips while another run holds its lock.
+//! `contrib/`, tried as an operator installs it: the systemd unit passes
+//! `systemd-analyze verify` and rates 2.0 or less in `systemd-analyze
+//! security`; the cron job has a name cron.d runs and, run as cron runs it,
+//! purges, logs through `logger -t sessionctl`, and skips while another run
+//! holds its lock.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,10 +13,13 @@ use serde_json::{Value, json};
 use sessionctl::record::now;
 use sessionctl::{Record, SessionId, Store};
 
-use crate::docs::installed;
+use crate::docs::{installed, manpath};
 use crate::harness::pg_server::missing;
 
+const UNIT: &str = "contrib/sessionctl-serve-cron.service";
 const CRON: &str = "contrib/cron.d/sessionctl-purge";
+/// Where the unit and the cron job expect the binary.
+const INSTALLED_BINARY: &str = "/usr/local/bin/sessionctl";
 const LOCK: &str = "/run/lock/sessionctl-purge.lock";
 
 fn repo() -> &'static Path {
@@ -23,6 +28,40 @@ fn repo() -> &'static Path {
 
 fn text(output: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    if !installed("systemd-analyze") {
+        return missing::<()>("systemd-analyze (Debian package `systemd`)").unwrap_or_default();
+    }
+    // verify opens the Documentation= man page with man(1).
+    if !installed("man") {
+        return missing::<()>("man (Debian package `man-db`)").unwrap_or_default();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(repo().join(UNIT)).unwrap();
+    assert!(unit.contains(&format!("ExecStart={INSTALLED_BINARY} serve-cron ")), "{unit}");
+    // verify also checks that ExecStart's program exists: the same unit,
+    // running the binary just built, and finding the pages in man/.
+    let copy = dir.path().join("sessionctl-serve-cron.service");
+    std::fs::write(&copy, unit.replace(INSTALLED_BINARY, env!("CARGO_BIN_EXE_sessionctl"))).unwrap();
+    let output =
+        Command::new("systemd-analyze").arg("verify").arg(&copy).env("MANPATH", manpath(dir.path())).output().unwrap();
+    assert!(output.status.success() && text(&output).is_empty(), "systemd-analyze verify:\n{}", text(&output));
+
+    let output =
+        Command::new("systemd-analyze").args(["security", "--offline=true"]).arg(repo().join(UNIT)).output().unwrap();
+    let report = text(&output);
+    assert!(output.status.success(), "systemd-analyze security:\n{report}");
+    // "→ Overall exposure level for sessionctl-serve-cron.service: 1.1 OK 🙂"
+    let exposure: f64 = report
+        .lines()
+        .find_map(|line| {
+            line.split_once("Overall exposure level for ")?.1.split_once(": ")?.1.split(' ').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no overall exposure in:\n{report}"));
+    assert!(exposure <= 2.0, "exposure {exposure} > 2.0:\n{report}");
 }
 
 /// The cron file: its variable assignments, and the job's schedule, user

@@ -3,10 +3,24 @@
 //! for ids. (That they match the clap definition is
 //! `cli::completions_and_man_pages_are_in_sync_with_the_cli`.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every man page: (file name, text).
+fn man_pages() -> Vec<(String, String)> {
+    let mut pages: Vec<(String, String)> = std::fs::read_dir(repo().join("man"))
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    pages.sort();
+    assert!(pages.len() > 1, "man/ holds no pages");
+    pages
 }
 
 /// Whether a program is on PATH.
@@ -67,4 +81,15 @@ fn completions_offer_files_for_files_only() {
     };
     assert!(!after("--user)").is_empty() && after("--user)").iter().all(|b| !b.contains("compgen -f")));
     assert!(!after("--secret-file)").is_empty() && after("--secret-file)").iter().all(|b| b.contains("compgen -f")));
+}
+
+/// A copy of `man/` laid out as a MANPATH (`man1/`), for tools that look
+/// pages up by name.
+pub fn manpath(dir: &Path) -> PathBuf {
+    let man1 = dir.join("man").join("man1");
+    std::fs::create_dir_all(&man1).unwrap();
+    for (name, page) in man_pages() {
+        std::fs::write(man1.join(name), page).unwrap();
+    }
+    dir.join("man")
 }
