@@ -1,9 +1,9 @@
 //! `sessionctl generate` (hidden): writes `completions/` and `man/` from the
 //! clap definition. A test fails when the committed copies are stale.
 //!
-//! Completions come from [`public_command`]: the command line as users see
-//! it, without this maintainers' command, and with values completing files
-//! only where a file is meant.
+//! Both come from [`public_command`]: the command line as users see it,
+//! without this maintainers' command, and with values completing files only
+//! where a file is meant.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,8 @@ use clap::{Args, CommandFactory as _};
 use clap_complete::Shell;
 
 use super::Cli;
+
+mod man;
 
 /// Arguments of `generate`.
 #[derive(Debug, Args)]
@@ -36,16 +38,8 @@ pub fn files() -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
         clap_complete::generate(shell, &mut public_command(), "sessionctl", &mut buffer);
         files.push((Path::new("completions").join(name), buffer));
     }
-    let command = Cli::command();
-    let mut buffer = Vec::new();
-    clap_mangen::Man::new(command.clone()).render(&mut buffer)?;
-    files.push((Path::new("man").join("sessionctl.1"), buffer));
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("sessionctl-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone()).bin_name(name.clone());
-        let mut buffer = Vec::new();
-        clap_mangen::Man::new(sub).render(&mut buffer)?;
-        files.push((Path::new("man").join(format!("{name}.1")), buffer));
+    for (name, page) in man::pages(public_command())? {
+        files.push((Path::new("man").join(name), page));
     }
     Ok(files)
 }
