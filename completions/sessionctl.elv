@@ -46,7 +46,6 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand purge-expired 'Delete expired sessions in short batches (safe to interrupt and rerun)'
             cand serve-cron 'Run the purge on a cron schedule, as a daemon (one leader across replicas)'
             cand migrate 'Create or upgrade the session schema'
-            cand generate 'Regenerate the shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sessionctl;show'= {
@@ -309,24 +308,6 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
-        &'sessionctl;generate'= {
-            cand --out-dir 'Where `completions/` and `man/` are written'
-            cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one'
-            cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
-            cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
-            cand -o 'Output format'
-            cand --output 'Output format'
-            cand --database-timeout 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate'
-            cand --no-cache 'Change sessions in the database alone, accepting that the apps'' cache serves its old copies until they expire'
-            cand --ignore-not-found 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
-            cand -q 'Print only errors (and the data asked for)'
-            cand --quiet 'Print only errors (and the data asked for)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
         &'sessionctl;help'= {
             cand show 'Show one session: metadata, which tiers hold it, its data'
             cand list 'List sessions, by expiry'
@@ -341,7 +322,6 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand purge-expired 'Delete expired sessions in short batches (safe to interrupt and rerun)'
             cand serve-cron 'Run the purge on a cron schedule, as a daemon (one leader across replicas)'
             cand migrate 'Create or upgrade the session schema'
-            cand generate 'Regenerate the shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sessionctl;help;show'= {
@@ -369,8 +349,6 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         &'sessionctl;help;serve-cron'= {
         }
         &'sessionctl;help;migrate'= {
-        }
-        &'sessionctl;help;generate'= {
         }
         &'sessionctl;help;help'= {
         }

@@ -27,7 +27,7 @@ pub struct EditArgs {
     #[arg(long, value_name = "KEY")]
     pub unset: Vec<String>,
     /// Replace all the data with the JSON object in FILE ('-' for stdin).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub replace: Option<PathBuf>,
 }
 

@@ -75,7 +75,7 @@ pub struct GlobalOpts {
     pub no_cache: bool,
 
     /// File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub secret_file: Option<PathBuf>,
 
     /// Output format.

@@ -7,6 +7,8 @@ mod harness;
 mod browser;
 mod cli;
 mod codec;
+mod contrib;
+mod docs;
 mod fuzz_corpus;
 mod operator;
 mod purge;
