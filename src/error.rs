@@ -58,7 +58,7 @@ pub enum Error {
     },
 
     /// The database tier failed.
-    #[error("database error ({backend}) during {operation}: {source}")]
+    #[error("database error ({backend}) during {operation}: {}", without_server_line(&source.to_string()))]
     Database {
         /// `sqlite` or `postgres`.
         backend: &'static str,
@@ -184,6 +184,16 @@ impl Error {
             }
             other => Error::Shared(std::sync::Arc::new(Error::Config(other.to_string()))),
         }
+    }
+}
+
+/// A driver's message without the server's source line that sqlx appends
+/// to PostgreSQL errors (`permission denied for table sessions at line
+/// 2457`): a location in PostgreSQL's C code, noise to an operator.
+pub fn without_server_line(message: &str) -> &str {
+    match message.rsplit_once(" at line ") {
+        Some((head, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => message,
     }
 }
 
@@ -317,6 +327,17 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/s?sslpassword=x1y2"), "postgres://app@db/s?sslpassword=***");
         assert_eq!(redact_url("redis://:pw@127.0.0.1/0?protocol=resp3"), "redis://:***@127.0.0.1/0?protocol=resp3");
+    }
+
+    #[test]
+    fn the_servers_source_line_is_dropped() {
+        use super::without_server_line;
+        assert_eq!(
+            without_server_line("permission denied for table sessions at line 2457"),
+            "permission denied for table sessions"
+        );
+        assert_eq!(without_server_line("at line 3 of the file"), "at line 3 of the file");
+        assert_eq!(without_server_line("no line"), "no line");
     }
 
     #[test]

@@ -351,7 +351,7 @@ pub fn init_logging(cli: &Cli) {
 pub fn one_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for (i, cause) in error.chain().enumerate() {
-        let text = cause.to_string();
+        let text = sessionctl::error::without_server_line(&cause.to_string()).to_owned();
         if i > 0 {
             if line.contains(&text) {
                 continue;
