@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::codec::{CookieCodec, CookiePayload, Keys};
-use crate::config::DEFAULT_MAX_SIZE;
+use crate::config::{DEFAULT_MAX_SAVE_ATTEMPTS, DEFAULT_MAX_SIZE, SessionConfig};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Data, Record};
@@ -24,6 +24,7 @@ pub struct Admin {
     store: Store,
     codec: Option<CookieCodec>,
     max_size: usize,
+    max_save_attempts: u32,
 }
 
 /// What a user typed to name a session.
@@ -235,8 +236,26 @@ impl Lister {
 impl Admin {
     /// Admin operations over `store`; `keys` are needed only to read or
     /// mint cookies.
+    /// The library's default limits apply (size, save attempts); an app
+    /// builds its admin with [`Admin::for_app`] to share its own.
     pub fn new(store: Store, keys: Option<Keys>) -> Admin {
-        Admin { store, codec: keys.map(CookieCodec::new), max_size: DEFAULT_MAX_SIZE }
+        Admin {
+            store,
+            codec: keys.map(CookieCodec::new),
+            max_size: DEFAULT_MAX_SIZE,
+            max_save_attempts: DEFAULT_MAX_SAVE_ATTEMPTS,
+        }
+    }
+
+    /// Admin operations as the app's `config` sees sessions: its keys, its
+    /// size limit (edits and imports) and its save attempts (regenerate).
+    pub fn for_app(store: Store, config: &SessionConfig) -> Admin {
+        Admin {
+            store,
+            codec: Some(config.codec().clone()),
+            max_size: config.max_size,
+            max_save_attempts: config.max_save_attempts.max(1),
+        }
     }
 
     /// The store.
@@ -409,6 +428,11 @@ impl Admin {
         Ok(deleted)
     }
 
+    /// Which of these ids are stored.
+    pub async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+        self.store.require_database()?.existing(ids).await
+    }
+
     /// How many sessions a user has.
     pub async fn count_user(&self, user_id: &str) -> Result<u64> {
         let filter = Filter { user_id: Some(user_id.to_owned()), ..Filter::default() };
@@ -423,7 +447,7 @@ impl Admin {
     /// Moves a session to a new id (same data and user), the old id removed
     /// from both tiers; returns the new record.
     pub async fn regenerate(&self, id: &SessionId) -> Result<Record> {
-        for _ in 0..8 {
+        for _ in 0..self.max_save_attempts {
             let current = self.current(id).await?;
             let mut next = current.clone();
             next.id = SessionId::generate();
@@ -435,7 +459,7 @@ impl Admin {
                 crate::store::RotateOutcome::Conflict | crate::store::RotateOutcome::IdTaken => continue,
             }
         }
-        Err(Error::Conflict { id: id.to_string(), attempts: 8 })
+        Err(Error::Conflict { id: id.to_string(), attempts: self.max_save_attempts })
     }
 
     /// The cookie value for a stored session, when the keys are known.

@@ -26,7 +26,7 @@ pub struct DeleteArgs {
 pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     let ids = parse_ids(&args.ids)?;
     let admin = ctx.admin(Access::Change).await?;
-    let existing = admin.store().require_database()?.existing(&ids).await?;
+    let existing = admin.existing(&ids).await?;
     let missing: Vec<String> = ids.iter().filter(|id| !existing.contains(id)).map(ToString::to_string).collect();
     let done = if args.dry_run {
         existing.clone()

@@ -476,3 +476,26 @@ async fn import_refuses_what_the_library_would_and_exports_in_id_order() {
     assert!(ids.contains(&alice.id.to_string()));
     assert_eq!(cli.ok(&["export", "--limit", "7"]).lines().count(), 7);
 }
+
+/// An app's admin page shares the app's limits: an edit or an import line
+/// over the app's size limit is refused, not stored for every later save of
+/// the session to fail.
+#[tokio::test]
+async fn an_apps_admin_applies_the_apps_size_limit() {
+    let db = harness::sqlite().await;
+    let config = harness::config().with_max_size(64);
+    let admin = sessionctl::admin::Admin::for_app(db.store.clone(), &config);
+    let alice = record(Some("alice"), Duration::hours(1), json!({"n": 1}));
+    assert!(db.store.create(&alice).await.unwrap());
+    let edit =
+        sessionctl::admin::Edit { replace: None, set: vec![("blob".into(), json!("x".repeat(100)))], unset: vec![] };
+    let error = admin.edit(&alice.id, &edit).await.unwrap_err();
+    assert!(matches!(error, sessionctl::Error::TooLarge { limit: 64, .. }), "{error}");
+    let big = record(None, Duration::hours(1), json!({"blob": "x".repeat(100)}));
+    let line = sessionctl::admin::ExportLine::from_record(&big).to_json();
+    assert!(admin.parse_line(&line).unwrap_err().to_string().contains("over the limit of 64 bytes"));
+    assert!(
+        sessionctl::admin::Admin::new(db.store.clone(), None).parse_line(&line).is_ok(),
+        "the library default is 1 MiB"
+    );
+}
