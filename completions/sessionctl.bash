@@ -1066,13 +1066,20 @@ _sessionctl() {
             return 0
             ;;
         sessionctl__subcmd__revoke)
-            opts="-y -o -q -h -V --user --yes --dry-run --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
+            opts="-y -o -q -h -V --user --except --yes --dry-run --database-url --redis-url --redis-prefix --no-cache --secret-file --output --ignore-not-found --quiet --database-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --except)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

@@ -70,6 +70,14 @@ async fn logout(session: Session) -> Response {
     }
 }
 
+/// "Log out my other devices": every other session of this user goes, this one stays.
+async fn logout_others(session: Session) -> Response {
+    match session.revoke_other_sessions().await {
+        Ok(n) => format!("Logged out {n} other session(s).\n").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
 async fn show(session: Session) -> Response {
     let (id, user_id, expires_at, data) =
         match (session.id().await, session.user_id().await, session.expires_at().await, session.data().await) {
@@ -91,6 +99,7 @@ pub fn app(layer: SessionLayer) -> Router {
         .route("/", get(counter))
         .route("/login", get(login))
         .route("/logout", get(logout))
+        .route("/logout-others", get(logout_others))
         .route("/session", get(show))
         .layer(layer)
 }

@@ -444,6 +444,12 @@ impl Admin {
         self.store.delete_by_user(user_id).await
     }
 
+    /// Deletes every session of a user but `keep` ("log out other
+    /// devices"); returns their ids.
+    pub async fn revoke_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+        self.store.delete_by_user_except(user_id, keep).await
+    }
+
     /// Moves a session to a new id (same data and user), the old id removed
     /// from both tiers; returns the new record.
     pub async fn regenerate(&self, id: &SessionId) -> Result<Record> {

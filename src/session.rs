@@ -380,6 +380,23 @@ impl Session {
         Ok(())
     }
 
+    /// Revokes every other session of this session's user, in every tier,
+    /// now rather than at save ("log out my other devices"); returns how
+    /// many went. The session itself is kept (under the id it is stored
+    /// at, should it also be moving to a new one). One statement deletes
+    /// them, so a session the user creates meanwhile on another device is
+    /// either revoked or kept whole. A session without a user revokes
+    /// nothing.
+    pub async fn revoke_other_sessions(&self) -> Result<usize> {
+        let (user_id, keep) = {
+            let state = self.loaded().await?;
+            let Some(record) = state.record.as_ref() else { return Ok(0) };
+            let Some(user_id) = record.user_id.clone() else { return Ok(0) };
+            (user_id, state.rotate_from.clone().unwrap_or_else(|| record.id.clone()))
+        };
+        Ok(self.store().delete_by_user_except(&user_id, &keep).await?.len())
+    }
+
     /// When the session expires, if it exists.
     pub async fn expires_at(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(self.loaded().await?.record.as_ref().map(|r| r.expires_at))

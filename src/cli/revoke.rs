@@ -14,6 +14,9 @@ pub struct RevokeArgs {
     /// The user whose sessions go.
     #[arg(long, value_name = "USER")]
     pub user: String,
+    /// Keep this session of the user ("log out other devices"): every other one goes, in one statement.
+    #[arg(long, value_name = "ID")]
+    pub except: Option<String>,
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -24,27 +27,44 @@ pub struct RevokeArgs {
 
 /// Revokes the user's sessions.
 pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
+    let keep = args.except.as_deref().map(sessionctl::SessionId::parse).transpose()?;
     let admin = ctx.admin(Access::Change).await?;
-    let count = admin.count_user(&args.user).await?;
+    if let Some(keep) = &keep {
+        let owner = match admin.current(keep).await {
+            Ok(record) => record.user_id,
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other.into()),
+        };
+        if owner.as_deref() != Some(args.user.as_str()) {
+            return Err(Error::NotFound(format!("user {:?} has no session {keep} to keep", args.user)).into());
+        }
+    }
+    let count = admin.count_user(&args.user).await?.saturating_sub(u64::from(keep.is_some()));
     let revoked = if args.dry_run || count == 0 {
         count as usize
     } else if confirm(
         &format!("revoke {} of user {:?}?", plural(count as usize, "session", "sessions"), args.user),
         args.yes,
     )? {
-        let revoked = admin.revoke(&args.user).await?.len();
+        let revoked = match &keep {
+            Some(keep) => admin.revoke_except(&args.user, keep).await?.len(),
+            None => admin.revoke(&args.user).await?.len(),
+        };
         ctx.note_database_only();
         revoked
     } else {
         anyhow::bail!("not confirmed; nothing revoked");
     };
     if ctx.json() {
-        line(json!({"version": 1, "user": args.user, "dry_run": args.dry_run, "revoked": revoked}))?;
+        line(
+            json!({"version": 1, "user": args.user, "kept": args.except, "dry_run": args.dry_run, "revoked": revoked}),
+        )?;
     } else if !ctx.global.quiet {
         let verb = if args.dry_run { "would revoke" } else { "revoked" };
-        line(format!("{verb} {} of user {:?}", plural(revoked, "session", "sessions"), args.user))?;
+        let kept = keep.as_ref().map(|id| format!(", kept {id}")).unwrap_or_default();
+        line(format!("{verb} {} of user {:?}{kept}", plural(revoked, "session", "sessions"), args.user))?;
     }
-    if count == 0 {
+    if count == 0 && keep.is_none() {
         return Err(Error::NotFound(format!("user {:?} has no sessions", args.user)).into());
     }
     Ok(())

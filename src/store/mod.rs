@@ -172,6 +172,12 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// Deletes every session of a user; returns their ids.
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>>;
 
+    /// Deletes every session of a user but `keep` ("log out my other
+    /// devices"), in one statement: a session the user creates meanwhile
+    /// is either deleted with the others or kept, never half. Returns the
+    /// ids deleted.
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>>;
+
     /// Up to `limit` sessions matching `filter`, ordered by expiry then id,
     /// after the cursor (keyset pagination: constant memory over any table
     /// size; pass the last record of a page to get the next).
@@ -1052,6 +1058,16 @@ impl Store {
     /// Deletes every session of a user from every tier; returns their ids.
     pub async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
         let ids = self.db()?.delete_by_user(user_id).await?;
+        for id in &ids {
+            self.cache_after_delete(id).await;
+        }
+        Ok(ids)
+    }
+
+    /// Deletes every session of a user but `keep`, in both tiers (see
+    /// [`DatabaseTier::delete_by_user_except`]); returns their ids.
+    pub async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+        let ids = self.db()?.delete_by_user_except(user_id, keep).await?;
         for id in &ids {
             self.cache_after_delete(id).await;
         }

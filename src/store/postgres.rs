@@ -442,6 +442,16 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(ids))
     }
 
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id")
+            .bind(user_id)
+            .bind(keep.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "deleting a user's other sessions"))?;
+        Ok(parse_ids(ids))
+    }
+
     async fn scan(
         &self,
         filter: &Filter,

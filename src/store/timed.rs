@@ -147,6 +147,10 @@ impl DatabaseTier for TimedDatabase {
         self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
     }
 
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+        self.call("deleting a user's other sessions", self.inner.delete_by_user_except(user_id, keep)).await
+    }
+
     async fn scan(
         &self,
         filter: &Filter,

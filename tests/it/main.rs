@@ -4,6 +4,7 @@
 mod demo;
 mod harness;
 
+mod accounts;
 mod browser;
 mod cli;
 mod codec;

@@ -426,3 +426,24 @@ async fn the_demo_answers_400_to_a_user_name_with_nul_on_every_backend() {
         assert!(reply.body.contains(r#""user_id":"alice""#), "{}", reply.body);
     }
 }
+
+/// The demo's "log out other devices": alice logged in on two browsers,
+/// the first logs the second out and stays logged in.
+#[tokio::test]
+async fn the_demo_logs_out_other_devices() {
+    let stores = [Some(harness::sqlite().await), harness::redis_postgres().await];
+    for db in stores.into_iter().flatten() {
+        let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())));
+        let mut browsers = Vec::new();
+        for _ in 0..2 {
+            let cookie = call(&app, "/", None).await.cookie();
+            browsers.push(call(&app, "/login?user=alice", Some(&cookie)).await.cookie());
+        }
+        let reply = call(&app, "/logout-others", Some(&browsers[0])).await;
+        assert!(reply.body.contains("Logged out 1 other"), "{}: {}", db.url, reply.body);
+        let first = call(&app, "/session", Some(&browsers[0])).await;
+        assert!(first.body.contains(r#""user_id":"alice""#), "{}", first.body);
+        let second = call(&app, "/session", Some(&browsers[1])).await;
+        assert!(second.body.contains(r#""user_id":null"#), "the other device is logged out: {}", second.body);
+    }
+}

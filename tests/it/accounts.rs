@@ -1,0 +1,132 @@
+//! Account security features users ask for: "log out my other devices"
+//! from a handler and from the CLI, atomic against concurrent logins.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_json::json;
+use sessionctl::record::now;
+use sessionctl::{Record, Session, SessionId};
+
+use crate::cli::{Run, record};
+use crate::harness::{self, TestDb};
+
+/// A handler's session for the stored `record` (its cookie, as the browser sends it).
+fn session_of(db: &TestDb, record: &Record) -> Session {
+    let config = Arc::new(harness::config());
+    let cookie = config.codec().encode_reference(&record.id, record.expires_at);
+    Session::new(db.store.clone(), config, Some(&cookie))
+}
+
+async fn logout_other_devices(db: TestDb) {
+    let devices: Vec<Record> =
+        (0..4).map(|i| record(Some("alice"), Duration::hours(1), json!({"device": i}))).collect();
+    let bob = record(Some("bob"), Duration::hours(1), json!({}));
+    for r in devices.iter().chain([&bob]) {
+        assert!(db.store.create(r).await.unwrap());
+        assert!(db.store.load(&r.id, now()).await.unwrap().is_some(), "cached where there is a cache");
+    }
+    let session = session_of(&db, &devices[0]);
+    assert_eq!(session.revoke_other_sessions().await.unwrap(), 3);
+    assert_eq!(session.get::<u32>("device").await.unwrap(), Some(0), "this device stays logged in");
+    for other in &devices[1..] {
+        assert!(db.store.load(&other.id, now()).await.unwrap().is_none(), "revoked in every tier");
+        db.assert_gone(&other.id).await;
+    }
+    assert!(db.store.load(&bob.id, now()).await.unwrap().is_some(), "other users untouched");
+    assert_eq!(session.revoke_other_sessions().await.unwrap(), 0);
+
+    // An anonymous session has no other devices.
+    let anonymous = record(None, Duration::hours(1), json!({}));
+    assert!(db.store.create(&anonymous).await.unwrap());
+    assert_eq!(session_of(&db, &anonymous).revoke_other_sessions().await.unwrap(), 0);
+    assert!(db.store.load(&bob.id, now()).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_other_devices_on_sqlite() {
+    logout_other_devices(harness::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_other_devices_on_postgres() {
+    let Some(db) = harness::postgres().await else { return };
+    logout_other_devices(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_other_devices_on_redis_over_postgres() {
+    let Some(db) = harness::redis_postgres().await else { return };
+    logout_other_devices(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_other_devices_on_memory_over_sqlite() {
+    logout_other_devices(harness::memory_sqlite().await).await;
+}
+
+/// 20 logins of the same user race one "log out other devices": each new
+/// session ends up either revoked in both tiers or kept in both, and the
+/// device that asked stays.
+async fn logins_racing_a_logout_of_other_devices(db: TestDb) {
+    let keep = record(Some("carol"), Duration::hours(1), json!({"here": true}));
+    assert!(db.store.create(&keep).await.unwrap());
+    let session = session_of(&db, &keep);
+    let logins: Vec<_> = (0..20)
+        .map(|i| {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                let login = record(Some("carol"), Duration::hours(1), json!({"login": i}));
+                assert!(store.create(&login).await.unwrap());
+                // The new device reads its session right away (filling a cache).
+                let _ = store.load(&login.id, now()).await.unwrap();
+                login.id
+            })
+        })
+        .collect();
+    let revoked = session.revoke_other_sessions().await.unwrap();
+    let mut ids: Vec<SessionId> = Vec::new();
+    for login in logins {
+        ids.push(login.await.unwrap());
+    }
+    let mut kept = 0;
+    for id in &ids {
+        let stored = db.stored(id).await.is_some();
+        let served = db.store.load(id, now()).await.unwrap().is_some();
+        assert_eq!(stored, served, "{id}: the database and what is served agree");
+        kept += usize::from(stored);
+    }
+    assert_eq!(kept + revoked, 20, "each login is revoked or kept, never both or neither");
+    assert!(db.store.load(&keep.id, now()).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_racing_a_logout_of_other_devices_on_redis_over_postgres() {
+    let Some(db) = harness::redis_postgres().await else { return };
+    logins_racing_a_logout_of_other_devices(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_racing_a_logout_of_other_devices_on_sqlite() {
+    logins_racing_a_logout_of_other_devices(harness::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_except_from_the_cli() {
+    let db = harness::sqlite().await;
+    let devices: Vec<Record> = (0..3).map(|_| record(Some("dave"), Duration::hours(1), json!({}))).collect();
+    for r in &devices {
+        assert!(db.store.create(r).await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Run::new(dir.path(), &db.url);
+    let doc = cli.json(&["revoke", "--user", "dave", "--except", devices[1].id.as_str(), "-y"]);
+    assert_eq!((doc["revoked"].as_u64(), doc["kept"].as_str()), (Some(2), Some(devices[1].id.as_str())));
+    assert!(db.stored(&devices[1].id).await.is_some());
+    assert!(db.stored(&devices[0].id).await.is_none() && db.stored(&devices[2].id).await.is_none());
+    // Keeping a session that is not the user's is refused before anything goes.
+    let stderr = cli.fails(&["revoke", "--user", "erin", "--except", devices[1].id.as_str(), "-y"], 3);
+    assert!(stderr.contains("has no session"), "{stderr}");
+    assert!(db.stored(&devices[1].id).await.is_some());
+    cli.fails(&["revoke", "--user", "dave", "--except", "not-an-id", "-y"], 2);
+}
