@@ -91,6 +91,10 @@ pub struct SessionConfig {
     pub cookie_only_threshold: usize,
     /// Save attempts before a run of version conflicts is reported.
     pub max_save_attempts: u32,
+    /// At most this many sessions per user (default: no limit). When a
+    /// save gives a session a user beyond it, that user's least recently
+    /// written other sessions are revoked.
+    pub max_sessions_per_user: Option<u32>,
     /// Cookie attributes.
     pub cookie: CookieConfig,
     codec: CookieCodec,
@@ -106,6 +110,7 @@ impl SessionConfig {
             // 4096 bytes per cookie, minus the name, `=` and attributes.
             cookie_only_threshold: 3800,
             max_save_attempts: DEFAULT_MAX_SAVE_ATTEMPTS,
+            max_sessions_per_user: None,
             cookie: CookieConfig::default(),
             codec: CookieCodec::new(keys),
         }
@@ -123,7 +128,13 @@ impl SessionConfig {
         self
     }
 
-    /// Sets the size limit.
+    /// Sets [`SessionConfig::max_sessions_per_user`] (at least 1).
+    pub fn with_max_sessions_per_user(mut self, limit: u32) -> Self {
+        self.max_sessions_per_user = Some(limit.max(1));
+        self
+    }
+
+    /// Sets [`SessionConfig::max_size`].
     pub fn with_max_size(mut self, max_size: usize) -> Self {
         self.max_size = max_size;
         self

@@ -483,11 +483,23 @@ impl Session {
         if data_size > self.config.max_size {
             return Err(Error::TooLarge { size: data_size, limit: self.config.max_size });
         }
+        let new_user = if state.user_changed { record.user_id.clone() } else { None };
         let outcome = if self.fits_cookie(record) {
             self.save_in_cookie(state, now).await?
         } else {
             self.save_stored(state, now).await?
         };
+        if let (Some(user_id), Some(limit), Some(saved)) = (
+            new_user,
+            self.config.max_sessions_per_user,
+            state.record.as_ref().filter(|_| outcome.status == SaveStatus::Saved),
+        ) {
+            // The login is saved whatever happens here; a limit not applied
+            // now is applied by the user's next login.
+            if let Err(error) = self.store.limit_user_sessions(&user_id, &saved.id, limit).await {
+                tracing::warn!(%error, "could not apply the per-user session limit");
+            }
+        }
         Ok(outcome)
     }
 

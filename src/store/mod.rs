@@ -178,6 +178,12 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// ids deleted.
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>>;
 
+    /// Deletes the user's sessions beyond `keep` and the `newest` others
+    /// most recently written (`updated_at`, then id): the per-user session
+    /// limit. Returns the ids deleted.
+    async fn delete_user_sessions_beyond(&self, user_id: &str, keep: &SessionId, newest: u32)
+    -> Result<Vec<SessionId>>;
+
     /// Up to `limit` sessions matching `filter`, ordered by expiry then id,
     /// after the cursor (keyset pagination: constant memory over any table
     /// size; pass the last record of a page to get the next).
@@ -1058,6 +1064,17 @@ impl Store {
     /// Deletes every session of a user from every tier; returns their ids.
     pub async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
         let ids = self.db()?.delete_by_user(user_id).await?;
+        for id in &ids {
+            self.cache_after_delete(id).await;
+        }
+        Ok(ids)
+    }
+
+    /// Keeps at most `limit` sessions of a user, `keep` among them: the
+    /// least recently written others go, in both tiers (see
+    /// [`DatabaseTier::delete_user_sessions_beyond`]); returns their ids.
+    pub async fn limit_user_sessions(&self, user_id: &str, keep: &SessionId, limit: u32) -> Result<Vec<SessionId>> {
+        let ids = self.db()?.delete_user_sessions_beyond(user_id, keep, limit.saturating_sub(1)).await?;
         for id in &ids {
             self.cache_after_delete(id).await;
         }

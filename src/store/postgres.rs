@@ -442,6 +442,26 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(ids))
     }
 
+    async fn delete_user_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: &SessionId,
+        newest: u32,
+    ) -> Result<Vec<SessionId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 AND id NOT IN (
+                 SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 ORDER BY updated_at DESC, id DESC LIMIT $3)
+             RETURNING id",
+        )
+        .bind(user_id)
+        .bind(keep.as_str())
+        .bind(i64::from(newest))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "limiting a user's sessions"))?;
+        Ok(parse_ids(ids))
+    }
+
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
         let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id")
             .bind(user_id)

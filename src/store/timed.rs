@@ -147,6 +147,15 @@ impl DatabaseTier for TimedDatabase {
         self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
     }
 
+    async fn delete_user_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: &SessionId,
+        newest: u32,
+    ) -> Result<Vec<SessionId>> {
+        self.call("limiting a user's sessions", self.inner.delete_user_sessions_beyond(user_id, keep, newest)).await
+    }
+
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
         self.call("deleting a user's other sessions", self.inner.delete_by_user_except(user_id, keep)).await
     }

@@ -130,3 +130,68 @@ async fn revoke_except_from_the_cli() {
     assert!(db.stored(&devices[1].id).await.is_some());
     cli.fails(&["revoke", "--user", "dave", "--except", "not-an-id", "-y"], 2);
 }
+
+/// A login on a fresh browser: a new session given `user`, saved.
+async fn login(db: &TestDb, config: &Arc<sessionctl::SessionConfig>, user: &str) -> SessionId {
+    let session = Session::new(db.store.clone(), config.clone(), None);
+    session.set_user_id(Some(user.to_owned())).await.unwrap();
+    session.insert("logged_in", true).await.unwrap();
+    session.save().await.unwrap();
+    session.id().await.unwrap().unwrap()
+}
+
+async fn count_of(db: &TestDb, user: &str) -> u64 {
+    let filter = sessionctl::Filter { user_id: Some(user.to_owned()), ..Default::default() };
+    db.database.as_ref().unwrap().count(&filter, now()).await.unwrap()
+}
+
+async fn per_user_limit(db: TestDb) {
+    let config = Arc::new(harness::config().with_max_sessions_per_user(3));
+    // One after the other: the oldest go, the three newest stay.
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(login(&db, &config, "grace").await);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(count_of(&db, "grace").await, 3);
+    for (i, id) in ids.iter().enumerate() {
+        let served = db.store.load(id, now()).await.unwrap().is_some();
+        assert_eq!(served, i >= 2, "session {i} of 5: only the three newest are served");
+    }
+    // Twenty at once: never more than three once they have all completed.
+    let logins: Vec<_> = (0..20)
+        .map(|_| {
+            let (db_store, config) = (db.store.clone(), config.clone());
+            tokio::spawn(async move {
+                let session = Session::new(db_store, config, None);
+                session.set_user_id(Some("heidi".to_owned())).await.unwrap();
+                session.save().await.unwrap();
+            })
+        })
+        .collect();
+    for login in logins {
+        login.await.unwrap();
+    }
+    let left = count_of(&db, "heidi").await;
+    assert!((1..=3).contains(&left), "{left} sessions left of 20 concurrent logins with a limit of 3");
+    // Other users and anonymous sessions are not counted.
+    login(&db, &config, "ivan").await;
+    assert_eq!(count_of(&db, "ivan").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_session_limit_on_sqlite() {
+    per_user_limit(harness::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_session_limit_on_postgres() {
+    let Some(db) = harness::postgres().await else { return };
+    per_user_limit(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_session_limit_on_redis_over_postgres() {
+    let Some(db) = harness::redis_postgres().await else { return };
+    per_user_limit(db).await;
+}
