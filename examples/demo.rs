@@ -70,6 +70,24 @@ async fn logout(session: Session) -> Response {
     }
 }
 
+/// "Active sessions": this user's sessions (without their data), this one marked.
+async fn active_sessions(session: Session) -> Response {
+    match session.user_sessions().await {
+        Ok(sessions) => Json(json!({
+            "sessions": sessions.iter().map(|(s, current)| json!({
+                "id": s.id.to_string(),
+                "created_at": s.created_at,
+                "updated_at": s.updated_at,
+                "expires_at": s.expires_at,
+                "current": current,
+            })).collect::<Vec<_>>(),
+            "log_out_others": "/logout-others",
+        }))
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
 /// "Log out my other devices": every other session of this user goes, this one stays.
 async fn logout_others(session: Session) -> Response {
     match session.revoke_other_sessions().await {
@@ -100,6 +118,7 @@ pub fn app(layer: SessionLayer) -> Router {
         .route("/login", get(login))
         .route("/logout", get(logout))
         .route("/logout-others", get(logout_others))
+        .route("/sessions", get(active_sessions))
         .route("/session", get(show))
         .layer(layer)
 }

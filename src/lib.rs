@@ -52,5 +52,5 @@ pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
 pub use store::{
     AppCache, CacheTier, DatabaseTier, Filter, Lookup, MemoryCacheConfig, OpenAs, Patch, PatchOutcome, PurgeBatch,
-    SchemaStatus, StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
+    SchemaStatus, SessionSummary, StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
 };

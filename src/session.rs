@@ -25,7 +25,7 @@ use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Data, Record};
-use crate::store::{Lookup, Patch, PatchOutcome, RotateOutcome, Store, UpdateOutcome};
+use crate::store::{Lookup, Patch, PatchOutcome, RotateOutcome, SessionSummary, Store, UpdateOutcome};
 
 /// What the response's cookie should do after a save.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,6 +395,26 @@ impl Session {
             (user_id, state.rotate_from.clone().unwrap_or_else(|| record.id.clone()))
         };
         Ok(self.store().delete_by_user_except(&user_id, &keep).await?.len())
+    }
+
+    /// The live sessions of this session's user, most recently written
+    /// first, without their data (an "active sessions" page), each with
+    /// whether it is this one; empty for a session without a user.
+    pub async fn user_sessions(&self) -> Result<Vec<(SessionSummary, bool)>> {
+        let (user_id, current) = {
+            let state = self.loaded().await?;
+            let Some(record) = state.record.as_ref() else { return Ok(Vec::new()) };
+            let Some(user_id) = record.user_id.clone() else { return Ok(Vec::new()) };
+            (user_id, state.rotate_from.clone().unwrap_or_else(|| record.id.clone()))
+        };
+        let sessions = self.store.user_sessions(&user_id, record::now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|summary| {
+                let here = summary.id == current;
+                (summary, here)
+            })
+            .collect())
     }
 
     /// When the session expires, if it exists.

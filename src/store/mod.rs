@@ -178,6 +178,10 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// ids deleted.
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>>;
 
+    /// The user's live sessions, most recently written first (at most
+    /// `limit`), without their data: what an "active sessions" page lists.
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>>;
+
     /// Deletes the user's sessions beyond `keep` and the `newest` others
     /// most recently written (`updated_at`, then id): the per-user session
     /// limit. Returns the ids deleted.
@@ -319,6 +323,23 @@ impl AppCache {
         }
     }
 }
+
+/// A session without its data: one line of an "active sessions" page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionSummary {
+    /// The session id.
+    pub id: SessionId,
+    /// When it was created (the login, for a session given a user then).
+    pub created_at: DateTime<Utc>,
+    /// When it was last written.
+    pub updated_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Most sessions [`Store::user_sessions`] lists.
+pub const MAX_LISTED_USER_SESSIONS: u32 = 1000;
 
 /// An import in progress: one transaction (see
 /// [`DatabaseTier::begin_import`]).
@@ -1068,6 +1089,12 @@ impl Store {
             self.cache_after_delete(id).await;
         }
         Ok(ids)
+    }
+
+    /// A user's live sessions, most recently written first, without their
+    /// data (at most [`MAX_LISTED_USER_SESSIONS`]).
+    pub async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionSummary>> {
+        self.db()?.user_sessions(user_id, now, MAX_LISTED_USER_SESSIONS).await
     }
 
     /// Keeps at most `limit` sessions of a user, `keep` among them: the

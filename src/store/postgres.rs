@@ -16,7 +16,7 @@ use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 use super::migrations::AppliedRow;
 use super::{
     AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
-    SchemaStatus, StateFilter, StatsRow, UpdateOutcome, parse_ids,
+    SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -440,6 +440,29 @@ impl DatabaseTier for PostgresDatabase {
             .await
             .map_err(Error::db(BACKEND, "deleting a user's sessions"))?;
         Ok(parse_ids(ids))
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
+        let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, created_at, updated_at, expires_at FROM sessions
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY updated_at DESC, id DESC LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "listing a user's sessions"))?;
+        rows.into_iter()
+            .map(|(id, created_at, updated_at, expires_at)| {
+                Ok(SessionSummary {
+                    id: SessionId::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
+                    created_at: record::truncate_millis(created_at),
+                    updated_at: record::truncate_millis(updated_at),
+                    expires_at: record::truncate_millis(expires_at),
+                })
+            })
+            .collect()
     }
 
     async fn delete_user_sessions_beyond(

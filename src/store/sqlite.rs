@@ -20,7 +20,7 @@ use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::migrations::AppliedRow;
 use super::{
     AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
-    SchemaStatus, StateFilter, StatsRow, UpdateOutcome, parse_ids,
+    SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::{SessionId, id_fraction};
@@ -608,6 +608,34 @@ impl DatabaseTier for SqliteDatabase {
                 .await
                 .map_err(Error::db(BACKEND, "deleting a user's sessions"))?;
         Ok(parse_ids(ids))
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(concat!(
+            "SELECT id, created_at, updated_at, expires_at FROM sessions WHERE ",
+            user_ids!("?1"),
+            " AND expires_at > ?2 ORDER BY updated_at DESC, id DESC LIMIT ?3"
+        ))
+        .bind(user_id)
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "listing a user's sessions"))?;
+        rows.into_iter()
+            .map(|(id, created, updated, expires)| {
+                let time = |ms: i64| {
+                    record::from_millis(ms)
+                        .ok_or_else(|| Error::Corrupt { id: id.clone(), reason: format!("time {ms} is out of range") })
+                };
+                Ok(SessionSummary {
+                    id: SessionId::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
+                    created_at: time(created)?,
+                    updated_at: time(updated)?,
+                    expires_at: time(expires)?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_user_sessions_beyond(

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, PurgeLock, RotateOutcome,
-    ScanCursor, SchemaStatus, StatsRow, UpdateOutcome,
+    ScanCursor, SchemaStatus, SessionSummary, StatsRow, UpdateOutcome,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -145,6 +145,10 @@ impl DatabaseTier for TimedDatabase {
 
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
         self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
+    }
+
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
+        self.call("listing a user's sessions", self.inner.user_sessions(user_id, now, limit)).await
     }
 
     async fn delete_user_sessions_beyond(

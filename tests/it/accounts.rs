@@ -27,7 +27,11 @@ async fn logout_other_devices(db: TestDb) {
         assert!(db.store.load(&r.id, now()).await.unwrap().is_some(), "cached where there is a cache");
     }
     let session = session_of(&db, &devices[0]);
+    let listed = session.user_sessions().await.unwrap();
+    assert_eq!(listed.len(), 4, "alice's four, not bob's");
+    assert_eq!(listed.iter().filter(|(_, current)| *current).map(|(s, _)| &s.id).collect::<Vec<_>>(), [&devices[0].id]);
     assert_eq!(session.revoke_other_sessions().await.unwrap(), 3);
+    assert_eq!(session.user_sessions().await.unwrap().len(), 1);
     assert_eq!(session.get::<u32>("device").await.unwrap(), Some(0), "this device stays logged in");
     for other in &devices[1..] {
         assert!(db.store.load(&other.id, now()).await.unwrap().is_none(), "revoked in every tier");

@@ -439,11 +439,19 @@ async fn the_demo_logs_out_other_devices() {
             let cookie = call(&app, "/", None).await.cookie();
             browsers.push(call(&app, "/login?user=alice", Some(&cookie)).await.cookie());
         }
+        let listed: serde_json::Value =
+            serde_json::from_str(&call(&app, "/sessions", Some(&browsers[0])).await.body).unwrap();
+        let sessions = listed["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 2, "{listed}");
+        assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1, "{listed}");
         let reply = call(&app, "/logout-others", Some(&browsers[0])).await;
         assert!(reply.body.contains("Logged out 1 other"), "{}: {}", db.url, reply.body);
         let first = call(&app, "/session", Some(&browsers[0])).await;
         assert!(first.body.contains(r#""user_id":"alice""#), "{}", first.body);
         let second = call(&app, "/session", Some(&browsers[1])).await;
         assert!(second.body.contains(r#""user_id":null"#), "the other device is logged out: {}", second.body);
+        let listed: serde_json::Value =
+            serde_json::from_str(&call(&app, "/sessions", Some(&browsers[0])).await.body).unwrap();
+        assert_eq!(listed["sessions"].as_array().unwrap().len(), 1, "{listed}");
     }
 }
