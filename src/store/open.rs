@@ -1,0 +1,150 @@
+//! Opening a store from URLs: [`StoreConfig`], and the database
+//! connectors it and the CLI use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    AppCache, CacheTier, DEFAULT_DATABASE_TIMEOUT, DatabaseTier, Store, StoreOptions, memory, postgres, redis, sqlite,
+    timed,
+};
+use crate::error::{Error, Result};
+
+/// Where sessions live: what [`StoreConfig::open`] builds a [`Store`] from.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`, `postgres://…`; `None` for cache-only mode.
+    pub database_url: Option<String>,
+    /// `redis://…` for a Redis cache tier.
+    pub redis_url: Option<String>,
+    /// Key prefix in Redis (default `sessionctl:`).
+    pub redis_prefix: Option<String>,
+    /// An in-process cache tier (ignored when a Redis URL is given).
+    pub memory_cache: Option<MemoryCacheConfig>,
+    /// Cache timeouts and tombstones.
+    pub options: StoreOptions,
+    /// Who opens the store: an app (the default) or an admin tool.
+    pub open_as: OpenAs,
+}
+
+/// Who opens a store, which decides what opening may change in the
+/// database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAs {
+    /// An app serving sessions: a missing SQLite file is created, pending
+    /// migrations are applied (only when some are: a role without DDL
+    /// rights opens an up-to-date database), and the cache tier is recorded
+    /// in the database for the admin tool.
+    #[default]
+    App,
+    /// An admin tool: the database must exist with this build's schema
+    /// ([`Error::NoDatabase`], [`Error::Schema`] otherwise), and nothing is
+    /// written on opening, so a read-only role can open it.
+    Admin,
+}
+
+/// Settings of the in-process cache tier.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryCacheConfig {
+    /// Most sessions kept.
+    pub capacity: u64,
+    /// Longest an entry is served without reading the database (in front of
+    /// a database; a cache-only store keeps entries until they expire).
+    pub staleness: Duration,
+}
+
+impl Default for MemoryCacheConfig {
+    fn default() -> Self {
+        MemoryCacheConfig { capacity: memory::DEFAULT_CAPACITY, staleness: memory::DEFAULT_STALENESS }
+    }
+}
+
+impl StoreConfig {
+    /// Connects the configured tiers; see [`OpenAs`] for what that does to
+    /// the database.
+    pub async fn open(&self) -> Result<Store> {
+        let database = match &self.database_url {
+            Some(url) => Some(open_database(url, self.options.database_timeout, self.open_as).await?),
+            None => None,
+        };
+        let cache: Option<Arc<dyn CacheTier>> = match (&self.redis_url, self.memory_cache) {
+            (Some(url), _) => Some(Arc::new(redis::RedisCache::connect(
+                url,
+                self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
+                self.options.cache_timeout_for(database.is_some()),
+            )?)),
+            (None, Some(memory)) => {
+                let staleness = database.is_some().then_some(memory.staleness);
+                Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
+            }
+            (None, None) => None,
+        };
+        if let (Some(database), OpenAs::App) = (&database, self.open_as) {
+            let recorded = match (&self.redis_url, self.memory_cache) {
+                (Some(_), _) => AppCache::Redis {
+                    prefix: self.redis_prefix.clone().unwrap_or_else(|| redis::DEFAULT_PREFIX.to_owned()),
+                },
+                (None, Some(memory)) => AppCache::Memory { staleness: memory.staleness },
+                (None, None) => AppCache::None,
+            };
+            // The app serves either way; what is lost is the admin tool's
+            // refusal to change sessions behind the app's cache.
+            if let Err(error) = database.record_cache(&recorded).await {
+                tracing::warn!(%error, "cannot record the cache tier in the database; `sessionctl` will not know to reach it");
+            }
+        }
+        match (database, cache) {
+            (None, None) => Err(Error::Config("no tier configured: give a database URL, a cache, or both".into())),
+            (database, cache) => Ok(Store::build(database, cache, self.options.clone())),
+        }
+    }
+}
+
+/// Opens the database a URL names as `open_as` says: an app's open creates
+/// and migrates; an admin's requires the file and the schema as they are.
+pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
+    let database = match open_as {
+        OpenAs::App => connect_database_with_timeout(database_url, timeout).await?,
+        OpenAs::Admin => connect_existing_database(database_url, timeout).await?,
+    };
+    let status = database.schema_status().await?;
+    match open_as {
+        _ if status.is_current() => {}
+        OpenAs::App => database.migrate().await?,
+        OpenAs::Admin => return Err(status.behind_error()),
+    }
+    Ok(database)
+}
+
+/// Opens the database tier a URL names, without migrating.
+pub async fn connect_database(database_url: &str) -> Result<Arc<dyn DatabaseTier>> {
+    connect_database_with_timeout(database_url, DEFAULT_DATABASE_TIMEOUT).await
+}
+
+/// Like [`connect_database`]; `timeout` bounds connecting and every call
+/// made through the returned tier.
+pub async fn connect_database_with_timeout(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
+    connect(database_url, timeout, true).await
+}
+
+/// Like [`connect_database_with_timeout`], but a SQLite file that does not
+/// exist is an error ([`Error::NoDatabase`]) rather than created.
+pub async fn connect_existing_database(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
+    if let Some(path) = sqlite::missing_file(database_url) {
+        return Err(Error::NoDatabase(path));
+    }
+    connect(database_url, timeout, false).await
+}
+
+async fn connect(database_url: &str, timeout: Duration, create: bool) -> Result<Arc<dyn DatabaseTier>> {
+    let scheme = database_url.split(':').next().unwrap_or("");
+    let database: Arc<dyn DatabaseTier> = match scheme {
+        "sqlite" => Arc::new(sqlite::SqliteDatabase::connect_with(database_url, timeout, create).await?),
+        "postgres" | "postgresql" => {
+            Arc::new(postgres::PostgresDatabase::connect_with_timeout(database_url, timeout).await?)
+        }
+        other => return Err(Error::UnsupportedUrl(other.to_owned())),
+    };
+    Ok(Arc::new(timed::TimedDatabase::new(database, timeout)))
+}
