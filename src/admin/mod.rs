@@ -5,8 +5,7 @@
 //! consistent: writes are version-checked against the database, and cache
 //! entries of changed or removed sessions are dropped or tombstoned.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::codec::{CookieCodec, CookiePayload, Keys};
@@ -14,7 +13,12 @@ use crate::config::{DEFAULT_MAX_SAVE_ATTEMPTS, DEFAULT_MAX_SIZE, SessionConfig};
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Data, Record};
-use std::collections::HashMap;
+
+mod import;
+mod line;
+
+pub use import::Import;
+pub use line::ExportLine;
 
 use crate::store::{CacheLookup, DatabaseStats, Filter, ImportCounts, ScanCursor, StatsOptions, Store, UpdateOutcome};
 
@@ -106,83 +110,6 @@ pub struct Edit {
     pub set: Vec<(String, Value)>,
     /// Then remove these keys.
     pub unset: Vec<String>,
-}
-
-/// One session as a line of `export` (and of `list --output json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportLine {
-    /// The session id.
-    pub id: String,
-    /// The user, if any.
-    pub user_id: Option<String>,
-    /// RFC 3339, UTC.
-    pub created_at: DateTime<Utc>,
-    /// RFC 3339, UTC.
-    pub updated_at: DateTime<Utc>,
-    /// RFC 3339, UTC.
-    pub expires_at: DateTime<Utc>,
-    /// The optimistic-concurrency version.
-    pub version: i64,
-    /// The data object.
-    pub data: Value,
-}
-
-impl ExportLine {
-    /// The line for a record.
-    pub fn from_record(record: &Record) -> ExportLine {
-        ExportLine {
-            id: record.id.to_string(),
-            user_id: record.user_id.clone(),
-            created_at: record.created_at,
-            updated_at: record.updated_at,
-            expires_at: record.expires_at,
-            version: record.version,
-            data: Value::Object(record.data.clone()),
-        }
-    }
-
-    /// The JSON text of the line (RFC 3339 times with milliseconds, `Z`).
-    pub fn to_json(&self) -> String {
-        let time = |t: &DateTime<Utc>| Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true));
-        let mut object = serde_json::Map::new();
-        object.insert("id".into(), Value::String(self.id.clone()));
-        object.insert("user_id".into(), self.user_id.clone().map_or(Value::Null, Value::String));
-        object.insert("created_at".into(), time(&self.created_at));
-        object.insert("updated_at".into(), time(&self.updated_at));
-        object.insert("expires_at".into(), time(&self.expires_at));
-        object.insert("version".into(), Value::from(self.version));
-        object.insert("data".into(), self.data.clone());
-        Value::Object(object).to_string()
-    }
-
-    /// Parses and validates one line into a record.
-    pub fn parse(line: &str) -> Result<Record> {
-        let parsed: ExportLine =
-            serde_json::from_str(line).map_err(|e| Error::InvalidInput(format!("not a session line: {e}")))?;
-        let id = SessionId::parse(&parsed.id).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let Value::Object(data) = parsed.data else {
-            return Err(Error::InvalidInput(format!(
-                "data is a JSON {}, not an object",
-                record::json_kind(&parsed.data)
-            )));
-        };
-        let version = record::check_version(&parsed.id, parsed.version)
-            .map_err(|_| Error::InvalidInput(format!("version {} is outside 0..=2^53", parsed.version)))?;
-        if let Some(user_id) = &parsed.user_id {
-            record::check_storable_str("user id", user_id)?;
-        }
-        record::check_storable("data", &Value::Object(data.clone()))?;
-        Ok(Record {
-            id,
-            user_id: parsed.user_id,
-            data,
-            created_at: record::truncate_millis(parsed.created_at),
-            updated_at: record::truncate_millis(parsed.updated_at),
-            expires_at: record::truncate_millis(parsed.expires_at),
-            version,
-        })
-    }
 }
 
 /// What an import did.
@@ -494,96 +421,7 @@ impl Admin {
     /// overwritten with `replace`.
     pub async fn begin_import(&self, replace: bool) -> Result<Import> {
         let writer = self.store.require_database()?.begin_import().await?;
-        Ok(Import {
-            store: self.store.clone(),
-            writer,
-            replace,
-            batch: Vec::with_capacity(IMPORT_BATCH),
-            in_batch: HashMap::new(),
-            counts: ImportCounts::default(),
-            written: self.store.cache().map(|_| String::new()),
-        })
-    }
-}
-
-/// Records per statement of an import.
-const IMPORT_BATCH: usize = 1000;
-
-/// An import in progress (see [`Admin::begin_import`]): memory bounded by
-/// one batch, plus the written ids (25 bytes each) when a cache must drop
-/// them after the commit.
-pub struct Import {
-    store: Store,
-    writer: Box<dyn crate::store::ImportWriter>,
-    replace: bool,
-    batch: Vec<Record>,
-    /// Where each id of the batch sits in it.
-    in_batch: HashMap<SessionId, usize>,
-    counts: ImportCounts,
-    /// The ids written, one per line, to evict from the cache once
-    /// committed; `None` without a cache.
-    written: Option<String>,
-}
-
-impl Import {
-    /// Adds a record; a batch is written once full. A second line with the
-    /// same id replaces the first with `replace`, else is kept out.
-    pub async fn add(&mut self, record: Record) -> Result<()> {
-        match self.in_batch.get(&record.id) {
-            Some(&at) if self.replace => {
-                self.batch[at] = record;
-                self.counts.replaced += 1;
-            }
-            Some(_) => self.counts.kept += 1,
-            None => {
-                self.in_batch.insert(record.id.clone(), self.batch.len());
-                self.batch.push(record);
-            }
-        }
-        if self.batch.len() >= IMPORT_BATCH {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        self.counts += self.writer.write(&self.batch, self.replace).await?;
-        if let Some(written) = &mut self.written {
-            for record in &self.batch {
-                written.push_str(record.id.as_str());
-                written.push('\n');
-            }
-        }
-        self.batch.clear();
-        self.in_batch.clear();
-        Ok(())
-    }
-
-    /// What was written so far.
-    pub fn counts(&self) -> ImportCounts {
-        self.counts
-    }
-
-    /// Writes the last batch and commits; then the cache drops what it held
-    /// of these ids (tombstones included), so the apps serve what was
-    /// imported on their next read.
-    pub async fn finish(mut self) -> Result<ImportCounts> {
-        self.flush().await?;
-        self.writer.commit().await?;
-        if let Some(written) = self.written.take() {
-            let ids: Vec<SessionId> = written.lines().filter_map(|id| SessionId::parse(id).ok()).collect();
-            self.store.evict_imported(&ids).await;
-        }
-        Ok(self.counts)
-    }
-}
-
-impl std::fmt::Debug for Import {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Import").field("replace", &self.replace).field("counts", &self.counts).finish_non_exhaustive()
+        Ok(Import::new(self.store.clone(), writer, replace))
     }
 }
 
