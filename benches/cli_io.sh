@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
+USER_EVERY=${USER_EVERY:-5}  # one session in USER_EVERY has a user id
 [ "${BUILD:-1}" = 1 ] && cargo build --release --quiet --bin sessionctl
 BIN=$PWD/target/release/sessionctl
 WORK=$(mktemp -d)
@@ -26,14 +27,14 @@ measure() {
 
 "$BIN" --database-url "sqlite://$SRC" migrate --quiet
 # Ids in the generator's alphabet, ~200-byte data, expiries over ±7 days,
-# one session in five with a user.
+# one session in $USER_EVERY with a user (default five).
 sqlite3 "$SRC" <<SQL
 PRAGMA journal_mode = WAL;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ROWS)
 INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
 SELECT substr(replace(replace(replace(hex(randomblob(12)), '0', 'g'), '1', 'h'), '2', 'i') || hex(randomblob(12)), 1, 24),
        json_object('cart', json_array('SKU-' || i, 'SKU-' || (i * 7)), 'n', i, 'csrf', hex(randomblob(60))),
-       CASE WHEN i % 5 = 0 THEN 'user' || (i % 50000) END,
+       CASE WHEN i % $USER_EVERY = 0 THEN 'user' || (i % 50000) END,
        1764000000000, 1764000000000,
        CAST(strftime('%s', 'now') AS INTEGER) * 1000 + (abs(random()) % 1209600000) - 604800000,
        1

@@ -272,7 +272,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --schedule 'When to purge, in cron syntax: 5 fields as in crontab (min hour day month weekday), or 6-7 with seconds first'
             cand --timezone 'Time zone the schedule is read in (an IANA name such as Europe/Paris; daylight saving time followed)'
             cand --log-format 'Log format'
-            cand --metrics-addr 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187; :9187 for every interface)'
+            cand --metrics-addr 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187 or localhost:9187; :9187 for every IPv4 interface)'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
             cand --redis-url 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'

@@ -217,7 +217,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l sch
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l timezone -d 'Time zone the schedule is read in (an IANA name such as Europe/Paris; daylight saving time followed)' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l log-format -d 'Log format' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l metrics-addr -d 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187; :9187 for every interface)' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l metrics-addr -d 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187 or localhost:9187; :9187 for every IPv4 interface)' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f

@@ -199,27 +199,54 @@ pub fn without_server_line(message: &str) -> &str {
 
 /// Removes the secrets from a connection URL so it can be shown: the
 /// password of its user part, and the values of query parameters that name
-/// one (`password`, `sslpassword`, `token`…).
+/// one (`password`, `sslpassword`, `token`…), each replaced by `***`.
 ///
 /// `postgres://app:hunter2@db/sessions` becomes `postgres://app:***@db/sessions`.
-/// A password holding an unencoded `/`, `@`, `?` or `#` is masked whole:
-/// the user part is taken to end at the last `@` (masking too much is
-/// harmless, too little is not).
+/// A URL does not always say where a password ends (an unencoded `/`, `@`,
+/// `?`, `#` or `&` in it, a `//` missing): every reading of it is masked,
+/// since masking too much is harmless and too little is not.
 pub fn redact_url(url: &str) -> String {
+    mask(&redact_structure(url), &url_secrets(url))
+}
+
+/// `text` with every occurrence of every secret replaced by `***`;
+/// overlapping occurrences are masked as one.
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    let mut ranges: Vec<(usize, usize)> = secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .flat_map(|secret| text.match_indices(secret.as_str()).map(|(at, found)| (at, at + found.len())))
+        .collect();
+    if ranges.is_empty() {
+        return text.to_owned();
+    }
+    ranges.sort_unstable();
+    let mut shown = String::with_capacity(text.len());
+    let mut done = 0;
+    for (start, end) in ranges {
+        if start >= done {
+            shown.push_str(&text[done..start]);
+            shown.push_str("***");
+            done = end;
+        } else if end > done {
+            done = end;
+        }
+    }
+    shown.push_str(&text[done..]);
+    shown
+}
+
+/// The password of the user part (up to the last `@` before the query)
+/// and the values of secret query parameters, masked however short.
+fn redact_structure(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
     let (head, rest) = url.split_at(scheme_end + 3);
-    let (authority_and_path, query) = match rest.rfind('@') {
-        // The query starts after the user part, whatever the password holds.
-        Some(at) => match rest[at..].find('?') {
-            Some(q) => rest.split_at(at + q),
-            None => (rest, ""),
-        },
-        None => match rest.find('?') {
-            Some(q) => rest.split_at(q),
-            None => (rest, ""),
-        },
+    let query_start = rest.rfind('@').map_or(0, |at| at);
+    let (authority_and_path, query) = match rest[query_start..].find('?') {
+        Some(q) => rest.split_at(query_start + q),
+        None => (rest, ""),
     };
     let mut shown = String::from(head);
     match authority_and_path.rfind('@') {
@@ -247,30 +274,55 @@ pub fn redact_url(url: &str) -> String {
     shown
 }
 
-/// The secret parts of a URL, as written and percent-decoded: what must not
-/// appear in any message, whatever a driver's error quotes of the URL.
+/// The secret parts of a URL, under every reading of it, as written,
+/// percent-decoded and JSON-escaped, longest first: what must not appear in
+/// any message, whatever a driver or a log quotes of the URL.
 pub fn url_secrets(url: &str) -> Vec<String> {
-    let mut secrets = Vec::new();
-    let Some(scheme_end) = url.find("://") else {
-        return secrets;
-    };
-    let rest = &url[scheme_end + 3..];
-    if let Some(at) = rest.rfind('@')
-        && let Some((_, password)) = rest[..at].split_once(':')
-    {
-        secrets.push(password.to_owned());
+    let mut found = Vec::new();
+    // With its scheme or without (`postgres:/u:p@h`, `u:p@h`).
+    let after_scheme = url.find("://").map_or_else(
+        || url.split_once(':').map_or(url, |(scheme, rest)| if scheme.contains('@') { url } else { rest }),
+        |at| &url[at + 3..],
+    );
+    let rest = after_scheme.trim_start_matches('/');
+    // The user part ends at some `@`: a password for each reading (from
+    // the first `:` after the scheme, and from the last `:` before the `@`,
+    // for a URL whose `//` went missing).
+    for (at, _) in rest.match_indices('@') {
+        let userinfo = &rest[..at];
+        if let Some((_, password)) = userinfo.split_once(':') {
+            found.push(password.to_owned());
+        }
+        if !url.contains("://")
+            && let Some((_, password)) = url[..url.len() - rest.len() + at].rsplit_once(':')
+        {
+            found.push(password.to_owned());
+        }
     }
-    if let Some(q) = rest.rfind('@').map_or(rest.find('?'), |at| rest[at..].find('?').map(|q| at + q)) {
-        for pair in rest[q + 1..].split('&') {
+    // Query parameters, from each `?` that may start the query.
+    for (q, _) in url.match_indices('?') {
+        let query = &url[q + 1..];
+        for pair in query.split('&') {
             if let Some((key, value)) = pair.split_once('=')
                 && is_secret_parameter(key)
             {
-                secrets.push(value.to_owned());
+                found.push(value.to_owned());
             }
         }
     }
-    let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
-    secrets.extend(decoded);
+    let mut secrets = Vec::new();
+    for secret in found {
+        let decoded = percent_decode(&secret);
+        for form in [secret.clone(), decoded] {
+            // The part before a `#` (a fragment to a URL parser).
+            if let Some((head, _)) = form.split_once('#') {
+                secrets.push(head.to_owned());
+            }
+            let escaped = serde_json::to_string(&form).unwrap_or_default();
+            secrets.push(escaped.trim_matches('"').to_owned());
+            secrets.push(form);
+        }
+    }
     // Too short to mask without garbling the message (and not a password
     // anyone should keep).
     secrets.retain(|s| s.len() >= 3);
@@ -327,6 +379,27 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/s?sslpassword=x1y2"), "postgres://app@db/s?sslpassword=***");
         assert_eq!(redact_url("redis://:pw@127.0.0.1/0?protocol=resp3"), "redis://:***@127.0.0.1/0?protocol=resp3");
+    }
+
+    /// The review's forms: an `@` in a query value, no `//`, a `#` or an
+    /// unencoded `&` in a password.
+    #[test]
+    fn every_reading_of_an_ambiguous_url_is_masked() {
+        for (url, secret) in [
+            ("postgres://127.0.0.1/s?user=r6&password=x@SECRETTAIL&port=55499", "SECRETTAIL"),
+            ("postgres:/ro:TYPOSECRET1@127.0.0.1/s", "TYPOSECRET1"),
+            ("postgres:ro:TYPOSECRET2@127.0.0.1/s", "TYPOSECRET2"),
+            ("postgres//ro:TYPOSECRET3@127.0.0.1/s", "TYPOSECRET3"),
+            ("ro:TYPOSECRET6@127.0.0.1/s", "TYPOSECRET6"),
+            ("postgres://dml@h/s?sslpassword=key@SECRET2", "SECRET2"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} shown as {shown}");
+        }
+        let secrets = super::url_secrets("postgres://h/s?sslpassword=S3cr%t?#qz");
+        assert!(secrets.contains(&"S3cr%t?".to_owned()), "{secrets:?}");
+        let secrets = super::url_secrets("postgres://h/s?sslpassword=ab%22cdSECRET");
+        assert!(secrets.contains(&"ab\\\"cdSECRET".to_owned()), "the JSON-escaped form: {secrets:?}");
     }
 
     #[test]

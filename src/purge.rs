@@ -113,8 +113,14 @@ impl StopFlag {
 
 /// The cutoff for a grace period: now minus `older_than`.
 pub fn cutoff(older_than: Duration) -> DateTime<Utc> {
-    let now = record::now();
-    now.checked_sub_signed(chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX)).unwrap_or(now)
+    // No session expired before year 1 (and every database can compare
+    // with it): an age reaching further back purges nothing, rather than
+    // wrapping around to "everything expired".
+    let floor = DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH);
+    chrono::Duration::from_std(older_than)
+        .ok()
+        .and_then(|age| record::now().checked_sub_signed(age))
+        .map_or(floor, |cutoff| cutoff.max(floor))
 }
 
 /// How many sessions a purge with these options would delete now.
@@ -242,6 +248,14 @@ pub fn parse_schedule(text: &str) -> std::result::Result<cron::Schedule, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_age_beyond_the_calendar_purges_nothing() {
+        let floor = cutoff(Duration::from_secs(u64::MAX));
+        assert_eq!(floor.to_rfc3339(), "0001-01-01T00:00:00+00:00");
+        assert_eq!(cutoff(Duration::from_secs(1_000_000_000 * 86_400)), floor);
+        assert!(cutoff(Duration::from_secs(3600)) > floor);
+    }
 
     #[test]
     fn durations_parse() {

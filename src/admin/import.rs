@@ -64,6 +64,9 @@ impl Import {
         if self.batch.is_empty() {
             return Ok(());
         }
+        // In id order, each batch lands on neighbouring pages of the
+        // primary key and of SQLite's user index (keyed by id prefix).
+        self.batch.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         self.counts += self.writer.write(&self.batch, self.replace).await?;
         if let Some(written) = &mut self.written {
             for record in &self.batch {

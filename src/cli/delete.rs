@@ -25,7 +25,7 @@ pub struct DeleteArgs {
 /// Deletes the sessions.
 pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     let ids = parse_ids(&args.ids)?;
-    let admin = ctx.admin(Access::Change).await?;
+    let admin = ctx.admin(if args.dry_run { Access::Read } else { Access::Change }).await?;
     let existing = admin.existing(&ids).await?;
     let missing: Vec<String> = ids.iter().filter(|id| !existing.contains(id)).map(ToString::to_string).collect();
     let done = if args.dry_run {
@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
         anyhow::bail!("not confirmed; nothing deleted");
     };
     if !args.dry_run && !done.is_empty() {
-        ctx.note_database_only();
+        ctx.after_change(&admin)?;
     }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
     if ctx.json() {

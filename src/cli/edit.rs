@@ -92,7 +92,7 @@ pub async fn run(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    ctx.note_database_only();
+    ctx.after_change(&admin)?;
     if ctx.json() {
         return line(ExportLine::from_record(&record).to_json());
     }

@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, args: ExpireArgs) -> anyhow::Result<()> {
         None => admin.expire(&ids).await?,
     };
     if !expired.is_empty() {
-        ctx.note_database_only();
+        ctx.after_change(&admin)?;
     }
     let missing: Vec<String> = ids.iter().filter(|id| !expired.contains(id)).map(ToString::to_string).collect();
     if ctx.json() {

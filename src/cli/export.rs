@@ -29,7 +29,7 @@ pub async fn run(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
         }
         total += page.len();
         for record in &page {
-            out.line(ExportLine::from_record(record).to_json())?;
+            out.line(ExportLine::of_record(record))?;
         }
         out.flush()?;
     }

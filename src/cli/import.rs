@@ -2,7 +2,6 @@
 //! transaction: a file with a bad line (unless `--skip-invalid`) or a
 //! line the database refuses writes nothing.
 
-use std::io::BufRead as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -28,6 +27,41 @@ pub struct ImportArgs {
     pub skip_invalid: bool,
 }
 
+/// Longest line read whole: more than a session within the library's
+/// 1 MiB limit takes, even JSON-escaped. A longer one is skipped as invalid
+/// without being held in memory.
+const MAX_LINE: usize = 16 << 20;
+
+/// Reads one line (with its newline) into `buffer`, keeping at most
+/// [`MAX_LINE`] bytes; returns the bytes consumed and whether the line was
+/// longer (then `buffer` is empty).
+fn read_line(reader: &mut dyn std::io::BufRead, buffer: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
+    let (mut consumed, mut too_long) = (0, false);
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok((consumed, too_long));
+        }
+        let (length, ends) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if !too_long && buffer.len() + length > MAX_LINE {
+            too_long = true;
+            buffer.clear();
+            buffer.shrink_to(64 * 1024);
+        }
+        if !too_long {
+            buffer.extend_from_slice(&available[..length]);
+        }
+        reader.consume(length);
+        consumed += length;
+        if ends {
+            return Ok((consumed, too_long));
+        }
+    }
+}
+
 /// Skipped lines listed in the JSON report; the count covers them all.
 const LISTED_SKIPS: usize = 1000;
 
@@ -41,7 +75,9 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         let size = file.metadata().ok().map(|m| m.len());
         (Box::new(std::io::BufReader::with_capacity(256 * 1024, file)), size)
     };
-    let admin = ctx.admin(if args.replace { Access::Change } else { Access::Read }).await?;
+    // Even without --replace: a restored session may still have a
+    // tombstone in the apps' cache, which the import must clear.
+    let admin = ctx.admin(Access::Change).await?;
     let mut import = admin.begin_import(args.replace).await?;
     let bar = output::bytes_progress(ctx.global.quiet, size, "of the file");
     let mut buffer = Vec::new();
@@ -51,13 +87,16 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let mut skipped = Vec::new();
     loop {
         buffer.clear();
-        let n = reader.read_until(b'\n', &mut buffer).with_context(|| format!("cannot read {shown}"))?;
+        let (n, too_long) = read_line(&mut reader, &mut buffer).with_context(|| format!("cannot read {shown}"))?;
         if n == 0 {
             break;
         }
         number += 1;
         read += n as u64;
-        let parsed = match std::str::from_utf8(&buffer) {
+        // A byte-order mark before the first line is not part of it.
+        let bytes = if number == 1 { buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buffer) } else { &buffer };
+        let parsed = match std::str::from_utf8(bytes) {
+            _ if too_long => Err(Error::InvalidInput(format!("line longer than {} MiB", MAX_LINE >> 20))),
             Ok(text) if text.trim().is_empty() => continue,
             Ok(text) => admin.parse_line(text.trim_end_matches(['\n', '\r'])),
             Err(_) => Err(Error::InvalidInput("not UTF-8 text".into())),
@@ -65,7 +104,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         match parsed {
             // After a bad line without --skip-invalid, the rest is only
             // checked, to report every bad line at once.
-            Ok(record) if invalid == 0 || args.skip_invalid => import.add(record).await?,
+            Ok(record) if invalid == 0 || args.skip_invalid => import.add(record).await.context("nothing imported")?,
             Ok(_) => {}
             Err(e) => {
                 invalid += 1;
@@ -100,6 +139,7 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         .into());
     }
     let report = import.finish().await.context("nothing imported")?;
+    ctx.after_change(&admin)?;
     if ctx.json() {
         return line(json!({
             "version": 1,

@@ -60,7 +60,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         total += page.len();
         if ctx.json() {
             for record in &page {
-                line(ExportLine::from_record(record).to_json())?;
+                line(ExportLine::of_record(record))?;
             }
             continue;
         }
@@ -79,9 +79,13 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                 relative(record.expires_at, now, "expired "),
                 relative(record.updated_at, now, ""),
                 record.version.to_string(),
-                record.data_json().len().to_string(),
+                output::size(record.data_json().len() as u64),
                 keys,
             ]);
+        }
+        // Ids are copied from here: never wrapped, whatever the width.
+        if let Some(column) = table.column_mut(0) {
+            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
         }
         line(table)?;
     }

@@ -27,9 +27,14 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
     let database = connect_database_with_timeout(ctx.database_url(), ctx.global.database_timeout)
         .await
         .with_context(|| format!("cannot open {shown}"))?;
-    let before = database.schema_status().await.ok();
-    database.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
-    let applied = before.map(|status| status.pending).unwrap_or_default();
+    // A schema newer than this build, dirty or changed is reported as
+    // such (not as the migrator's error), and an up-to-date one is left
+    // alone: a role without DDL rights learns the schema is current.
+    let before = database.schema_status().await.with_context(|| format!("cannot migrate {shown}"))?;
+    if !before.is_current() {
+        database.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
+    }
+    let applied = before.pending;
     if ctx.json() {
         return line(json!({
             "version": 1,
@@ -59,7 +64,7 @@ async fn check(ctx: &Ctx, shown: &str) -> anyhow::Result<()> {
             "version": 1,
             "backend": status.backend,
             "up_to_date": status.is_current(),
-            "applied": status.applied,
+            "applied_count": status.applied,
             "pending": status.pending.iter().map(|s| json!({"version": s.version, "description": s.description})).collect::<Vec<_>>(),
         }))?;
     } else {

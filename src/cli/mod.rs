@@ -160,7 +160,13 @@ impl Ctx {
 
     /// The database URL: the one given, else the embedded default.
     pub fn database_url(&self) -> &str {
-        self.global.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+        self.given_database_url().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// The database URL given by flag or environment (an empty one counts
+    /// as none, as a shell's `VAR=` means).
+    fn given_database_url(&self) -> Option<&str> {
+        self.global.database_url.as_deref().filter(|url| !url.is_empty())
     }
 
     /// The database URL as it may be shown.
@@ -188,7 +194,7 @@ impl Ctx {
     pub async fn database(&self) -> anyhow::Result<Arc<dyn DatabaseTier>> {
         let shown = self.shown_database();
         let timeout = self.global.database_timeout;
-        if self.global.database_url.is_none() {
+        if self.given_database_url().is_none() {
             // Creates and migrates the file only when it does not exist.
             let created = open_database(DEFAULT_DATABASE_URL, timeout, OpenAs::Admin).await;
             if let Err(Error::NoDatabase(_)) = created {
@@ -213,6 +219,16 @@ impl Ctx {
             Some(AppCache::Redis { prefix }) => Some(prefix.clone()),
             _ => None,
         };
+        // A prefix other than the apps' would change keys the apps never read.
+        if let (Some(given), Some(recorded)) = (&self.global.redis_prefix, &recorded_prefix)
+            && given != recorded
+            && access == Access::Change
+            && !self.global.no_cache
+        {
+            anyhow::bail!(
+                "--redis-prefix {given:?} is not the apps' key prefix {recorded:?} (recorded in the database): drop --redis-prefix, or pass the apps' prefix"
+            );
+        }
         let prefix = self
             .global
             .redis_prefix
@@ -221,8 +237,10 @@ impl Ctx {
             .unwrap_or_else(|| sessionctl::store::redis::DEFAULT_PREFIX.to_owned());
         let cache = match &self.global.redis_url {
             Some(url) if !(self.global.no_cache && access == Access::Change) => {
-                match connect_cache(url, &prefix).await {
+                match connect_cache(url, &prefix, access).await {
                     Ok(cache) => Some(cache),
+                    // A malformed URL is a mistake to fix, not an outage to ride out.
+                    Err(error) if is_config_error(&error) => return Err(error),
                     Err(error) if access == Access::Read => {
                         let reason = one_line(&error);
                         output::note(self.global.quiet, format!("note: {reason}: answering from the database alone"));
@@ -262,6 +280,22 @@ impl Ctx {
         Ok(Admin::new(Store::with_options(database, cache, options), self.keys()?))
     }
 
+    /// After a change: fails when a cache call of the change failed (the
+    /// database changed, but the apps may serve the old copies: a Redis
+    /// user without write rights, Redis gone mid-command), else notes a
+    /// change made with `--no-cache`.
+    pub fn after_change(&self, admin: &Admin) -> anyhow::Result<()> {
+        let failed = admin.store().ops().cache_errors;
+        if failed > 0 {
+            anyhow::bail!(
+                "the database was changed, but {} to the apps' cache failed (see the warnings above): the apps may serve the old copies until they expire; check that Redis answers and that its user may write, then run the command again",
+                plural(failed as usize, "call", "calls")
+            );
+        }
+        self.note_database_only();
+        Ok(())
+    }
+
     /// Notes, after a change made with `--no-cache`, that a cache may
     /// still serve the old copies.
     pub fn note_database_only(&self) {
@@ -291,13 +325,27 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://sessions.db";
 const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Connects to Redis and checks, in one call, that it answers: a cache that
-/// is down fails now in one line rather than on every call.
-async fn connect_cache(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn CacheTier>> {
+/// is down fails now in one line rather than on every call. A command that
+/// changes sessions also checks that it may write: a tombstone for an id
+/// nobody has, gone in a second.
+async fn connect_cache(url: &str, prefix: &str, access: Access) -> anyhow::Result<Arc<dyn CacheTier>> {
     let cache: Arc<dyn CacheTier> =
         Arc::new(sessionctl::store::redis::RedisCache::connect(url, prefix, CACHE_TIMEOUT)?);
     let probe = sessionctl::SessionId::generate();
     cache.get(&probe).await.map_err(anyhow::Error::new).context("cannot reach Redis")?;
+    if access == Access::Change {
+        let ttl = std::time::Duration::from_secs(1);
+        cache
+            .tombstone(&probe, ttl, sessionctl::Tombstone::Deleted)
+            .await
+            .map_err(anyhow::Error::new)
+            .context("cannot write to Redis (may its user write?)")?;
+    }
     Ok(cache)
+}
+
+fn is_config_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Config(_))))
 }
 
 /// Runs the parsed command.
@@ -387,13 +435,7 @@ pub fn remember_secrets(global: &GlobalOpts) {
 
 /// `text` with every remembered secret replaced by `***`.
 pub fn scrub(text: &str) -> String {
-    let mut text = text.to_owned();
-    for secret in SECRETS.get().map(Vec::as_slice).unwrap_or_default() {
-        if text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "***");
-        }
-    }
-    text
+    sessionctl::error::mask(text, SECRETS.get().map(Vec::as_slice).unwrap_or_default())
 }
 
 /// Stderr for the log, each line scrubbed of the remembered secrets.

@@ -22,19 +22,12 @@ impl std::error::Error for BrokenPipe {}
 
 /// Writes one line to stdout.
 pub fn line(text: impl fmt::Display) -> anyhow::Result<()> {
-    let mut stdout = io::stdout().lock();
-    match writeln!(stdout, "{text}") {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
-        other => Ok(other?),
-    }
+    pipe_result(writeln!(io::stdout().lock(), "{text}"))
 }
 
 /// Flushes stdout (a closed pipe is not an error here either).
 pub fn flush() -> anyhow::Result<()> {
-    match io::stdout().lock().flush() {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
-        other => Ok(other?),
-    }
+    pipe_result(io::stdout().lock().flush())
 }
 
 /// Many lines to stdout through one buffer (export, list): a write per
@@ -64,7 +57,8 @@ impl Lines {
 fn pipe_result(result: io::Result<()>) -> anyhow::Result<()> {
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(BrokenPipe.into()),
-        other => Ok(other?),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write the output")),
+        Ok(()) => Ok(()),
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn run(ctx: &Ctx, args: RegenerateArgs) -> anyhow::Result<()> {
     let id = SessionId::parse(&args.id)?;
     let admin = ctx.admin(Access::Change).await?;
     let record = admin.regenerate(&id).await?;
-    ctx.note_database_only();
+    ctx.after_change(&admin)?;
     let cookie = admin.cookie_for(&record);
     if ctx.json() {
         return line(json!({"version": 1, "old_id": id.to_string(), "id": record.id.to_string(), "cookie": cookie}));

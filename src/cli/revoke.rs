@@ -28,7 +28,7 @@ pub struct RevokeArgs {
 /// Revokes the user's sessions.
 pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
     let keep = args.except.as_deref().map(sessionctl::SessionId::parse).transpose()?;
-    let admin = ctx.admin(Access::Change).await?;
+    let admin = ctx.admin(if args.dry_run { Access::Read } else { Access::Change }).await?;
     if let Some(keep) = &keep {
         let owner = match admin.current(keep).await {
             Ok(record) => record.user_id,
@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
             Some(keep) => admin.revoke_except(&args.user, keep).await?.len(),
             None => admin.revoke(&args.user).await?.len(),
         };
-        ctx.note_database_only();
+        ctx.after_change(&admin)?;
         revoked
     } else {
         anyhow::bail!("not confirmed; nothing revoked");

@@ -59,12 +59,16 @@ pub struct ServeCronArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187; :9187 for every interface).
+    /// Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187 or localhost:9187; :9187 for every IPv4 interface).
     #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
     pub metrics_addr: Option<SocketAddr>,
 }
 
 fn parse_timezone(text: &str) -> Result<chrono_tz::Tz, String> {
+    if text.is_empty() {
+        // `CRON_TZ=` in a crontab or an environment file: unset.
+        return Ok(chrono_tz::UTC);
+    }
     text.parse::<chrono_tz::Tz>().map_err(|_| {
         format!("{text:?} is not a time zone: use an IANA name such as UTC, Europe/Paris or America/New_York")
     })
@@ -76,8 +80,9 @@ fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
         Some(port) => format!("0.0.0.0:{port}"),
         None => text.to_owned(),
     };
-    full.parse::<SocketAddr>()
-        .map_err(|_| format!("{text:?} is not an address to listen on: use HOST:PORT such as 127.0.0.1:9187, or :9187"))
+    std::net::ToSocketAddrs::to_socket_addrs(&full).ok().and_then(|mut addrs| addrs.next()).ok_or_else(|| {
+        format!("{text:?} is not an address to listen on: use HOST:PORT such as 127.0.0.1:9187, or :9187")
+    })
 }
 
 /// The next run of `schedule` after `now`, with the schedule read in `zone`.

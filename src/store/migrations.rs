@@ -116,13 +116,13 @@ pub(crate) fn status(
         };
         if !success {
             return Err(schema_error(format!(
-                "migration {version} ({}) failed partway and is marked dirty: repair the schema by hand, then run `sessionctl migrate`",
+                "migration {version} ({}) failed partway and is marked dirty in _sqlx_migrations: finish or undo its changes by hand, then delete its row there and run `sessionctl migrate`",
                 step.description
             )));
         }
         if step.checksum.as_ref() != checksum.as_slice() {
             return Err(schema_error(format!(
-                "migration {version} ({}) differs from the one applied to this database",
+                "migration {version} ({}) differs from the one applied to this database (its checksum in _sqlx_migrations): this build's schema is not the database's; use the build that migrated it",
                 step.description
             )));
         }

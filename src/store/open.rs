@@ -81,24 +81,40 @@ impl StoreConfig {
             (None, None) => None,
         };
         if let (Some(database), OpenAs::App) = (&database, self.open_as) {
-            let recorded = match (&self.redis_url, self.memory_cache) {
+            let ours = match (&self.redis_url, self.memory_cache) {
                 (Some(_), _) => AppCache::Redis {
                     prefix: self.redis_prefix.clone().unwrap_or_else(|| redis::DEFAULT_PREFIX.to_owned()),
                 },
                 (None, Some(memory)) => AppCache::Memory { staleness: memory.staleness },
                 (None, None) => AppCache::None,
             };
-            // The app serves either way; what is lost is the admin tool's
-            // refusal to change sessions behind the app's cache.
-            if let Err(error) = database.record_cache(&recorded).await {
-                tracing::warn!(%error, "cannot record the cache tier in the database; `sessionctl` will not know to reach it");
-            }
+            record_cache(database.as_ref(), &ours).await?;
         }
         match (database, cache) {
             (None, None) => Err(Error::Config("no tier configured: give a database URL, a cache, or both".into())),
             (database, cache) => Ok(Store::build(database, cache, self.options.clone())),
         }
     }
+}
+
+/// Records `ours` as the apps' cache tier, unless it is recorded already or
+/// would hide a Redis another app records: a process without Redis (a
+/// worker, a canary, a developer's run) must not switch off the admin
+/// tool's refusal to change sessions behind the Redis the others serve
+/// from. (Moving off Redis for good: `DELETE FROM session_cache_tier`, then
+/// start the apps.) A record the app cannot write fails the open, so that
+/// refusal is never lost unnoticed.
+async fn record_cache(database: &dyn DatabaseTier, ours: &AppCache) -> Result<()> {
+    let recorded = database.recorded_cache().await?;
+    let redis_elsewhere = matches!(recorded, Some(AppCache::Redis { .. })) && !matches!(ours, AppCache::Redis { .. });
+    if recorded.as_ref() == Some(ours) || redis_elsewhere {
+        return Ok(());
+    }
+    database.record_cache(ours).await.map_err(|error| {
+        Error::Config(format!(
+            "cannot record the cache tier in the database, which `sessionctl` needs to reach the apps' cache ({error}): grant the app's role SELECT, INSERT and UPDATE on session_cache_tier"
+        ))
+    })
 }
 
 /// Opens the database a URL names as `open_as` says: an app's open creates

@@ -209,12 +209,19 @@ impl SqliteDatabase {
     /// Like [`SqliteDatabase::connect_with_timeout`]; `create` says whether
     /// a missing file is created (else opening it fails).
     pub async fn connect_with(url: &str, timeout: Duration, create: bool) -> Result<SqliteDatabase> {
-        let options = SqliteConnectOptions::from_str(url)
+        let mut options = SqliteConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
             .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
+        if create {
+            // The app's database: WAL, so readers never wait for a writer.
+            options = options.journal_mode(SqliteJournalMode::Wal);
+        } else if !url.contains(":memory:") && !url.contains("mode=memory") && !writable(options.get_filename()) {
+            // An admin tool on a database it may only read (a backup, a
+            // file of another user): read it as it is, journal mode and all.
+            options = options.read_only(true);
+        }
         // Every connection to `:memory:` is its own database: keep one.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let purge_options = (!in_memory).then(|| options.clone());
@@ -289,6 +296,11 @@ impl ImportWriter for SqliteImport {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await.map_err(Error::db(BACKEND, "committing an import"))
     }
+}
+
+/// Whether this process may write the file (and so open it read-write).
+fn writable(path: &std::path::Path) -> bool {
+    std::fs::OpenOptions::new().write(true).open(path).is_ok()
 }
 
 /// The file a `sqlite:` URL names, when it does not exist (`None` for an

@@ -373,7 +373,8 @@ async fn tables_fall_back_to_80_columns_on_a_terminal_of_width_0() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (cli, _store, alice) = seeded(dir.path()).await;
-    let command = format!("stty cols 0 rows 0; {} show {}", env!("CARGO_BIN_EXE_sessionctl"), alice.id);
+    let bin = env!("CARGO_BIN_EXE_sessionctl");
+    let command = format!("stty cols 0 rows 0; {bin} show {id}; {bin} list", id = alice.id);
     let output = std::process::Command::new(script)
         .args(["-qec", &command, "/dev/null"])
         .current_dir(&cli.dir)
@@ -384,8 +385,9 @@ async fn tables_fall_back_to_80_columns_on_a_terminal_of_width_0() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains(alice.id.as_str()), "the id on one line: {stdout}");
-    let table: Vec<&str> = stdout.lines().filter(|l| l.starts_with(['┌', '│', '└'])).collect();
+    let table: Vec<&str> = stdout.lines().filter(|l| l.starts_with(['┌', '│', '└', '╞', '├'])).collect();
     assert!(table.len() >= 8 && table.iter().all(|l| l.chars().count() <= 80), "{stdout}");
+    assert_eq!(stdout.matches(alice.id.as_str()).count(), 2, "the id whole in show and in list: {stdout}");
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {
@@ -498,4 +500,159 @@ async fn an_apps_admin_applies_the_apps_size_limit() {
         sessionctl::admin::Admin::new(db.store.clone(), None).parse_line(&line).is_ok(),
         "the library default is 1 MiB"
     );
+}
+
+/// The review of the first version of this work, as tests.
+mod review {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redis_user_that_may_only_read_is_refused_before_anything_changes() {
+        let Some(redis) = harness::redis_server::shared() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let (url, _prefix, app) = app(dir.path(), &redis.url()).await;
+        let carol = record(Some("carol"), Duration::hours(1), json!({}));
+        assert!(app.create(&carol).await.unwrap());
+        let user = format!("reader{}", std::process::id());
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let () = redis::cmd("ACL")
+            .arg(&["SETUSER", user.as_str(), "on", ">readerpw", "~*", "+@read", "+ping", "+hello", "+client"][..])
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let reader = redis.url().replacen("redis://", &format!("redis://{user}:readerpw@"), 1);
+        let cli = Run::new(dir.path(), &url).with("SESSIONCTL_REDIS_URL", &reader);
+        let stderr = cli.fails(&["revoke", "--user", "carol", "-y"], 1);
+        assert!(stderr.contains("cannot write to Redis") && !stderr.contains("readerpw"), "{stderr}");
+        assert!(app.database().unwrap().load(&carol.id).await.unwrap().is_some(), "nothing changed");
+        cli.ok(&["list"]);
+        cli.ok(&["revoke", "--user", "carol", "--dry-run"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_process_without_redis_does_not_switch_the_refusal_off_and_a_wrong_prefix_is_refused() {
+        let Some(redis) = harness::redis_server::shared() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let (url, prefix, app) = app(dir.path(), &redis.url()).await;
+        let erin = record(Some("erin"), Duration::hours(1), json!({}));
+        assert!(app.create(&erin).await.unwrap());
+        // A worker on the same database with the in-process cache only.
+        let _worker = StoreConfig {
+            database_url: Some(url.clone()),
+            memory_cache: Some(Default::default()),
+            ..Default::default()
+        }
+        .open()
+        .await
+        .unwrap();
+        let stderr = Run::new(dir.path(), &url).fails(&["revoke", "--user", "erin", "-y"], 1);
+        assert!(stderr.contains(&prefix) && stderr.contains("--redis-url"), "{stderr}");
+        let wrong = Run::new(dir.path(), &url)
+            .with("SESSIONCTL_REDIS_URL", &redis.url())
+            .with("SESSIONCTL_REDIS_PREFIX", "wrong:");
+        let stderr = wrong.fails(&["revoke", "--user", "erin", "-y"], 1);
+        assert!(stderr.contains("not the apps' key prefix"), "{stderr}");
+        assert!(app.database().unwrap().load(&erin.id).await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_app_that_cannot_record_its_cache_tier_does_not_open() {
+        let Some(redis) = harness::redis_server::shared() else { return };
+        let Some(db) = harness::postgres().await else { return };
+        let dml = role(&db.url, "SELECT, INSERT, UPDATE, DELETE").await;
+        as_superuser(&db.url, &[format!("REVOKE INSERT, UPDATE ON session_cache_tier FROM {}", dml_role(&dml))]).await;
+        let config = |url: &str| StoreConfig {
+            database_url: Some(url.to_owned()),
+            redis_url: Some(redis.url()),
+            ..Default::default()
+        };
+        let error = config(&dml).open().await.unwrap_err().to_string();
+        assert!(error.contains("grant the app's role") && error.contains("session_cache_tier"), "{error}");
+        // Once recorded (by a role that may), the same role opens: nothing to write.
+        config(&db.url).open().await.unwrap();
+        config(&dml).open().await.unwrap();
+    }
+
+    fn dml_role(url: &str) -> &str {
+        url.split("://").nth(1).unwrap().split('@').next().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_import_restores_a_deleted_session_the_app_serves_at_once() {
+        let Some(redis) = harness::redis_server::shared() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let (url, _prefix, app) = app(dir.path(), &redis.url()).await;
+        let dave = record(Some("dave"), Duration::hours(1), json!({"cart": ["pen"]}));
+        assert!(app.create(&dave).await.unwrap());
+        let cli = Run::new(dir.path(), &url).with("SESSIONCTL_REDIS_URL", &redis.url());
+        let backup = cli.ok(&["export"]);
+        cli.ok(&["delete", "-y", dave.id.as_str()]);
+        assert!(app.load(&dave.id, now()).await.unwrap().is_none());
+        let out = cli.run_with_stdin(&["import", "-"], &backup);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            app.load(&dave.id, now()).await.unwrap().unwrap().data["cart"],
+            json!(["pen"]),
+            "not hidden by the tombstone"
+        );
+        let stderr = Run::new(dir.path(), &url).fails(&["import", "-"], 1);
+        assert!(stderr.contains("--redis-url"), "a plain import needs the cache too: {stderr}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_lines_boms_ages_and_schema_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cli, store, alice) = seeded(dir.path()).await;
+        let mut long = vec![b'x'; 20 << 20];
+        long.push(b'\n');
+        let good =
+            sessionctl::admin::ExportLine::from_record(&record(None, Duration::hours(1), json!({"a": 1}))).to_json();
+        let file = dir.path().join("in.jsonl");
+        std::fs::write(&file, [&long[..], good.as_bytes()].concat()).unwrap();
+        let stderr = cli.fails(&["import", file.to_str().unwrap()], 1);
+        assert!(stderr.contains("line 1: line longer than 16 MiB"), "{stderr}");
+        let out = cli.run_with_stdin(&["import", "-", "-o", "json"], &format!("\u{feff}{good}\n"));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["inserted"], 1, "a byte-order mark is not part of the first line");
+
+        // An age past the calendar purges nothing (it used to purge every expired session).
+        let mut old = record(None, Duration::hours(-1), json!({}));
+        old.id = sessionctl::SessionId::generate();
+        assert!(store.create(&old).await.unwrap());
+        let doc = cli.json(&["purge-expired", "--dry-run", "--older-than", "1000000000d"]);
+        assert_eq!(doc["would_delete"], 0);
+
+        // migrate names a schema newer than this build, and leaves a current one alone.
+        let url = cli.env[0].1.clone();
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'future', true, x'00', 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let stderr = cli.fails(&["migrate"], 1);
+        assert!(stderr.contains("newer than this build knows"), "{stderr}");
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 99").execute(&pool).await.unwrap();
+        assert!(cli.ok(&["migrate"]).contains("schema up to date"));
+        assert!(cli.ok(&["show", alice.id.as_str()]).contains("alice"));
+    }
+
+    /// A database in rollback-journal mode (a copy, a backup) is read as it
+    /// is: `list` does not switch it to WAL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_a_rollback_journal_database_leaves_its_journal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cli, store, _alice) = seeded(dir.path()).await;
+        drop(store);
+        let path = dir.path().join("sessions.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode = DELETE").fetch_one(&pool).await.unwrap();
+        assert_eq!(mode, "delete");
+        pool.close().await;
+        cli.ok(&["list"]);
+        cli.ok(&["stats"]);
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
+        assert_eq!(mode, "delete");
+    }
 }
