@@ -206,7 +206,9 @@ pub fn without_server_line(message: &str) -> &str {
 /// `?`, `#` or `&` in it, a `//` missing): every reading of it is masked,
 /// since masking too much is harmless and too little is not.
 pub fn redact_url(url: &str) -> String {
-    mask(&redact_structure(url), &url_secrets(url))
+    // Every reading's secrets first: the structural pass alone can cut a
+    // secret in two (an `@` in the query looks like the end of a user part).
+    redact_structure(&mask(url, &url_secrets(url)))
 }
 
 /// `text` with every occurrence of every secret replaced by `***`;
@@ -387,6 +389,8 @@ mod tests {
     fn every_reading_of_an_ambiguous_url_is_masked() {
         for (url, secret) in [
             ("postgres://127.0.0.1/s?user=r6&password=x@SECRETTAIL&port=55499", "SECRETTAIL"),
+            ("postgres://127.0.0.1:1/s?user=r6&password=x@SECRETTAIL&port=1", "SECRETTAIL"),
+            ("postgres://127.0.0.1:1/s?password=a@b@SECRETTWO", "SECRETTWO"),
             ("postgres:/ro:TYPOSECRET1@127.0.0.1/s", "TYPOSECRET1"),
             ("postgres:ro:TYPOSECRET2@127.0.0.1/s", "TYPOSECRET2"),
             ("postgres//ro:TYPOSECRET3@127.0.0.1/s", "TYPOSECRET3"),

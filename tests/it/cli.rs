@@ -579,6 +579,8 @@ fn unreachable_database_or_redis_is_one_line_exit_1_and_hides_the_password() {
         (format!("postgres://app:hun/ter@2@127.0.0.1:{port}/sessions"), "hun/ter@2"),
         (format!("postgres://app:p%2Fw%40secret9@127.0.0.1:{port}/sessions"), "secret9"),
         (format!("postgres://127.0.0.1:{port}/sessions?user=app&password=qu3rysecret"), "qu3rysecret"),
+        (format!("postgres://127.0.0.1:{port}/sessions?user=app&password=x@secretTAIL9&port={port}"), "secretTAIL9"),
+        (format!("postgres:/app:typ0secret@127.0.0.1:{port}/sessions"), "typ0secret"),
     ] {
         let stderr = Run::new(dir.path(), &url).fails(&["list"], 1);
         assert!(!stderr.contains(secret), "password leaked: {stderr}");
