@@ -5,6 +5,10 @@
 //! that is down) rather than on sqlx or redis types. Messages never contain
 //! secrets: connection URLs are redacted before they reach an error.
 
+/// The cause of a tier's failure, whatever the driver: what a backend not
+/// built on sqlx (DynamoDB, MongoDB…) puts in [`Error::Database`].
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -60,13 +64,14 @@ pub enum Error {
     /// The database tier failed.
     #[error("database error ({backend}) during {operation}: {}", without_server_line(&source.to_string()))]
     Database {
-        /// `sqlite` or `postgres`.
+        /// `sqlite`, `postgres`, or another tier's name.
         backend: &'static str,
         /// What the library was doing.
         operation: &'static str,
-        /// The driver's error.
+        /// The driver's error (any driver's: a tier not built on sqlx
+        /// reports its own).
         #[source]
-        source: sqlx::Error,
+        source: BoxedError,
     },
 
     /// A tier did not answer within its timeout (a hung server, a
@@ -89,7 +94,7 @@ pub enum Error {
         backend: &'static str,
         /// The migrator's error.
         #[source]
-        source: sqlx::migrate::MigrateError,
+        source: BoxedError,
     },
 
     /// The database's schema is not the one this build uses (absent,
@@ -159,7 +164,7 @@ pub enum CookieError {
 
 impl Error {
     pub(crate) fn db(backend: &'static str, operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-        move |source| Error::Database { backend, operation, source }
+        move |source| Error::Database { backend, operation, source: Box::new(source) }
     }
 
     /// True when the error came from the database tier (the request must

@@ -231,7 +231,7 @@ impl DatabaseTier for PostgresDatabase {
         super::migrations::postgres()
             .run(&self.pool)
             .await
-            .map_err(|source| Error::Migrate { backend: BACKEND, source })
+            .map_err(|source| Error::Migrate { backend: BACKEND, source: Box::new(source) })
     }
 
     async fn schema_status(&self) -> Result<SchemaStatus> {

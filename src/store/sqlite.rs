@@ -428,7 +428,7 @@ impl DatabaseTier for SqliteDatabase {
             Ok(()) => Ok(()),
             Err(first) => match migrator.run(&self.pool).await {
                 Ok(()) => Ok(()),
-                Err(_) => Err(Error::Migrate { backend: BACKEND, source: first }),
+                Err(_) => Err(Error::Migrate { backend: BACKEND, source: Box::new(first) }),
             },
         }
     }
