@@ -220,6 +220,69 @@ pub async fn concurrent_quick_writes_to_different_keys_all_land(db: TestDb) {
     }
 }
 
+/// Quick and normal changes in one request, then a quick change alone and a
+/// normal one in a later request: on a store with quick writes (a cache in
+/// front of a database) the quick-only change stays in the cache until the
+/// next normal save persists it; every change reported saved is served.
+pub async fn quick_and_normal_changes_mixed_in_one_request_all_persist(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"a": 1})).await;
+    let both = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    both.insert_quick("views", 1).await.unwrap();
+    both.insert("cart", json!(["pen"])).await.unwrap();
+    assert_eq!(both.save().await.unwrap().status, SaveStatus::Saved);
+    let id = both.id().await.unwrap().unwrap();
+    let stored = db.stored(&id).await.unwrap();
+    assert_eq!((stored.data.get("views"), stored.data.get("cart")), (Some(&json!(1)), Some(&json!(["pen"]))));
+
+    let quick = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    quick.insert_quick("views", 2).await.unwrap();
+    quick.save().await.unwrap();
+    let served = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(served.get::<u32>("views").await.unwrap(), Some(2), "a quick change is served at once");
+    if db.store.has_quick_writes() {
+        assert_eq!(db.stored(&id).await.unwrap().data["views"], json!(1), "not written to the database yet");
+    }
+    let normal = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    normal.insert("theme", "dark").await.unwrap();
+    normal.save().await.unwrap();
+    let stored = db.stored(&id).await.unwrap();
+    assert_eq!((stored.data["views"].clone(), stored.data["theme"].clone()), (json!(2), json!("dark")));
+}
+
+/// Two requests replace the whole session (`clear` then set) at once: the
+/// second to save meets a version conflict, reloads, re-applies its own
+/// changes and wins, without an error.
+pub async fn a_whole_session_conflict_is_reapplied(db: TestDb) {
+    let config = Arc::new(harness::config());
+    let cookie = start(&db, &config, json!({"a": 1, "b": 2})).await;
+    let first = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    let second = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    first.clear().await.unwrap();
+    first.insert("first", true).await.unwrap();
+    second.clear().await.unwrap();
+    second.insert("second", true).await.unwrap();
+    assert_eq!(first.save().await.unwrap().status, SaveStatus::Saved);
+    assert_eq!(second.save().await.unwrap().status, SaveStatus::Saved);
+    let check = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(check.data().await.unwrap(), json!({"second": true}).as_object().cloned().unwrap());
+}
+
+/// A rotation onto an id already taken changes nothing: the old session
+/// stays whole, the other one untouched.
+pub async fn a_rotation_onto_a_taken_id_changes_nothing(db: TestDb) {
+    let old = record("", chrono::Duration::hours(1), None);
+    let taken = record("", chrono::Duration::hours(1), None);
+    assert!(db.store.create(&old).await.unwrap());
+    assert!(db.store.create(&taken).await.unwrap());
+    let mut moved = old.clone();
+    moved.id = taken.id.clone();
+    moved.version = old.version + 1;
+    assert_eq!(db.store.rotate(&old.id, old.version, &moved).await.unwrap(), RotateOutcome::IdTaken);
+    assert_eq!(db.stored(&old.id).await.unwrap(), old);
+    assert_eq!(db.stored(&taken.id).await.unwrap(), taken);
+}
+
 /// Two requests with the same cookie both log in (set the user, rotate the
 /// id), as a double-clicked login form does.
 pub async fn a_double_submitted_login_keeps_the_user_logged_in_with_the_data(db: TestDb) {
@@ -630,6 +693,9 @@ macro_rules! session_cases {
             size_limit_is_a_clear_error_and_writes_nothing,
             idle_sessions_refresh_at_most_once_per_interval,
             browser_session_cookie_still_has_a_server_expiry,
+            quick_and_normal_changes_mixed_in_one_request_all_persist,
+            a_whole_session_conflict_is_reapplied,
+            a_rotation_onto_a_taken_id_changes_nothing,
         );
     };
 }
