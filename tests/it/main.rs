@@ -10,6 +10,7 @@ mod cli;
 mod codec;
 mod contrib;
 mod docs;
+mod faulty;
 mod fuzz_corpus;
 mod operator;
 mod purge;
