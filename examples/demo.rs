@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use serde_json::json;
 use sessionctl::web::SessionLayer;
-use sessionctl::{Keys, MemoryCacheConfig, Session, SessionConfig, StoreConfig};
+use sessionctl::{DeviceTracking, Keys, MemoryCacheConfig, Session, SessionConfig, StoreConfig};
 
 /// A session error as a response: a value the session refuses (a NUL in a
 /// user name, say) is the client's mistake, a 400; anything else a 500 (the
@@ -79,6 +79,9 @@ async fn active_sessions(session: Session) -> Response {
                 "created_at": s.created_at,
                 "updated_at": s.updated_at,
                 "expires_at": s.expires_at,
+                "last_seen_at": s.device.last_seen_at,
+                "client_ip": s.device.client_ip,
+                "user_agent": s.device.user_agent,
                 "current": current,
             })).collect::<Vec<_>>(),
             "log_out_others": "/logout-others",
@@ -150,12 +153,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     .open()
     .await?;
-    let mut config = SessionConfig::new(keys);
+    // Devices for the "active sessions" page: last seen, address, browser.
+    let mut config = SessionConfig::new(keys).with_device_tracking(DeviceTracking::default());
     // Plain http on a local address: a Secure cookie would not come back.
     config.cookie.secure = !addr.ip().is_loopback();
     let app = app(SessionLayer::new(store, Arc::new(config)));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("demo listening on http://{addr}");
-    axum::serve(listener, app).await?;
+    // With the peer's address in each request, for device tracking.
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }

@@ -77,6 +77,46 @@ impl Default for CookieConfig {
     }
 }
 
+/// Device tracking: for an "active sessions" page and `sessionctl list
+/// --user`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceTracking {
+    /// Least time between two records of one session's device in one
+    /// process (default 5 minutes), so a read does not write on every
+    /// request; a change of address or user agent is recorded at once.
+    pub throttle: Duration,
+    /// A header that a proxy the app trusts sets to the client's address
+    /// (e.g. `x-forwarded-for`: its last address is taken, the one the
+    /// proxy added). Without it the socket's address is used (axum's
+    /// `ConnectInfo`); the header is never read unless named here, since a
+    /// client can send any value in it.
+    pub trusted_proxy_header: Option<String>,
+}
+
+/// Longest user agent recorded, in bytes.
+pub const MAX_USER_AGENT: usize = 256;
+
+impl Default for DeviceTracking {
+    fn default() -> Self {
+        DeviceTracking { throttle: Duration::from_secs(300), trusted_proxy_header: None }
+    }
+}
+
+impl DeviceTracking {
+    /// Sets [`DeviceTracking::throttle`].
+    pub fn with_throttle(mut self, throttle: Duration) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// Sets [`DeviceTracking::trusted_proxy_header`].
+    pub fn with_trusted_proxy_header(mut self, header: impl Into<String>) -> Self {
+        self.trusted_proxy_header = Some(header.into().to_ascii_lowercase());
+        self
+    }
+}
+
 /// Everything a [`Session`](crate::Session) needs to know besides its store.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -95,6 +135,9 @@ pub struct SessionConfig {
     /// save gives a session a user beyond it, that user's least recently
     /// written other sessions are revoked.
     pub max_sessions_per_user: Option<u32>,
+    /// What to record of the device behind each stored session (default:
+    /// nothing).
+    pub devices: Option<DeviceTracking>,
     /// Cookie attributes.
     pub cookie: CookieConfig,
     codec: CookieCodec,
@@ -111,6 +154,7 @@ impl SessionConfig {
             cookie_only_threshold: 3800,
             max_save_attempts: DEFAULT_MAX_SAVE_ATTEMPTS,
             max_sessions_per_user: None,
+            devices: None,
             cookie: CookieConfig::default(),
             codec: CookieCodec::new(keys),
         }
@@ -125,6 +169,13 @@ impl SessionConfig {
     /// Sets the expiry policy.
     pub fn with_expiry(mut self, expiry: ExpiryPolicy) -> Self {
         self.expiry = expiry;
+        self
+    }
+
+    /// Records, for each stored session, when it was last seen, the
+    /// client's IP address and its user agent (see [`DeviceTracking`]).
+    pub fn with_device_tracking(mut self, tracking: DeviceTracking) -> Self {
+        self.devices = Some(tracking);
         self
     }
 

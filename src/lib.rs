@@ -45,12 +45,12 @@ pub mod store;
 pub mod web;
 
 pub use codec::{CookieCodec, CookiePayload, Keys};
-pub use config::{CookieConfig, ExpiryPolicy, SameSite, SessionConfig};
+pub use config::{CookieConfig, DeviceTracking, ExpiryPolicy, SameSite, SessionConfig};
 pub use error::{CookieError, Error, Result};
 pub use id::SessionId;
 pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
 pub use store::{
-    AppCache, CacheTier, DatabaseTier, Filter, Lookup, MemoryCacheConfig, OpenAs, Patch, PatchOutcome, PurgeBatch,
-    SchemaStatus, SessionSummary, StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
+    AppCache, CacheTier, DatabaseTier, Device, Filter, Lookup, MemoryCacheConfig, OpenAs, Patch, PatchOutcome,
+    PurgeBatch, SchemaStatus, SessionSummary, StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
 };

@@ -129,6 +129,8 @@ struct State {
     /// Keys that earlier quick writes changed in the cache only: a normal
     /// save of this request persists them too.
     unpersisted: Vec<String>,
+    /// The client's address and user agent, for device tracking.
+    client: Option<(Option<String>, Option<String>)>,
 }
 
 /// A session, as one request sees it. Cheap to clone; clones share state.
@@ -172,10 +174,21 @@ impl Session {
                 resign: false,
                 moved: false,
                 unpersisted: Vec::new(),
+                client: None,
             })),
             store,
             config,
         }
+    }
+
+    /// Tells the session who is asking (the client's address and user
+    /// agent), for device tracking; the web layer does this for each
+    /// request when [`SessionConfig::devices`] is set.
+    pub fn with_client(self, client_ip: Option<String>, user_agent: Option<String>) -> Session {
+        if let Ok(mut state) = self.state.try_lock() {
+            state.client = Some((client_ip, user_agent));
+        }
+        self
     }
 
     /// The store this session lives in.
@@ -458,8 +471,34 @@ impl Session {
     }
 
     /// Writes what changed, once. Call after the handler; calling again
-    /// without new changes writes nothing.
+    /// without new changes writes nothing. With device tracking, a stored
+    /// session this request used records its device (throttled).
     pub async fn save(&self) -> Result<SaveOutcome> {
+        let outcome = self.save_changes().await?;
+        if let Some(tracking) = &self.config.devices {
+            self.record_device(tracking.throttle).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Records the device behind a stored session this request loaded; a
+    /// failure is logged, never the request's.
+    async fn record_device(&self, throttle: std::time::Duration) {
+        let (id, client) = {
+            let state = self.state.lock().await;
+            let stored = matches!(state.origin, Origin::Stored { .. }) && state.loaded && !state.terminated;
+            match (&state.record, &state.client) {
+                (Some(record), Some(client)) if stored => (record.id.clone(), client.clone()),
+                _ => return,
+            }
+        };
+        let device = crate::store::Device::seen(record::now(), client.0, client.1);
+        if let Err(error) = self.store.record_device(&id, device, throttle).await {
+            tracing::warn!(%error, "could not record the session's device");
+        }
+    }
+
+    async fn save_changes(&self) -> Result<SaveOutcome> {
         let mut state = self.state.lock().await;
         let state = &mut *state;
         if !state.loaded {

@@ -36,12 +36,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
-use http::header::{COOKIE, SET_COOKIE, VARY};
+use http::header::{COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::config::{CookieConfig, SameSite, SessionConfig};
+use crate::config::{CookieConfig, DeviceTracking, MAX_USER_AGENT, SameSite, SessionConfig};
 use crate::record;
 use crate::session::{CookieUpdate, Session};
 use crate::store::Store;
@@ -96,7 +96,11 @@ where
             request.headers().get_all(COOKIE).iter().map(HeaderValue::as_bytes),
             &self.config.cookie.name,
         );
-        let session = Session::with_candidates(self.store.clone(), self.config.clone(), candidates);
+        let mut session = Session::with_candidates(self.store.clone(), self.config.clone(), candidates);
+        if let Some(tracking) = &self.config.devices {
+            let (client_ip, user_agent) = client_of(&request, tracking);
+            session = session.with_client(client_ip, user_agent);
+        }
         request.extensions_mut().insert(session.clone());
         // The clone that was driven to readiness handles this request.
         let clone = self.inner.clone();
@@ -160,6 +164,36 @@ pub fn cookie_values<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str
         }
     }
     values
+}
+
+/// The client's address and user agent, as device tracking records them:
+/// the address from the trusted proxy's header when one is named (its last
+/// address: the one the proxy added), else from the socket (axum's
+/// `ConnectInfo`, when the app serves with it); the user agent truncated to
+/// [`MAX_USER_AGENT`] bytes, control characters dropped.
+fn client_of<B>(request: &Request<B>, tracking: &DeviceTracking) -> (Option<String>, Option<String>) {
+    let printable = |bytes: &[u8], limit: usize| {
+        let text: String = String::from_utf8_lossy(bytes).chars().filter(|c| !c.is_control()).collect();
+        let mut end = text.len().min(limit);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(text[..end].trim().to_owned()).filter(|t| !t.is_empty())
+    };
+    let client_ip = match &tracking.trusted_proxy_header {
+        Some(header) => request
+            .headers()
+            .get_all(header.as_str())
+            .iter()
+            .next_back()
+            .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next().and_then(|last| printable(last, 64))),
+        None => request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string()),
+    };
+    let user_agent = request.headers().get(USER_AGENT).and_then(|value| printable(value.as_bytes(), MAX_USER_AGENT));
+    (client_ip, user_agent)
 }
 
 /// The `Set-Cookie` header for a save's cookie update.

@@ -355,6 +355,18 @@ impl Admin {
         Ok(deleted)
     }
 
+    /// A user's live sessions with their devices, most recently seen
+    /// first, without their data.
+    pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<crate::store::SessionSummary>> {
+        self.store.user_sessions(user_id, record::now()).await
+    }
+
+    /// The device recorded for a session (empty when the app does not
+    /// track devices).
+    pub async fn device(&self, id: &SessionId) -> Result<crate::store::Device> {
+        self.store.device(id).await
+    }
+
     /// Which of these ids are stored.
     pub async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
         self.store.require_database()?.existing(ids).await

@@ -1,6 +1,8 @@
 //! `sessionctl list`: sessions by expiry, streamed page by page.
 
 use clap::Args;
+use sessionctl::SessionId;
+use sessionctl::store::Device;
 
 use sessionctl::admin::ExportLine;
 use sessionctl::record;
@@ -50,6 +52,13 @@ pub struct ListArgs {
 /// Prints the sessions: a table (one per page of 500), or JSON lines.
 pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let admin = ctx.admin(Access::Read).await?;
+    // A user's sessions are their devices: where each was last seen.
+    let devices: Option<std::collections::HashMap<SessionId, Device>> = match &args.filter.user {
+        Some(user) if !ctx.json() => {
+            Some(admin.user_sessions(user).await?.into_iter().map(|s| (s.id.clone(), s.device)).collect())
+        }
+        _ => None,
+    };
     let mut lister = admin.list(args.filter.filter(), args.filter.limit);
     let mut total = 0usize;
     loop {
@@ -66,14 +75,18 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         }
         let now = record::now();
         let mut table = output::table();
-        table.set_header(vec!["id", "user", "expires", "updated", "version", "size", "keys"]);
+        let mut header = vec!["id", "user", "expires", "updated", "version", "size", "keys"];
+        if devices.is_some() {
+            header.extend(["last seen", "ip", "user agent"]);
+        }
+        table.set_header(header);
         for record in &page {
             let keys: Vec<&str> = record.data.keys().map(String::as_str).collect();
             let mut keys = keys.join(", ");
             if keys.len() > 40 {
                 keys = format!("{}…", keys.chars().take(39).collect::<String>());
             }
-            table.add_row(vec![
+            let mut row = vec![
                 record.id.to_string(),
                 record.user_id.clone().unwrap_or_else(|| "-".into()),
                 relative(record.expires_at, now, "expired "),
@@ -81,7 +94,14 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                 record.version.to_string(),
                 output::size(record.data_json().len() as u64),
                 keys,
-            ]);
+            ];
+            if let Some(devices) = &devices {
+                let device = devices.get(&record.id).cloned().unwrap_or_default();
+                row.push(device.last_seen_at.map_or("-".into(), |t| relative(t, now, "")));
+                row.push(device.client_ip.unwrap_or_else(|| "-".into()));
+                row.push(device.user_agent.map_or("-".into(), |ua| ua.chars().take(40).collect()));
+            }
+            table.add_row(row);
         }
         // Ids are copied from here: never wrapped, whatever the width.
         if let Some(column) = table.column_mut(0) {

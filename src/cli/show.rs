@@ -67,6 +67,7 @@ pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
     }
     let record = inspection.record().cloned().expect("inspect finds a record or fails");
     let disagree = inspection.tiers_disagree();
+    let device = admin.device(&id).await?;
     if ctx.json() {
         let cache_record = match &inspection.cache {
             CacheState::Cached(cached) if disagree => session_json(cached),
@@ -80,6 +81,11 @@ pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
             "tiers": {"database": inspection.database.is_some(), "cache": cache_word(&inspection.cache)},
             "tiers_disagree": disagree,
             "cache_copy": cache_record,
+            "device": {
+                "last_seen_at": device.last_seen_at.map(output::utc),
+                "client_ip": device.client_ip,
+                "user_agent": device.user_agent,
+            },
         });
         return line(doc);
     }
@@ -92,6 +98,15 @@ pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
         cache = "not configured (pass --redis-url to see the cache)".into();
     }
     tiers.push(("cache", cache));
+    if let Some(seen) = device.last_seen_at {
+        tiers.push(("last seen", when(seen, record::now(), "")));
+    }
+    if let Some(ip) = &device.client_ip {
+        tiers.push(("client ip", ip.clone()));
+    }
+    if let Some(agent) = &device.user_agent {
+        tiers.push(("user agent", agent.clone()));
+    }
     if disagree {
         tiers.push(("tiers agree", "NO: cache and database differ (both shown below)".into()));
     }

@@ -17,11 +17,13 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (2, "purge ticks", include_str!("../../migrations/sqlite/0002_purge_ticks.sql")),
     (3, "user index by id prefix", include_str!("../../migrations/sqlite/0003_user_index_by_id_prefix.sql")),
     (4, "cache tier", include_str!("../../migrations/sqlite/0004_cache_tier.sql")),
+    (5, "devices", include_str!("../../migrations/sqlite/0005_devices.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "create sessions", include_str!("../../migrations/postgres/0001_create_sessions.sql")),
     (2, "purge ticks", include_str!("../../migrations/postgres/0002_purge_ticks.sql")),
     (3, "cache tier", include_str!("../../migrations/postgres/0003_cache_tier.sql")),
+    (4, "devices", include_str!("../../migrations/postgres/0004_devices.sql")),
 ];
 
 fn migrator(steps: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -42,8 +42,9 @@ pub(crate) use row::{RawRow, parse_ids};
 pub use stats::{DatabaseStats, StatsOptions, StatsRow, StatsSample};
 pub(crate) use tier::LocalPurgeLock;
 pub use tier::{
-    AppCache, CacheLookup, CacheTier, DatabaseTier, Filter, ImportCounts, ImportWriter, MAX_LISTED_USER_SESSIONS,
-    PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, SessionSummary, StateFilter, Tombstone, UpdateOutcome,
+    AppCache, CacheLookup, CacheTier, DatabaseTier, Device, Filter, ImportCounts, ImportWriter,
+    MAX_LISTED_USER_SESSIONS, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, SessionSummary, StateFilter, Tombstone,
+    UpdateOutcome,
 };
 pub use timed::DEFAULT_DATABASE_TIMEOUT;
 
@@ -170,6 +171,9 @@ struct StoreInner {
     moved: Mutex<HashMap<SessionId, Instant>>,
     /// Concurrent patches of one session, combined (see `coalesce.rs`).
     patches: coalesce::PatchQueues,
+    /// Devices this process recorded lately: the throttle of device
+    /// tracking.
+    devices: Mutex<HashMap<SessionId, (Instant, Device)>>,
 }
 
 /// Most ids remembered as recently moved in one process.
@@ -219,6 +223,7 @@ impl Store {
                 suspects: Mutex::default(),
                 moved: Mutex::default(),
                 patches: coalesce::PatchQueues::default(),
+                devices: Mutex::default(),
             }),
         }
     }
@@ -656,6 +661,34 @@ impl Store {
             self.cache_after_delete(id).await;
         }
         Ok(ids)
+    }
+
+    /// Records the device behind a session in the database, unless this
+    /// process recorded the same address and user agent for it less than
+    /// `throttle` ago (so a read does not write on every request).
+    pub async fn record_device(&self, id: &SessionId, device: Device, throttle: Duration) -> Result<()> {
+        let Some(database) = self.database() else { return Ok(()) };
+        {
+            let mut seen = self.inner.devices.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let same = |last: &Device| last.client_ip == device.client_ip && last.user_agent == device.user_agent;
+            if seen.get(id).is_some_and(|(at, last)| at.elapsed() < throttle && same(last)) {
+                return Ok(());
+            }
+            if seen.len() >= MAX_MOVED {
+                seen.retain(|_, (at, _)| at.elapsed() < throttle);
+            }
+            if seen.len() < MAX_MOVED {
+                seen.insert(id.clone(), (Instant::now(), device.clone()));
+            }
+        }
+        self.inner.ops.database.fetch_add(1, Ordering::Relaxed);
+        database.touch(id, &device).await?;
+        Ok(())
+    }
+
+    /// The device recorded for a session (empty when none was).
+    pub async fn device(&self, id: &SessionId) -> Result<Device> {
+        self.db()?.device(id).await
     }
 
     /// A user's live sessions, most recently written first, without their

@@ -15,8 +15,8 @@ use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::migrations::AppliedRow;
 use super::{
-    AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
-    SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
+    AppCache, DatabaseTier, Device, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome,
+    ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -442,10 +442,47 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(ids))
     }
 
+    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool> {
+        let result =
+            sqlx::query("UPDATE sessions SET last_seen_at = $1, client_ip = $2, user_agent = $3 WHERE id = $4")
+                .bind(device.last_seen_at)
+                .bind(device.client_ip.as_deref())
+                .bind(device.user_agent.as_deref())
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, "recording a device"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn device(&self, id: &SessionId) -> Result<Device> {
+        let row: Option<(Option<DateTime<Utc>>, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT last_seen_at, client_ip, user_agent FROM sessions WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, "reading a device"))?;
+        Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| Device {
+            last_seen_at: seen.map(record::truncate_millis),
+            client_ip,
+            user_agent,
+        }))
+    }
+
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
-        let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, created_at, updated_at, expires_at FROM sessions
-             WHERE user_id = $1 AND expires_at > $2 ORDER BY updated_at DESC, id DESC LIMIT $3",
+        type Row = (
+            String,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, created_at, updated_at, expires_at, last_seen_at, client_ip, user_agent FROM sessions
+             WHERE user_id = $1 AND expires_at > $2
+             ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT $3",
         )
         .bind(user_id)
         .bind(now)
@@ -454,12 +491,13 @@ impl DatabaseTier for PostgresDatabase {
         .await
         .map_err(Error::db(BACKEND, "listing a user's sessions"))?;
         rows.into_iter()
-            .map(|(id, created_at, updated_at, expires_at)| {
+            .map(|(id, created_at, updated_at, expires_at, seen, client_ip, user_agent)| {
                 Ok(SessionSummary {
                     id: SessionId::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
                     created_at: record::truncate_millis(created_at),
                     updated_at: record::truncate_millis(updated_at),
                     expires_at: record::truncate_millis(expires_at),
+                    device: Device { last_seen_at: seen.map(record::truncate_millis), client_ip, user_agent },
                 })
             })
             .collect()
@@ -473,7 +511,8 @@ impl DatabaseTier for PostgresDatabase {
     ) -> Result<Vec<SessionId>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 AND id NOT IN (
-                 SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 ORDER BY updated_at DESC, id DESC LIMIT $3)
+                 SELECT id FROM sessions WHERE user_id = $1 AND id <> $2
+                 ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT $3)
              RETURNING id",
         )
         .bind(user_id)

@@ -19,8 +19,8 @@ use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::migrations::AppliedRow;
 use super::{
-    AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor,
-    SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
+    AppCache, DatabaseTier, Device, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome,
+    ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::{SessionId, id_fraction};
@@ -622,11 +622,38 @@ impl DatabaseTier for SqliteDatabase {
         Ok(parse_ids(ids))
     }
 
+    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool> {
+        let result = sqlx::query("UPDATE sessions SET last_seen_at = ?, client_ip = ?, user_agent = ? WHERE id = ?")
+            .bind(device.last_seen_at.map(ms))
+            .bind(device.client_ip.as_deref())
+            .bind(device.user_agent.as_deref())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "recording a device"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn device(&self, id: &SessionId) -> Result<Device> {
+        let row: Option<(Option<i64>, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT last_seen_at, client_ip, user_agent FROM sessions WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::db(BACKEND, "reading a device"))?;
+        Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| Device {
+            last_seen_at: seen.and_then(record::from_millis),
+            client_ip,
+            user_agent,
+        }))
+    }
+
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(concat!(
-            "SELECT id, created_at, updated_at, expires_at FROM sessions WHERE ",
+        type Row = (String, i64, i64, i64, Option<i64>, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT id, created_at, updated_at, expires_at, last_seen_at, client_ip, user_agent FROM sessions WHERE ",
             user_ids!("?1"),
-            " AND expires_at > ?2 ORDER BY updated_at DESC, id DESC LIMIT ?3"
+            " AND expires_at > ?2 ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT ?3"
         ))
         .bind(user_id)
         .bind(ms(now))
@@ -635,7 +662,7 @@ impl DatabaseTier for SqliteDatabase {
         .await
         .map_err(Error::db(BACKEND, "listing a user's sessions"))?;
         rows.into_iter()
-            .map(|(id, created, updated, expires)| {
+            .map(|(id, created, updated, expires, seen, client_ip, user_agent)| {
                 let time = |ms: i64| {
                     record::from_millis(ms)
                         .ok_or_else(|| Error::Corrupt { id: id.clone(), reason: format!("time {ms} is out of range") })
@@ -645,6 +672,7 @@ impl DatabaseTier for SqliteDatabase {
                     created_at: time(created)?,
                     updated_at: time(updated)?,
                     expires_at: time(expires)?,
+                    device: Device { last_seen_at: seen.and_then(record::from_millis), client_ip, user_agent },
                 })
             })
             .collect()
@@ -661,7 +689,7 @@ impl DatabaseTier for SqliteDatabase {
             user_ids!("?1"),
             " AND id <> ?2 AND id NOT IN (SELECT id FROM sessions WHERE ",
             user_ids!("?1"),
-            " AND id <> ?2 ORDER BY updated_at DESC, id DESC LIMIT ?3) RETURNING id"
+            " AND id <> ?2 ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT ?3) RETURNING id"
         ))
         .bind(user_id)
         .bind(keep.as_str())

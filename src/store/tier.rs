@@ -155,6 +155,13 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// ids deleted.
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>>;
 
+    /// Records the device behind a session (no version bump: metadata, not
+    /// data); false when the session is gone.
+    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool>;
+
+    /// The device recorded for a session (empty when none was).
+    async fn device(&self, id: &SessionId) -> Result<Device>;
+
     /// The user's live sessions, most recently written first (at most
     /// `limit`), without their data: what an "active sessions" page lists.
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>>;
@@ -313,6 +320,28 @@ pub struct SessionSummary {
     pub updated_at: DateTime<Utc>,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// The device behind it, when the app tracks devices.
+    pub device: Device,
+}
+
+/// What an app records of the device behind a session (see
+/// `SessionConfig::with_device_tracking`): all empty when it does not.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Device {
+    /// When a request last used the session (to within the throttle).
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The client's address: the socket's, or a trusted proxy's header.
+    pub client_ip: Option<String>,
+    /// The `User-Agent` header, truncated.
+    pub user_agent: Option<String>,
+}
+
+impl Device {
+    /// A device seen at `seen`.
+    pub fn seen(seen: DateTime<Utc>, client_ip: Option<String>, user_agent: Option<String>) -> Device {
+        Device { last_seen_at: Some(seen), client_ip, user_agent }
+    }
 }
 
 /// Most sessions [`Store::user_sessions`](super::Store::user_sessions) lists.

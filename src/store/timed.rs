@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AppCache, DatabaseTier, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, PurgeLock, RotateOutcome,
+    AppCache, DatabaseTier, Device, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, PurgeLock, RotateOutcome,
     ScanCursor, SchemaStatus, SessionSummary, StatsRow, UpdateOutcome,
 };
 use crate::error::{Error, Result};
@@ -145,6 +145,14 @@ impl DatabaseTier for TimedDatabase {
 
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
         self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
+    }
+
+    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool> {
+        self.call("recording a device", self.inner.touch(id, device)).await
+    }
+
+    async fn device(&self, id: &SessionId) -> Result<Device> {
+        self.call("reading a device", self.inner.device(id)).await
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {

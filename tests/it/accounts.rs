@@ -199,3 +199,156 @@ async fn per_user_session_limit_on_redis_over_postgres() {
     let Some(db) = harness::redis_postgres().await else { return };
     per_user_limit(db).await;
 }
+
+/// A browser: its address, user agent and cookie jar.
+struct Browser {
+    ip: &'static str,
+    agent: String,
+    cookie: Option<String>,
+    forwarded_for: Option<&'static str>,
+}
+
+impl Browser {
+    fn new(ip: &'static str, agent: &str) -> Browser {
+        Browser { ip, agent: agent.to_owned(), cookie: None, forwarded_for: None }
+    }
+
+    /// One request to the demo, as `axum::serve` with connect info passes it.
+    async fn get(&mut self, app: &axum::Router, uri: &str) -> String {
+        use tower::ServiceExt as _;
+        let addr: std::net::SocketAddr = format!("{}:40000", self.ip).parse().unwrap();
+        let mut request = axum::http::Request::builder()
+            .uri(uri)
+            .header(axum::http::header::USER_AGENT, &self.agent)
+            .extension(axum::extract::ConnectInfo(addr));
+        if let Some(cookie) = &self.cookie {
+            request = request.header(axum::http::header::COOKIE, cookie);
+        }
+        if let Some(forwarded) = self.forwarded_for {
+            request = request.header("x-forwarded-for", forwarded);
+        }
+        let response = app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+        if let Some(set) = response.headers().get(axum::http::header::SET_COOKIE) {
+            self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
+        }
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+}
+
+fn demo(db: &TestDb, tracking: sessionctl::DeviceTracking) -> axum::Router {
+    let config = harness::config().with_device_tracking(tracking);
+    crate::demo::app(sessionctl::web::SessionLayer::new(db.store.clone(), Arc::new(config)))
+}
+
+async fn devices_are_recorded_throttled_and_listed(db: TestDb) {
+    let app = demo(&db, sessionctl::DeviceTracking::default());
+    let mut laptop = Browser::new("10.0.0.1", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0");
+    let mut phone = Browser::new("10.0.0.2", "Mozilla/5.0 (iPhone) Mobile Safari");
+    // A spoofed header is not believed without a trusted proxy configured.
+    phone.forwarded_for = Some("6.6.6.6");
+    for browser in [&mut laptop, &mut phone] {
+        browser.get(&app, "/").await;
+        browser.get(&app, "/login?user=alice").await;
+        browser.get(&app, "/").await;
+    }
+    let listed: serde_json::Value = serde_json::from_str(&laptop.get(&app, "/sessions").await).unwrap();
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    let ips: std::collections::BTreeSet<_> = sessions.iter().map(|s| s["client_ip"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["10.0.0.1", "10.0.0.2"].into_iter().collect(), "the socket's address, not the spoofed header");
+    assert!(sessions.iter().all(|s| s["last_seen_at"].is_string() && s["user_agent"].is_string()), "{listed}");
+    let mine = sessions.iter().find(|s| s["current"] == true).unwrap();
+    assert!(mine["user_agent"].as_str().unwrap().contains("Firefox"));
+
+    // Throttled: a second read from the same device writes nothing.
+    let id = SessionId::parse(mine["id"].as_str().unwrap()).unwrap();
+    let seen = db.database.as_ref().unwrap().device(&id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    laptop.get(&app, "/").await;
+    assert_eq!(db.database.as_ref().unwrap().device(&id).await.unwrap(), seen, "not written again within the throttle");
+    // A new browser version is recorded at once.
+    laptop.agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/129.0".into();
+    laptop.get(&app, "/").await;
+    let now_seen = db.database.as_ref().unwrap().device(&id).await.unwrap();
+    assert!(now_seen.user_agent.unwrap().contains("129.0"));
+    assert!(now_seen.last_seen_at > seen.last_seen_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_on_sqlite() {
+    devices_are_recorded_throttled_and_listed(harness::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_on_postgres() {
+    let Some(db) = harness::postgres().await else { return };
+    devices_are_recorded_throttled_and_listed(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_on_redis_over_postgres() {
+    let Some(db) = harness::redis_postgres().await else { return };
+    devices_are_recorded_throttled_and_listed(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_on_memory_over_sqlite() {
+    devices_are_recorded_throttled_and_listed(harness::memory_sqlite().await).await;
+}
+
+/// Behind a trusted proxy, the address is the last one the proxy added;
+/// the CLI lists a user's sessions as devices and shows one's device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxys_address_and_the_cli_device_list() {
+    let db = harness::sqlite().await;
+    let tracking = sessionctl::DeviceTracking::default().with_trusted_proxy_header("X-Forwarded-For");
+    let app = demo(&db, tracking);
+    let mut browser = Browser::new("127.0.0.1", "curl/8.5.0");
+    browser.forwarded_for = Some("6.6.6.6, 203.0.113.7");
+    browser.get(&app, "/").await;
+    browser.get(&app, "/login?user=bob").await;
+    browser.get(&app, "/").await;
+    let listed: serde_json::Value = serde_json::from_str(&browser.get(&app, "/sessions").await).unwrap();
+    assert_eq!(listed["sessions"][0]["client_ip"], "203.0.113.7", "{listed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Run::new(dir.path(), &db.url);
+    let table = cli.ok(&["list", "--user", "bob"]);
+    assert!(table.contains("203.0.113.7") && table.contains("curl/8.5.0") && table.contains("last seen"), "{table}");
+    let id = listed["sessions"][0]["id"].as_str().unwrap();
+    let shown = cli.json(&["show", id]);
+    assert_eq!(shown["device"]["client_ip"], "203.0.113.7");
+    assert!(cli.ok(&["show", id]).contains("client ip"));
+}
+
+/// The per-user limit revokes the least recently *seen* sessions: an old
+/// login still in use stays, an idle newer one goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_limit_keeps_the_devices_in_use() {
+    let db = harness::sqlite().await;
+    let config = Arc::new(
+        harness::config().with_max_sessions_per_user(2).with_device_tracking(sessionctl::DeviceTracking::default()),
+    );
+    let login = |ip: &str| {
+        let (store, config, ip) = (db.store.clone(), config.clone(), ip.to_owned());
+        async move {
+            let session = Session::new(store, config, None).with_client(Some(ip), Some("agent".into()));
+            session.set_user_id(Some("judy".into())).await.unwrap();
+            session.save().await.unwrap();
+            session.id().await.unwrap().unwrap()
+        }
+    };
+    let old_in_use = login("10.0.0.1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let idle = login("10.0.0.2").await;
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    // The first device keeps using its session (seen now, from a new address).
+    let device = sessionctl::Device::seen(now(), Some("10.0.0.9".into()), Some("agent".into()));
+    db.store.record_device(&old_in_use, device, std::time::Duration::from_secs(300)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let newest = login("10.0.0.3").await;
+    assert!(db.stored(&old_in_use).await.is_some(), "seen lately: kept");
+    assert!(db.stored(&newest).await.is_some());
+    assert!(db.stored(&idle).await.is_none(), "the least recently seen goes");
+}

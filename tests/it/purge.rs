@@ -750,6 +750,9 @@ async fn back_to_schema_2(pool: &sqlx::SqlitePool, first: &[&str]) {
         "DROP INDEX sessions_user_id",
         "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
         "DROP TABLE session_cache_tier",
+        "ALTER TABLE sessions DROP COLUMN last_seen_at",
+        "ALTER TABLE sessions DROP COLUMN client_ip",
+        "ALTER TABLE sessions DROP COLUMN user_agent",
         "DELETE FROM _sqlx_migrations WHERE version >= 3",
     ];
     for sql in first.iter().chain(&schema_2) {
@@ -799,7 +802,7 @@ async fn concurrent_migrations_all_succeed() {
     }
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await.unwrap();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool).await.unwrap();
     assert_eq!(check, ["ok"]);
 }
