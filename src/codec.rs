@@ -63,6 +63,10 @@ impl Keys {
     /// Builds the key list from raw secrets, newest first.
     ///
     /// Each secret must be at least 32 bytes; an empty list is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Key`] when no key is given or one is shorter than 32 bytes.
     pub fn new<I, K>(secrets: I) -> Result<Keys>
     where
         I: IntoIterator<Item = K>,
@@ -88,6 +92,10 @@ impl Keys {
 
     /// Parses a secret file or `SESSIONCTL_SECRET` value: one key per line,
     /// newest first; blank lines and lines starting with `#` are ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Key`] when the text holds no key or one is shorter than 32 bytes.
     pub fn from_text(text: &str) -> Result<Keys> {
         Keys::new(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')))
     }
@@ -219,6 +227,11 @@ impl CookieCodec {
 
     /// Verifies a cookie value and reads what it says. Expired, forged,
     /// tampered, truncated or oversized values are errors, never panics.
+    ///
+    /// # Errors
+    ///
+    /// A [`CookieError`] when the value is malformed, its signature does not verify under
+    /// any key, it does not decrypt, or it has expired at `now`.
     pub fn decode(&self, value: &str, now: DateTime<Utc>) -> Result<CookiePayload, CookieError> {
         self.decode_with_rotation(value, now).map(|(payload, _)| payload)
     }
@@ -226,6 +239,10 @@ impl CookieCodec {
     /// Like [`decode`](Self::decode), and also tells whether the value was
     /// signed with an older key of the list (so it should be re-issued
     /// under the current one).
+    ///
+    /// # Errors
+    ///
+    /// As [`CookieCodec::decode`].
     pub fn decode_with_rotation(&self, value: &str, now: DateTime<Utc>) -> Result<(CookiePayload, bool), CookieError> {
         if value.len() > MAX_COOKIE_LEN {
             return Err(CookieError::TooLong);

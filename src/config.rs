@@ -203,6 +203,10 @@ impl SessionConfig {
     }
 
     /// Checks the settings against each other.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first setting that does not fit the others.
     pub fn validate(&self) -> Result<()> {
         if self.lifetime.is_zero() {
             return Err(Error::Config("lifetime must be longer than zero".into()));

@@ -45,6 +45,10 @@ impl SessionId {
 
     /// Parses and validates an id given as text (from a cookie, a flag or a
     /// database row).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidId`] when the text is not a session id (length, alphabet).
     pub fn parse(text: &str) -> Result<Self> {
         let valid = text.len() == ID_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if valid {

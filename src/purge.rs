@@ -124,6 +124,10 @@ pub fn cutoff(older_than: Duration) -> DateTime<Utc> {
 }
 
 /// How many sessions a purge with these options would delete now.
+///
+/// # Errors
+///
+/// Fails with the database tier's error, or [`Error::Config`](crate::Error::Config) without one.
 pub async fn count_expired(store: &Store, options: &PurgeOptions) -> Result<u64> {
     let filter = Filter { state: StateFilter::Expired, ..Filter::default() };
     store.require_database()?.count(&filter, cutoff(options.older_than)).await
@@ -132,6 +136,11 @@ pub async fn count_expired(store: &Store, options: &PurgeOptions) -> Result<u64>
 /// Deletes expired sessions in batches until the table has been walked, the
 /// time budget runs out or `stop` is raised; calls `on_batch` after each
 /// batch. Purged ids are also dropped from the cache tier.
+///
+/// # Errors
+///
+/// Fails with the database tier's error when a batch fails (what earlier batches deleted stays deleted; a
+/// rerun goes on), or [`Error::Config`](crate::Error::Config) without a database.
 pub async fn purge_expired(
     store: &Store,
     options: &PurgeOptions,
@@ -184,11 +193,20 @@ pub async fn purge_expired(
 
 /// Tries to become the one replica that purges (see
 /// [`DatabaseTier::try_purge_lock`](crate::DatabaseTier::try_purge_lock)).
+///
+/// # Errors
+///
+/// Fails with the database tier's error when the lock cannot be asked for.
 pub async fn try_lead(store: &Store) -> Result<Option<Box<dyn crate::store::PurgeLock>>> {
     store.require_database()?.try_purge_lock().await
 }
 
 /// Parses a duration such as `90s`, `15m`, `2h30m`, `7d`, `250ms`.
+///
+/// # Errors
+///
+/// A one-line message when the text is not a number followed by a unit (`ms`, `s`, `m`, `h`, `d`, `w`), or
+/// overflows.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -231,6 +249,10 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 ///
 /// Here rather than in the binary so the fuzz targets and tests reach it;
 /// behind the `cli` feature, which is what brings the `cron` crate.
+///
+/// # Errors
+///
+/// A one-line message with the expected form when the text is not a cron schedule.
 #[cfg(feature = "cli")]
 pub fn parse_schedule(text: &str) -> std::result::Result<cron::Schedule, String> {
     let fields = text.split_whitespace().count();

@@ -27,6 +27,10 @@ pub const ENVELOPE_VERSION: u32 = 1;
 pub const MAX_VERSION: i64 = 1 << 53;
 
 /// The version after `version`, or an error at the limit.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] when the version is already at 2^53.
 pub fn next_version(id: &SessionId, version: i64) -> Result<i64> {
     version.checked_add(1).filter(|v| (1..=MAX_VERSION).contains(v)).ok_or_else(|| Error::Corrupt {
         id: id.to_string(),
@@ -35,6 +39,10 @@ pub fn next_version(id: &SessionId, version: i64) -> Result<i64> {
 }
 
 /// Checks that a stored version is within `0..=MAX_VERSION`.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] for a version outside 0..=2^53.
 pub fn check_version(id: &str, version: i64) -> Result<i64> {
     if (0..=MAX_VERSION).contains(&version) {
         Ok(version)
@@ -48,6 +56,11 @@ pub fn check_version(id: &str, version: i64) -> Result<i64> {
 /// user id, a data key or any string inside a value. Checked when the value
 /// is set, so the handler gets a typed error it can answer with a 400 rather
 /// than a failed save after the response was decided.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when the value holds a NUL character (in a key or a
+/// string), which not every database can store.
 pub fn check_storable(what: &str, value: &Value) -> Result<()> {
     fn has_nul(value: &Value) -> bool {
         match value {
@@ -64,6 +77,10 @@ pub fn check_storable(what: &str, value: &Value) -> Result<()> {
 }
 
 /// [`check_storable`] for a key or a user id.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when the text holds a NUL character.
 pub fn check_storable_str(what: &str, text: &str) -> Result<()> {
     if text.contains('\0') {
         return Err(Error::InvalidInput(format!("{what} contains a NUL character, which sessions cannot store")));
@@ -120,6 +137,10 @@ impl Record {
     }
 
     /// Decodes an envelope. Any malformation is an error, never a panic.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] when the bytes are not an envelope of a known version.
     pub fn from_envelope(bytes: &[u8]) -> Result<Record> {
         let corrupt = |reason: String| Error::Corrupt { id: "(envelope)".into(), reason };
         let envelope: EnvelopeOwned =
@@ -176,6 +197,10 @@ pub fn encode_data(data: &Data) -> String {
 }
 
 /// Parses a data column; it must hold a JSON object.
+///
+/// # Errors
+///
+/// [`Error::Corrupt`] when the text is not a JSON object.
 pub fn decode_data(id: &str, text: &str) -> Result<Data> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),

@@ -268,37 +268,80 @@ impl Session {
     }
 
     /// The session id, if the session exists (loads it).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn id(&self) -> Result<Option<SessionId>> {
         Ok(self.loaded().await?.record.as_ref().map(|r| r.id.clone()))
     }
 
     /// A value, deserialized as `T`. `Ok(None)` when absent; an error when
     /// present but not a `T`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.get_value(key).await?.map(|value| from_value(key, value)).transpose()
     }
 
     /// A value as JSON.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
         Ok(self.loaded().await?.record.as_ref().and_then(|r| r.data.get(key).cloned()))
     }
 
     /// Whether the key is present.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn contains(&self, key: &str) -> Result<bool> {
         Ok(self.loaded().await?.record.as_ref().is_some_and(|r| r.data.contains_key(key)))
     }
 
     /// The keys present, sorted.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn keys(&self) -> Result<Vec<String>> {
         Ok(self.loaded().await?.record.as_ref().map(|r| r.data.keys().cloned().collect()).unwrap_or_default())
     }
 
     /// A copy of all the data.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn data(&self) -> Result<Data> {
         Ok(self.loaded().await?.record.as_ref().map(|r| r.data.clone()).unwrap_or_default())
     }
 
     /// Stores a value; the session starts existing with its first write.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed), [`Error::Config`] for a value that does not serialize to
+    /// JSON, [`Error::InvalidInput`] for one holding a NUL character.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         self.set(key, to_value(key, value)?, false).await
     }
@@ -307,6 +350,13 @@ impl Session {
     /// `set_quick`): cheap, but lost if the cache entry is evicted before a
     /// normal write persists it. A request mixing quick and normal changes
     /// persists everything to both tiers.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed), [`Error::Config`] for a value that does not serialize to
+    /// JSON, [`Error::InvalidInput`] for one holding a NUL character.
     pub async fn insert_quick<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         self.set(key, to_value(key, value)?, true).await
     }
@@ -326,16 +376,34 @@ impl Session {
     }
 
     /// Removes a key, returning its value.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn remove(&self, key: &str) -> Result<Option<Value>> {
         self.take(key, false).await
     }
 
     /// Removes a key and returns its value deserialized as `T`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
     pub async fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.take(key, false).await?.map(|value| from_value(key, value)).transpose()
     }
 
     /// [`pop`](Self::pop) as a quick (cache-only) change.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
     pub async fn pop_quick<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.take(key, true).await?.map(|value| from_value(key, value)).transpose()
     }
@@ -353,6 +421,12 @@ impl Session {
 
     /// Removes every key (the session itself stays; see
     /// [`terminate`](Self::terminate)).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn clear(&self) -> Result<()> {
         let mut state = self.loaded().await?;
         let state = &mut *state;
@@ -370,6 +444,12 @@ impl Session {
     }
 
     /// The user this session belongs to.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn user_id(&self) -> Result<Option<String>> {
         Ok(self.loaded().await?.record.as_ref().and_then(|r| r.user_id.clone()))
     }
@@ -377,6 +457,13 @@ impl Session {
     /// Ties the session to a user (or unties it with `None`). Sessions with
     /// a user are always stored server-side, so they can be listed and
     /// revoked. Call [`regenerate_id`](Self::regenerate_id) at login too.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed), [`Error::InvalidInput`] for a user id holding a NUL
+    /// character.
     pub async fn set_user_id(&self, user_id: Option<String>) -> Result<()> {
         if let Some(user_id) = &user_id {
             record::check_storable_str("user id", user_id)?;
@@ -400,6 +487,12 @@ impl Session {
     /// them, so a session the user creates meanwhile on another device is
     /// either revoked or kept whole. A session without a user revokes
     /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed); the database tier's error when the other sessions cannot be deleted.
     pub async fn revoke_other_sessions(&self) -> Result<usize> {
         let (user_id, keep) = {
             let state = self.loaded().await?;
@@ -413,6 +506,12 @@ impl Session {
     /// The live sessions of this session's user, most recently written
     /// first, without their data (an "active sessions" page), each with
     /// whether it is this one; empty for a session without a user.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed); the database tier's error when the list cannot be read.
     pub async fn user_sessions(&self) -> Result<Vec<(SessionSummary, bool)>> {
         let (user_id, current) = {
             let state = self.loaded().await?;
@@ -431,11 +530,23 @@ impl Session {
     }
 
     /// When the session expires, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn expires_at(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(self.loaded().await?.record.as_ref().map(|r| r.expires_at))
     }
 
     /// Sets the session's absolute expiry (e.g. "remember me" for 30 days).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn set_expires_at(&self, expires_at: DateTime<Utc>) -> Result<()> {
         let mut state = self.loaded().await?;
         let state = &mut *state;
@@ -448,6 +559,12 @@ impl Session {
 
     /// Moves the session to a fresh id at save time, deleting the old one in
     /// every tier. Call it at login, against session fixation.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn regenerate_id(&self) -> Result<()> {
         let mut state = self.loaded().await?;
         let state = &mut *state;
@@ -464,6 +581,12 @@ impl Session {
     }
 
     /// Ends the session: deleted from every tier at save, cookie removed.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the session must be loaded and the store cannot be read
+    /// ([`Error::Database`], [`Error::Timeout`]; a cache that
+    /// fails is bypassed).
     pub async fn terminate(&self) -> Result<()> {
         let mut state = self.loaded().await?;
         state.terminated = true;
@@ -473,6 +596,13 @@ impl Session {
     /// Writes what changed, once. Call after the handler; calling again
     /// without new changes writes nothing. With device tracking, a stored
     /// session this request used records its device (throttled).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] when the data is over the size limit,
+    /// [`Error::Conflict`] when other writers kept changing the session over every
+    /// attempt, and the store's errors ([`Error::Database`],
+    /// [`Error::Timeout`]); nothing of this request's changes is kept then.
     pub async fn save(&self) -> Result<SaveOutcome> {
         let outcome = self.save_changes().await?;
         if let Some(tracking) = &self.config.devices {

@@ -42,6 +42,11 @@ impl Import {
 
     /// Adds a record; a batch is written once full. A second line with the
     /// same id replaces the first with `replace`, else is kept out.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database's error when a full batch cannot be written (the import is then to be dropped:
+    /// nothing of it stays).
     pub async fn add(&mut self, record: Record) -> Result<()> {
         match self.in_batch.get(&record.id) {
             Some(&at) if self.replace => {
@@ -87,6 +92,10 @@ impl Import {
     /// Writes the last batch and commits; then the cache drops what it held
     /// of these ids (tombstones included), so the apps serve what was
     /// imported on their next read.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database's error when the last batch or the commit fails: nothing of the import stays.
     pub async fn finish(mut self) -> Result<ImportCounts> {
         self.flush().await?;
         self.writer.commit().await?;

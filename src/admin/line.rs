@@ -81,6 +81,11 @@ impl ExportLine {
     }
 
     /// Parses and validates one line into a record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when the line is not a session line: not JSON,
+    /// unknown fields, a malformed id, data not an object, a version outside 0..=2^53, NUL characters.
     pub fn parse(line: &str) -> Result<Record> {
         let parsed: ExportLine =
             serde_json::from_str(line).map_err(|e| Error::InvalidInput(format!("not a session line: {e}")))?;

@@ -131,6 +131,12 @@ pub struct Lister {
 
 impl Lister {
     /// The next page; empty once everything was listed.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn next_page(&mut self) -> Result<Vec<Record>> {
         if self.done {
             return Ok(Vec::new());
@@ -192,6 +198,12 @@ impl Admin {
 
     /// Reads a bare id, or a whole cookie value (`sid=…` too), verified with
     /// the keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidId`] for input that is neither an id nor a cookie value,
+    /// [`Error::InvalidInput`] for a cookie without keys to read it,
+    /// [`Error::Cookie`] for a cookie that does not verify.
     pub fn resolve(&self, input: &str) -> Result<Target> {
         let input = input.trim();
         if let Ok(id) = SessionId::parse(input) {
@@ -224,6 +236,12 @@ impl Admin {
     }
 
     /// What each tier holds for `id`; not found when no tier has it.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn inspect(&self, id: &SessionId) -> Result<Inspection> {
         let database = match self.store.database() {
             Some(database) => database.load(id).await?,
@@ -272,6 +290,12 @@ impl Admin {
     /// table over ten samples large is estimated from a sample unless
     /// `options` asks for every row (see [`crate::store::stats`]);
     /// `progress` hears the share of the table read so far.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn stats(&self, options: StatsOptions, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Stats> {
         let database = self.store.require_database()?;
         let stats = crate::store::stats::compute(database.as_ref(), record::now(), options, progress).await?;
@@ -300,6 +324,13 @@ impl Admin {
     /// Applies an edit with the version check; returns the new record, or
     /// `None` when the edit changes nothing (then nothing is written: no
     /// new version, no cache write).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the session does not exist,
+    /// [`Error::TooLarge`] or [`Error::InvalidInput`] for
+    /// data the library would refuse, [`Error::Conflict`] when the session changed
+    /// since it was read; the store's errors otherwise.
     pub async fn edit(&self, id: &SessionId, edit: &Edit) -> Result<Option<Record>> {
         let current = self.current(id).await?;
         let mut next = current.clone();
@@ -330,21 +361,44 @@ impl Admin {
     }
 
     /// The stored record, expired or not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the session does not exist; the store's errors
+    /// otherwise.
     pub async fn current(&self, id: &SessionId) -> Result<Record> {
         self.inspect(id).await?.record().cloned().ok_or_else(|| not_found(id))
     }
 
     /// Expires sessions now; returns the ids that existed.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn expire(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
         self.store.expire(ids, record::now()).await
     }
 
     /// Expires a user's live sessions now.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn expire_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
         self.store.expire_by_user(user_id, record::now()).await
     }
 
     /// Deletes sessions in both tiers; returns the ids that existed.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn delete(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
         let mut deleted = Vec::new();
         for id in ids {
@@ -357,40 +411,82 @@ impl Admin {
 
     /// A user's live sessions with their devices, most recently seen
     /// first, without their data.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<crate::store::SessionSummary>> {
         self.store.user_sessions(user_id, record::now()).await
     }
 
     /// The device recorded for a session (empty when the app does not
     /// track devices).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn device(&self, id: &SessionId) -> Result<crate::store::Device> {
         self.store.device(id).await
     }
 
     /// Which of these ids are stored.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
         self.store.require_database()?.existing(ids).await
     }
 
     /// How many sessions a user has.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn count_user(&self, user_id: &str) -> Result<u64> {
         let filter = Filter { user_id: Some(user_id.to_owned()), ..Filter::default() };
         self.store.require_database()?.count(&filter, record::now()).await
     }
 
     /// Deletes every session of a user; returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn revoke(&self, user_id: &str) -> Result<Vec<SessionId>> {
         self.store.delete_by_user(user_id).await
     }
 
     /// Deletes every session of a user but `keep` ("log out other
     /// devices"); returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`],
+    /// [`Error::Timeout`], [`Error::Config`] without a database
+    /// tier).
     pub async fn revoke_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
         self.store.delete_by_user_except(user_id, keep).await
     }
 
     /// Moves a session to a new id (same data and user), the old id removed
     /// from both tiers; returns the new record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the session does not exist,
+    /// [`Error::Conflict`] when it kept changing over every attempt; the store's
+    /// errors otherwise.
     pub async fn regenerate(&self, id: &SessionId) -> Result<Record> {
         for _ in 0..self.max_save_attempts {
             let current = self.current(id).await?;
@@ -415,6 +511,11 @@ impl Admin {
     /// Parses and validates one line of an export, as the library would
     /// take the session: storable values, a version within 2^53, data
     /// within the size limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a line [`ExportLine::parse`] refuses, or data
+    /// over the size limit.
     pub fn parse_line(&self, line: &str) -> Result<Record> {
         let record = ExportLine::parse(line)?;
         let size = record.data_json().len();
@@ -431,6 +532,11 @@ impl Admin {
     /// database transaction, committed by [`Import::finish`]. Dropped
     /// unfinished, nothing is written. Existing sessions are kept, or
     /// overwritten with `replace`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without a database tier; the database's error when the
+    /// transaction cannot start.
     pub async fn begin_import(&self, replace: bool) -> Result<Import> {
         let writer = self.store.require_database()?.begin_import().await?;
         Ok(Import::new(self.store.clone(), writer, replace))

@@ -230,6 +230,13 @@ impl Store {
 
     /// Connects to the database a URL names (`sqlite://PATH`, `sqlite::memory:`,
     /// `postgres://…`) and applies the schema.
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+    /// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+    /// database cannot be opened, and [`Error::Timeout`] when connecting takes longer
+    /// than the timeout. [`Error::Migrate`] when pending migrations fail.
     pub async fn connect(database_url: &str) -> Result<Store> {
         Ok(Store::new(open_database(database_url, DEFAULT_DATABASE_TIMEOUT, OpenAs::App).await?))
     }
@@ -252,18 +259,36 @@ impl Store {
 
     /// The database tier, or a configuration error for operations that need
     /// one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the store has no database tier.
     pub fn require_database(&self) -> Result<&Arc<dyn DatabaseTier>> {
         self.database().ok_or_else(|| Error::Config("this operation needs a database tier".into()))
     }
 
     /// Checks that the database answers (one primary-key lookup, within
     /// the database timeout).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn ping(&self) -> Result<()> {
         self.db()?.load(&SessionId::generate()).await.map(|_| ())
     }
 
     /// Claims the purge scheduled at `tick` (see
     /// [`DatabaseTier::try_claim_tick`]).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
         self.db()?.try_claim_tick(tick, claimant).await
     }
@@ -417,6 +442,13 @@ impl Store {
 
     /// A live (unexpired) session: from the cache when it has it, else from
     /// the database (refilling the cache).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn load(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
         Ok(match self.lookup(id, now).await? {
             Lookup::Found(record, _) => Some(record),
@@ -426,6 +458,13 @@ impl Store {
 
     /// Like [`load`](Self::load), telling a session that was just moved to
     /// a new id apart from one that does not exist.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn lookup(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Lookup> {
         // An id this process is moving (or just moved) reads as moved, not
         // missing: the mark is made before the database commits the move.
@@ -459,6 +498,13 @@ impl Store {
     /// The authoritative copy, bypassing the cache (after a version
     /// conflict, the cached copy is the one known to be old). Refreshes the
     /// cache with what it finds.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn load_fresh(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
         let Some(database) = self.database() else {
             return self.load(id, now).await;
@@ -472,6 +518,13 @@ impl Store {
     }
 
     /// Creates a session unless its id exists; false when taken.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn create(&self, record: &Record) -> Result<bool> {
         match (self.database(), self.cache()) {
             (None, Some(cache)) => self.cache_call(cache, "creating a session", cache.create(record)).await,
@@ -490,6 +543,13 @@ impl Store {
     /// next read serves the restored session. ([`Store::create`] keeps a
     /// tombstone: it stops a request still holding a deleted session from
     /// bringing it back, which a deliberate restore is meant to do.)
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn restore(&self, record: &Record) -> Result<bool> {
         if self.database().is_none() {
             return self.create(record).await;
@@ -519,6 +579,13 @@ impl Store {
 
     /// Versioned update of an existing session: `record.version` is the new
     /// version, `expected_version` the one this request loaded.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             return self.cache_call(cache, "saving a session", cache.update(record, expected_version)).await;
@@ -538,6 +605,13 @@ impl Store {
     /// database first, then the cache. Returns `base` with the patch applied
     /// (at `base`'s version: other requests' changes are not in it), or
     /// `Missing` when the session is gone.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn patch(&self, base: &Record, patch: &Patch) -> Result<PatchOutcome> {
         let receiver = match self.inner.patches.enter(&base.id, patch) {
             coalesce::Turn::Wait(receiver) => receiver,
@@ -604,6 +678,13 @@ impl Store {
     /// saved when it was dropped. A failed call leaves the entry alone: it
     /// made nothing stale, and evicting it would drop other requests' quick
     /// changes.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn write_quick(&self, base: &Record, patch: &Patch) -> Result<PatchOutcome> {
         let Some(cache) = self.cache().filter(|_| self.database().is_some()) else {
             return Err(Error::Config("quick writes need a cache in front of a database".into()));
@@ -619,6 +700,13 @@ impl Store {
     }
 
     /// Moves a session to a new id atomically.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             self.remember_moved(old);
@@ -645,6 +733,13 @@ impl Store {
 
     /// Deletes a session from every tier. Returns whether it existed. The
     /// cache entry goes even when the database delete fails.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn delete(&self, id: &SessionId) -> Result<bool> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             return self.cache_call(cache, "deleting a session", cache.delete(id)).await;
@@ -655,6 +750,13 @@ impl Store {
     }
 
     /// Deletes every session of a user from every tier; returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
         let ids = self.db()?.delete_by_user(user_id).await?;
         for id in &ids {
@@ -666,6 +768,10 @@ impl Store {
     /// Records the device behind a session in the database, unless this
     /// process recorded the same address and user agent for it less than
     /// `throttle` ago (so a read does not write on every request).
+    ///
+    /// # Errors
+    ///
+    /// The database tier's error when the device cannot be written.
     pub async fn record_device(&self, id: &SessionId, device: Device, throttle: Duration) -> Result<()> {
         let Some(database) = self.database() else { return Ok(()) };
         {
@@ -687,12 +793,26 @@ impl Store {
     }
 
     /// The device recorded for a session (empty when none was).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn device(&self, id: &SessionId) -> Result<Device> {
         self.db()?.device(id).await
     }
 
     /// A user's live sessions, most recently written first, without their
     /// data (at most [`MAX_LISTED_USER_SESSIONS`]).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionSummary>> {
         self.db()?.user_sessions(user_id, now, MAX_LISTED_USER_SESSIONS).await
     }
@@ -700,6 +820,13 @@ impl Store {
     /// Keeps at most `limit` sessions of a user, `keep` among them: the
     /// least recently written others go, in both tiers (see
     /// [`DatabaseTier::delete_user_sessions_beyond`]); returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn limit_user_sessions(&self, user_id: &str, keep: &SessionId, limit: u32) -> Result<Vec<SessionId>> {
         let ids = self.db()?.delete_user_sessions_beyond(user_id, keep, limit.saturating_sub(1)).await?;
         for id in &ids {
@@ -710,6 +837,13 @@ impl Store {
 
     /// Deletes every session of a user but `keep`, in both tiers (see
     /// [`DatabaseTier::delete_by_user_except`]); returns their ids.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
         let ids = self.db()?.delete_by_user_except(user_id, keep).await?;
         for id in &ids {
@@ -720,6 +854,13 @@ impl Store {
 
     /// Writes a record whatever is stored (admin edits, import with
     /// `--replace`); the cache entry is dropped so the next read fills it.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn upsert(&self, record: &Record) -> Result<()> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             self.cache_call(cache, "writing a session", cache.evict(std::slice::from_ref(&record.id))).await?;
@@ -735,6 +876,13 @@ impl Store {
 
     /// Expires sessions now in the database and drops them from the cache;
     /// returns the ids that existed.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
         let expired = self.db()?.expire(ids, now).await?;
         for id in &expired {
@@ -744,6 +892,13 @@ impl Store {
     }
 
     /// Expires a user's live sessions now, in both tiers.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
         let expired = self.db()?.expire_by_user(user_id, now).await?;
         for id in &expired {
@@ -755,6 +910,13 @@ impl Store {
     /// One purge batch (see [`DatabaseTier::purge_expired_batch`]); with a
     /// cache tier, the purged ids are also dropped from it. The ids are
     /// returned when there is a cache or `return_ids` is set.
+    ///
+    /// # Errors
+    ///
+    /// Fails with the database tier's error ([`Error::Database`], or
+    /// [`Error::Timeout`] when it does not answer in time), or
+    /// [`Error::Config`] when the store has no database; a failing cache in front of a
+    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn purge_expired_batch(
         &self,
         now: DateTime<Utc>,

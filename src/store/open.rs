@@ -63,6 +63,11 @@ impl Default for MemoryCacheConfig {
 impl StoreConfig {
     /// Connects the configured tiers; see [`OpenAs`] for what that does to
     /// the database.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_database`] for the database; [`Error::Config`] for an invalid Redis
+    /// URL, for no tier at all, or when an app cannot record its cache tier in the database.
     pub async fn open(&self) -> Result<Store> {
         let database = match &self.database_url {
             Some(url) => Some(open_database(url, self.options.database_timeout, self.open_as).await?),
@@ -119,6 +124,15 @@ async fn record_cache(database: &dyn DatabaseTier, ours: &AppCache) -> Result<()
 
 /// Opens the database a URL names as `open_as` says: an app's open creates
 /// and migrates; an admin's requires the file and the schema as they are.
+///
+/// # Errors
+///
+/// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+/// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+/// database cannot be opened, and [`Error::Timeout`] when connecting takes longer than
+/// the timeout. As an admin: [`Error::NoDatabase`] for a SQLite file that does not
+/// exist, [`Error::Schema`] for a schema absent, behind, newer or changed. As an app:
+/// [`Error::Migrate`] when pending migrations fail.
 pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
     let database = match open_as {
         OpenAs::App => connect_database_with_timeout(database_url, timeout).await?,
@@ -134,18 +148,37 @@ pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenA
 }
 
 /// Opens the database tier a URL names, without migrating.
+///
+/// # Errors
+///
+/// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+/// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+/// database cannot be opened, and [`Error::Timeout`] when connecting takes longer than
+/// the timeout.
 pub async fn connect_database(database_url: &str) -> Result<Arc<dyn DatabaseTier>> {
     connect_database_with_timeout(database_url, DEFAULT_DATABASE_TIMEOUT).await
 }
 
 /// Like [`connect_database`]; `timeout` bounds connecting and every call
 /// made through the returned tier.
+///
+/// # Errors
+///
+/// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+/// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+/// database cannot be opened, and [`Error::Timeout`] when connecting takes longer than
+/// the timeout.
 pub async fn connect_database_with_timeout(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
     connect(database_url, timeout, true).await
 }
 
 /// Like [`connect_database_with_timeout`], but a SQLite file that does not
 /// exist is an error ([`Error::NoDatabase`]) rather than created.
+///
+/// # Errors
+///
+/// [`Error::NoDatabase`] for a SQLite file that does not exist; otherwise as
+/// [`connect_database_with_timeout`].
 pub async fn connect_existing_database(database_url: &str, timeout: Duration) -> Result<Arc<dyn DatabaseTier>> {
     if let Some(path) = sqlite::missing_file(database_url) {
         return Err(Error::NoDatabase(path));

@@ -80,6 +80,10 @@ impl Patch {
     /// Applies the changes to a copy held in memory. With `bump`, the
     /// version moves on (an error at [`record::MAX_VERSION`]); a quick write
     /// leaves it where the database has it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`](crate::Error::Corrupt) when the version would pass 2^53.
     pub fn apply(&self, record: &mut Record, bump: bool) -> Result<()> {
         if bump {
             record.version = record::next_version(&record.id, record.version)?;

@@ -68,6 +68,13 @@ pub struct PostgresDatabase {
 
 impl PostgresDatabase {
     /// Connects to the database a `postgres://` URL names.
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+    /// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+    /// database cannot be opened, and [`Error::Timeout`] when connecting takes longer
+    /// than the timeout.
     pub async fn connect(url: &str) -> Result<PostgresDatabase> {
         PostgresDatabase::connect_with_timeout(url, super::DEFAULT_DATABASE_TIMEOUT).await
     }
@@ -75,6 +82,13 @@ impl PostgresDatabase {
     /// Like [`connect`](Self::connect), with `timeout` bounding the first
     /// connection and every later pool acquisition (a server that accepts
     /// TCP but never answers fails here instead of hanging).
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+    /// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+    /// database cannot be opened, and [`Error::Timeout`] when connecting takes longer
+    /// than the timeout.
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<PostgresDatabase> {
         let options = PgConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?

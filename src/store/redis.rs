@@ -251,6 +251,11 @@ impl RedisCache {
     /// A client for the Redis a `redis://` or `rediss://` URL names. No
     /// connection is made until first use; `timeout` bounds each connection
     /// attempt and each command.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a URL the Redis client does not accept (it connects
+    /// lazily: an unreachable server fails the first call).
     pub fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<RedisCache> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::Config(format!("invalid Redis URL: {}", e.kind_description())))?;

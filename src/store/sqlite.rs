@@ -196,18 +196,39 @@ const PURGE_CACHE_KIB: i64 = 16 * 1024;
 
 impl SqliteDatabase {
     /// Opens (creating if missing) the database a `sqlite:` URL names.
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+    /// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+    /// database cannot be opened, and [`Error::Timeout`] when connecting takes longer
+    /// than the timeout.
     pub async fn connect(url: &str) -> Result<SqliteDatabase> {
         SqliteDatabase::connect_with_timeout(url, super::DEFAULT_DATABASE_TIMEOUT).await
     }
 
     /// Like [`connect`](Self::connect), with `timeout` bounding pool
     /// acquisition (a database file on a hung network filesystem).
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+    /// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+    /// database cannot be opened, and [`Error::Timeout`] when connecting takes longer
+    /// than the timeout.
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<SqliteDatabase> {
         SqliteDatabase::connect_with(url, timeout, true).await
     }
 
     /// Like [`SqliteDatabase::connect_with_timeout`]; `create` says whether
     /// a missing file is created (else opening it fails).
+    ///
+    /// # Errors
+    ///
+    /// Fails with [`Error::UnsupportedUrl`] for a scheme other than
+    /// `sqlite:`/`postgres:`, [`Error::Database`] when the URL does not parse or the
+    /// database cannot be opened, and [`Error::Timeout`] when connecting takes longer
+    /// than the timeout.
     pub async fn connect_with(url: &str, timeout: Duration, create: bool) -> Result<SqliteDatabase> {
         let mut options = SqliteConnectOptions::from_str(url)
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
