@@ -25,6 +25,15 @@ pub struct StoreConfig {
     pub options: StoreOptions,
     /// Who opens the store: an app (the default) or an admin tool.
     pub open_as: OpenAs,
+    /// A database tier of the app's own (a backend built outside this
+    /// crate), used instead of `database_url`: opened as `open_as` says,
+    /// through its [`DatabaseTier::schema_status`] and
+    /// [`DatabaseTier::migrate`].
+    pub database: Option<Arc<dyn DatabaseTier>>,
+    /// A cache tier of the app's own, used instead of `redis_url` and
+    /// `memory_cache` (recorded in the database as a kind the admin tool
+    /// does not know, so its changes are refused without `--no-cache`).
+    pub cache: Option<Arc<dyn CacheTier>>,
 }
 
 /// Who opens a store, which decides what opening may change in the
@@ -69,29 +78,25 @@ impl StoreConfig {
     /// As [`open_database`] for the database; [`Error::Config`] for an invalid Redis
     /// URL, for no tier at all, or when an app cannot record its cache tier in the database.
     pub async fn open(&self) -> Result<Store> {
-        let database = match &self.database_url {
-            Some(url) => Some(open_database(url, self.options.database_timeout, self.open_as).await?),
-            None => None,
-        };
-        let cache: Option<Arc<dyn CacheTier>> = match (&self.redis_url, self.memory_cache) {
-            (Some(url), _) => Some(Arc::new(redis::RedisCache::connect(
-                url,
-                self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
-                self.options.cache_timeout_for(database.is_some()),
-            )?)),
-            (None, Some(memory)) => {
-                let staleness = database.is_some().then_some(memory.staleness);
-                Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
-            }
+        let database = match (&self.database, &self.database_url) {
+            (Some(custom), _) => Some(check_schema(custom.clone(), self.open_as).await?),
+            (None, Some(url)) => Some(open_database(url, self.options.database_timeout, self.open_as).await?),
             (None, None) => None,
         };
+        let cache: Option<Arc<dyn CacheTier>> = match (&self.cache, &self.redis_url, self.memory_cache) {
+            (Some(custom), ..) => Some(custom.clone()),
+            (None, redis_url, memory_cache) => {
+                self.builtin_cache(redis_url.as_deref(), memory_cache, database.is_some())?
+            }
+        };
         if let (Some(database), OpenAs::App) = (&database, self.open_as) {
-            let ours = match (&self.redis_url, self.memory_cache) {
-                (Some(_), _) => AppCache::Redis {
+            let ours = match (&self.cache, &self.redis_url, self.memory_cache) {
+                (Some(custom), ..) => AppCache::Unknown { kind: format!("custom {}", custom.backend()) },
+                (None, Some(_), _) => AppCache::Redis {
                     prefix: self.redis_prefix.clone().unwrap_or_else(|| redis::DEFAULT_PREFIX.to_owned()),
                 },
-                (None, Some(memory)) => AppCache::Memory { staleness: memory.staleness },
-                (None, None) => AppCache::None,
+                (None, None, Some(memory)) => AppCache::Memory { staleness: memory.staleness },
+                (None, None, None) => AppCache::None,
             };
             record_cache(database.as_ref(), &ours).await?;
         }
@@ -99,6 +104,27 @@ impl StoreConfig {
             (None, None) => Err(Error::Config("no tier configured: give a database URL, a cache, or both".into())),
             (database, cache) => Ok(Store::build(database, cache, self.options.clone())),
         }
+    }
+
+    /// The Redis or in-process cache the settings name, if any.
+    fn builtin_cache(
+        &self,
+        redis_url: Option<&str>,
+        memory_cache: Option<MemoryCacheConfig>,
+        has_database: bool,
+    ) -> Result<Option<Arc<dyn CacheTier>>> {
+        Ok(match (redis_url, memory_cache) {
+            (Some(url), _) => Some(Arc::new(redis::RedisCache::connect(
+                url,
+                self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
+                self.options.cache_timeout_for(has_database),
+            )?)),
+            (None, Some(memory)) => {
+                let staleness = has_database.then_some(memory.staleness);
+                Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
+            }
+            (None, None) => None,
+        })
     }
 }
 
@@ -138,6 +164,12 @@ pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenA
         OpenAs::App => connect_database_with_timeout(database_url, timeout).await?,
         OpenAs::Admin => connect_existing_database(database_url, timeout).await?,
     };
+    check_schema(database, open_as).await
+}
+
+/// Migrates (an app) or requires (an admin) the schema of an open
+/// database.
+async fn check_schema(database: Arc<dyn DatabaseTier>, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
     let status = database.schema_status().await?;
     match open_as {
         _ if status.is_current() => {}

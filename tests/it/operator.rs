@@ -656,3 +656,26 @@ mod review {
         assert_eq!(mode, "delete");
     }
 }
+
+/// An app's own tiers, given to `StoreConfig` instead of URLs: opened as
+/// the URL ones are (migrated by an app, required by an admin), and a cache
+/// the admin tool cannot reach makes its changes refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_config_takes_the_apps_own_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let custom: Arc<dyn sessionctl::DatabaseTier> =
+        Arc::new(sessionctl::store::sqlite::SqliteDatabase::connect(&url).await.unwrap());
+    let admin_open =
+        StoreConfig { database: Some(custom.clone()), open_as: sessionctl::OpenAs::Admin, ..Default::default() };
+    let error = admin_open.open().await.unwrap_err();
+    assert!(matches!(error, sessionctl::Error::Schema { .. }), "an admin does not migrate: {error}");
+    let cache: Arc<dyn sessionctl::CacheTier> = Arc::new(sessionctl::store::memory::MemoryCache::new(100, None));
+    let store = StoreConfig { database: Some(custom), cache: Some(cache), ..Default::default() }.open().await.unwrap();
+    let alice = record(Some("alice"), Duration::hours(1), json!({}));
+    assert!(store.create(&alice).await.unwrap());
+    assert!(store.load(&alice.id, now()).await.unwrap().is_some());
+    admin_open.open().await.unwrap();
+    let stderr = Run::new(dir.path(), &url).fails(&["revoke", "--user", "alice", "-y"], 1);
+    assert!(stderr.contains("custom memory") && stderr.contains("--no-cache"), "{stderr}");
+}
