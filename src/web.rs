@@ -173,27 +173,51 @@ pub fn cookie_values<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str
 /// [`MAX_USER_AGENT`] bytes, control characters dropped.
 fn client_of<B>(request: &Request<B>, tracking: &DeviceTracking) -> (Option<String>, Option<String>) {
     let printable = |bytes: &[u8], limit: usize| {
-        let text: String = String::from_utf8_lossy(bytes).chars().filter(|c| !c.is_control()).collect();
+        // Controls become spaces; invisible format characters (bidi
+        // overrides, zero widths) go: a user agent shown to the user must
+        // not be able to disguise itself.
+        let text: String = String::from_utf8_lossy(bytes)
+            .chars()
+            .filter(|&c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'))
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         let mut end = text.len().min(limit);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
         Some(text[..end].trim().to_owned()).filter(|t| !t.is_empty())
     };
-    let client_ip = match &tracking.trusted_proxy_header {
-        Some(header) => request
-            .headers()
-            .get_all(header.as_str())
-            .iter()
-            .next_back()
-            .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next().and_then(|last| printable(last, 64))),
-        None => request
+    let socket = || {
+        request
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string()),
+            .map(|info| info.0.ip().to_canonical().to_string())
+    };
+    let client_ip = match &tracking.trusted_proxy_header {
+        Some(header) => match request.headers().get_all(header.as_str()).iter().next_back() {
+            // An address the proxy added that does not parse is recorded as
+            // unknown, never as the text a client may have put there.
+            Some(value) => value.as_bytes().rsplit(|&b| b == b',').next().and_then(parse_ip),
+            None => socket(),
+        },
+        None => socket(),
     };
     let user_agent = request.headers().get(USER_AGENT).and_then(|value| printable(value.as_bytes(), MAX_USER_AGENT));
     (client_ip, user_agent)
+}
+
+/// An address from a proxy header: `203.0.113.7`, `203.0.113.7:8080`,
+/// `2001:db8::1`, `[2001:db8::1]:443`, `for=…` (RFC 7239 style); anything
+/// else is `None`.
+fn parse_ip(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?.trim();
+    let text = text.strip_prefix("for=").unwrap_or(text).trim_matches('"');
+    let ip = text
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| text.strip_prefix('[')?.split(']').next()?.parse().ok())?;
+    Some(ip.to_canonical().to_string())
 }
 
 /// The `Set-Cookie` header for a save's cookie update.

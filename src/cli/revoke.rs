@@ -14,8 +14,8 @@ pub struct RevokeArgs {
     /// The user whose sessions go.
     #[arg(long, value_name = "USER")]
     pub user: String,
-    /// Keep this session of the user ("log out other devices"): every other one goes, in one statement.
-    #[arg(long, value_name = "ID")]
+    /// Keep this session of the user, by id or cookie ("log out other devices"): every other one goes, in one statement.
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub except: Option<String>,
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
@@ -27,16 +27,39 @@ pub struct RevokeArgs {
 
 /// Revokes the user's sessions.
 pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
-    let keep = args.except.as_deref().map(sessionctl::SessionId::parse).transpose()?;
+    if let Some(except) = &args.except
+        && sessionctl::SessionId::parse(except).is_err()
+        && !except.contains('.')
+    {
+        sessionctl::SessionId::parse(except)?;
+    }
     let admin = ctx.admin(if args.dry_run { Access::Read } else { Access::Change }).await?;
+    let keep = match &args.except {
+        Some(except) => match admin.resolve(except)? {
+            sessionctl::admin::Target::Stored(id) => Some(id),
+            sessionctl::admin::Target::CookieOnly(_) => {
+                anyhow::bail!("--except names a cookie-only session, which has no user: nothing to keep")
+            }
+        },
+        None => None,
+    };
     if let Some(keep) = &keep {
-        let owner = match admin.current(keep).await {
-            Ok(record) => record.user_id,
+        let kept = match admin.current(keep).await {
+            Ok(record) => Some(record),
             Err(Error::NotFound(_)) => None,
             Err(other) => return Err(other.into()),
         };
-        if owner.as_deref() != Some(args.user.as_str()) {
-            return Err(Error::NotFound(format!("user {:?} has no session {keep} to keep", args.user)).into());
+        match kept {
+            Some(record) if record.user_id.as_deref() == Some(args.user.as_str()) => {
+                if record.is_expired_at(sessionctl::record::now()) {
+                    return Err(Error::NotFound(format!(
+                        "session {keep} of user {:?} has expired: there is nothing to keep (revoke without --except)",
+                        args.user
+                    ))
+                    .into());
+                }
+            }
+            _ => return Err(Error::NotFound(format!("user {:?} has no session {keep} to keep", args.user)).into()),
         }
     }
     let count = admin.count_user(&args.user).await?.saturating_sub(u64::from(keep.is_some()));

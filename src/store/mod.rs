@@ -782,10 +782,14 @@ impl Store {
             }
             if seen.len() >= MAX_MOVED {
                 seen.retain(|_, (at, _)| at.elapsed() < throttle);
+                // Still full (more sessions seen within one throttle than
+                // the map holds): start over rather than scan it on every
+                // request; each device is written once more, then throttled.
+                if seen.len() >= MAX_MOVED / 2 {
+                    seen.clear();
+                }
             }
-            if seen.len() < MAX_MOVED {
-                seen.insert(id.clone(), (Instant::now(), device.clone()));
-            }
+            seen.insert(id.clone(), (Instant::now(), device.clone()));
         }
         self.inner.ops.database.fetch_add(1, Ordering::Relaxed);
         database.touch(id, &device).await?;
@@ -828,7 +832,10 @@ impl Store {
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn limit_user_sessions(&self, user_id: &str, keep: &SessionId, limit: u32) -> Result<Vec<SessionId>> {
-        let ids = self.db()?.delete_user_sessions_beyond(user_id, keep, limit.saturating_sub(1)).await?;
+        let ids = self
+            .db()?
+            .delete_user_sessions_beyond(user_id, keep, limit.saturating_sub(1), crate::record::now())
+            .await?;
         for id in &ids {
             self.cache_after_delete(id).await;
         }

@@ -175,6 +175,25 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTim
     }
 }
 
+/// Orders what deletes a user's sessions (exclusive) after what moves one
+/// of them to a new id (shared). A rotation deletes the old row and inserts
+/// the new one in one transaction; a DELETE of the user's sessions running
+/// meanwhile would wait on the old row, find it gone, and never see the new
+/// one (its snapshot predates it), so the session would escape a "log out
+/// everywhere". A transaction-scoped advisory lock per user (the
+/// two-integer form, class `SESS`, a key space apart from the purge's)
+/// makes the DELETE start after the rotation commits.
+async fn lock_user(tx: &mut sqlx::Transaction<'static, Postgres>, user_id: &str, exclusive: bool) -> sqlx::Result<()> {
+    const CLASS: i32 = 0x5345_5353; // "SESS"
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))::text"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))::text"
+    };
+    sqlx::query(sql).bind(CLASS).bind(user_id).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// An import's transaction (rolled back when dropped).
 struct PostgresImport {
     tx: sqlx::Transaction<'static, Postgres>,
@@ -413,6 +432,9 @@ impl DatabaseTier for PostgresDatabase {
     async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        if let Some(user_id) = &record.user_id {
+            lock_user(&mut tx, user_id, false).await.map_err(Error::db(BACKEND, OP))?;
+        }
         let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1 AND version = $2")
             .bind(old.as_str())
             .bind(expected_version)
@@ -448,11 +470,15 @@ impl DatabaseTier for PostgresDatabase {
     }
 
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        const OP: &str = "deleting a user's sessions";
+        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
         let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
             .bind(user_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, "deleting a user's sessions"))?;
+            .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
         Ok(parse_ids(ids))
     }
 
@@ -496,7 +522,7 @@ impl DatabaseTier for PostgresDatabase {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, created_at, updated_at, expires_at, last_seen_at, client_ip, user_agent FROM sessions
              WHERE user_id = $1 AND expires_at > $2
-             ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT $3",
+             ORDER BY greatest(last_seen_at, updated_at) DESC, id DESC LIMIT $3",
         )
         .bind(user_id)
         .bind(now)
@@ -522,29 +548,43 @@ impl DatabaseTier for PostgresDatabase {
         user_id: &str,
         keep: &SessionId,
         newest: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>> {
+        const OP: &str = "limiting a user's sessions";
+        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
         let ids: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 AND id NOT IN (
-                 SELECT id FROM sessions WHERE user_id = $1 AND id <> $2
-                 ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT $3)
+                 SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND expires_at > $4
+                 ORDER BY greatest(last_seen_at, updated_at) DESC, id DESC LIMIT $3)
              RETURNING id",
         )
         .bind(user_id)
         .bind(keep.as_str())
         .bind(i64::from(newest))
-        .fetch_all(&self.pool)
+        .bind(now)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(Error::db(BACKEND, "limiting a user's sessions"))?;
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
         Ok(parse_ids(ids))
     }
 
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
-        let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id")
-            .bind(user_id)
-            .bind(keep.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::db(BACKEND, "deleting a user's other sessions"))?;
+        const OP: &str = "deleting a user's other sessions";
+        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE user_id = $1 AND id <> $2
+                 AND EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND user_id = $1)
+             RETURNING id",
+        )
+        .bind(user_id)
+        .bind(keep.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
         Ok(parse_ids(ids))
     }
 

@@ -674,7 +674,7 @@ impl DatabaseTier for SqliteDatabase {
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "SELECT id, created_at, updated_at, expires_at, last_seen_at, client_ip, user_agent FROM sessions WHERE ",
             user_ids!("?1"),
-            " AND expires_at > ?2 ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT ?3"
+            " AND expires_at > ?2 ORDER BY max(coalesce(last_seen_at, updated_at), updated_at) DESC, id DESC LIMIT ?3"
         ))
         .bind(user_id)
         .bind(ms(now))
@@ -704,17 +704,20 @@ impl DatabaseTier for SqliteDatabase {
         user_id: &str,
         keep: &SessionId,
         newest: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>> {
         let ids: Vec<String> = sqlx::query_scalar(concat!(
             "DELETE FROM sessions WHERE ",
             user_ids!("?1"),
             " AND id <> ?2 AND id NOT IN (SELECT id FROM sessions WHERE ",
             user_ids!("?1"),
-            " AND id <> ?2 ORDER BY coalesce(last_seen_at, updated_at) DESC, id DESC LIMIT ?3) RETURNING id"
+            " AND id <> ?2 AND expires_at > ?4",
+            " ORDER BY max(coalesce(last_seen_at, updated_at), updated_at) DESC, id DESC LIMIT ?3) RETURNING id"
         ))
         .bind(user_id)
         .bind(keep.as_str())
         .bind(i64::from(newest))
+        .bind(ms(now))
         .fetch_all(&self.pool)
         .await
         .map_err(Error::db(BACKEND, "limiting a user's sessions"))?;
@@ -722,13 +725,16 @@ impl DatabaseTier for SqliteDatabase {
     }
 
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
-        let ids: Vec<String> =
-            sqlx::query_scalar(concat!("DELETE FROM sessions WHERE ", user_ids!("?1"), " AND id <> ?2 RETURNING id"))
-                .bind(user_id)
-                .bind(keep.as_str())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Error::db(BACKEND, "deleting a user's other sessions"))?;
+        let ids: Vec<String> = sqlx::query_scalar(concat!(
+            "DELETE FROM sessions WHERE ",
+            user_ids!("?1"),
+            " AND id <> ?2 AND EXISTS (SELECT 1 FROM sessions WHERE id = ?2 AND user_id = ?1) RETURNING id"
+        ))
+        .bind(user_id)
+        .bind(keep.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "deleting a user's other sessions"))?;
         Ok(parse_ids(ids))
     }
 

@@ -150,9 +150,11 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>>;
 
     /// Deletes every session of a user but `keep` ("log out my other
-    /// devices"), in one statement: a session the user creates meanwhile
-    /// is either deleted with the others or kept, never half. Returns the
-    /// ids deleted.
+    /// devices"), in one statement, and only while `keep` is still one of
+    /// the user's sessions (a session revoked a moment ago cannot revoke
+    /// back): a session the user creates meanwhile is either deleted with
+    /// the others or kept, never half, and one moving to a new id meanwhile
+    /// is deleted. Returns the ids deleted.
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>>;
 
     /// Records the device behind a session (no version bump: metadata, not
@@ -166,11 +168,17 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// `limit`), without their data: what an "active sessions" page lists.
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>>;
 
-    /// Deletes the user's sessions beyond `keep` and the `newest` others
-    /// most recently written (`updated_at`, then id): the per-user session
-    /// limit. Returns the ids deleted.
-    async fn delete_user_sessions_beyond(&self, user_id: &str, keep: &SessionId, newest: u32)
-    -> Result<Vec<SessionId>>;
+    /// Deletes the user's sessions beyond `keep` and the `newest` other
+    /// live ones most recently used (the later of last seen and last
+    /// written, then id): the per-user session limit. Expired ones do not
+    /// count, and go. Returns the ids deleted.
+    async fn delete_user_sessions_beyond(
+        &self,
+        user_id: &str,
+        keep: &SessionId,
+        newest: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionId>>;
 
     /// Up to `limit` sessions matching `filter`, ordered by expiry then id,
     /// after the cursor (keyset pagination: constant memory over any table

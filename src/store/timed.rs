@@ -164,8 +164,10 @@ impl DatabaseTier for TimedDatabase {
         user_id: &str,
         keep: &SessionId,
         newest: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<SessionId>> {
-        self.call("limiting a user's sessions", self.inner.delete_user_sessions_beyond(user_id, keep, newest)).await
+        self.call("limiting a user's sessions", self.inner.delete_user_sessions_beyond(user_id, keep, newest, now))
+            .await
     }
 
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {

@@ -133,6 +133,27 @@ async fn revoke_except_from_the_cli() {
     assert!(stderr.contains("has no session"), "{stderr}");
     assert!(db.stored(&devices[1].id).await.is_some());
     cli.fails(&["revoke", "--user", "dave", "--except", "not-an-id", "-y"], 2);
+
+    // An expired session is nothing to keep; an id starting with `-` and a
+    // cookie name the session to keep as well as an id.
+    let mut gone = record(Some("fay"), Duration::hours(-1), json!({}));
+    gone.id = SessionId::parse("-expired0123456789abcdef").unwrap();
+    let mut dash = record(Some("fay"), Duration::hours(1), json!({}));
+    dash.id = SessionId::parse("-dash0123456789abcdefghi").unwrap();
+    let other = record(Some("fay"), Duration::hours(1), json!({}));
+    for r in [&gone, &dash, &other] {
+        assert!(db.store.create(r).await.unwrap());
+    }
+    let stderr = cli.fails(&["revoke", "--user", "fay", "--except", gone.id.as_str(), "-y"], 3);
+    assert!(stderr.contains("has expired"), "{stderr}");
+    let doc = cli.json(&["revoke", "--user", "fay", "--except", dash.id.as_str(), "--dry-run"]);
+    assert_eq!(doc["revoked"], 2, "{doc}");
+    let cookie = harness::config().codec().encode_reference(&dash.id, dash.expires_at);
+    let keyed = Run::new(dir.path(), &db.url)
+        .with("SESSIONCTL_SECRET", &String::from_utf8_lossy(b"test key 0123456789 0123456789 0123456789"));
+    let doc = keyed.json(&["revoke", "--user", "fay", "--except", &cookie, "-y"]);
+    assert_eq!(doc["revoked"], 2, "{doc}");
+    assert!(db.stored(&dash.id).await.is_some() && db.stored(&other.id).await.is_none());
 }
 
 /// A login on a fresh browser: a new session given `user`, saved.
@@ -351,4 +372,151 @@ async fn the_session_limit_keeps_the_devices_in_use() {
     assert!(db.stored(&old_in_use).await.is_some(), "seen lately: kept");
     assert!(db.stored(&newest).await.is_some());
     assert!(db.stored(&idle).await.is_none(), "the least recently seen goes");
+}
+
+/// The review of this first version, as tests.
+mod review {
+    use super::*;
+
+    /// A device moving its session to a new id in a loop while another
+    /// device logs out the others: once both are done, the moving one is
+    /// logged out too (on PostgreSQL its new row used to escape the DELETE,
+    /// in 12–23 of 60 tries).
+    async fn a_rotating_session_does_not_escape(db: TestDb, tries: usize) {
+        let config = Arc::new(harness::config());
+        for t in 0..tries {
+            let user = format!("rot{t}");
+            let keep = record(Some(&user), Duration::hours(1), json!({}));
+            let moving = record(Some(&user), Duration::hours(1), json!({}));
+            for r in [&keep, &moving] {
+                assert!(db.store.create(r).await.unwrap());
+            }
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let rotator = {
+                let (store, config, stop) = (db.store.clone(), config.clone(), stop.clone());
+                let mut cookie = config.codec().encode_reference(&moving.id, moving.expires_at);
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let session = Session::new(store.clone(), config.clone(), Some(&cookie));
+                        if session.id().await.unwrap().is_none() {
+                            return;
+                        }
+                        session.regenerate_id().await.unwrap();
+                        match session.save().await.unwrap().cookie {
+                            sessionctl::CookieUpdate::Set { value, .. } => cookie = value,
+                            _ => return,
+                        }
+                    }
+                })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+            session_of(&db, &keep).revoke_other_sessions().await.unwrap();
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            rotator.await.unwrap();
+            assert_eq!(count_of(&db, &user).await, 1, "try {t}: only the device that asked is left");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotating_session_does_not_escape_on_postgres() {
+        let Some(db) = harness::postgres().await else { return };
+        a_rotating_session_does_not_escape(db, 30).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotating_session_does_not_escape_on_sqlite() {
+        a_rotating_session_does_not_escape(harness::sqlite().await, 10).await;
+    }
+
+    /// A session revoked a moment ago cannot revoke the one that revoked it.
+    async fn a_revoked_session_cannot_revoke_back(db: TestDb) {
+        let victim = record(Some("kim"), Duration::hours(1), json!({}));
+        let thief = record(Some("kim"), Duration::hours(1), json!({}));
+        for r in [&victim, &thief] {
+            assert!(db.store.create(r).await.unwrap());
+        }
+        let thiefs_request = session_of(&db, &thief);
+        assert!(thiefs_request.user_id().await.unwrap().is_some(), "loaded before the victim acts");
+        assert_eq!(session_of(&db, &victim).revoke_other_sessions().await.unwrap(), 1);
+        assert_eq!(thiefs_request.revoke_other_sessions().await.unwrap(), 0);
+        assert!(db.store.load(&victim.id, now()).await.unwrap().is_some(), "the victim stays logged in");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_session_cannot_revoke_back_on_sqlite() {
+        a_revoked_session_cannot_revoke_back(harness::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_session_cannot_revoke_back_on_redis_over_postgres() {
+        let Some(db) = harness::redis_postgres().await else { return };
+        a_revoked_session_cannot_revoke_back(db).await;
+    }
+
+    /// Expired sessions do not count toward the limit; of the live ones,
+    /// the least recently used goes, counting writes after the last
+    /// recorded sighting.
+    async fn the_limit_counts_live_sessions_by_their_last_use(db: TestDb) {
+        let config = Arc::new(
+            harness::config().with_max_sessions_per_user(2).with_device_tracking(sessionctl::DeviceTracking::default()),
+        );
+        let laptop = login(&db, &config, "lee").await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let stolen = login(&db, &config, "lee").await;
+        db.store.expire(std::slice::from_ref(&stolen), now()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let phone = login(&db, &config, "lee").await;
+        assert!(db.stored(&laptop).await.is_some(), "an expired session does not push out a live one");
+        assert!(db.stored(&phone).await.is_some());
+
+        // The laptop writes after its last recorded sighting; the phone idles.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let device = sessionctl::Device::seen(now(), None, None);
+        db.store.record_device(&phone, device, std::time::Duration::ZERO).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let busy = session_of(&db, &db.stored(&laptop).await.unwrap());
+        busy.insert("cart", json!(["pen"])).await.unwrap();
+        busy.save().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let tablet = login(&db, &config, "lee").await;
+        assert!(db.stored(&laptop).await.is_some(), "written to after the phone was last seen: kept");
+        assert!(db.stored(&phone).await.is_none(), "the least recently used goes");
+        assert!(db.stored(&tablet).await.is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_limit_counts_live_sessions_by_their_last_use_on_sqlite() {
+        the_limit_counts_live_sessions_by_their_last_use(harness::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_limit_counts_live_sessions_by_their_last_use_on_postgres() {
+        let Some(db) = harness::postgres().await else { return };
+        the_limit_counts_live_sessions_by_their_last_use(db).await;
+    }
+
+    /// Behind a trusted proxy, a value that is not an address is recorded
+    /// as unknown; a port or brackets are dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn proxy_header_values_are_parsed_as_addresses() {
+        for (forwarded, expected) in [
+            ("203.0.113.7:8080", Some("203.0.113.7")),
+            ("[2001:db8::1]:443", Some("2001:db8::1")),
+            ("6.6.6.6, for=203.0.113.9", Some("203.0.113.9")),
+            ("::ffff:203.0.113.10", Some("203.0.113.10")),
+            ("<script>alert(1)</script>", None),
+            ("unknown", None),
+        ] {
+            let db = harness::sqlite().await;
+            let tracking = sessionctl::DeviceTracking::default().with_trusted_proxy_header("x-forwarded-for");
+            let app = demo(&db, tracking);
+            let mut browser = Browser::new("127.0.0.1", "agent");
+            browser.forwarded_for = Some(forwarded);
+            browser.get(&app, "/login?user=max").await;
+            browser.get(&app, "/").await;
+            let listed: serde_json::Value = serde_json::from_str(&browser.get(&app, "/sessions").await).unwrap();
+            let session = &listed["sessions"][0];
+            assert_eq!(session["client_ip"].as_str(), expected, "{forwarded}: {listed}");
+        }
+    }
 }
