@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::id::SessionId;
 use crate::record::Record;
-use crate::store::{ImportCounts, ImportWriter, Store};
+use crate::store::{Device, ImportCounts, ImportWriter, Store};
 
 /// Records per statement of an import.
 const IMPORT_BATCH: usize = 1000;
@@ -17,7 +17,7 @@ pub struct Import {
     store: Store,
     writer: Box<dyn ImportWriter>,
     replace: bool,
-    batch: Vec<Record>,
+    batch: Vec<(Record, Device)>,
     /// Where each id of the batch sits in it.
     in_batch: HashMap<SessionId, usize>,
     counts: ImportCounts,
@@ -40,23 +40,24 @@ impl Import {
         }
     }
 
-    /// Adds a record; a batch is written once full. A second line with the
-    /// same id replaces the first with `replace`, else is kept out.
+    /// Adds a record with its device (empty for lines that carry none); a
+    /// batch is written once full. A second line with the same id replaces
+    /// the first with `replace`, else is kept out.
     ///
     /// # Errors
     ///
     /// Fails with the database's error when a full batch cannot be written (the import is then to be dropped:
     /// nothing of it stays).
-    pub async fn add(&mut self, record: Record) -> Result<()> {
+    pub async fn add(&mut self, record: Record, device: Device) -> Result<()> {
         match self.in_batch.get(&record.id) {
             Some(&at) if self.replace => {
-                self.batch[at] = record;
+                self.batch[at] = (record, device);
                 self.counts.replaced += 1;
             }
             Some(_) => self.counts.kept += 1,
             None => {
                 self.in_batch.insert(record.id.clone(), self.batch.len());
-                self.batch.push(record);
+                self.batch.push((record, device));
             }
         }
         if self.batch.len() >= IMPORT_BATCH {
@@ -71,10 +72,11 @@ impl Import {
         }
         // In id order, each batch lands on neighbouring pages of the
         // primary key and of SQLite's user index (keyed by id prefix).
-        self.batch.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-        self.counts += self.writer.write(&self.batch, self.replace).await?;
+        self.batch.sort_unstable_by(|a, b| a.0.id.as_str().cmp(b.0.id.as_str()));
+        let (records, devices): (Vec<Record>, Vec<Device>) = std::mem::take(&mut self.batch).into_iter().unzip();
+        self.counts += self.writer.write(&records, &devices, self.replace).await?;
         if let Some(written) = &mut self.written {
-            for record in &self.batch {
+            for record in &records {
                 written.push_str(record.id.as_str());
                 written.push('\n');
             }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::record::{self, Record};
+use crate::store::Device;
 
 /// One session as a line of `export` (and of `list --output json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,15 @@ pub struct ExportLine {
     pub version: i64,
     /// The data object.
     pub data: Value,
+    /// The device: when last seen (only when recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The device: its IP address (only when recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// The device: its user agent (only when recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 impl ExportLine {
@@ -39,6 +49,19 @@ impl ExportLine {
             expires_at: record.expires_at,
             version: record.version,
             data: Value::Object(record.data.clone()),
+            last_seen_at: None,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
+    /// The line for a record with its device.
+    pub fn from_session(record: &Record, device: &Device) -> ExportLine {
+        ExportLine {
+            last_seen_at: device.last_seen_at,
+            client_ip: device.client_ip.clone(),
+            user_agent: device.user_agent.clone(),
+            ..ExportLine::from_record(record)
         }
     }
 
@@ -47,19 +70,40 @@ impl ExportLine {
     /// without copying the data into a JSON tree first (export writes a
     /// million of them).
     pub fn of_record(record: &Record) -> String {
+        ExportLine::of_session(record, &Device::default())
+    }
+
+    /// Like [`ExportLine::of_record`], with the session's device: the text
+    /// [`ExportLine::to_json`] gives for [`ExportLine::from_session`].
+    pub fn of_session(record: &Record, device: &Device) -> String {
         use std::fmt::Write as _;
         let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
         let string = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
         let data = record.data_json();
         let mut line = String::with_capacity(data.len() + 200);
-        // Keys in the order `to_json` gives them (sorted).
+        // Keys in the order `to_json` gives them (sorted); the device's
+        // only when recorded.
+        line.push('{');
+        if let Some(ip) = &device.client_ip {
+            let _ = write!(line, r#""client_ip":{},"#, string(ip));
+        }
         let _ = write!(
             line,
-            r#"{{"created_at":"{}","data":{data},"expires_at":"{}","id":{},"updated_at":"{}","user_id":{},"version":{}}}"#,
+            r#""created_at":"{}","data":{data},"expires_at":"{}","id":{},"#,
             time(&record.created_at),
             time(&record.expires_at),
             string(record.id.as_str()),
-            time(&record.updated_at),
+        );
+        if let Some(seen) = &device.last_seen_at {
+            let _ = write!(line, r#""last_seen_at":"{}","#, time(seen));
+        }
+        let _ = write!(line, r#""updated_at":"{}","#, time(&record.updated_at));
+        if let Some(agent) = &device.user_agent {
+            let _ = write!(line, r#""user_agent":{},"#, string(agent));
+        }
+        let _ = write!(
+            line,
+            r#""user_id":{},"version":{}}}"#,
             record.user_id.as_deref().map_or_else(|| "null".to_owned(), string),
             record.version
         );
@@ -77,6 +121,15 @@ impl ExportLine {
         object.insert("expires_at".into(), time(&self.expires_at));
         object.insert("version".into(), Value::from(self.version));
         object.insert("data".into(), self.data.clone());
+        if let Some(seen) = &self.last_seen_at {
+            object.insert("last_seen_at".into(), time(seen));
+        }
+        if let Some(ip) = &self.client_ip {
+            object.insert("client_ip".into(), Value::String(ip.clone()));
+        }
+        if let Some(agent) = &self.user_agent {
+            object.insert("user_agent".into(), Value::String(agent.clone()));
+        }
         Value::Object(object).to_string()
     }
 
@@ -87,6 +140,17 @@ impl ExportLine {
     /// [`Error::InvalidInput`] when the line is not a session line: not JSON,
     /// unknown fields, a malformed id, data not an object, a version outside 0..=2^53, NUL characters.
     pub fn parse(line: &str) -> Result<Record> {
+        Ok(ExportLine::parse_session(line)?.0)
+    }
+
+    /// Like [`ExportLine::parse`], with the device the line carries (empty
+    /// for lines written before devices were recorded).
+    ///
+    /// # Errors
+    ///
+    /// As [`ExportLine::parse`]; also an address or user agent that is too
+    /// long or holds a NUL character.
+    pub fn parse_session(line: &str) -> Result<(Record, Device)> {
         let parsed: ExportLine =
             serde_json::from_str(line).map_err(|e| Error::InvalidInput(format!("not a session line: {e}")))?;
         let id = SessionId::parse(&parsed.id).map_err(|e| Error::InvalidInput(e.to_string()))?;
@@ -102,7 +166,22 @@ impl ExportLine {
             record::check_storable_str("user id", user_id)?;
         }
         record::check_storable("data", &Value::Object(data.clone()))?;
-        Ok(Record {
+        for (what, text, limit) in
+            [("client ip", &parsed.client_ip, 64), ("user agent", &parsed.user_agent, crate::config::MAX_USER_AGENT)]
+        {
+            if let Some(text) = text {
+                record::check_storable_str(what, text)?;
+                if text.len() > limit {
+                    return Err(Error::InvalidInput(format!("{what} is longer than {limit} bytes")));
+                }
+            }
+        }
+        let device = Device {
+            last_seen_at: parsed.last_seen_at.map(record::truncate_millis),
+            client_ip: parsed.client_ip,
+            user_agent: parsed.user_agent,
+        };
+        let record = Record {
             id,
             user_id: parsed.user_id,
             data,
@@ -110,7 +189,8 @@ impl ExportLine {
             updated_at: record::truncate_millis(parsed.updated_at),
             expires_at: record::truncate_millis(parsed.expires_at),
             version,
-        })
+        };
+        Ok((record, device))
     }
 }
 
@@ -135,6 +215,10 @@ mod tests {
             };
             assert_eq!(ExportLine::of_record(&record), ExportLine::from_record(&record).to_json());
             assert_eq!(ExportLine::parse(&ExportLine::of_record(&record)).unwrap(), record);
+            let device = crate::store::Device::seen(t, Some("2001:db8::1".into()), Some("Firefox \"x\"".into()));
+            let line = ExportLine::of_session(&record, &device);
+            assert_eq!(line, ExportLine::from_session(&record, &device).to_json());
+            assert_eq!(ExportLine::parse_session(&line).unwrap(), (record.clone(), device));
         }
     }
 }

@@ -516,8 +516,8 @@ impl Admin {
     ///
     /// [`Error::InvalidInput`] for a line [`ExportLine::parse`] refuses, or data
     /// over the size limit.
-    pub fn parse_line(&self, line: &str) -> Result<Record> {
-        let record = ExportLine::parse(line)?;
+    pub fn parse_line(&self, line: &str) -> Result<(Record, crate::store::Device)> {
+        let (record, device) = ExportLine::parse_session(line)?;
         let size = record.data_json().len();
         if size > self.max_size {
             return Err(Error::InvalidInput(format!(
@@ -525,7 +525,16 @@ impl Admin {
                 record.id, self.max_size
             )));
         }
-        Ok(record)
+        Ok((record, device))
+    }
+
+    /// The recorded devices of these sessions (those with none left out).
+    ///
+    /// # Errors
+    ///
+    /// Fails with the store's error ([`Error::Database`], [`Error::Timeout`]).
+    pub async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, crate::store::Device)>> {
+        self.store.require_database()?.devices(ids).await
     }
 
     /// Starts an import: records added are written in batches inside one

@@ -28,8 +28,11 @@ pub async fn run(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
             break;
         }
         total += page.len();
+        let ids: Vec<_> = page.iter().map(|record| record.id.clone()).collect();
+        let devices: std::collections::HashMap<_, _> = admin.devices(&ids).await?.into_iter().collect();
+        let none = sessionctl::Device::default();
         for record in &page {
-            out.line(ExportLine::of_record(record))?;
+            out.line(ExportLine::of_session(record, devices.get(&record.id).unwrap_or(&none)))?;
         }
         out.flush()?;
     }

@@ -104,7 +104,9 @@ pub async fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         match parsed {
             // After a bad line without --skip-invalid, the rest is only
             // checked, to report every bad line at once.
-            Ok(record) if invalid == 0 || args.skip_invalid => import.add(record).await.context("nothing imported")?,
+            Ok((record, device)) if invalid == 0 || args.skip_invalid => {
+                import.add(record, device).await.context("nothing imported")?
+            }
             Ok(_) => {}
             Err(e) => {
                 invalid += 1;

@@ -201,7 +201,7 @@ struct PostgresImport {
 
 #[async_trait]
 impl ImportWriter for PostgresImport {
-    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts> {
+    async fn write(&mut self, records: &[Record], devices: &[Device], replace: bool) -> Result<ImportCounts> {
         const OP: &str = "importing sessions";
         if records.is_empty() {
             return Ok(ImportCounts::default());
@@ -215,9 +215,14 @@ impl ImportWriter for PostgresImport {
                 .map_err(Error::db(BACKEND, OP))?
                 .into_iter()
                 .collect();
-        let written: Vec<&Record> = records.iter().filter(|r| replace || !existing.contains(r.id.as_str())).collect();
+        let blank = Device::default();
+        let (written, written_devices): (Vec<&Record>, Vec<&Device>) = records
+            .iter()
+            .zip(devices.iter().chain(std::iter::repeat(&blank)))
+            .filter(|(r, _)| replace || !existing.contains(r.id.as_str()))
+            .unzip();
         if !written.is_empty() {
-            // Columns as arrays: one statement and seven parameters for the
+            // Columns as arrays: one statement and ten parameters for the
             // whole batch.
             let column = |f: &dyn Fn(&Record) -> String| written.iter().map(|r| f(r)).collect::<Vec<String>>();
             let ids = column(&|r| r.id.to_string());
@@ -225,15 +230,23 @@ impl ImportWriter for PostgresImport {
             let users: Vec<Option<&str>> = written.iter().map(|r| r.user_id.as_deref()).collect();
             let time = |f: fn(&Record) -> DateTime<Utc>| written.iter().map(|r| f(r)).collect::<Vec<DateTime<Utc>>>();
             let versions: Vec<i64> = written.iter().map(|r| r.version).collect();
+            let seen: Vec<Option<DateTime<Utc>>> = written_devices.iter().map(|d| d.last_seen_at).collect();
+            let ips: Vec<Option<&str>> = written_devices.iter().map(|d| d.client_ip.as_deref()).collect();
+            let agents: Vec<Option<&str>> = written_devices.iter().map(|d| d.user_agent.as_deref()).collect();
             sqlx::query(
-                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-                 SELECT id, data::jsonb, user_id, created_at, updated_at, expires_at, version
+                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version,
+                                       last_seen_at, client_ip, user_agent)
+                 SELECT id, data::jsonb, user_id, created_at, updated_at, expires_at, version,
+                        last_seen_at, client_ip, user_agent
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-                             $6::timestamptz[], $7::bigint[])
-                      AS t (id, data, user_id, created_at, updated_at, expires_at, version)
+                             $6::timestamptz[], $7::bigint[], $8::timestamptz[], $9::text[], $10::text[])
+                      AS t (id, data, user_id, created_at, updated_at, expires_at, version,
+                            last_seen_at, client_ip, user_agent)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
                      created_at = excluded.created_at, updated_at = excluded.updated_at,
-                     expires_at = excluded.expires_at, version = excluded.version",
+                     expires_at = excluded.expires_at, version = excluded.version,
+                     last_seen_at = excluded.last_seen_at, client_ip = excluded.client_ip,
+                     user_agent = excluded.user_agent",
             )
             .bind(&ids)
             .bind(&data)
@@ -242,6 +255,9 @@ impl ImportWriter for PostgresImport {
             .bind(time(|r| r.updated_at))
             .bind(time(|r| r.expires_at))
             .bind(&versions)
+            .bind(&seen)
+            .bind(&ips)
+            .bind(&agents)
             .execute(&mut *self.tx)
             .await
             .map_err(Error::db(BACKEND, OP))?;
@@ -507,6 +523,25 @@ impl DatabaseTier for PostgresDatabase {
             client_ip,
             user_agent,
         }))
+    }
+
+    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
+        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        let rows: Vec<(String, Option<DateTime<Utc>>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id = ANY($1)
+                 AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "reading devices"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, seen, client_ip, user_agent)| {
+                let device = Device { last_seen_at: seen.map(record::truncate_millis), client_ip, user_agent };
+                Some((SessionId::parse(&id).ok()?, device))
+            })
+            .collect())
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {

@@ -272,7 +272,7 @@ struct SqliteImport {
 
 #[async_trait]
 impl ImportWriter for SqliteImport {
-    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts> {
+    async fn write(&mut self, records: &[Record], devices: &[Device], replace: bool) -> Result<ImportCounts> {
         const OP: &str = "importing sessions";
         if records.is_empty() {
             return Ok(ImportCounts::default());
@@ -290,24 +290,35 @@ impl ImportWriter for SqliteImport {
             .map_err(Error::db(BACKEND, OP))?
             .into_iter()
             .collect();
-        let written: Vec<&Record> = records.iter().filter(|r| replace || !existing.contains(r.id.as_str())).collect();
+        let blank = Device::default();
+        let written: Vec<(&Record, &Device)> = records
+            .iter()
+            .zip(devices.iter().chain(std::iter::repeat(&blank)))
+            .filter(|(r, _)| replace || !existing.contains(r.id.as_str()))
+            .collect();
         if !written.is_empty() {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version) ",
+                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version,
+                     last_seen_at, client_ip, user_agent) ",
             );
-            query.push_values(&written, |mut row, record| {
+            query.push_values(&written, |mut row, (record, device)| {
                 row.push_bind(record.id.as_str())
                     .push_bind(record.data_json())
                     .push_bind(record.user_id.as_deref())
                     .push_bind(ms(record.created_at))
                     .push_bind(ms(record.updated_at))
                     .push_bind(ms(record.expires_at))
-                    .push_bind(record.version);
+                    .push_bind(record.version)
+                    .push_bind(device.last_seen_at.map(ms))
+                    .push_bind(device.client_ip.as_deref())
+                    .push_bind(device.user_agent.as_deref());
             });
             query.push(
                 " ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
                   created_at = excluded.created_at, updated_at = excluded.updated_at,
-                  expires_at = excluded.expires_at, version = excluded.version",
+                  expires_at = excluded.expires_at, version = excluded.version,
+                  last_seen_at = excluded.last_seen_at, client_ip = excluded.client_ip,
+                  user_agent = excluded.user_agent",
             );
             query.build().execute(&mut *self.tx).await.map_err(Error::db(BACKEND, OP))?;
         }
@@ -667,6 +678,28 @@ impl DatabaseTier for SqliteDatabase {
             client_ip,
             user_agent,
         }))
+    }
+
+    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.as_str());
+        }
+        query.push(") AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)");
+        let rows: Vec<(String, Option<i64>, Option<String>, Option<String>)> =
+            query.build_query_as().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "reading devices"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, seen, client_ip, user_agent)| {
+                let device = Device { last_seen_at: seen.and_then(record::from_millis), client_ip, user_agent };
+                Some((SessionId::parse(&id).ok()?, device))
+            })
+            .collect())
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {

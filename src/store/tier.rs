@@ -164,6 +164,10 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// The device recorded for a session (empty when none was).
     async fn device(&self, id: &SessionId) -> Result<Device>;
 
+    /// The recorded devices of these sessions (those with none are left
+    /// out): what export writes beside each page.
+    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>>;
+
     /// The user's live sessions, most recently written first (at most
     /// `limit`), without their data: what an "active sessions" page lists.
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>>;
@@ -359,9 +363,10 @@ pub const MAX_LISTED_USER_SESSIONS: u32 = 1000;
 /// [`DatabaseTier::begin_import`]).
 #[async_trait]
 pub trait ImportWriter: Send {
-    /// Writes a batch of records whose ids are distinct: new ids are
-    /// inserted; existing ones overwritten when `replace`, else kept.
-    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts>;
+    /// Writes a batch of records whose ids are distinct, each with its
+    /// device (`devices[i]` is `records[i]`'s): new ids are inserted;
+    /// existing ones overwritten when `replace`, else kept.
+    async fn write(&mut self, records: &[Record], devices: &[Device], replace: bool) -> Result<ImportCounts>;
 
     /// Commits everything written.
     async fn commit(self: Box<Self>) -> Result<()>;

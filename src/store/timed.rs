@@ -56,8 +56,8 @@ struct TimedImport {
 
 #[async_trait]
 impl ImportWriter for TimedImport {
-    async fn write(&mut self, records: &[Record], replace: bool) -> Result<ImportCounts> {
-        bounded(self.backend, "importing sessions", self.timeout, self.inner.write(records, replace)).await
+    async fn write(&mut self, records: &[Record], devices: &[Device], replace: bool) -> Result<ImportCounts> {
+        bounded(self.backend, "importing sessions", self.timeout, self.inner.write(records, devices, replace)).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
@@ -153,6 +153,10 @@ impl DatabaseTier for TimedDatabase {
 
     async fn device(&self, id: &SessionId) -> Result<Device> {
         self.call("reading a device", self.inner.device(id)).await
+    }
+
+    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
+        self.call("reading devices", self.inner.devices(ids)).await
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {

@@ -341,6 +341,17 @@ async fn a_trusted_proxys_address_and_the_cli_device_list() {
     let shown = cli.json(&["show", id]);
     assert_eq!(shown["device"]["client_ip"], "203.0.113.7");
     assert!(cli.ok(&["show", id]).contains("client ip"));
+
+    // Export carries the device; an import into another database restores it.
+    let exported = cli.ok(&["export"]);
+    assert!(exported.contains(r#""client_ip":"203.0.113.7""#) && exported.contains("last_seen_at"), "{exported}");
+    let copy = format!("sqlite://{}", dir.path().join("copy.db").display());
+    let restore = Run::new(dir.path(), &copy);
+    restore.ok(&["migrate"]);
+    let out = restore.run_with_stdin(&["import", "-"], &exported);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(restore.json(&["show", id])["device"], shown["device"]);
+    assert_eq!(restore.ok(&["export"]), exported, "export, import, export: the same lines");
 }
 
 /// The per-user limit revokes the least recently *seen* sessions: an old
