@@ -538,29 +538,6 @@ impl Store {
         }
     }
 
-    /// Inserts a record unless its id exists, as a restore from backup
-    /// does: the cache's entry for the id goes, a tombstone included, so the
-    /// next read serves the restored session. ([`Store::create`] keeps a
-    /// tombstone: it stops a request still holding a deleted session from
-    /// bringing it back, which a deliberate restore is meant to do.)
-    ///
-    /// # Errors
-    ///
-    /// Fails with the database tier's error ([`Error::Database`], or
-    /// [`Error::Timeout`] when it does not answer in time), or
-    /// [`Error::Config`] when the store has no database; a failing cache in front of a
-    /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn restore(&self, record: &Record) -> Result<bool> {
-        if self.database().is_none() {
-            return self.create(record).await;
-        }
-        let created = self.db()?.insert_if_absent(record).await?;
-        if created && let Some(cache) = self.cache() {
-            self.make_sure_evicted(cache, &record.id).await;
-        }
-        Ok(created)
-    }
-
     /// After an import committed: the cache's entries (tombstones included)
     /// for these ids go, so the next read serves what was imported.
     pub(crate) async fn evict_imported(&self, ids: &[SessionId]) {

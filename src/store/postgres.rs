@@ -175,6 +175,11 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTim
     }
 }
 
+/// A device from its three columns.
+fn device_of(seen: Option<DateTime<Utc>>, client_ip: Option<String>, user_agent: Option<String>) -> Device {
+    Device { last_seen_at: seen.map(record::truncate_millis), client_ip, user_agent }
+}
+
 /// Orders what deletes a user's sessions (exclusive) after what moves one
 /// of them to a new id (shared). A rotation deletes the old row and inserts
 /// the new one in one transaction; a DELETE of the user's sessions running
@@ -518,11 +523,7 @@ impl DatabaseTier for PostgresDatabase {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(Error::db(BACKEND, "reading a device"))?;
-        Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| Device {
-            last_seen_at: seen.map(record::truncate_millis),
-            client_ip,
-            user_agent,
-        }))
+        Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
     }
 
     async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
@@ -538,8 +539,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
-                let device = Device { last_seen_at: seen.map(record::truncate_millis), client_ip, user_agent };
-                Some((SessionId::parse(&id).ok()?, device))
+                Some((SessionId::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
             })
             .collect())
     }
@@ -572,7 +572,7 @@ impl DatabaseTier for PostgresDatabase {
                     created_at: record::truncate_millis(created_at),
                     updated_at: record::truncate_millis(updated_at),
                     expires_at: record::truncate_millis(expires_at),
-                    device: Device { last_seen_at: seen.map(record::truncate_millis), client_ip, user_agent },
+                    device: device_of(seen, client_ip, user_agent),
                 })
             })
             .collect()

@@ -330,6 +330,11 @@ impl ImportWriter for SqliteImport {
     }
 }
 
+/// A device from its three columns (a time out of range reads as none).
+fn device_of(seen: Option<i64>, client_ip: Option<String>, user_agent: Option<String>) -> Device {
+    Device { last_seen_at: seen.and_then(record::from_millis), client_ip, user_agent }
+}
+
 /// Whether this process may write the file (and so open it read-write).
 fn writable(path: &std::path::Path) -> bool {
     std::fs::OpenOptions::new().write(true).open(path).is_ok()
@@ -673,11 +678,7 @@ impl DatabaseTier for SqliteDatabase {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(Error::db(BACKEND, "reading a device"))?;
-        Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| Device {
-            last_seen_at: seen.and_then(record::from_millis),
-            client_ip,
-            user_agent,
-        }))
+        Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
     }
 
     async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
@@ -696,8 +697,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
-                let device = Device { last_seen_at: seen.and_then(record::from_millis), client_ip, user_agent };
-                Some((SessionId::parse(&id).ok()?, device))
+                Some((SessionId::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
             })
             .collect())
     }
@@ -726,7 +726,7 @@ impl DatabaseTier for SqliteDatabase {
                     created_at: time(created)?,
                     updated_at: time(updated)?,
                     expires_at: time(expires)?,
-                    device: Device { last_seen_at: seen.and_then(record::from_millis), client_ip, user_agent },
+                    device: device_of(seen, client_ip, user_agent),
                 })
             })
             .collect()

@@ -1,6 +1,11 @@
 //! The tier traits: what a database ([`DatabaseTier`]) and a cache
 //! ([`CacheTier`]) must do for [`Store`](super::Store), and the types they
 //! exchange.
+//!
+//! Implementations need not bound their own calls: the store gives every
+//! database call a deadline (`timed.rs`, [`Error::Timeout`](crate::Error::Timeout))
+//! and every cache call its cache timeout, so a hung server is an error
+//! within the timeout whatever the tier.
 
 use std::fmt;
 use std::time::Duration;
