@@ -32,7 +32,7 @@ sqlite3 "$SRC" <<SQL
 PRAGMA journal_mode = WAL;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ROWS)
 INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-SELECT substr(replace(replace(replace(hex(randomblob(12)), '0', 'g'), '1', 'h'), '2', 'i') || hex(randomblob(12)), 1, 24),
+SELECT substr(replace(replace(replace(hex(randomblob(12)), '0', 'g'), '1', 'h'), '2', 'i') || hex(randomblob(12)), 1, 32),
        json_object('cart', json_array('SKU-' || i, 'SKU-' || (i * 7)), 'n', i, 'csrf', hex(randomblob(60))),
        CASE WHEN i % $USER_EVERY = 0 THEN 'user' || (i % 50000) END,
        1764000000000, 1764000000000,

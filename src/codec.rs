@@ -169,16 +169,6 @@ pub enum CookiePayload {
     Inline(Record),
 }
 
-impl CookiePayload {
-    /// The session id either way.
-    pub fn id(&self) -> &SessionId {
-        match self {
-            CookiePayload::Reference { id, .. } => id,
-            CookiePayload::Inline(record) => &record.id,
-        }
-    }
-}
-
 /// Encodes and verifies cookie values with a [`Keys`] list.
 #[derive(Clone, Debug)]
 pub struct CookieCodec {

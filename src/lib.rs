@@ -48,7 +48,7 @@ pub mod web;
 pub use codec::{CookieCodec, CookiePayload, Keys};
 pub use config::{CookieConfig, DeviceTracking, ExpiryPolicy, SameSite, SessionConfig};
 pub use error::{CookieError, Error, Result};
-pub use id::SessionId;
+pub use id::{SessionId, SessionKey};
 pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
 pub use store::{

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 
 /// The session data: a JSON object.
 pub type Data = Map<String, Value>;
@@ -31,7 +31,7 @@ pub const MAX_VERSION: i64 = 1 << 53;
 /// # Errors
 ///
 /// [`Error::Corrupt`] when the version is already at 2^53.
-pub fn next_version(id: &SessionId, version: i64) -> Result<i64> {
+pub fn next_version(id: &SessionKey, version: i64) -> Result<i64> {
     version.checked_add(1).filter(|v| (1..=MAX_VERSION).contains(v)).ok_or_else(|| Error::Corrupt {
         id: id.to_string(),
         reason: format!("version {version} is at the limit ({MAX_VERSION}); the session cannot be saved again"),
@@ -92,7 +92,7 @@ pub fn check_storable_str(what: &str, text: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The session id.
-    pub id: SessionId,
+    pub id: SessionKey,
     /// The user the session belongs to, if the app set one.
     pub user_id: Option<String>,
     /// The session's data.
@@ -148,7 +148,7 @@ impl Record {
         if envelope.v != ENVELOPE_VERSION {
             return Err(corrupt(format!("envelope version {} is not supported", envelope.v)));
         }
-        let id = SessionId::parse(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
+        let id = SessionKey::parse(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
         let time = |ms: i64, what: &str| from_millis(ms).ok_or_else(|| corrupt(format!("{what} {ms} is out of range")));
         Ok(Record {
             created_at: time(envelope.created_at, "created_at")?,
@@ -248,7 +248,7 @@ mod tests {
     fn sample() -> Record {
         let t = now();
         Record {
-            id: SessionId::generate(),
+            id: SessionKey::generate().1,
             user_id: Some("alice".into()),
             data: json!({"cart": [1, 2], "n": 3}).as_object().cloned().unwrap(),
             created_at: t,

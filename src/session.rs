@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 use crate::codec::{CookieCodec, CookiePayload};
 use crate::config::SessionConfig;
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::{SessionId, SessionKey};
 use crate::record::{self, Data, Record};
 use crate::store::{Lookup, Patch, PatchOutcome, RotateOutcome, SessionSummary, Store, UpdateOutcome};
 
@@ -102,6 +102,10 @@ struct State {
     loaded: bool,
     /// The session as this request sees it; `None` until something is stored.
     record: Option<Record>,
+    /// The id the browser's cookie carries for `record` (stored under its
+    /// key, `record.id`); `None` for a session read from a cookie-only
+    /// cookie, which gets one when it moves into the store.
+    id: Option<SessionId>,
     origin: Origin,
     /// Key-level changes, replayed onto a fresher copy after a conflict.
     changes: BTreeMap<String, Change>,
@@ -114,7 +118,7 @@ struct State {
     /// normal changes).
     quick_dirty: bool,
     /// Id rotation requested: the stored id this request started from.
-    rotate_from: Option<SessionId>,
+    rotate_from: Option<SessionKey>,
     terminated: bool,
     /// The cookie the browser sent pointed at nothing usable.
     stale_cookie: bool,
@@ -161,6 +165,7 @@ impl Session {
                 cookie: None,
                 loaded: false,
                 record: None,
+                id: None,
                 origin: Origin::New,
                 changes: BTreeMap::new(),
                 cleared: false,
@@ -225,10 +230,11 @@ impl Session {
                 state.record = Some(record);
                 state.origin = Origin::Cookie;
             }
-            Some(CookiePayload::Reference { id, .. }) => match self.store.lookup(&id, now).await? {
+            Some(CookiePayload::Reference { id, .. }) => match self.store.lookup(&SessionKey::of(&id), now).await? {
                 Lookup::Found(record, quick) => {
                     state.origin = Origin::Stored { version: record.version };
                     state.record = Some(record);
+                    state.id = Some(id);
                     state.unpersisted = quick;
                 }
                 Lookup::Missing => state.stale_cookie = true,
@@ -247,18 +253,22 @@ impl Session {
 
     /// The record to change, created in memory on the first write.
     fn record_mut<'a>(&self, state: &'a mut State) -> &'a mut Record {
-        state.record.get_or_insert_with(|| {
-            let now = record::now();
-            Record {
-                id: SessionId::generate(),
-                user_id: None,
-                data: Data::new(),
-                created_at: now,
-                updated_at: now,
-                expires_at: self.config.expiry_for(now, now),
-                version: 0,
+        let record = match state.record.take() {
+            Some(record) => record,
+            None => {
+                let now = record::now();
+                Record {
+                    id: state.new_id(),
+                    user_id: None,
+                    data: Data::new(),
+                    created_at: now,
+                    updated_at: now,
+                    expires_at: self.config.expiry_for(now, now),
+                    version: 0,
+                }
             }
-        })
+        };
+        state.record.insert(record)
     }
 
     /// Whether the session was loaded (read or written) during this
@@ -267,7 +277,9 @@ impl Session {
         self.state.lock().await.loaded
     }
 
-    /// The session id, if the session exists (loads it).
+    /// The session id, as the cookie carries it, if the session exists
+    /// (loads it). `None` also for a session carried whole in its cookie,
+    /// until it is saved into the store.
     ///
     /// # Errors
     ///
@@ -275,6 +287,17 @@ impl Session {
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
     /// fails is bypassed).
     pub async fn id(&self) -> Result<Option<SessionId>> {
+        let state = self.loaded().await?;
+        Ok(state.record.as_ref().and(state.id.clone()))
+    }
+
+    /// The key the session is stored under (a digest of its id, what
+    /// `sessionctl` and the tiers show), if the session exists (loads it).
+    ///
+    /// # Errors
+    ///
+    /// As [`id`](Self::id).
+    pub async fn key(&self) -> Result<Option<SessionKey>> {
         Ok(self.loaded().await?.record.as_ref().map(|r| r.id.clone()))
     }
 
@@ -574,8 +597,11 @@ impl Session {
                 state.rotate_from = old;
             }
         }
-        let record = self.record_mut(state);
-        record.id = SessionId::generate();
+        self.record_mut(state);
+        let key = state.new_id();
+        if let Some(record) = state.record.as_mut() {
+            record.id = key;
+        }
         state.mark(false);
         Ok(())
     }
@@ -658,7 +684,7 @@ impl Session {
             // Nothing to write; a cookie signed with a retired key is still
             // re-issued under the current one (no store I/O).
             let cookie = match (state.resign, state.origin) {
-                (true, Origin::Stored { .. }) => self.reference_cookie(record),
+                (true, Origin::Stored { .. }) => self.reference_cookie(state.id.as_ref(), record),
                 (true, Origin::Cookie) => CookieUpdate::Set {
                     value: self.config.codec().encode_inline(record),
                     expires_at: record.expires_at,
@@ -776,7 +802,11 @@ impl Session {
 
     /// After a successful store write: adopt what the store now holds.
     fn saved(&self, state: &mut State, fresh: Record, expiry_changed: bool) -> SaveOutcome {
-        let cookie = if expiry_changed || state.resign { self.reference_cookie(&fresh) } else { CookieUpdate::Keep };
+        let cookie = if expiry_changed || state.resign {
+            self.reference_cookie(state.id.as_ref(), &fresh)
+        } else {
+            CookieUpdate::Keep
+        };
         state.origin = Origin::Stored { version: fresh.version };
         state.record = Some(fresh);
         state.rotate_from = None;
@@ -809,7 +839,9 @@ impl Session {
                     RotateOutcome::Conflict => Err(UpdateOutcome::Conflict),
                     RotateOutcome::Missing => Err(UpdateOutcome::Missing),
                     RotateOutcome::IdTaken => {
-                        record.id = SessionId::generate();
+                        let (id, key) = SessionKey::generate();
+                        state.id = Some(id);
+                        record.id = key;
                         continue;
                     }
                 },
@@ -841,6 +873,14 @@ impl Session {
     }
 
     async fn save_new(&self, state: &mut State, now: DateTime<Utc>) -> Result<SaveOutcome> {
+        if state.id.is_none() {
+            // A cookie-only session moving into the store: it was never
+            // stored, so it can take a new id its cookie will carry.
+            let key = state.new_id();
+            if let Some(record) = state.record.as_mut() {
+                record.id = key;
+            }
+        }
         let record = state.record.as_mut().expect("checked by save");
         record.updated_at = now;
         record.version = 1;
@@ -848,21 +888,29 @@ impl Session {
         // 144 random bits) gets a fresh id instead of overwriting.
         for _ in 0..self.config.max_save_attempts {
             if self.store.create(record).await? {
-                let cookie = self.reference_cookie(record);
+                let cookie = self.reference_cookie(state.id.as_ref(), record);
                 state.origin = Origin::Stored { version: record.version };
                 state.rotate_from = None;
                 state.mark_saved();
                 return Ok(SaveOutcome::new(SaveStatus::Saved, cookie));
             }
-            record.id = SessionId::generate();
+            let (id, key) = SessionKey::generate();
+            state.id = Some(id);
+            record.id = key;
         }
         Err(Error::Conflict { id: record.id.to_string(), attempts: self.config.max_save_attempts })
     }
 
-    fn reference_cookie(&self, record: &Record) -> CookieUpdate {
-        CookieUpdate::Set {
-            value: self.config.codec().encode_reference(&record.id, record.expires_at),
-            expires_at: record.expires_at,
+    /// The cookie that points at the stored `record`, whose id is `id`.
+    fn reference_cookie(&self, id: Option<&SessionId>, record: &Record) -> CookieUpdate {
+        match id {
+            Some(id) => CookieUpdate::Set {
+                value: self.config.codec().encode_reference(id, record.expires_at),
+                expires_at: record.expires_at,
+            },
+            // Every stored session this request holds came from a cookie or
+            // was given an id here; keep whatever cookie there is.
+            None => CookieUpdate::Keep,
         }
     }
 }
@@ -951,9 +999,18 @@ impl State {
 
     fn reset_to_empty(&mut self) {
         self.record = None;
+        self.id = None;
         self.origin = Origin::New;
         self.rotate_from = None;
         self.mark_saved();
+    }
+
+    /// A fresh id for the session: kept for its cookie; the key it is
+    /// stored under is returned.
+    fn new_id(&mut self) -> SessionKey {
+        let (id, key) = SessionKey::generate();
+        self.id = Some(id);
+        key
     }
 
     /// Replays this request's changes onto a fresher stored copy.

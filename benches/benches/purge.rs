@@ -66,19 +66,20 @@ fn users_percent() -> u64 {
     std::env::var("USERS").ok().and_then(|r| r.parse().ok()).filter(|p| *p <= 100).unwrap_or(10)
 }
 
-/// A SQLite expression for a 24-character base64url id like the
-/// generator's (never starting with `-`), from the four random integers
-/// `a`, `b`, `c` and `d`: ids must spread over the id space as real ones do, or
-/// the user index's prefixes and the stats sample would not be those of a
-/// real table.
+/// A SQLite expression for a 32-character base64url stored key like the
+/// library's (a digest: uniform over the alphabet, never starting with `-`),
+/// from the four random integers `a`, `b`, `c` and `d`: keys must spread
+/// over the key space as real ones do, or the user index's prefixes and
+/// the stats sample would not be those of a real table.
 fn sqlite_random_id() -> String {
     const ALPHABET: &str = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
     // The first character uniform over the 63 that are not `-`, as the
-    // generator draws it (`(a & 63) % 63` made `0` twice as likely, which
-    // `stats` rightly took for ids not spread like generated ones).
+    // library draws it (`(a & 63) % 63` made `0` twice as likely, which
+    // `stats` rightly took for keys not spread like real ones).
     let mut parts = vec![format!("substr('{}', 1 + abs(d % 63), 1)", &ALPHABET[1..])];
-    for k in 1..24 {
-        let (var, shift) = (["a", "b", "c"][k / 10], 6 * (k % 10));
+    for k in 1..32 {
+        // d's low bits drew the first character: its others serve k >= 30.
+        let (var, shift) = (["a", "b", "c", "d"][k / 10], 6 * (k % 10) + if k >= 30 { 12 } else { 0 });
         parts.push(format!("substr('{ALPHABET}', 1 + (({var} >> {shift}) & 63), 1)"));
     }
     parts.join(" || ")
@@ -129,7 +130,7 @@ async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTie
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
             let sql = format!(
                 "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-                 SELECT substr(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'base64'), '+/=', '-_'), 1, 24),
+                 SELECT substr(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'base64'), '+/=', '-_'), 1, 32),
                         jsonb_build_object('cart', jsonb_build_array('SKU-' || i), 'n', i, 'csrf', md5(i::text) || md5((i + 1)::text)),
                         CASE WHEN i % 100 < {users} THEN 'user' || (i % 100000) END,
                         to_timestamp({now_ms} / 1000.0), to_timestamp({now_ms} / 1000.0),

@@ -227,12 +227,12 @@ fn seal_inline(secret: &[u8], expires: &str, plaintext: &[u8]) -> String {
 /// `corpus/<target>/`.
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     use serde_json::json;
-    use sessionctl::SessionId;
+    use sessionctl::{SessionId, SessionKey};
 
     let at = |seconds: i64| now() + chrono::Duration::seconds(seconds);
-    let id = |text: &str| SessionId::parse(text).expect("seed ids are well formed");
+    let id = SessionId::parse("q3Jd_8x-Lp0aZ1vB2nC4mE6t").expect("seed ids are well formed");
     let record = |user: Option<&str>, data: serde_json::Value, expires_in: i64| Record {
-        id: id("q3Jd_8x-Lp0aZ1vB2nC4mE6t"),
+        id: SessionKey::of(&id),
         user_id: user.map(str::to_owned),
         data: data.as_object().cloned().unwrap_or_default(),
         created_at: at(-3600) + chrono::Duration::milliseconds(123),
@@ -257,11 +257,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut add =
         |target: &'static str, name: &str, bytes: &[u8]| seeds.push((target, name.to_owned(), bytes.to_vec()));
 
-    let reference = current.encode_reference(&records[1].id, at(7200));
+    let reference = current.encode_reference(&id, at(7200));
     let cookies = [
         ("reference", reference.clone()),
-        ("reference-old-key", old.encode_reference(&records[1].id, at(7200))),
-        ("reference-expired", current.encode_reference(&records[1].id, at(-1))),
+        ("reference-old-key", old.encode_reference(&id, at(7200))),
+        ("reference-expired", current.encode_reference(&id, at(-1))),
         ("inline-empty", current.encode_inline(&records[0])),
         ("inline-data", current.encode_inline(&records[1])),
         ("inline-unicode-old-key", old.encode_inline(&records[2])),

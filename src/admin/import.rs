@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::Record;
 use crate::store::{Device, ImportCounts, ImportWriter, Store};
 
@@ -19,7 +19,7 @@ pub struct Import {
     replace: bool,
     batch: Vec<(Record, Device)>,
     /// Where each id of the batch sits in it.
-    in_batch: HashMap<SessionId, usize>,
+    in_batch: HashMap<SessionKey, usize>,
     counts: ImportCounts,
     /// The ids written, one per line, to evict from the cache once
     /// committed; `None` without a cache.
@@ -102,7 +102,7 @@ impl Import {
         self.flush().await?;
         self.writer.commit().await?;
         if let Some(written) = self.written.take() {
-            let ids: Vec<SessionId> = written.lines().filter_map(|id| SessionId::parse(id).ok()).collect();
+            let ids: Vec<SessionKey> = written.lines().filter_map(|id| SessionKey::parse(id).ok()).collect();
             self.store.evict_imported(&ids).await;
         }
         Ok(self.counts)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::{self, Record};
 use crate::store::Device;
 
@@ -153,7 +153,7 @@ impl ExportLine {
     pub fn parse_session(line: &str) -> Result<(Record, Device)> {
         let parsed: ExportLine =
             serde_json::from_str(line).map_err(|e| Error::InvalidInput(format!("not a session line: {e}")))?;
-        let id = SessionId::parse(&parsed.id).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let id = SessionKey::from_id_or_key(&parsed.id).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let Value::Object(data) = parsed.data else {
             return Err(Error::InvalidInput(format!(
                 "data is a JSON {}, not an object",
@@ -205,7 +205,7 @@ mod tests {
         let data = serde_json::json!({"z": [1, "two\n"], "a": {"é": null}, "quote\"d": true});
         for user_id in [None, Some("alice \"the\" admin".to_owned())] {
             let record = Record {
-                id: crate::id::SessionId::generate(),
+                id: crate::id::SessionKey::generate().1,
                 user_id,
                 data: data.as_object().cloned().unwrap(),
                 created_at: t,

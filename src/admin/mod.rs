@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::codec::{CookieCodec, CookiePayload, Keys};
 use crate::config::{DEFAULT_MAX_SAVE_ATTEMPTS, DEFAULT_MAX_SIZE, SessionConfig};
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::{SessionId, SessionKey};
 use crate::record::{self, Data, Record};
 
 mod import;
@@ -35,7 +35,7 @@ pub struct Admin {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// A session in the store.
-    Stored(SessionId),
+    Stored(SessionKey),
     /// A cookie-only session, carried whole by the cookie that was given.
     CookieOnly(Record),
 }
@@ -44,7 +44,7 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inspection {
     /// The session id.
-    pub id: SessionId,
+    pub id: SessionKey,
     /// The database row (expired or not); `None` when absent or there is no
     /// database tier.
     pub database: Option<Record>,
@@ -196,8 +196,8 @@ impl Admin {
         &self.store
     }
 
-    /// Reads a bare id, or a whole cookie value (`sid=…` too), verified with
-    /// the keys.
+    /// Reads a session id, a stored key, or a whole cookie value (`sid=…`
+    /// too, verified with the keys), and gives the key it is stored under.
     ///
     /// # Errors
     ///
@@ -206,8 +206,8 @@ impl Admin {
     /// [`Error::Cookie`] for a cookie that does not verify.
     pub fn resolve(&self, input: &str) -> Result<Target> {
         let input = input.trim();
-        if let Ok(id) = SessionId::parse(input) {
-            return Ok(Target::Stored(id));
+        if let Ok(key) = SessionKey::from_id_or_key(input) {
+            return Ok(Target::Stored(key));
         }
         let value = match input.split_once('=') {
             Some((name, value)) if !name.contains('.') => value,
@@ -215,7 +215,7 @@ impl Admin {
         };
         if !value.contains('.') {
             return Err(Error::InvalidId(format!(
-                "{:?} is neither a session id nor a cookie value",
+                "{:?} is neither a session id, a stored key nor a cookie value",
                 value.chars().take(40).collect::<String>()
             )));
         }
@@ -229,7 +229,7 @@ impl Admin {
         // often what the person debugging wants to see.
         let far_past = DateTime::<Utc>::MIN_UTC;
         match codec.decode(value, far_past) {
-            Ok(CookiePayload::Reference { id, .. }) => Ok(Target::Stored(id)),
+            Ok(CookiePayload::Reference { id, .. }) => Ok(Target::Stored(SessionKey::of(&id))),
             Ok(CookiePayload::Inline(record)) => Ok(Target::CookieOnly(record)),
             Err(reason) => Err(Error::Cookie(reason)),
         }
@@ -242,7 +242,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn inspect(&self, id: &SessionId) -> Result<Inspection> {
+    pub async fn inspect(&self, id: &SessionKey) -> Result<Inspection> {
         let database = match self.store.database() {
             Some(database) => database.load(id).await?,
             None => None,
@@ -331,7 +331,7 @@ impl Admin {
     /// [`Error::TooLarge`] or [`Error::InvalidInput`] for
     /// data the library would refuse, [`Error::Conflict`] when the session changed
     /// since it was read; the store's errors otherwise.
-    pub async fn edit(&self, id: &SessionId, edit: &Edit) -> Result<Option<Record>> {
+    pub async fn edit(&self, id: &SessionKey, edit: &Edit) -> Result<Option<Record>> {
         let current = self.current(id).await?;
         let mut next = current.clone();
         if let Some(replace) = &edit.replace {
@@ -366,7 +366,7 @@ impl Admin {
     ///
     /// [`Error::NotFound`] when the session does not exist; the store's errors
     /// otherwise.
-    pub async fn current(&self, id: &SessionId) -> Result<Record> {
+    pub async fn current(&self, id: &SessionKey) -> Result<Record> {
         self.inspect(id).await?.record().cloned().ok_or_else(|| not_found(id))
     }
 
@@ -377,7 +377,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn expire(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+    pub async fn expire(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
         self.store.expire(ids, record::now()).await
     }
 
@@ -388,7 +388,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn expire_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+    pub async fn expire_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         self.store.expire_by_user(user_id, record::now()).await
     }
 
@@ -399,7 +399,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn delete(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+    pub async fn delete(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
         let mut deleted = Vec::new();
         for id in ids {
             if self.store.delete(id).await? {
@@ -429,7 +429,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn device(&self, id: &SessionId) -> Result<crate::store::Device> {
+    pub async fn device(&self, id: &SessionKey) -> Result<crate::store::Device> {
         self.store.device(id).await
     }
 
@@ -440,7 +440,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+    pub async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
         self.store.require_database()?.existing(ids).await
     }
 
@@ -463,7 +463,7 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn revoke(&self, user_id: &str) -> Result<Vec<SessionId>> {
+    pub async fn revoke(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         self.store.delete_by_user(user_id).await
     }
 
@@ -475,27 +475,28 @@ impl Admin {
     /// Fails with the store's error ([`Error::Database`],
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
-    pub async fn revoke_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+    pub async fn revoke_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         self.store.delete_by_user_except(user_id, keep).await
     }
 
     /// Moves a session to a new id (same data and user), the old id removed
-    /// from both tiers; returns the new record.
+    /// from both tiers; returns the new id (for its cookie) and record.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] when the session does not exist,
     /// [`Error::Conflict`] when it kept changing over every attempt; the store's
     /// errors otherwise.
-    pub async fn regenerate(&self, id: &SessionId) -> Result<Record> {
+    pub async fn regenerate(&self, id: &SessionKey) -> Result<(SessionId, Record)> {
         for _ in 0..self.max_save_attempts {
             let current = self.current(id).await?;
             let mut next = current.clone();
-            next.id = SessionId::generate();
+            let (new_id, key) = SessionKey::generate();
+            next.id = key;
             next.version = record::next_version(id, current.version)?;
             next.updated_at = record::now();
             match self.store.rotate(id, current.version, &next).await? {
-                crate::store::RotateOutcome::Rotated => return Ok(next),
+                crate::store::RotateOutcome::Rotated => return Ok((new_id, next)),
                 crate::store::RotateOutcome::Missing => return Err(not_found(id)),
                 crate::store::RotateOutcome::Conflict | crate::store::RotateOutcome::IdTaken => continue,
             }
@@ -503,9 +504,10 @@ impl Admin {
         Err(Error::Conflict { id: id.to_string(), attempts: self.max_save_attempts })
     }
 
-    /// The cookie value for a stored session, when the keys are known.
-    pub fn cookie_for(&self, record: &Record) -> Option<String> {
-        self.codec.as_ref().map(|codec| codec.encode_reference(&record.id, record.expires_at))
+    /// The cookie value for session `id` (not its stored key: a key gives
+    /// no cookie), when the keys are known.
+    pub fn cookie_for(&self, id: &SessionId, expires_at: DateTime<Utc>) -> Option<String> {
+        self.codec.as_ref().map(|codec| codec.encode_reference(id, expires_at))
     }
 
     /// Parses and validates one line of an export, as the library would
@@ -533,7 +535,7 @@ impl Admin {
     /// # Errors
     ///
     /// Fails with the store's error ([`Error::Database`], [`Error::Timeout`]).
-    pub async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, crate::store::Device)>> {
+    pub async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, crate::store::Device)>> {
         self.store.require_database()?.devices(ids).await
     }
 
@@ -552,6 +554,6 @@ impl Admin {
     }
 }
 
-fn not_found(id: &SessionId) -> Error {
+fn not_found(id: &SessionKey) -> Error {
     Error::NotFound(format!("no session {id} (it may have expired and been purged, or been deleted)"))
 }

@@ -6,12 +6,12 @@ use serde_json::json;
 use sessionctl::Error;
 
 use super::output::line;
-use super::{Access, Ctx, confirm, parse_ids, plural};
+use super::{Access, Ctx, check_session_args, confirm, plural, stored_keys};
 
 /// Arguments of `delete`.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// Session ids.
+    /// Sessions: ids, stored keys or cookie values.
     #[arg(required = true)]
     pub ids: Vec<String>,
     /// Do not ask for confirmation.
@@ -24,8 +24,9 @@ pub struct DeleteArgs {
 
 /// Deletes the sessions.
 pub async fn run(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
-    let ids = parse_ids(&args.ids)?;
+    check_session_args(&args.ids)?;
     let admin = ctx.admin(if args.dry_run { Access::Read } else { Access::Change }).await?;
+    let ids = stored_keys(&admin, &args.ids)?;
     let existing = admin.existing(&ids).await?;
     let missing: Vec<String> = ids.iter().filter(|id| !existing.contains(id)).map(ToString::to_string).collect();
     let done = if args.dry_run {

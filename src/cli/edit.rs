@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use sessionctl::admin::{Edit, ExportLine};
 use sessionctl::record::json_kind;
-use sessionctl::{Data, Error, SessionId};
+use sessionctl::{Data, Error};
 
 use super::output::line;
 use super::{Access, Ctx};
@@ -18,7 +18,7 @@ use super::{Access, Ctx};
 /// Arguments of `edit`.
 #[derive(Debug, Args)]
 pub struct EditArgs {
-    /// The session id.
+    /// The session: its id, stored key or cookie value.
     pub id: String,
     /// Set KEY to a JSON value (repeatable), e.g. --set 'cart=["book"]' --set theme='"dark"'.
     #[arg(long, value_name = "KEY=JSON", value_parser = parse_set)]
@@ -56,8 +56,9 @@ fn parse_object(text: &str, source: &str) -> anyhow::Result<Data> {
 
 /// Applies the edit.
 pub async fn run(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
-    let id = SessionId::parse(&args.id)?;
+    super::check_session_args(std::slice::from_ref(&args.id))?;
     let admin = ctx.admin(Access::Change).await?;
+    let id = super::stored_key(&admin, &args.id)?;
     let mut edit = Edit { replace: None, set: args.set, unset: args.unset };
     if let Some(path) = &args.replace {
         let text = if path.as_os_str() == "-" {

@@ -6,12 +6,12 @@ use serde_json::json;
 use sessionctl::Error;
 
 use super::output::line;
-use super::{Access, Ctx, parse_ids, plural};
+use super::{Access, Ctx, check_session_args, plural, stored_keys};
 
 /// Arguments of `expire`.
 #[derive(Debug, Args)]
 pub struct ExpireArgs {
-    /// Session ids.
+    /// Sessions: ids, stored keys or cookie values.
     #[arg(required_unless_present = "user", conflicts_with = "user")]
     pub ids: Vec<String>,
     /// Every live session of this user instead.
@@ -21,8 +21,9 @@ pub struct ExpireArgs {
 
 /// Expires the sessions.
 pub async fn run(ctx: &Ctx, args: ExpireArgs) -> anyhow::Result<()> {
-    let ids = parse_ids(&args.ids)?;
+    check_session_args(&args.ids)?;
     let admin = ctx.admin(Access::Change).await?;
+    let ids = stored_keys(&admin, &args.ids)?;
     let expired = match &args.user {
         Some(user) => admin.expire_user(user).await?,
         None => admin.expire(&ids).await?,

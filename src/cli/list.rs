@@ -1,7 +1,7 @@
 //! `sessionctl list`: sessions by expiry, streamed page by page.
 
 use clap::Args;
-use sessionctl::SessionId;
+use sessionctl::SessionKey;
 use sessionctl::store::Device;
 
 use sessionctl::admin::ExportLine;
@@ -53,7 +53,7 @@ pub struct ListArgs {
 pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let admin = ctx.admin(Access::Read).await?;
     // A user's sessions are their devices: where each was last seen.
-    let devices: Option<std::collections::HashMap<SessionId, Device>> = match &args.filter.user {
+    let devices: Option<std::collections::HashMap<SessionKey, Device>> = match &args.filter.user {
         Some(user) if !ctx.json() => {
             Some(admin.user_sessions(user).await?.into_iter().map(|s| (s.id.clone(), s.device)).collect())
         }

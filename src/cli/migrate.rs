@@ -31,9 +31,16 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
     // such (not as the migrator's error), and an up-to-date one is left
     // alone: a role without DDL rights learns the schema is current.
     let before = database.schema_status().await.with_context(|| format!("cannot migrate {shown}"))?;
-    if !before.is_current() {
-        database.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
-    }
+    let quiet = ctx.global.quiet || ctx.json();
+    let mut next_report = 100_000;
+    let moved = sessionctl::store::upgrade(database.as_ref(), &before, |moved| {
+        if !quiet && moved >= next_report {
+            eprintln!("moved {moved} sessions to their keys so far");
+            next_report = moved + 100_000;
+        }
+    })
+    .await
+    .with_context(|| format!("cannot migrate {shown}"))?;
     let applied = before.pending;
     if ctx.json() {
         return line(json!({
@@ -41,11 +48,21 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
             "migrated": true,
             "backend": database.backend(),
             "applied": applied.iter().map(|s| json!({"version": s.version, "description": s.description})).collect::<Vec<_>>(),
+            "moved_to_keys": moved,
         }));
     }
     if !ctx.global.quiet {
-        for step in &applied {
-            line(format!("applied {} {}", step.version, step.description))?;
+        for step in applied.iter().filter(|step| **step != sessionctl::store::MOVE_TO_KEYS) {
+            line(format!("applied {step}"))?;
+        }
+        if moved > 0 || applied.contains(&sessionctl::store::MOVE_TO_KEYS) {
+            line(format!("moved {moved} sessions stored under their id to their key"))?;
+        }
+        if moved > 0 {
+            let vacuum = if database.backend() == "sqlite" { "VACUUM" } else { "VACUUM FULL sessions" };
+            line(format!(
+                "no row holds an id now; pages of the database files may, until `{vacuum}` rewrites them (it locks the table while it runs)"
+            ))?;
         }
         line(format!("schema up to date ({}: {shown})", database.backend()))?;
     }
@@ -69,7 +86,7 @@ async fn check(ctx: &Ctx, shown: &str) -> anyhow::Result<()> {
         }))?;
     } else {
         for step in &status.pending {
-            line(format!("pending {} {}", step.version, step.description))?;
+            line(format!("pending {step}"))?;
         }
         if status.is_current() && !ctx.global.quiet {
             line(format!("schema up to date ({}: {shown})", status.backend))?;

@@ -331,7 +331,7 @@ const CACHE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 async fn connect_cache(url: &str, prefix: &str, access: Access) -> anyhow::Result<Arc<dyn CacheTier>> {
     let cache: Arc<dyn CacheTier> =
         Arc::new(sessionctl::store::redis::RedisCache::connect(url, prefix, CACHE_TIMEOUT)?);
-    let probe = sessionctl::SessionId::generate();
+    let probe = sessionctl::SessionKey::generate().1;
     cache.get(&probe).await.map_err(anyhow::Error::new).context("cannot reach Redis")?;
     if access == Access::Change {
         let ttl = std::time::Duration::from_secs(1);
@@ -487,9 +487,32 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Parses ids given on the command line; the first bad one is an error.
-pub fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<sessionctl::SessionId>> {
-    ids.iter().map(|id| sessionctl::SessionId::parse(id).map_err(anyhow::Error::new)).collect()
+/// Checks how sessions were named on the command line before anything
+/// connects: each must be a session id, a stored key, or look like a cookie
+/// value (verified later, with the keys); the first bad one is an error.
+pub fn check_session_args(args: &[String]) -> anyhow::Result<()> {
+    for arg in args {
+        if !arg.contains('.') {
+            sessionctl::SessionKey::from_id_or_key(arg.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// The stored key of a session named by its id, its stored key or its
+/// cookie value.
+pub fn stored_key(admin: &sessionctl::admin::Admin, arg: &str) -> anyhow::Result<sessionctl::SessionKey> {
+    match admin.resolve(arg)? {
+        sessionctl::admin::Target::Stored(key) => Ok(key),
+        sessionctl::admin::Target::CookieOnly(_) => {
+            anyhow::bail!("that cookie carries a cookie-only session: it is stored nowhere but in the browser")
+        }
+    }
+}
+
+/// The stored keys of the sessions named on the command line.
+pub fn stored_keys(admin: &sessionctl::admin::Admin, args: &[String]) -> anyhow::Result<Vec<sessionctl::SessionKey>> {
+    args.iter().map(|arg| stored_key(admin, arg)).collect()
 }
 
 /// Asks for confirmation on the terminal; refuses without one.

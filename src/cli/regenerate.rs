@@ -3,25 +3,24 @@
 use clap::Args;
 use serde_json::json;
 
-use sessionctl::SessionId;
-
 use super::output::line;
 use super::{Access, Ctx};
 
 /// Arguments of `regenerate`.
 #[derive(Debug, Args)]
 pub struct RegenerateArgs {
-    /// The session id.
+    /// The session id, stored key, or cookie value.
     pub id: String,
 }
 
-/// Moves the session and prints the new id (and cookie, with keys).
+/// Moves the session and prints its new stored key (and cookie, with keys).
 pub async fn run(ctx: &Ctx, args: RegenerateArgs) -> anyhow::Result<()> {
-    let id = SessionId::parse(&args.id)?;
+    super::check_session_args(std::slice::from_ref(&args.id))?;
     let admin = ctx.admin(Access::Change).await?;
-    let record = admin.regenerate(&id).await?;
+    let id = super::stored_key(&admin, &args.id)?;
+    let (new_id, record) = admin.regenerate(&id).await?;
     ctx.after_change(&admin)?;
-    let cookie = admin.cookie_for(&record);
+    let cookie = admin.cookie_for(&new_id, record.expires_at);
     if ctx.json() {
         return line(json!({"version": 1, "old_id": id.to_string(), "id": record.id.to_string(), "cookie": cookie}));
     }

@@ -27,11 +27,8 @@ pub struct RevokeArgs {
 
 /// Revokes the user's sessions.
 pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
-    if let Some(except) = &args.except
-        && sessionctl::SessionId::parse(except).is_err()
-        && !except.contains('.')
-    {
-        sessionctl::SessionId::parse(except)?;
+    if let Some(except) = &args.except {
+        super::check_session_args(std::slice::from_ref(except))?;
     }
     let admin = ctx.admin(if args.dry_run { Access::Read } else { Access::Change }).await?;
     let keep = match &args.except {

@@ -12,7 +12,7 @@ use super::{Access, Ctx};
 /// Arguments of `show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A session id, or a whole cookie value (verified with the keys).
+    /// A session id, its stored key, or a whole cookie value (verified with the keys).
     pub session: String,
 }
 

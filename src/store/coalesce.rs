@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use super::Patch;
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 
 /// Where a waiting request learns how the combined write went: the
 /// session's version after it, or `None` when the session is gone.
@@ -33,7 +33,7 @@ type Waiter = (Patch, Sender);
 /// The sessions with a patch being written, and the patches queued behind it.
 #[derive(Debug, Default)]
 pub(crate) struct PatchQueues {
-    queues: Mutex<HashMap<SessionId, Vec<Waiter>>>,
+    queues: Mutex<HashMap<SessionKey, Vec<Waiter>>>,
 }
 
 /// What a caller of [`PatchQueues::enter`] does next.
@@ -47,12 +47,12 @@ pub(crate) enum Turn {
 }
 
 impl PatchQueues {
-    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Vec<Waiter>>> {
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Vec<Waiter>>> {
         self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Joins the queue of `id` with `patch`, or starts writing it.
-    pub(crate) fn enter(&self, id: &SessionId, patch: &Patch) -> Turn {
+    pub(crate) fn enter(&self, id: &SessionKey, patch: &Patch) -> Turn {
         let mut queues = self.locked();
         match queues.get_mut(id) {
             Some(waiting) => {
@@ -70,7 +70,7 @@ impl PatchQueues {
     /// After a write of `id`: the patches queued meanwhile, merged, with the
     /// senders of their outcomes; `None` (and the session leaves the map)
     /// when nothing was queued.
-    pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Patch, Vec<Sender>)> {
+    pub(crate) fn next_batch(&self, id: &SessionKey) -> Option<(Patch, Vec<Sender>)> {
         let mut queues = self.locked();
         let waiting = std::mem::take(queues.get_mut(id)?);
         if waiting.is_empty() {
@@ -95,7 +95,7 @@ impl PatchQueues {
     /// Answers whatever is still queued for `id` with an error and frees
     /// the session (the task writing it ended early). Harmless after a
     /// normal end, when nothing is queued and the session is already free.
-    pub(crate) fn abandon(&self, id: &SessionId) {
+    pub(crate) fn abandon(&self, id: &SessionKey) {
         let waiting = self.locked().remove(id).unwrap_or_default();
         let senders = waiting.into_iter().map(|(_, sender)| sender).collect();
         deliver(senders, &Err(Error::Config("a combined write of this session was abandoned".into())));

@@ -17,7 +17,7 @@ use moka::sync::Cache;
 
 use super::{CacheLookup, CacheTier, Patch, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::Result;
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::{self, Record};
 
 /// Default bound on how long an entry may be served without a database read.
@@ -104,7 +104,7 @@ impl MemoryCache {
         Some(self.staleness.map_or(left, |bound| bound.min(left)))
     }
 
-    fn lookup(&self, id: &SessionId) -> Option<Slot> {
+    fn lookup(&self, id: &SessionKey) -> Option<Slot> {
         self.entries.get(id.as_str()).map(|e| e.slot)
     }
 
@@ -147,7 +147,7 @@ impl CacheTier for MemoryCache {
         "memory"
     }
 
-    async fn get(&self, id: &SessionId) -> Result<CacheLookup> {
+    async fn get(&self, id: &SessionKey) -> Result<CacheLookup> {
         Ok(match self.lookup(id) {
             None => CacheLookup::Miss,
             Some(Slot::Deleted) => CacheLookup::Deleted,
@@ -179,7 +179,7 @@ impl CacheTier for MemoryCache {
         Ok(true)
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {
+    async fn patch(&self, id: &SessionKey, patch: &Patch, bump: bool) -> Result<Option<i64>> {
         let _guard = self.locked();
         let Some(Slot::Live(cached)) = self.lookup(id) else { return Ok(None) };
         let mut record = cached.record.clone();
@@ -195,7 +195,7 @@ impl CacheTier for MemoryCache {
         Ok(Some(version))
     }
 
-    async fn put_patched(&self, id: &SessionId, patch: &Patch, version: i64) -> Result<bool> {
+    async fn put_patched(&self, id: &SessionKey, patch: &Patch, version: i64) -> Result<bool> {
         let _guard = self.locked();
         match self.lookup(id) {
             Some(Slot::Live(cached)) if cached.record.version == version - 1 => {
@@ -218,14 +218,14 @@ impl CacheTier for MemoryCache {
         }
     }
 
-    async fn evict(&self, ids: &[SessionId]) -> Result<()> {
+    async fn evict(&self, ids: &[SessionKey]) -> Result<()> {
         for id in ids {
             self.entries.invalidate(id.as_str());
         }
         Ok(())
     }
 
-    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()> {
+    async fn tombstone(&self, id: &SessionKey, ttl: Duration, reason: Tombstone) -> Result<()> {
         let _guard = self.locked();
         // A deletion after a move (a stale save finding the old id gone)
         // keeps the move's marker: it is the more specific of the two.
@@ -258,7 +258,7 @@ impl CacheTier for MemoryCache {
         }
     }
 
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         let _guard = self.locked();
         match version_of(&self.lookup(old)) {
             None => Ok(RotateOutcome::Missing),
@@ -273,17 +273,17 @@ impl CacheTier for MemoryCache {
         }
     }
 
-    async fn scan_ids(&self, _cursor: u64, _count: usize) -> Result<(u64, Vec<SessionId>)> {
+    async fn scan_ids(&self, _cursor: u64, _count: usize) -> Result<(u64, Vec<SessionKey>)> {
         let ids = self
             .entries
             .iter()
             .filter(|(_, entry)| matches!(entry.slot, Slot::Live(_)))
-            .filter_map(|(key, _)| SessionId::parse(&key).ok())
+            .filter_map(|(key, _)| SessionKey::parse(&key).ok())
             .collect();
         Ok((0, ids))
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool> {
+    async fn delete(&self, id: &SessionKey) -> Result<bool> {
         let _guard = self.locked();
         let existed = matches!(self.lookup(id), Some(Slot::Live(_)));
         self.entries.invalidate(id.as_str());

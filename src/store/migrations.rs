@@ -18,12 +18,14 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (3, "user index by id prefix", include_str!("../../migrations/sqlite/0003_user_index_by_id_prefix.sql")),
     (4, "cache tier", include_str!("../../migrations/sqlite/0004_cache_tier.sql")),
     (5, "devices", include_str!("../../migrations/sqlite/0005_devices.sql")),
+    (6, "hashed ids", include_str!("../../migrations/sqlite/0006_hashed_ids.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "create sessions", include_str!("../../migrations/postgres/0001_create_sessions.sql")),
     (2, "purge ticks", include_str!("../../migrations/postgres/0002_purge_ticks.sql")),
     (3, "cache tier", include_str!("../../migrations/postgres/0003_cache_tier.sql")),
     (4, "devices", include_str!("../../migrations/postgres/0004_devices.sql")),
+    (5, "hashed ids", include_str!("../../migrations/postgres/0005_hashed_ids.sql")),
 ];
 
 fn migrator(steps: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -61,6 +63,16 @@ pub struct SchemaStep {
     pub description: &'static str,
 }
 
+impl std::fmt::Display for SchemaStep {
+    /// `6 hashed ids`; the data step [`MOVE_TO_KEYS`] by its description.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            0 => f.write_str(self.description),
+            version => write!(f, "{version} {}", self.description),
+        }
+    }
+}
+
 /// How a database's schema compares with the migrations this build carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaStatus {
@@ -81,7 +93,7 @@ impl SchemaStatus {
     /// The error for a schema behind this build: one line that names the
     /// command that upgrades it.
     pub fn behind_error(&self) -> Error {
-        let steps = self.pending.iter().map(|s| format!("{} {}", s.version, s.description)).collect::<Vec<_>>();
+        let steps = self.pending.iter().map(ToString::to_string).collect::<Vec<_>>();
         let message = if self.applied == 0 {
             "this database has no session schema: run `sessionctl migrate` to create it".to_owned()
         } else {
@@ -95,6 +107,93 @@ impl SchemaStatus {
     }
 }
 
+/// The step of [`status`]'s `pending` that stands for rows still stored
+/// under their session id: the schema is applied, the data not yet moved.
+pub const MOVE_TO_KEYS: SchemaStep =
+    SchemaStep { version: 0, description: "move sessions stored under their id to their key" };
+
+/// Brings a database up to this build: applies the pending migrations
+/// `status` lists (read just before), then moves sessions still stored
+/// under their id to their keys ([`move_to_keys`]; `progress` hears the
+/// rows moved). Touches nothing when `status` is current, so a role without
+/// DDL rights can open an up-to-date database. Returns the rows moved.
+///
+/// # Errors
+///
+/// [`Error::Migrate`] when a migration fails; the database's errors while
+/// moving rows (what moved stays moved: run it again).
+pub async fn upgrade(
+    database: &dyn super::DatabaseTier,
+    status: &SchemaStatus,
+    progress: impl FnMut(u64),
+) -> Result<u64> {
+    if status.pending.iter().any(|step| *step != MOVE_TO_KEYS) {
+        database.migrate().await?;
+    }
+    if status.is_current() {
+        return Ok(0);
+    }
+    // A schema just created or upgraded from before hashing says itself
+    // whether any row is left to move: read it again.
+    if database.schema_status().await?.pending.contains(&MOVE_TO_KEYS) {
+        return move_to_keys(database, progress).await;
+    }
+    Ok(0)
+}
+
+/// Rows walked per batch when moving sessions to their keys.
+const KEY_BATCH: u32 = 5_000;
+
+/// Moves every session still stored under its id (written before ids
+/// were hashed) to its key, in batches of [`KEY_BATCH`] rows, each its own
+/// transaction, so it can be stopped and run again; `progress` hears the
+/// rows moved so far. A walk is repeated until one moves nothing, which
+/// also catches rows an older app wrote behind it; then the database is
+/// marked done. Returns how many rows moved.
+///
+/// # Errors
+///
+/// The database's errors; what was moved before one stays moved.
+pub async fn move_to_keys(database: &dyn super::DatabaseTier, mut progress: impl FnMut(u64)) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut walk = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let (last, moved) = database.move_to_keys_batch(after.as_deref(), KEY_BATCH).await?;
+            walk += moved;
+            total += moved;
+            if moved > 0 {
+                progress(total);
+            }
+            match last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+        if walk == 0 {
+            database.mark_moved_to_keys().await?;
+            return Ok(total);
+        }
+    }
+}
+
+/// Of a batch of stored ids (in key order, `limit` asked for), the rows
+/// still under a session id with the key each moves to, and where the walk
+/// goes on (`None` at the end of the table).
+pub(crate) fn keys_to_move(ids: &[String], limit: u32) -> (Vec<(String, String)>, Option<String>) {
+    let moves = ids
+        .iter()
+        .filter(|id| id.len() == crate::id::ID_LEN)
+        .filter_map(|id| {
+            let parsed = crate::SessionId::parse(id).ok()?;
+            Some((id.clone(), crate::SessionKey::of(&parsed).as_str().to_owned()))
+        })
+        .collect();
+    let next = if ids.len() >= limit as usize { ids.last().cloned() } else { None };
+    (moves, next)
+}
+
 /// A row of `_sqlx_migrations`: version, success, checksum.
 pub(crate) type AppliedRow = (i64, bool, Vec<u8>);
 
@@ -106,6 +205,7 @@ pub(crate) fn status(
     backend: &'static str,
     steps: &'static [(i64, &'static str, &'static str)],
     applied: &[AppliedRow],
+    ids_to_move: bool,
 ) -> Result<SchemaStatus> {
     let known = migrator(steps);
     let schema_error = |message: String| Error::Schema { backend, message };
@@ -129,10 +229,13 @@ pub(crate) fn status(
             )));
         }
     }
-    let pending = steps
+    let mut pending: Vec<SchemaStep> = steps
         .iter()
         .filter(|(version, _, _)| !applied.iter().any(|(v, _, _)| v == version))
         .map(|&(version, description, _)| SchemaStep { version, description })
         .collect();
+    if ids_to_move {
+        pending.push(MOVE_TO_KEYS);
+    }
     Ok(SchemaStatus { backend, applied: applied.len(), pending })
 }

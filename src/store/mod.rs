@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::Record;
 
 mod coalesce;
@@ -32,7 +32,7 @@ pub mod stats;
 mod tier;
 mod timed;
 
-pub use migrations::{SchemaStatus, SchemaStep};
+pub use migrations::{MOVE_TO_KEYS, SchemaStatus, SchemaStep, move_to_keys, upgrade};
 pub use open::{
     MemoryCacheConfig, OpenAs, StoreConfig, connect_database, connect_database_with_timeout, connect_existing_database,
     open_database,
@@ -165,15 +165,15 @@ struct StoreInner {
     cache: Option<Arc<dyn CacheTier>>,
     options: StoreOptions,
     ops: OpCounts,
-    suspects: Mutex<HashSet<SessionId>>,
+    suspects: Mutex<HashSet<SessionKey>>,
     /// Ids this process moved to a new id recently, with when: the
     /// rotation marker for stores without a shared cache to hold it.
-    moved: Mutex<HashMap<SessionId, Instant>>,
+    moved: Mutex<HashMap<SessionKey, Instant>>,
     /// Concurrent patches of one session, combined (see `coalesce.rs`).
     patches: coalesce::PatchQueues,
     /// Devices this process recorded lately: the throttle of device
     /// tracking.
-    devices: Mutex<HashMap<SessionId, (Instant, Device)>>,
+    devices: Mutex<HashMap<SessionKey, (Instant, Device)>>,
 }
 
 /// Most ids remembered as recently moved in one process.
@@ -277,7 +277,7 @@ impl Store {
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
     pub async fn ping(&self) -> Result<()> {
-        self.db()?.load(&SessionId::generate()).await.map(|_| ())
+        self.db()?.load(&SessionKey::generate().1).await.map(|_| ())
     }
 
     /// Claims the purge scheduled at `tick` (see
@@ -334,13 +334,13 @@ impl Store {
         result
     }
 
-    fn suspects(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
+    fn suspects(&self) -> std::sync::MutexGuard<'_, HashSet<SessionKey>> {
         self.inner.suspects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether this id's cache entry may be stale; if so, tries once more to
     /// evict it.
-    async fn is_suspect(&self, cache: &Arc<dyn CacheTier>, id: &SessionId) -> bool {
+    async fn is_suspect(&self, cache: &Arc<dyn CacheTier>, id: &SessionKey) -> bool {
         if !self.suspects().contains(id) {
             return false;
         }
@@ -360,7 +360,7 @@ impl Store {
         self.make_sure_evicted(cache, &record.id).await;
     }
 
-    async fn make_sure_evicted(&self, cache: &Arc<dyn CacheTier>, id: &SessionId) {
+    async fn make_sure_evicted(&self, cache: &Arc<dyn CacheTier>, id: &SessionKey) {
         if self.cache_call(cache, "evicting a stale session", cache.evict(std::slice::from_ref(id))).await.is_err() {
             let mut suspects = self.suspects();
             if suspects.len() < MAX_SUSPECTS {
@@ -376,7 +376,7 @@ impl Store {
     /// A database write that failed may still have committed (a timeout, a
     /// lost reply): the cache entries it may have made stale go, so the
     /// next read asks the database.
-    async fn after_unknown_outcome<T>(&self, outcome: Result<T>, ids: &[&SessionId]) -> Result<T> {
+    async fn after_unknown_outcome<T>(&self, outcome: Result<T>, ids: &[&SessionKey]) -> Result<T> {
         if outcome.is_err()
             && let Some(cache) = self.cache()
         {
@@ -388,11 +388,11 @@ impl Store {
     }
 
     /// After a database delete: a tombstone in the cache.
-    async fn cache_after_delete(&self, id: &SessionId) {
+    async fn cache_after_delete(&self, id: &SessionKey) {
         self.leave_tombstone(id, Tombstone::Deleted).await;
     }
 
-    async fn leave_tombstone(&self, id: &SessionId, reason: Tombstone) {
+    async fn leave_tombstone(&self, id: &SessionKey, reason: Tombstone) {
         let Some(cache) = self.cache() else { return };
         let ttl = self.inner.options.tombstone_ttl;
         if self.cache_call(cache, "deleting a session", cache.tombstone(id, ttl, reason)).await.is_err() {
@@ -402,7 +402,7 @@ impl Store {
 
     /// After a database patch: the cache follows it, keeping quick writes
     /// when it held the version just before.
-    async fn cache_after_patch(&self, id: &SessionId, patch: &Patch, version: i64) {
+    async fn cache_after_patch(&self, id: &SessionKey, patch: &Patch, version: i64) {
         let Some(cache) = self.cache() else { return };
         if self.cache_call(cache, "writing a session", cache.put_patched(id, patch, version)).await.is_ok() {
             return;
@@ -410,7 +410,7 @@ impl Store {
         self.make_sure_evicted(cache, id).await;
     }
 
-    fn remember_moved(&self, id: &SessionId) {
+    fn remember_moved(&self, id: &SessionKey) {
         let ttl = self.inner.options.tombstone_ttl;
         let mut moved = self.inner.moved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if moved.len() >= MAX_MOVED {
@@ -426,7 +426,7 @@ impl Store {
     /// must not undo), and goes when the old id still holds the session (a
     /// mark is only read for ids the tiers no longer have, so this is tidy
     /// rather than needed).
-    fn settle_moved(&self, id: &SessionId, outcome: &Result<RotateOutcome>) {
+    fn settle_moved(&self, id: &SessionKey, outcome: &Result<RotateOutcome>) {
         match outcome {
             Ok(RotateOutcome::Rotated | RotateOutcome::Missing) => self.remember_moved(id),
             Ok(RotateOutcome::Conflict | RotateOutcome::IdTaken) | Err(_) => {
@@ -435,7 +435,7 @@ impl Store {
         }
     }
 
-    fn was_moved(&self, id: &SessionId) -> bool {
+    fn was_moved(&self, id: &SessionKey) -> bool {
         let moved = self.inner.moved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         !moved.is_empty() && moved.get(id).is_some_and(|at| at.elapsed() < self.inner.options.tombstone_ttl)
     }
@@ -449,7 +449,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn load(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
+    pub async fn load(&self, id: &SessionKey, now: DateTime<Utc>) -> Result<Option<Record>> {
         Ok(match self.lookup(id, now).await? {
             Lookup::Found(record, _) => Some(record),
             Lookup::Missing | Lookup::Moved => None,
@@ -465,7 +465,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn lookup(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Lookup> {
+    pub async fn lookup(&self, id: &SessionKey, now: DateTime<Utc>) -> Result<Lookup> {
         // An id this process is moving (or just moved) reads as moved, not
         // missing: the mark is made before the database commits the move.
         let live = |record: Option<Record>, quick: Vec<String>| match record.filter(|r| !r.is_expired_at(now)) {
@@ -505,7 +505,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn load_fresh(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Option<Record>> {
+    pub async fn load_fresh(&self, id: &SessionKey, now: DateTime<Utc>) -> Result<Option<Record>> {
         let Some(database) = self.database() else {
             return self.load(id, now).await;
         };
@@ -540,7 +540,7 @@ impl Store {
 
     /// After an import committed: the cache's entries (tombstones included)
     /// for these ids go, so the next read serves what was imported.
-    pub(crate) async fn evict_imported(&self, ids: &[SessionId]) {
+    pub(crate) async fn evict_imported(&self, ids: &[SessionKey]) {
         let Some(cache) = self.cache() else { return };
         if self.database().is_none() {
             return;
@@ -614,7 +614,7 @@ impl Store {
     /// One patch (or several, combined) to the database, then the cache, or
     /// to a cache-only store's cache. Returns the new version (`None`: the
     /// session is gone).
-    async fn write_patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
+    async fn write_patch(&self, id: &SessionKey, patch: &Patch) -> Result<Option<i64>> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             return self.cache_call(cache, "saving a session", cache.patch(id, patch, true)).await;
         }
@@ -629,7 +629,7 @@ impl Store {
 
     /// Writes what was queued behind a write of `id`, batch after batch,
     /// until nothing more is.
-    async fn drain_patches(self, id: SessionId, mut patch: Patch, mut senders: Vec<coalesce::Sender>) {
+    async fn drain_patches(self, id: SessionKey, mut patch: Patch, mut senders: Vec<coalesce::Sender>) {
         // If this task dies (a panic, a runtime shutting down), the waiters
         // queued later are answered and the session freed for the next.
         let mut abandoned = AbandonedQueue { store: &self, id: &id, armed: true };
@@ -684,7 +684,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    pub async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             self.remember_moved(old);
             let outcome = self.cache_call(cache, "moving a session", cache.rotate(old, expected_version, record)).await;
@@ -717,7 +717,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn delete(&self, id: &SessionId) -> Result<bool> {
+    pub async fn delete(&self, id: &SessionKey) -> Result<bool> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             return self.cache_call(cache, "deleting a session", cache.delete(id)).await;
         }
@@ -734,7 +734,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+    pub async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         let ids = self.db()?.delete_by_user(user_id).await?;
         for id in &ids {
             self.cache_after_delete(id).await;
@@ -749,7 +749,7 @@ impl Store {
     /// # Errors
     ///
     /// The database tier's error when the device cannot be written.
-    pub async fn record_device(&self, id: &SessionId, device: Device, throttle: Duration) -> Result<()> {
+    pub async fn record_device(&self, id: &SessionKey, device: Device, throttle: Duration) -> Result<()> {
         let Some(database) = self.database() else { return Ok(()) };
         {
             let mut seen = self.inner.devices.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -781,7 +781,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn device(&self, id: &SessionId) -> Result<Device> {
+    pub async fn device(&self, id: &SessionKey) -> Result<Device> {
         self.db()?.device(id).await
     }
 
@@ -808,7 +808,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn limit_user_sessions(&self, user_id: &str, keep: &SessionId, limit: u32) -> Result<Vec<SessionId>> {
+    pub async fn limit_user_sessions(&self, user_id: &str, keep: &SessionKey, limit: u32) -> Result<Vec<SessionKey>> {
         let ids = self
             .db()?
             .delete_user_sessions_beyond(user_id, keep, limit.saturating_sub(1), crate::record::now())
@@ -828,7 +828,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+    pub async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         let ids = self.db()?.delete_by_user_except(user_id, keep).await?;
         for id in &ids {
             self.cache_after_delete(id).await;
@@ -867,7 +867,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    pub async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         let expired = self.db()?.expire(ids, now).await?;
         for id in &expired {
             self.cache_after_delete(id).await;
@@ -883,7 +883,7 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
-    pub async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    pub async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         let expired = self.db()?.expire_by_user(user_id, now).await?;
         for id in &expired {
             self.cache_after_delete(id).await;
@@ -924,7 +924,7 @@ impl Store {
 /// response does not wait for them.
 struct QueuedPatches<'a> {
     store: &'a Store,
-    id: &'a SessionId,
+    id: &'a SessionKey,
 }
 
 impl Drop for QueuedPatches<'_> {
@@ -946,7 +946,7 @@ impl Drop for QueuedPatches<'_> {
 /// Frees a session's patch queue when the task draining it ends early.
 struct AbandonedQueue<'a> {
     store: &'a Store,
-    id: &'a SessionId,
+    id: &'a SessionKey,
     armed: bool,
 }
 

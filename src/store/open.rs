@@ -173,7 +173,9 @@ async fn check_schema(database: Arc<dyn DatabaseTier>, open_as: OpenAs) -> Resul
     let status = database.schema_status().await?;
     match open_as {
         _ if status.is_current() => {}
-        OpenAs::App => database.migrate().await?,
+        OpenAs::App => {
+            super::upgrade(database.as_ref(), &status, |_| {}).await?;
+        }
         OpenAs::Admin => return Err(status.behind_error()),
     }
     Ok(database)

@@ -108,14 +108,14 @@ impl Patch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::SessionId;
+    use crate::id::SessionKey;
     use serde_json::json;
 
     #[test]
     fn apply_sets_removes_and_bumps_without_touching_other_keys() {
         let now = record::now();
         let mut r = Record {
-            id: SessionId::generate(),
+            id: SessionKey::generate().1,
             user_id: None,
             data: json!({"a": 1, "b": 2, "c": 3}).as_object().cloned().unwrap(),
             created_at: now,

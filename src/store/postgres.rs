@@ -19,7 +19,7 @@ use super::{
     ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::{self, Record};
 
 const BACKEND: &str = "postgres";
@@ -67,6 +67,24 @@ pub struct PostgresDatabase {
 }
 
 impl PostgresDatabase {
+    /// Whether sessions may be left under their id (migration 5 applied,
+    /// its rows not all moved yet).
+    async fn ids_to_move(&self) -> Result<bool> {
+        let read = async {
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass('session_ids_hashed') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+            if !exists {
+                return Ok(false);
+            }
+            let done: Option<bool> = sqlx::query_scalar("SELECT done FROM session_ids_hashed WHERE singleton = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(done == Some(false))
+        };
+        read.await.map_err(Error::db(BACKEND, "reading the schema version"))
+    }
+
     /// Connects to the database a `postgres://` URL names.
     ///
     /// # Errors
@@ -300,7 +318,50 @@ impl DatabaseTier for PostgresDatabase {
                 .await
         };
         let applied = read.await.map_err(Error::db(BACKEND, "reading the schema version"))?;
-        super::migrations::status(BACKEND, super::migrations::POSTGRES_STEPS, &applied)
+        let ids_to_move = self.ids_to_move().await?;
+        super::migrations::status(BACKEND, super::migrations::POSTGRES_STEPS, &applied, ids_to_move)
+    }
+
+    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
+        const OP: &str = "moving sessions to their keys";
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        let (moves, next) = super::migrations::keys_to_move(&ids, limit);
+        if moves.is_empty() {
+            return Ok((next, 0));
+        }
+        let (old, keys): (Vec<String>, Vec<String>) = moves.into_iter().unzip();
+        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        // A row already under the key (an app that hashes wrote it
+        // meanwhile) is the newer one: the row under the id goes.
+        sqlx::query(
+            "UPDATE sessions AS s SET id = m.key FROM unnest($1::text[], $2::text[]) AS m(id, key) \
+             WHERE s.id = m.id AND NOT EXISTS (SELECT 1 FROM sessions AS t WHERE t.id = m.key)",
+        )
+        .bind(&old)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("DELETE FROM sessions WHERE id = ANY($1::text[])")
+            .bind(&old)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok((next, old.len() as u64))
+    }
+
+    async fn mark_moved_to_keys(&self) -> Result<()> {
+        sqlx::query("UPDATE session_ids_hashed SET done = true")
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "moving sessions to their keys"))?;
+        Ok(())
     }
 
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {
@@ -338,7 +399,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+    async fn load(&self, id: &SessionKey) -> Result<Option<Record>> {
         let row = sqlx::query(
             "SELECT id, data::text AS data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = $1",
         )
@@ -379,7 +440,7 @@ impl DatabaseTier for PostgresDatabase {
         })
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
+    async fn patch(&self, id: &SessionKey, patch: &Patch) -> Result<Option<i64>> {
         const OP: &str = "saving a session";
         // The row lock makes concurrent patches queue: each one sees the
         // row as the one before left it, so none loses another's keys.
@@ -450,7 +511,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(())
     }
 
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
         if let Some(user_id) = &record.user_id {
@@ -481,7 +542,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(RotateOutcome::Rotated)
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool> {
+    async fn delete(&self, id: &SessionKey) -> Result<bool> {
         let result = sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.as_str())
             .execute(&self.pool)
@@ -490,7 +551,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         const OP: &str = "deleting a user's sessions";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
         lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
@@ -503,7 +564,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(ids))
     }
 
-    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool> {
+    async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool> {
         let result =
             sqlx::query("UPDATE sessions SET last_seen_at = $1, client_ip = $2, user_agent = $3 WHERE id = $4")
                 .bind(device.last_seen_at)
@@ -516,7 +577,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn device(&self, id: &SessionId) -> Result<Device> {
+    async fn device(&self, id: &SessionKey) -> Result<Device> {
         let row: Option<(Option<DateTime<Utc>>, Option<String>, Option<String>)> =
             sqlx::query_as("SELECT last_seen_at, client_ip, user_agent FROM sessions WHERE id = $1")
                 .bind(id.as_str())
@@ -526,8 +587,8 @@ impl DatabaseTier for PostgresDatabase {
         Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
     }
 
-    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
-        let ids: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
+        let ids: Vec<&str> = ids.iter().map(SessionKey::as_str).collect();
         let rows: Vec<(String, Option<DateTime<Utc>>, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id = ANY($1)
                  AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)",
@@ -539,7 +600,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
-                Some((SessionId::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
+                Some((SessionKey::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
             })
             .collect())
     }
@@ -568,7 +629,7 @@ impl DatabaseTier for PostgresDatabase {
         rows.into_iter()
             .map(|(id, created_at, updated_at, expires_at, seen, client_ip, user_agent)| {
                 Ok(SessionSummary {
-                    id: SessionId::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
+                    id: SessionKey::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
                     created_at: record::truncate_millis(created_at),
                     updated_at: record::truncate_millis(updated_at),
                     expires_at: record::truncate_millis(expires_at),
@@ -581,10 +642,10 @@ impl DatabaseTier for PostgresDatabase {
     async fn delete_user_sessions_beyond(
         &self,
         user_id: &str,
-        keep: &SessionId,
+        keep: &SessionKey,
         newest: u32,
         now: DateTime<Utc>,
-    ) -> Result<Vec<SessionId>> {
+    ) -> Result<Vec<SessionKey>> {
         const OP: &str = "limiting a user's sessions";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
         lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
@@ -605,7 +666,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(ids))
     }
 
-    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         const OP: &str = "deleting a user's other sessions";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
         lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
@@ -645,7 +706,7 @@ impl DatabaseTier for PostgresDatabase {
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&SessionKey>,
         limit: u32,
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
@@ -671,7 +732,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
         let expired: Vec<String> = sqlx::query_scalar(
             "UPDATE sessions SET expires_at = least(expires_at, $1), updated_at = $1, version = version + 1
@@ -685,7 +746,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(expired))
     }
 
-    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "UPDATE sessions SET expires_at = $1, updated_at = $1, version = version + 1
              WHERE user_id = $2 AND expires_at > $1 RETURNING id",
@@ -698,7 +759,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(parse_ids(ids))
     }
 
-    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+    async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
         let found: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id = ANY($1)")
             .bind(&ids)

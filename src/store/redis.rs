@@ -26,7 +26,7 @@ use redis::{AsyncCommands as _, Script};
 
 use super::{CacheLookup, CacheTier, Patch, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::{self, Record};
 
 const BACKEND: &str = "redis";
@@ -281,7 +281,7 @@ impl RedisCache {
     }
 
     /// The key a session is stored under.
-    pub fn key(&self, id: &SessionId) -> String {
+    pub fn key(&self, id: &SessionKey) -> String {
         format!("{}{}", self.prefix, id)
     }
 
@@ -303,7 +303,7 @@ impl RedisCache {
 
     /// Reads an entry left in the string format of earlier releases, and
     /// rewrites it as a hash (unless something newer got there first).
-    async fn read_old_format(&self, id: &SessionId) -> Result<CacheLookup> {
+    async fn read_old_format(&self, id: &SessionKey) -> Result<CacheLookup> {
         let value: Option<Vec<u8>> =
             self.connection().get(self.key(id)).await.map_err(cache_error("reading a session"))?;
         let lookup = match value {
@@ -407,7 +407,7 @@ fn patch_fields(patch: &Patch) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 }
 
 /// Decodes an entry's fields (as HGETALL returns them, flat).
-fn decode_fields(id: &SessionId, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
+fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
     if flat.is_empty() {
         return Ok(CacheLookup::Miss);
     }
@@ -466,7 +466,7 @@ impl CacheTier for RedisCache {
         BACKEND
     }
 
-    async fn get(&self, id: &SessionId) -> Result<CacheLookup> {
+    async fn get(&self, id: &SessionKey) -> Result<CacheLookup> {
         let fields: std::result::Result<Vec<Vec<u8>>, redis::RedisError> =
             redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut self.connection()).await;
         match fields {
@@ -493,7 +493,7 @@ impl CacheTier for RedisCache {
         Ok(stored == 1)
     }
 
-    async fn put_patched(&self, id: &SessionId, patch: &Patch, version: i64) -> Result<bool> {
+    async fn put_patched(&self, id: &SessionKey, patch: &Patch, version: i64) -> Result<bool> {
         let (removed, items) = patch_fields(patch);
         let applied: i64 = self
             .put_patched
@@ -510,7 +510,7 @@ impl CacheTier for RedisCache {
         Ok(applied == 1)
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {
+    async fn patch(&self, id: &SessionKey, patch: &Patch, bump: bool) -> Result<Option<i64>> {
         let (removed, items) = patch_fields(patch);
         let version: i64 = self
             .patch
@@ -528,7 +528,7 @@ impl CacheTier for RedisCache {
         Ok((version >= 0).then_some(version))
     }
 
-    async fn evict(&self, ids: &[SessionId]) -> Result<()> {
+    async fn evict(&self, ids: &[SessionKey]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -537,7 +537,7 @@ impl CacheTier for RedisCache {
         Ok(())
     }
 
-    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()> {
+    async fn tombstone(&self, id: &SessionKey, ttl: Duration, reason: Tombstone) -> Result<()> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let _: i64 = self
             .tombstone
@@ -574,7 +574,7 @@ impl CacheTier for RedisCache {
         })
     }
 
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         let outcome: i64 = self
             .rotate
             .key(self.key(old))
@@ -594,7 +594,7 @@ impl CacheTier for RedisCache {
         })
     }
 
-    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionId>)> {
+    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionKey>)> {
         let mut connection = self.connection();
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -614,11 +614,11 @@ impl CacheTier for RedisCache {
         }
         let live: Vec<String> =
             live.invoke_async(&mut connection).await.map_err(cache_error("listing cached sessions"))?;
-        let ids = live.iter().filter_map(|key| SessionId::parse(key.strip_prefix(&self.prefix)?).ok()).collect();
+        let ids = live.iter().filter_map(|key| SessionKey::parse(key.strip_prefix(&self.prefix)?).ok()).collect();
         Ok((next, ids))
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool> {
+    async fn delete(&self, id: &SessionKey) -> Result<bool> {
         let deleted: i64 = self.connection().del(self.key(id)).await.map_err(cache_error("deleting a session"))?;
         Ok(deleted > 0)
     }

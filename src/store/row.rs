@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::{self, Record};
 
 /// A database row in the shape both SQL backends produce, before checks.
@@ -22,7 +22,7 @@ impl RawRow {
     /// corrupt session, never a panic.
     pub(crate) fn into_record(self) -> Result<Record> {
         let id =
-            SessionId::parse(&self.id).map_err(|e| Error::Corrupt { id: self.id.clone(), reason: e.to_string() })?;
+            SessionKey::parse(&self.id).map_err(|e| Error::Corrupt { id: self.id.clone(), reason: e.to_string() })?;
         let data = record::decode_data(&self.id, &self.data)?;
         Ok(Record {
             id,
@@ -38,6 +38,6 @@ impl RawRow {
 
 /// Parses ids returned by a DELETE … RETURNING, skipping any that are not
 /// valid ids (they cannot be in the cache either).
-pub(crate) fn parse_ids(ids: Vec<String>) -> Vec<SessionId> {
-    ids.into_iter().filter_map(|id| SessionId::parse(&id).ok()).collect()
+pub(crate) fn parse_ids(ids: Vec<String>) -> Vec<SessionKey> {
+    ids.into_iter().filter_map(|id| SessionKey::parse(&id).ok()).collect()
 }

@@ -23,7 +23,7 @@ use super::{
     ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
-use crate::id::{SessionId, id_fraction};
+use crate::id::{SessionKey, key_fraction};
 use crate::record::{self, Record};
 
 const BACKEND: &str = "sqlite";
@@ -195,6 +195,26 @@ async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
 const PURGE_CACHE_KIB: i64 = 16 * 1024;
 
 impl SqliteDatabase {
+    /// Whether sessions may be left under their id (migration 6 applied,
+    /// its rows not all moved yet).
+    async fn ids_to_move(&self) -> Result<bool> {
+        let read = async {
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_ids_hashed'",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            if exists == 0 {
+                return Ok(false);
+            }
+            let done: Option<bool> = sqlx::query_scalar("SELECT done FROM session_ids_hashed WHERE singleton = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(done == Some(false))
+        };
+        read.await.map_err(Error::db(BACKEND, "reading the schema version"))
+    }
+
     /// Opens (creating if missing) the database a `sqlite:` URL names.
     ///
     /// # Errors
@@ -485,7 +505,44 @@ impl DatabaseTier for SqliteDatabase {
                 .await
         };
         let applied = read.await.map_err(Error::db(BACKEND, "reading the schema version"))?;
-        super::migrations::status(BACKEND, super::migrations::SQLITE_STEPS, &applied)
+        let ids_to_move = self.ids_to_move().await?;
+        super::migrations::status(BACKEND, super::migrations::SQLITE_STEPS, &applied, ids_to_move)
+    }
+
+    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
+        const OP: &str = "moving sessions to their keys";
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        let (moves, next) = super::migrations::keys_to_move(&ids, limit);
+        if moves.is_empty() {
+            return Ok((next, 0));
+        }
+        // The ids must not stay readable in the file's free space: this
+        // connection zeroes what it deletes while it moves them.
+        let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
+        let moved = move_rows(&mut connection, &moves).await;
+        let reset = sqlx::query("PRAGMA secure_delete = OFF").execute(&mut *connection).await;
+        moved?;
+        reset.map_err(Error::db(BACKEND, OP))?;
+        Ok((next, moves.len() as u64))
+    }
+
+    async fn mark_moved_to_keys(&self) -> Result<()> {
+        const OP: &str = "moving sessions to their keys";
+        sqlx::query("UPDATE session_ids_hashed SET done = 1")
+            .execute(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        // The WAL still holds the pages as they were before each batch:
+        // copy the moved pages into the file and empty it (best effort: a
+        // reader in the middle of a long read keeps it for now).
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(Error::db(BACKEND, OP))?;
+        Ok(())
     }
 
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {
@@ -523,7 +580,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+    async fn load(&self, id: &SessionKey) -> Result<Option<Record>> {
         let row = sqlx::query(LOAD_SQL)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
@@ -551,7 +608,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(if exists.is_some() { UpdateOutcome::Conflict } else { UpdateOutcome::Missing })
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
+    async fn patch(&self, id: &SessionKey, patch: &Patch) -> Result<Option<i64>> {
         const OP: &str = "saving a session";
         // Read, apply and write under the write lock (`BEGIN IMMEDIATE`):
         // concurrent patches queue on it, so none loses another's keys.
@@ -612,7 +669,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(())
     }
 
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
         let deleted = sqlx::query("DELETE FROM sessions WHERE id = ? AND version = ?")
@@ -640,7 +697,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(RotateOutcome::Rotated)
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool> {
+    async fn delete(&self, id: &SessionKey) -> Result<bool> {
         let result = sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(id.as_str())
             .execute(&self.pool)
@@ -649,7 +706,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(result.rows_affected() > 0)
     }
 
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> =
             sqlx::query_scalar(concat!("DELETE FROM sessions WHERE ", user_ids!("?"), " RETURNING id"))
                 .bind(user_id)
@@ -659,7 +716,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(parse_ids(ids))
     }
 
-    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool> {
+    async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool> {
         let result = sqlx::query("UPDATE sessions SET last_seen_at = ?, client_ip = ?, user_agent = ? WHERE id = ?")
             .bind(device.last_seen_at.map(ms))
             .bind(device.client_ip.as_deref())
@@ -671,7 +728,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn device(&self, id: &SessionId) -> Result<Device> {
+    async fn device(&self, id: &SessionKey) -> Result<Device> {
         let row: Option<(Option<i64>, Option<String>, Option<String>)> =
             sqlx::query_as("SELECT last_seen_at, client_ip, user_agent FROM sessions WHERE id = ?")
                 .bind(id.as_str())
@@ -681,7 +738,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
     }
 
-    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -697,7 +754,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
-                Some((SessionId::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
+                Some((SessionKey::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
             })
             .collect())
     }
@@ -722,7 +779,7 @@ impl DatabaseTier for SqliteDatabase {
                         .ok_or_else(|| Error::Corrupt { id: id.clone(), reason: format!("time {ms} is out of range") })
                 };
                 Ok(SessionSummary {
-                    id: SessionId::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
+                    id: SessionKey::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
                     created_at: time(created)?,
                     updated_at: time(updated)?,
                     expires_at: time(expires)?,
@@ -735,10 +792,10 @@ impl DatabaseTier for SqliteDatabase {
     async fn delete_user_sessions_beyond(
         &self,
         user_id: &str,
-        keep: &SessionId,
+        keep: &SessionKey,
         newest: u32,
         now: DateTime<Utc>,
-    ) -> Result<Vec<SessionId>> {
+    ) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> = sqlx::query_scalar(concat!(
             "DELETE FROM sessions WHERE ",
             user_ids!("?1"),
@@ -757,7 +814,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(parse_ids(ids))
     }
 
-    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> = sqlx::query_scalar(concat!(
             "DELETE FROM sessions WHERE ",
             user_ids!("?1"),
@@ -793,7 +850,7 @@ impl DatabaseTier for SqliteDatabase {
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&SessionKey>,
         limit: u32,
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
@@ -819,7 +876,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         let mut expired = Vec::new();
         for id in ids {
             let row = sqlx::query(
@@ -838,7 +895,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(expired)
     }
 
-    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> = sqlx::query_scalar(concat!(
             "UPDATE sessions SET expires_at = ?1, updated_at = ?1, version = version + 1 WHERE ",
             user_ids!("?2"),
@@ -852,7 +909,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(parse_ids(ids))
     }
 
-    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+    async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -1042,7 +1099,7 @@ async fn purge_batch(
         let none_expired = upper.is_some() && expired == 0;
         (upper, ids.filter(|_| sparse), none_expired)
     };
-    let progress = upper.as_deref().map_or(1.0, id_fraction);
+    let progress = upper.as_deref().map_or(1.0, key_fraction);
     if none_expired {
         let write_lock = Duration::ZERO;
         return Ok(PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: upper, progress, write_lock });
@@ -1084,4 +1141,26 @@ async fn purge_batch(
     let write_lock = locked_at.elapsed();
     *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
     Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
+}
+
+/// Moves rows from their id to their key in one write transaction.
+async fn move_rows(connection: &mut SqliteConnection, moves: &[(String, String)]) -> Result<()> {
+    const OP: &str = "moving sessions to their keys";
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+    for (id, key) in moves {
+        // A row already under the key (an app that hashes wrote it
+        // meanwhile) is the newer one: the row under the id goes.
+        sqlx::query("UPDATE OR IGNORE sessions SET id = ? WHERE id = ?")
+            .bind(key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+    }
+    tx.commit().await.map_err(Error::db(BACKEND, OP))
 }

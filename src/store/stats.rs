@@ -1,8 +1,9 @@
 //! Table-wide figures for `sessionctl stats`, exact or from a sample.
 //!
-//! Ids are uniformly random, so a run of rows in id order is a random
-//! sample of the table, and how much of the id space the run covers
-//! (`id_fraction` in `src/id.rs`) is the share of the table it is. A large
+//! Stored keys are digests, uniform over their alphabet, so a run of rows
+//! in key order is a random sample of the table, and how much of the key
+//! space the run covers
+//! (`key_fraction` in `src/id.rs`) is the share of the table it is. A large
 //! table's counts and distributions are estimated from 16 such runs, started
 //! at evenly spaced points of the id space (so a region a stopped purge has
 //! just cleaned stands for its own share only; ~0.1 s on ten million rows);
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::DatabaseTier;
 use crate::error::Result;
-use crate::id::{id_at_fraction, id_fraction};
+use crate::id::{key_at_fraction, key_fraction};
 
 /// One row's share of the figures, as [`DatabaseTier::stats_rows`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +183,7 @@ pub(crate) async fn compute(
             progress(1.0);
             return Ok(tally.finish(with_user, None));
         }
-        // Ids below `0` (a leading `-`) were not generated here and sit
+        // Keys below `0` (a leading `-`) were not made here and sit
         // outside the space the sample spreads over.
         if head.first().is_some_and(|row| row.id.as_str() >= "0") {
             if let Some(tally) = sample(database, now, sample_rows).await? {
@@ -199,7 +200,7 @@ pub(crate) async fn compute(
         rows.iter().for_each(|row| tally.add(row, now));
         match rows.last() {
             Some(last) if rows.len() == PAGE_ROWS as usize => {
-                progress(id_fraction(&last.id));
+                progress(key_fraction(&last.id));
                 after = Some(last.id.clone());
             }
             _ => break,
@@ -230,9 +231,9 @@ async fn sample(database: &dyn DatabaseTier, now: DateTime<Utc>, sample_rows: u3
     let (mut lowest, mut highest) = (f64::INFINITY, 0.0_f64);
     for segment in 0..SEGMENTS {
         let start = f64::from(segment) * width;
-        let rows = database.stats_rows(Some(&id_at_fraction(start)), per_segment).await?;
+        let rows = database.stats_rows(Some(&key_at_fraction(start)), per_segment).await?;
         let end = match rows.last() {
-            Some(last) if rows.len() == per_segment as usize => id_fraction(&last.id),
+            Some(last) if rows.len() == per_segment as usize => key_fraction(&last.id),
             _ => 1.0,
         };
         let span = end - start;

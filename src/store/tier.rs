@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Patch, SchemaStatus, StatsRow};
 use crate::error::Result;
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::Record;
 
 /// Result of a versioned update.
@@ -71,7 +71,7 @@ pub struct ScanCursor {
     /// The last record's expiry.
     pub expires_at: DateTime<Utc>,
     /// The last record's id.
-    pub id: SessionId,
+    pub id: SessionKey,
 }
 
 impl ScanCursor {
@@ -85,7 +85,7 @@ impl ScanCursor {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PurgeBatch {
     /// Ids deleted by this batch, when asked for (to drop them from a cache).
-    pub deleted: Vec<SessionId>,
+    pub deleted: Vec<SessionKey>,
     /// How many rows this batch deleted.
     pub deleted_count: u64,
     /// Where the next batch starts (an opaque cursor); `None` once the whole
@@ -109,6 +109,24 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// Creates or upgrades the schema.
     async fn migrate(&self) -> Result<()>;
 
+    /// Moves sessions stored under their id (written before ids were
+    /// hashed; see [`SessionKey`]) to their key: walks at most `limit`
+    /// rows in key order after `after`, and returns the last row walked
+    /// (`None` once the walk is at the end) and how many it moved. One
+    /// transaction per call. Driven by [`move_to_keys`](super::move_to_keys).
+    /// A tier that never stored ids has nothing to move (the default).
+    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
+        let _ = (after, limit);
+        Ok((None, 0))
+    }
+
+    /// Records that no session is left under its id, so
+    /// [`schema_status`](Self::schema_status) stops listing
+    /// [`MOVE_TO_KEYS`](super::MOVE_TO_KEYS).
+    async fn mark_moved_to_keys(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// How the schema compares with the migrations this build carries.
     /// Reads only, so a read-only role can ask.
     async fn schema_status(&self) -> Result<SchemaStatus>;
@@ -126,7 +144,7 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     async fn insert_if_absent(&self, record: &Record) -> Result<bool>;
 
     /// The stored record, expired or not.
-    async fn load(&self, id: &SessionId) -> Result<Option<Record>>;
+    async fn load(&self, id: &SessionKey) -> Result<Option<Record>>;
 
     /// Writes `record` (whose `version` is the new version) if the stored
     /// version is `expected_version`.
@@ -138,7 +156,7 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// session queue on the row, so none loses another's keys. Only the
     /// version comes back: sending the whole record back on every write
     /// cost PostgreSQL a third of the write.
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>>;
+    async fn patch(&self, id: &SessionKey, patch: &Patch) -> Result<Option<i64>>;
 
     /// Writes `record` whatever is stored, inserting it if absent (import
     /// with `--replace`, admin edits).
@@ -146,13 +164,13 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
 
     /// Atomically deletes `old` (if its version is `expected_version`) and
     /// inserts `record` under its new id.
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
 
     /// Deletes one session. Returns whether it existed.
-    async fn delete(&self, id: &SessionId) -> Result<bool>;
+    async fn delete(&self, id: &SessionKey) -> Result<bool>;
 
     /// Deletes every session of a user; returns their ids.
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>>;
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>>;
 
     /// Deletes every session of a user but `keep` ("log out my other
     /// devices"), in one statement, and only while `keep` is still one of
@@ -160,18 +178,18 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// back): a session the user creates meanwhile is either deleted with
     /// the others or kept, never half, and one moving to a new id meanwhile
     /// is deleted. Returns the ids deleted.
-    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>>;
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>>;
 
     /// Records the device behind a session (no version bump: metadata, not
     /// data); false when the session is gone.
-    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool>;
+    async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool>;
 
     /// The device recorded for a session (empty when none was).
-    async fn device(&self, id: &SessionId) -> Result<Device>;
+    async fn device(&self, id: &SessionKey) -> Result<Device>;
 
     /// The recorded devices of these sessions (those with none are left
     /// out): what export writes beside each page.
-    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>>;
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>>;
 
     /// The user's live sessions, most recently written first (at most
     /// `limit`), without their data: what an "active sessions" page lists.
@@ -184,10 +202,10 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     async fn delete_user_sessions_beyond(
         &self,
         user_id: &str,
-        keep: &SessionId,
+        keep: &SessionKey,
         newest: u32,
         now: DateTime<Utc>,
-    ) -> Result<Vec<SessionId>>;
+    ) -> Result<Vec<SessionKey>>;
 
     /// Up to `limit` sessions matching `filter`, ordered by expiry then id,
     /// after the cursor (keyset pagination: constant memory over any table
@@ -207,7 +225,7 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&SessionKey>,
         limit: u32,
     ) -> Result<Vec<Record>>;
 
@@ -220,13 +238,13 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
 
     /// Sets the expiry of these sessions to `now` (bumping their version);
     /// returns the ids that existed.
-    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>>;
+    async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>>;
 
     /// Expires every live session of a user now; returns their ids.
-    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>>;
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>>;
 
     /// Which of these ids exist.
-    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>>;
+    async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>>;
 
     /// Up to `limit` rows' sizes, expiries and whether they have a user, in
     /// id order after `after` (`None` to start): what
@@ -330,7 +348,7 @@ impl AppCache {
 #[non_exhaustive]
 pub struct SessionSummary {
     /// The session id.
-    pub id: SessionId,
+    pub id: SessionKey,
     /// When it was created (the login, for a session given a user then).
     pub created_at: DateTime<Utc>,
     /// When it was last written.
@@ -464,7 +482,7 @@ pub trait CacheTier: Send + Sync + fmt::Debug {
     /// `redis`, `memory`: for messages and metrics.
     fn backend(&self) -> &'static str;
     /// What is cached for the id.
-    async fn get(&self, id: &SessionId) -> Result<CacheLookup>;
+    async fn get(&self, id: &SessionKey) -> Result<CacheLookup>;
     /// Refill after a database read: stores only into an empty slot, so it
     /// never replaces a newer write or a tombstone.
     async fn fill(&self, record: &Record) -> Result<()>;
@@ -472,10 +490,10 @@ pub trait CacheTier: Send + Sync + fmt::Debug {
     /// version or a tombstone is cached. Returns false when refused.
     async fn put(&self, record: &Record) -> Result<bool>;
     /// Drops entries (possibly stale ones; absent is fine).
-    async fn evict(&self, ids: &[SessionId]) -> Result<()>;
+    async fn evict(&self, ids: &[SessionKey]) -> Result<()>;
     /// Marks the id deleted (or moved) for `ttl`, so an in-flight refill
     /// cannot bring the session back.
-    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()>;
+    async fn tombstone(&self, id: &SessionKey, ttl: Duration, reason: Tombstone) -> Result<()>;
     /// Applies key-level changes atomically to a live cached entry; with
     /// `bump` the version moves on (cache-only mode), without it the entry
     /// keeps the database's version and the changed keys are marked as
@@ -484,22 +502,22 @@ pub trait CacheTier: Send + Sync + fmt::Debug {
     /// created). Only the version comes back, not the whole entry: a
     /// session hammered by many writers would otherwise send its growing
     /// record back on every write.
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>>;
+    async fn patch(&self, id: &SessionKey, patch: &Patch, bump: bool) -> Result<Option<i64>>;
     /// After a database patch brought the session `id` to `version`: when
     /// the cached entry is the version just before, applies `patch` to it
     /// (keeping what quick writes put there, unmarking the keys the patch
     /// persisted) and returns true. An older entry is evicted (the next
     /// read refills it); a newer one, a tombstone or none is left alone.
-    async fn put_patched(&self, id: &SessionId, patch: &Patch, version: i64) -> Result<bool>;
+    async fn put_patched(&self, id: &SessionKey, patch: &Patch, version: i64) -> Result<bool>;
     /// Cache-only mode: insert unless the id exists.
     async fn create(&self, record: &Record) -> Result<bool>;
     /// Cache-only mode: write if the cached version is `expected_version`.
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome>;
     /// Cache-only mode: move to a new id if the version matches.
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
     /// Cache-only mode: delete; returns whether it existed.
-    async fn delete(&self, id: &SessionId) -> Result<bool>;
+    async fn delete(&self, id: &SessionKey) -> Result<bool>;
     /// One page of the ids of live cached sessions (tombstones excluded),
     /// for statistics: start at cursor 0; a returned cursor of 0 means done.
-    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionId>)>;
+    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionKey>)>;
 }

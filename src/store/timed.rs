@@ -23,7 +23,7 @@ use super::{
     ScanCursor, SchemaStatus, SessionSummary, StatsRow, UpdateOutcome,
 };
 use crate::error::{Error, Result};
-use crate::id::SessionId;
+use crate::id::SessionKey;
 use crate::record::Record;
 
 /// Default bound on one database call (connect, pool acquire, statement).
@@ -92,6 +92,14 @@ impl DatabaseTier for TimedDatabase {
         self.call("reading the schema version", self.inner.schema_status()).await
     }
 
+    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
+        self.call("moving sessions to their keys", self.inner.move_to_keys_batch(after, limit)).await
+    }
+
+    async fn mark_moved_to_keys(&self) -> Result<()> {
+        self.call("moving sessions to their keys", self.inner.mark_moved_to_keys()).await
+    }
+
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {
         self.call("reading the apps' cache tier", self.inner.recorded_cache()).await
     }
@@ -104,7 +112,7 @@ impl DatabaseTier for TimedDatabase {
         &self,
         filter: &Filter,
         now: DateTime<Utc>,
-        after: Option<&SessionId>,
+        after: Option<&SessionKey>,
         limit: u32,
     ) -> Result<Vec<Record>> {
         self.call("listing sessions", self.inner.scan_by_id(filter, now, after, limit)).await
@@ -119,7 +127,7 @@ impl DatabaseTier for TimedDatabase {
         self.call("creating a session", self.inner.insert_if_absent(record)).await
     }
 
-    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+    async fn load(&self, id: &SessionKey) -> Result<Option<Record>> {
         self.call("loading a session", self.inner.load(id)).await
     }
 
@@ -127,7 +135,7 @@ impl DatabaseTier for TimedDatabase {
         self.call("saving a session", self.inner.update(record, expected_version)).await
     }
 
-    async fn patch(&self, id: &SessionId, patch: &Patch) -> Result<Option<i64>> {
+    async fn patch(&self, id: &SessionKey, patch: &Patch) -> Result<Option<i64>> {
         self.call("saving a session", self.inner.patch(id, patch)).await
     }
 
@@ -135,27 +143,27 @@ impl DatabaseTier for TimedDatabase {
         self.call("writing a session", self.inner.upsert(record)).await
     }
 
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         self.call("moving a session to a new id", self.inner.rotate(old, expected_version, record)).await
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool> {
+    async fn delete(&self, id: &SessionKey) -> Result<bool> {
         self.call("deleting a session", self.inner.delete(id)).await
     }
 
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionId>> {
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
     }
 
-    async fn touch(&self, id: &SessionId, device: &Device) -> Result<bool> {
+    async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool> {
         self.call("recording a device", self.inner.touch(id, device)).await
     }
 
-    async fn device(&self, id: &SessionId) -> Result<Device> {
+    async fn device(&self, id: &SessionKey) -> Result<Device> {
         self.call("reading a device", self.inner.device(id)).await
     }
 
-    async fn devices(&self, ids: &[SessionId]) -> Result<Vec<(SessionId, Device)>> {
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
         self.call("reading devices", self.inner.devices(ids)).await
     }
 
@@ -166,15 +174,15 @@ impl DatabaseTier for TimedDatabase {
     async fn delete_user_sessions_beyond(
         &self,
         user_id: &str,
-        keep: &SessionId,
+        keep: &SessionKey,
         newest: u32,
         now: DateTime<Utc>,
-    ) -> Result<Vec<SessionId>> {
+    ) -> Result<Vec<SessionKey>> {
         self.call("limiting a user's sessions", self.inner.delete_user_sessions_beyond(user_id, keep, newest, now))
             .await
     }
 
-    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionId) -> Result<Vec<SessionId>> {
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         self.call("deleting a user's other sessions", self.inner.delete_by_user_except(user_id, keep)).await
     }
 
@@ -188,15 +196,15 @@ impl DatabaseTier for TimedDatabase {
         self.call("listing sessions", self.inner.scan(filter, now, after, limit)).await
     }
 
-    async fn expire(&self, ids: &[SessionId], now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         self.call("expiring sessions", self.inner.expire(ids, now)).await
     }
 
-    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionId>> {
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
         self.call("expiring a user's sessions", self.inner.expire_by_user(user_id, now)).await
     }
 
-    async fn existing(&self, ids: &[SessionId]) -> Result<Vec<SessionId>> {
+    async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
         self.call("checking sessions", self.inner.existing(ids)).await
     }
 

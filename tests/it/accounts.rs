@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::json;
 use sessionctl::record::now;
-use sessionctl::{Record, Session, SessionId};
+use sessionctl::{Record, Session, SessionKey};
 
 use crate::cli::{Run, record};
 use crate::harness::{self, TestDb};
@@ -14,7 +14,7 @@ use crate::harness::{self, TestDb};
 /// A handler's session for the stored `record` (its cookie, as the browser sends it).
 fn session_of(db: &TestDb, record: &Record) -> Session {
     let config = Arc::new(harness::config());
-    let cookie = config.codec().encode_reference(&record.id, record.expires_at);
+    let cookie = config.codec().encode_reference(&harness::id_of(&record.id), record.expires_at);
     Session::new(db.store.clone(), config, Some(&cookie))
 }
 
@@ -89,7 +89,7 @@ async fn logins_racing_a_logout_of_other_devices(db: TestDb) {
         })
         .collect();
     let revoked = session.revoke_other_sessions().await.unwrap();
-    let mut ids: Vec<SessionId> = Vec::new();
+    let mut ids: Vec<SessionKey> = Vec::new();
     for login in logins {
         ids.push(login.await.unwrap());
     }
@@ -137,9 +137,9 @@ async fn revoke_except_from_the_cli() {
     // An expired session is nothing to keep; an id starting with `-` and a
     // cookie name the session to keep as well as an id.
     let mut gone = record(Some("fay"), Duration::hours(-1), json!({}));
-    gone.id = SessionId::parse("-expired0123456789abcdef").unwrap();
+    gone.id = SessionKey::parse("-expired0123456789abcdef01234567").unwrap();
     let mut dash = record(Some("fay"), Duration::hours(1), json!({}));
-    dash.id = SessionId::parse("-dash0123456789abcdefghi").unwrap();
+    dash.id = SessionKey::parse("-dash0123456789abcdefghijklmnopq").unwrap();
     let other = record(Some("fay"), Duration::hours(1), json!({}));
     for r in [&gone, &dash, &other] {
         assert!(db.store.create(r).await.unwrap());
@@ -148,21 +148,21 @@ async fn revoke_except_from_the_cli() {
     assert!(stderr.contains("has expired"), "{stderr}");
     let doc = cli.json(&["revoke", "--user", "fay", "--except", dash.id.as_str(), "--dry-run"]);
     assert_eq!(doc["revoked"], 2, "{doc}");
-    let cookie = harness::config().codec().encode_reference(&dash.id, dash.expires_at);
+    let cookie = harness::config().codec().encode_reference(&harness::id_of(&other.id), other.expires_at);
     let keyed = Run::new(dir.path(), &db.url)
         .with("SESSIONCTL_SECRET", &String::from_utf8_lossy(b"test key 0123456789 0123456789 0123456789"));
     let doc = keyed.json(&["revoke", "--user", "fay", "--except", &cookie, "-y"]);
     assert_eq!(doc["revoked"], 2, "{doc}");
-    assert!(db.stored(&dash.id).await.is_some() && db.stored(&other.id).await.is_none());
+    assert!(db.stored(&other.id).await.is_some() && db.stored(&dash.id).await.is_none());
 }
 
 /// A login on a fresh browser: a new session given `user`, saved.
-async fn login(db: &TestDb, config: &Arc<sessionctl::SessionConfig>, user: &str) -> SessionId {
+async fn login(db: &TestDb, config: &Arc<sessionctl::SessionConfig>, user: &str) -> SessionKey {
     let session = Session::new(db.store.clone(), config.clone(), None);
     session.set_user_id(Some(user.to_owned())).await.unwrap();
     session.insert("logged_in", true).await.unwrap();
     session.save().await.unwrap();
-    session.id().await.unwrap().unwrap()
+    harness::remember(session.id().await.unwrap().unwrap())
 }
 
 async fn count_of(db: &TestDb, user: &str) -> u64 {
@@ -283,7 +283,7 @@ async fn devices_are_recorded_throttled_and_listed(db: TestDb) {
     assert!(mine["user_agent"].as_str().unwrap().contains("Firefox"));
 
     // Throttled: a second read from the same device writes nothing.
-    let id = SessionId::parse(mine["id"].as_str().unwrap()).unwrap();
+    let id = SessionKey::parse(mine["id"].as_str().unwrap()).unwrap();
     let seen = db.database.as_ref().unwrap().device(&id).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     laptop.get(&app, "/").await;
@@ -368,7 +368,7 @@ async fn the_session_limit_keeps_the_devices_in_use() {
             let session = Session::new(store, config, None).with_client(Some(ip), Some("agent".into()));
             session.set_user_id(Some("judy".into())).await.unwrap();
             session.save().await.unwrap();
-            session.id().await.unwrap().unwrap()
+            session.key().await.unwrap().unwrap()
         }
     };
     let old_in_use = login("10.0.0.1").await;
@@ -405,11 +405,11 @@ mod review {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let rotator = {
                 let (store, config, stop) = (db.store.clone(), config.clone(), stop.clone());
-                let mut cookie = config.codec().encode_reference(&moving.id, moving.expires_at);
+                let mut cookie = config.codec().encode_reference(&harness::id_of(&moving.id), moving.expires_at);
                 tokio::spawn(async move {
                     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                         let session = Session::new(store.clone(), config.clone(), Some(&cookie));
-                        if session.id().await.unwrap().is_none() {
+                        if session.key().await.unwrap().is_none() {
                             return;
                         }
                         session.regenerate_id().await.unwrap();

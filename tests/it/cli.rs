@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::{Value, json};
 use sessionctl::record::now;
-use sessionctl::{Record, SessionConfig, SessionId, Store};
+use sessionctl::{Record, SessionConfig, SessionKey, Store};
 
 use crate::harness;
 
@@ -85,7 +85,7 @@ impl Run {
 pub(crate) fn record(user: Option<&str>, expires_in: Duration, data: Value) -> Record {
     let t = now();
     Record {
-        id: SessionId::generate(),
+        id: harness::new_key(),
         user_id: user.map(str::to_owned),
         data: data.as_object().cloned().unwrap(),
         created_at: t,
@@ -112,7 +112,7 @@ async fn seeded_sqlite() -> (tempfile::TempDir, String, Store, [Record; 3]) {
     (dir, url, store, records)
 }
 
-async fn stored(store: &Store, id: &SessionId) -> Option<Record> {
+async fn stored(store: &Store, id: &SessionKey) -> Option<Record> {
     store.database().unwrap().load(id).await.unwrap()
 }
 
@@ -131,18 +131,18 @@ async fn show_prints_metadata_tiers_and_data_and_exit_3_when_unknown() {
     assert_eq!(doc["tiers"]["database"], true);
     assert_eq!(doc["expired"], false);
 
-    let stderr = cli.fails(&["show", SessionId::generate().as_str()], 3);
+    let stderr = cli.fails(&["show", harness::new_key().as_str()], 3);
     assert!(stderr.contains("no session"), "{stderr}");
     let stderr = cli.fails(&["show", "not-an-id"], 2);
-    assert!(stderr.contains("neither a session id nor a cookie"), "{stderr}");
+    assert!(stderr.contains("neither a session id, a stored key nor a cookie"), "{stderr}");
 }
 
 #[tokio::test]
 async fn ids_starting_with_a_dash_are_reachable_after_double_dash() {
-    // sessionctl never generates such ids, but an imported or older one may have one.
+    // sessionctl never makes such keys, but an imported one may be one.
     let (dir, url, store, _) = seeded_sqlite().await;
     let mut dashed = record(None, Duration::hours(1), json!({"from": "elsewhere"}));
-    dashed.id = SessionId::parse("-dashed-id-from-elsewher").unwrap();
+    dashed.id = SessionKey::parse("-dashed-key-from-elsewhere-01234").unwrap();
     assert!(store.create(&dashed).await.unwrap());
     let cli = Run::new(dir.path(), &url);
     let stderr = cli.fails(&["show", dashed.id.as_str()], 2);
@@ -156,7 +156,7 @@ async fn show_reads_cookies_verified_with_the_keys() {
     let sign = |keys: &str| {
         SessionConfig::new(sessionctl::Keys::from_text(keys).unwrap())
             .codec()
-            .encode_reference(&alice.id, alice.expires_at)
+            .encode_reference(&crate::harness::id_of(&alice.id), alice.expires_at)
     };
     let good = sign(KEY_NEW);
     let old = sign(KEY_OLD);
@@ -375,7 +375,7 @@ async fn edit_with_flags_validates_and_writes_with_the_version() {
     let output = cli.run_with_stdin(&["edit", id, "--replace", "-"], r#"{"fresh": 1}"#);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(Value::Object(stored(&store, &alice.id).await.unwrap().data), json!({"fresh": 1}));
-    cli.fails(&["edit", SessionId::generate().as_str(), "--set", "a=1"], 3);
+    cli.fails(&["edit", harness::new_key().as_str(), "--set", "a=1"], 3);
 }
 
 #[tokio::test]
@@ -414,7 +414,7 @@ async fn edit_through_the_editor() {
 async fn expire_delete_revoke_and_regenerate() {
     let (dir, url, store, [alice, alice_old, anon]) = seeded_sqlite().await;
     let cli = Run::new(dir.path(), &url).with("SESSIONCTL_SECRET", KEY_NEW);
-    let live = |id: &SessionId| {
+    let live = |id: &SessionKey| {
         let store = store.clone();
         let id = id.clone();
         async move { store.load(&id, now()).await.unwrap().is_some() }
@@ -422,7 +422,7 @@ async fn expire_delete_revoke_and_regenerate() {
 
     // regenerate: new id printed (and its cookie), old one gone, same data and user.
     let doc = cli.json(&["regenerate", anon.id.as_str()]);
-    let new_id = SessionId::parse(doc["id"].as_str().unwrap()).unwrap();
+    let new_id = SessionKey::parse(doc["id"].as_str().unwrap()).unwrap();
     assert!(stored(&store, &anon.id).await.is_none());
     let moved = stored(&store, &new_id).await.unwrap();
     assert_eq!((moved.data, moved.user_id), (anon.data.clone(), anon.user_id.clone()));
@@ -432,7 +432,7 @@ async fn expire_delete_revoke_and_regenerate() {
     // expire
     cli.ok(&["expire", new_id.as_str()]);
     assert!(!live(&new_id).await && stored(&store, &new_id).await.is_some(), "expired, not deleted");
-    cli.fails(&["expire", SessionId::generate().as_str()], 3);
+    cli.fails(&["expire", harness::new_key().as_str()], 3);
 
     // delete: confirmation required off a terminal; --dry-run changes nothing.
     let stderr = cli.fails(&["delete", alice_old.id.as_str()], 1);
@@ -524,9 +524,9 @@ async fn sqlite_to_postgres_and_redis_and_back() {
         pg_cli.ok(&["list", "--output", "json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(listed.len(), 2);
     let anon =
-        SessionId::parse(listed.iter().find(|l| l["user_id"].is_null()).unwrap()["id"].as_str().unwrap()).unwrap();
+        SessionKey::parse(listed.iter().find(|l| l["user_id"].is_null()).unwrap()["id"].as_str().unwrap()).unwrap();
     assert!(tiered.load(&anon, now()).await.unwrap().is_some());
-    let new_id = SessionId::parse(pg_cli.ok(&["regenerate", anon.as_str()]).trim()).unwrap();
+    let new_id = SessionKey::parse(pg_cli.ok(&["regenerate", anon.as_str()]).trim()).unwrap();
     assert!(tiered.load(&anon, now()).await.unwrap().is_none(), "old id gone from both tiers");
     assert!(tiered.load(&new_id, now()).await.unwrap().is_some());
     pg_cli.ok(&["expire", new_id.as_str()]);

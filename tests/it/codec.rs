@@ -18,7 +18,7 @@ fn codec(keys: &[&[u8]]) -> CookieCodec {
 fn inline_record() -> Record {
     let t = now();
     Record {
-        id: SessionId::generate(),
+        id: sessionctl::SessionKey::generate().1,
         user_id: None,
         data: json!({"cart": ["tea"], "n": 3}).as_object().cloned().unwrap(),
         created_at: t,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sessionctl::record::now;
-use sessionctl::{Record, SessionId, Store};
+use sessionctl::{Record, Store};
 
 use crate::docs::{installed, manpath};
 use crate::harness::pg_server::missing;
@@ -122,7 +122,7 @@ fn the_cron_job_has_a_name_cron_d_runs_and_locks_and_logs() {
 fn expired_session() -> Record {
     let t = now();
     Record {
-        id: SessionId::generate(),
+        id: crate::harness::new_key(),
         user_id: Some("alice".into()),
         data: json!({"cart": ["book"]}).as_object().cloned().unwrap(),
         created_at: t - chrono::Duration::hours(2),

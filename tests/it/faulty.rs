@@ -12,7 +12,7 @@ use serde_json::json;
 use sessionctl::record::now;
 use sessionctl::store::memory::MemoryCache;
 use sessionctl::store::{CacheLookup, RotateOutcome, Tombstone, UpdateOutcome};
-use sessionctl::{CacheTier, Error, Patch, Record, Result, SessionId, Store, StoreOptions};
+use sessionctl::{CacheTier, Error, Patch, Record, Result, SessionKey, Store, StoreOptions};
 
 use crate::harness;
 
@@ -59,7 +59,7 @@ impl CacheTier for Faulty {
     fn backend(&self) -> &'static str {
         "faulty"
     }
-    async fn get(&self, id: &SessionId) -> Result<CacheLookup> {
+    async fn get(&self, id: &SessionKey) -> Result<CacheLookup> {
         self.check("get").await?;
         self.inner.get(id).await
     }
@@ -71,19 +71,19 @@ impl CacheTier for Faulty {
         self.check("put").await?;
         self.inner.put(record).await
     }
-    async fn evict(&self, ids: &[SessionId]) -> Result<()> {
+    async fn evict(&self, ids: &[SessionKey]) -> Result<()> {
         self.check("evict").await?;
         self.inner.evict(ids).await
     }
-    async fn tombstone(&self, id: &SessionId, ttl: Duration, reason: Tombstone) -> Result<()> {
+    async fn tombstone(&self, id: &SessionKey, ttl: Duration, reason: Tombstone) -> Result<()> {
         self.check("tombstone").await?;
         self.inner.tombstone(id, ttl, reason).await
     }
-    async fn patch(&self, id: &SessionId, patch: &Patch, bump: bool) -> Result<Option<i64>> {
+    async fn patch(&self, id: &SessionKey, patch: &Patch, bump: bool) -> Result<Option<i64>> {
         self.check("patch").await?;
         self.inner.patch(id, patch, bump).await
     }
-    async fn put_patched(&self, id: &SessionId, patch: &Patch, version: i64) -> Result<bool> {
+    async fn put_patched(&self, id: &SessionKey, patch: &Patch, version: i64) -> Result<bool> {
         self.check("put_patched").await?;
         self.inner.put_patched(id, patch, version).await
     }
@@ -95,15 +95,15 @@ impl CacheTier for Faulty {
         self.check("update").await?;
         self.inner.update(record, expected_version).await
     }
-    async fn rotate(&self, old: &SessionId, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+    async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         self.check("rotate").await?;
         self.inner.rotate(old, expected_version, record).await
     }
-    async fn delete(&self, id: &SessionId) -> Result<bool> {
+    async fn delete(&self, id: &SessionKey) -> Result<bool> {
         self.check("delete").await?;
         self.inner.delete(id).await
     }
-    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionId>)> {
+    async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionKey>)> {
         self.check("scan_ids").await?;
         self.inner.scan_ids(cursor, count).await
     }
@@ -112,7 +112,7 @@ impl CacheTier for Faulty {
 fn record(data: serde_json::Value) -> Record {
     let t = now();
     Record {
-        id: SessionId::generate(),
+        id: harness::new_key(),
         user_id: None,
         data: data.as_object().cloned().unwrap(),
         created_at: t,

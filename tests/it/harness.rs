@@ -8,7 +8,32 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sessionctl::store::memory::MemoryCache;
 use sessionctl::store::redis::RedisCache;
 use sessionctl::store::{CacheLookup, postgres::PostgresDatabase, sqlite::SqliteDatabase};
-use sessionctl::{CacheTier, DatabaseTier, Filter, Keys, Record, SessionConfig, SessionId, Store, StoreOptions};
+use sessionctl::{
+    CacheTier, DatabaseTier, Filter, Keys, Record, SessionConfig, SessionId, SessionKey, Store, StoreOptions,
+};
+
+/// The ids behind the keys tests made with [`new_key`]: a stored record
+/// keeps only its key, and a test that sends its cookie needs the id.
+static IDS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<SessionKey, SessionId>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A fresh session's key, its id remembered for [`id_of`].
+pub fn new_key() -> SessionKey {
+    remember(SessionId::generate())
+}
+
+/// The key of a session `id` the library made, remembered for [`id_of`].
+pub fn remember(id: SessionId) -> SessionKey {
+    let key = SessionKey::of(&id);
+    IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone(), id);
+    key
+}
+
+/// The id of a key [`new_key`] or [`remember`] made (what the session's cookie carries).
+pub fn id_of(key: &SessionKey) -> SessionId {
+    let id = IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
+    id.expect("a key made by harness::new_key or harness::remember")
+}
 
 #[path = "../support/chromium.rs"]
 pub mod chromium;
@@ -75,7 +100,7 @@ impl TestDb {
 
     /// What the authoritative tier holds (the database, else the cache),
     /// expired or not.
-    pub async fn stored(&self, id: &SessionId) -> Option<Record> {
+    pub async fn stored(&self, id: &SessionKey) -> Option<Record> {
         match (&self.database, &self.cache) {
             (Some(db), _) => db.load(id).await.unwrap(),
             (None, Some(cache)) => match cache.get(id).await.unwrap() {
@@ -87,7 +112,7 @@ impl TestDb {
     }
 
     /// Asserts the session is in no tier.
-    pub async fn assert_gone(&self, id: &SessionId) {
+    pub async fn assert_gone(&self, id: &SessionKey) {
         if let Some(db) = &self.database {
             assert!(db.load(id).await.unwrap().is_none(), "{id} still in the database");
         }

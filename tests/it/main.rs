@@ -12,6 +12,7 @@ mod contrib;
 mod docs;
 mod faulty;
 mod fuzz_corpus;
+mod hashed;
 mod operator;
 mod purge;
 mod session;

@@ -312,7 +312,7 @@ async fn seeded(dir: &std::path::Path) -> (Run, Store, sessionctl::Record) {
 async fn nothing_matched_is_3_everywhere_a_malformed_id_is_2() {
     let dir = tempfile::tempdir().unwrap();
     let (cli, store, alice) = seeded(dir.path()).await;
-    let unknown = sessionctl::SessionId::generate();
+    let unknown = crate::harness::new_key();
     for command in [
         &["revoke", "--user", "nobody", "-y"][..],
         &["expire", "--user", "nobody"],
@@ -408,7 +408,7 @@ fn lines(n: usize) -> (Vec<sessionctl::Record>, String) {
 async fn import_refused_midway(cli: &Run, database: &Arc<dyn sessionctl::DatabaseTier>) {
     let (records, mut text) = lines(2500);
     let mut evil = record(Some("evil"), Duration::hours(1), json!({}));
-    evil.id = sessionctl::SessionId::generate();
+    evil.id = crate::harness::new_key();
     text.push_str(&(sessionctl::admin::ExportLine::from_record(&evil).to_json() + "\n"));
     let out = cli.run_with_stdin(&["import", "-"], &text);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -618,7 +618,7 @@ mod review {
 
         // An age past the calendar purges nothing (it used to purge every expired session).
         let mut old = record(None, Duration::hours(-1), json!({}));
-        old.id = sessionctl::SessionId::generate();
+        old.id = crate::harness::new_key();
         assert!(store.create(&old).await.unwrap());
         let doc = cli.json(&["purge-expired", "--dry-run", "--older-than", "1000000000d"]);
         assert_eq!(doc["would_delete"], 0);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sessionctl::record::now;
 use sessionctl::store::CacheLookup;
-use sessionctl::{CacheTier, DatabaseTier, Filter, Record, SessionId, StateFilter, Store, StoreOptions};
+use sessionctl::{CacheTier, DatabaseTier, Filter, Record, StateFilter, Store, StoreOptions};
 
 use crate::harness::{self, pg_server::PgServer};
 
@@ -29,7 +29,7 @@ fn sessionctl(database_url: &str, args: &[&str]) -> Command {
 fn record(expires_in: chrono::Duration) -> Record {
     let t = now();
     Record {
-        id: SessionId::generate(),
+        id: harness::new_key(),
         user_id: None,
         data: json!({"n": 1}).as_object().cloned().unwrap(),
         created_at: t,
@@ -110,7 +110,7 @@ async fn purge_expired_on_postgres() {
 async fn purge_expired_on_postgres_with_redis() {
     let Some(server) = harness::redis_server::shared() else { return };
     let Some(mut db) = harness::postgres().await else { return };
-    let prefix = format!("purge{}:", SessionId::generate());
+    let prefix = format!("purge{}:", harness::new_key());
     let cache: Arc<dyn CacheTier> = Arc::new(
         sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(1)).unwrap(),
     );
@@ -139,7 +139,7 @@ async fn grace_period_keeps_recently_expired_sessions() {
 /// that fills a table): ids spread over the id space as real ones do, which
 /// the user index's prefixes and the stats sample rely on.
 pub fn generated_ids(n: usize) -> String {
-    serde_json::to_string(&(0..n).map(|_| SessionId::generate().as_str().to_owned()).collect::<Vec<_>>()).unwrap()
+    serde_json::to_string(&(0..n).map(|_| harness::new_key().as_str().to_owned()).collect::<Vec<_>>()).unwrap()
 }
 
 /// A SQLite database with `rows` sessions, every other one expired, written
@@ -157,7 +157,7 @@ async fn big_sqlite_padded(rows: u32, pad: u32) -> harness::TestDb {
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
          INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-         SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 24),
+         SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 32),
                 json_object('n', 1, 'pad', hex(randomblob(?3))), NULL, 0, 0,
                 CASE WHEN i % 2 = 0 THEN 1000 ELSE ?2 END, 1
          FROM n",
@@ -750,6 +750,7 @@ async fn back_to_schema_2(pool: &sqlx::SqlitePool, first: &[&str]) {
         "DROP INDEX sessions_user_id",
         "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
         "DROP TABLE session_cache_tier",
+        "DROP TABLE session_ids_hashed",
         "ALTER TABLE sessions DROP COLUMN last_seen_at",
         "ALTER TABLE sessions DROP COLUMN client_ip",
         "ALTER TABLE sessions DROP COLUMN user_agent",
@@ -802,7 +803,7 @@ async fn concurrent_migrations_all_succeed() {
     }
     let versions: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await.unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool).await.unwrap();
     assert_eq!(check, ["ok"]);
 }

@@ -99,7 +99,7 @@ async fn a_cookie_for_a_deleted_session_is_cleared() {
     let session = Session::new(db.store.clone(), config.clone(), None);
     session.insert("n", 1).await.unwrap();
     let cookie = set_value(&session.save().await.unwrap());
-    let id = session.id().await.unwrap().unwrap();
+    let id = session.key().await.unwrap().unwrap();
     db.store.delete(&id).await.unwrap();
 
     let session = Session::new(db.store.clone(), config, Some(&cookie));
@@ -169,7 +169,7 @@ fn import_lines_the_library_would_refuse_are_refused() {
     let line = |version: &str, user: &str, data: &str| {
         format!(
             r#"{{"id":"{}","user_id":{user},"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","expires_at":"2030-01-01T00:00:00Z","version":{version},"data":{data}}}"#,
-            sessionctl::SessionId::generate()
+            crate::harness::new_key()
         )
     };
     let parse = sessionctl::admin::ExportLine::parse;

@@ -9,7 +9,7 @@ use serde_json::json;
 use sessionctl::record::now;
 use sessionctl::store::{RotateOutcome, ScanCursor, UpdateOutcome};
 use sessionctl::{
-    CookieUpdate, Error, ExpiryPolicy, Filter, Record, SaveStatus, Session, SessionConfig, SessionId, StateFilter,
+    CookieUpdate, Error, ExpiryPolicy, Filter, Record, SaveStatus, Session, SessionConfig, SessionKey, StateFilter,
 };
 
 use crate::harness::{self, TestDb};
@@ -24,7 +24,7 @@ fn cookie_of(outcome: &sessionctl::SaveOutcome) -> String {
 fn record(id: &str, expires_in: chrono::Duration, user: Option<&str>) -> Record {
     let t = now();
     Record {
-        id: SessionId::parse(id).unwrap_or_else(|_| SessionId::generate()),
+        id: SessionKey::parse(id).unwrap_or_else(|_| harness::new_key()),
         user_id: user.map(str::to_owned),
         data: json!({"k": id}).as_object().cloned().unwrap(),
         created_at: t,
@@ -54,7 +54,7 @@ pub async fn create_load_update_delete(db: TestDb) {
     assert_eq!(saved.status, SaveStatus::Saved);
     assert_eq!(saved.cookie, CookieUpdate::Keep, "a data change keeps the same cookie");
 
-    let id = session.id().await.unwrap().unwrap();
+    let id = session.key().await.unwrap().unwrap();
     let stored = db.stored(&id).await.unwrap();
     assert_eq!(stored.data["cart"], json!([1, 2, 3]));
     assert_eq!(stored.version, 2);
@@ -214,7 +214,7 @@ pub async fn concurrent_quick_writes_to_different_keys_all_land(db: TestDb) {
     check.insert("final", true).await.unwrap();
     check.save().await.unwrap();
     if let Some(database) = &db.database {
-        let id = check.id().await.unwrap().unwrap();
+        let id = check.key().await.unwrap().unwrap();
         let stored = database.load(&id).await.unwrap().unwrap();
         assert_eq!(stored.data.len(), 502, "quick keys persisted by the next normal save");
     }
@@ -231,7 +231,7 @@ pub async fn quick_and_normal_changes_mixed_in_one_request_all_persist(db: TestD
     both.insert_quick("views", 1).await.unwrap();
     both.insert("cart", json!(["pen"])).await.unwrap();
     assert_eq!(both.save().await.unwrap().status, SaveStatus::Saved);
-    let id = both.id().await.unwrap().unwrap();
+    let id = both.key().await.unwrap().unwrap();
     let stored = db.stored(&id).await.unwrap();
     assert_eq!((stored.data.get("views"), stored.data.get("cart")), (Some(&json!(1)), Some(&json!(["pen"]))));
 
@@ -345,7 +345,7 @@ pub async fn values_a_database_cannot_hold_are_refused_when_set(db: TestDb) {
 pub async fn versions_never_wrap_and_stop_at_two_to_the_53(db: TestDb) {
     let config = Arc::new(harness::config());
     let cookie = start(&db, &config, json!({"n": 1})).await;
-    let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).id().await.unwrap().unwrap();
+    let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).key().await.unwrap().unwrap();
     let mut stored = db.stored(&id).await.unwrap();
     stored.version = sessionctl::record::MAX_VERSION - 1;
     db.db().upsert(&stored).await.unwrap();
@@ -378,7 +378,7 @@ pub async fn a_save_under_way_never_revives_a_session_an_admin_expired(db: TestD
     let slow = Session::new(db.store.clone(), config.clone(), Some(&cookie));
     slow.set_expires_at(Utc::now() + chrono::Duration::days(30)).await.unwrap();
     slow.insert("n", 2).await.unwrap();
-    let id = slow.id().await.unwrap().unwrap();
+    let id = slow.key().await.unwrap().unwrap();
     // ...while `sessionctl expire` ends it.
     assert_eq!(db.store.expire(std::slice::from_ref(&id), now()).await.unwrap(), vec![id.clone()]);
     let outcome = slow.save().await.unwrap();
@@ -396,7 +396,7 @@ pub async fn stale_save_after_delete_is_not_resurrected(db: TestDb) {
 
     let writer = Session::new(db.store.clone(), config.clone(), Some(&cookie));
     writer.insert("n", 2).await.unwrap();
-    let id = writer.id().await.unwrap().unwrap();
+    let id = writer.key().await.unwrap().unwrap();
 
     // Logout in another request (or `sessionctl delete`) lands first.
     let logout = Session::new(db.store.clone(), config.clone(), Some(&cookie));
@@ -425,12 +425,12 @@ pub async fn regenerate_id_moves_data_and_deletes_old(db: TestDb) {
     let config = Arc::new(harness::config());
     let cookie = start(&db, &config, json!({"cart": [7]})).await;
     let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
-    let old_id = session.id().await.unwrap().unwrap();
+    let old_id = session.key().await.unwrap().unwrap();
     session.regenerate_id().await.unwrap();
     session.set_user_id(Some("alice".into())).await.unwrap();
     let outcome = session.save().await.unwrap();
     let new_cookie = cookie_of(&outcome);
-    let new_id = session.id().await.unwrap().unwrap();
+    let new_id = session.key().await.unwrap().unwrap();
     assert_ne!(old_id, new_id);
     db.assert_gone(&old_id).await;
 
@@ -449,7 +449,7 @@ pub async fn regenerate_racing_a_write_keeps_both(db: TestDb) {
     login.regenerate_id().await.unwrap();
     other.insert("b", 2).await.unwrap();
     other.save().await.unwrap();
-    let old_id = other.id().await.unwrap().unwrap();
+    let old_id = other.key().await.unwrap().unwrap();
     let new_cookie = cookie_of(&login.save().await.unwrap());
     let check = Session::new(db.store.clone(), config, Some(&new_cookie));
     assert_eq!(check.data().await.unwrap(), json!({"a": 1, "b": 2}).as_object().cloned().unwrap());
@@ -470,7 +470,7 @@ pub async fn purge_of_a_sparse_table_deletes_only_expired_rows(db: TestDb) {
 /// among the rest: the walk changes how it deletes on the way.
 pub async fn purge_from_dense_to_sparse_windows_deletes_only_expired_rows(db: TestDb) {
     purge_walk(db, |i| {
-        let id = SessionId::generate();
+        let id = harness::new_key();
         let tail = &id.as_str()[1..];
         if i < 300 { (format!("0{tail}"), i % 2 == 0) } else { (format!("z{tail}"), i % 40 == 0) }
     })
@@ -493,7 +493,7 @@ async fn purge_walk(db: TestDb, row: impl Fn(usize) -> (String, bool)) {
     }
     let now = now();
     let mut cursor: Option<String> = None;
-    let mut deleted: Vec<SessionId> = Vec::new();
+    let mut deleted: Vec<SessionKey> = Vec::new();
     let mut refreshed: Option<Record> = None;
     let mut batches = 0;
     loop {
@@ -520,7 +520,7 @@ async fn purge_walk(db: TestDb, row: impl Fn(usize) -> (String, bool)) {
     let refreshed = refreshed.unwrap();
     assert!(batches >= 3, "the purge ran in windows ({batches} batches)");
     deleted.sort();
-    let mut expected: Vec<SessionId> = expired.iter().map(|r| r.id.clone()).filter(|id| *id != refreshed.id).collect();
+    let mut expected: Vec<SessionKey> = expired.iter().map(|r| r.id.clone()).filter(|id| *id != refreshed.id).collect();
     expected.sort();
     assert_eq!(deleted, expected, "exactly the expired rows are reported deleted");
     for r in &live {
@@ -601,7 +601,7 @@ pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
         refresh_after: Duration::from_secs(600),
     }));
     let cookie = start(&db, &config, json!({"n": 1})).await;
-    let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).id().await.unwrap().unwrap();
+    let id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).key().await.unwrap().unwrap();
     let first = db.stored(&id).await.unwrap();
     assert!((first.expires_at - first.created_at - chrono::Duration::hours(1)).num_seconds().abs() <= 1);
 
@@ -616,7 +616,8 @@ pub async fn idle_sessions_refresh_at_most_once_per_interval(db: TestDb) {
     aged.expires_at = first.expires_at - chrono::Duration::minutes(20);
     aged.version = first.version + 1;
     db.overwrite(&aged).await;
-    let aged_cookie = harness::config().codec().encode_reference(&id, aged.expires_at);
+    let session_id = Session::new(db.store.clone(), config.clone(), Some(&cookie)).id().await.unwrap().unwrap();
+    let aged_cookie = harness::config().codec().encode_reference(&session_id, aged.expires_at);
     let read = Session::new(db.store.clone(), config, Some(&aged_cookie));
     read.get_value("n").await.unwrap();
     let outcome = read.save().await.unwrap();
@@ -633,7 +634,7 @@ pub async fn browser_session_cookie_still_has_a_server_expiry(db: TestDb) {
     let session = Session::new(db.store.clone(), config, None);
     session.insert("n", 1).await.unwrap();
     session.save().await.unwrap();
-    let id = session.id().await.unwrap().unwrap();
+    let id = session.key().await.unwrap().unwrap();
     let stored = db.stored(&id).await.unwrap();
     let lifetime = stored.expires_at - stored.created_at;
     assert!((lifetime - chrono::Duration::days(7)).num_seconds().abs() <= 1, "real 7-day expiry, got {lifetime}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use sessionctl::store::memory::MemoryCache;
 use sessionctl::store::{CacheLookup, OpSnapshot};
-use sessionctl::{CacheTier, CookieUpdate, SaveStatus, Session, SessionConfig, SessionId, Store, StoreOptions};
+use sessionctl::{CacheTier, CookieUpdate, SaveStatus, Session, SessionConfig, SessionKey, Store, StoreOptions};
 
 use crate::harness::{self, TestDb, redis_server::RedisServer};
 
@@ -19,11 +19,11 @@ fn cookie(outcome: &sessionctl::SaveOutcome) -> String {
     }
 }
 
-async fn start(store: &Store, config: &Arc<SessionConfig>) -> (String, SessionId) {
+async fn start(store: &Store, config: &Arc<SessionConfig>) -> (String, SessionKey) {
     let session = Session::new(store.clone(), config.clone(), None);
     session.insert("n", 1).await.unwrap();
     let value = cookie(&session.save().await.unwrap());
-    (value, session.id().await.unwrap().unwrap())
+    (value, session.key().await.unwrap().unwrap())
 }
 
 fn ops(database: u64, cache: u64) -> OpSnapshot {
@@ -259,7 +259,7 @@ async fn purge_drops_the_purged_ids_from_the_cache() {
     let mut ids = Vec::new();
     for _ in 0..5 {
         let record = sessionctl::Record {
-            id: SessionId::generate(),
+            id: harness::new_key(),
             user_id: None,
             data: json!({"n": 1}).as_object().cloned().unwrap(),
             created_at: now,
@@ -327,7 +327,7 @@ async fn concurrent_saves_of_one_session_are_combined_on_redis_postgres() {
 async fn an_old_releases_deletion_marker_is_not_refilled_over() {
     let Some(server) = harness::redis_server::shared() else { return };
     let db = harness::sqlite().await;
-    let prefix = format!("old-marker:{}:", SessionId::generate());
+    let prefix = format!("old-marker:{}:", harness::new_key());
     let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
     let cache: Arc<dyn CacheTier> = Arc::new(redis.clone());
     let store = Store::tiered(db.db().clone(), cache.clone(), StoreOptions::default());

@@ -67,7 +67,7 @@ fn app(store: Store, config: SessionConfig) -> Router {
         )
         .route(
             "/id",
-            get(|session: Session| async move { session.id().await.unwrap().map(|id| id.to_string()).unwrap_or_default() }),
+            get(|session: Session| async move { session.key().await.unwrap().map(|id| id.to_string()).unwrap_or_default() }),
         )
         .layer(SessionLayer::new(store, Arc::new(config)))
 }
@@ -383,7 +383,7 @@ async fn concurrent_requests_on_one_session_over_redis_and_postgres() {
 
     // A logout racing writes: once it has landed, the session stays gone.
     let id = client.get(format!("{base}/id")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
-    let id = sessionctl::SessionId::parse(&id).unwrap();
+    let id = sessionctl::SessionKey::parse(&id).unwrap();
     let mut tasks = Vec::new();
     for i in 0..10 {
         let (client, base, cookie) = (client.clone(), base.clone(), cookie.clone());
