@@ -57,6 +57,11 @@ fn layer(store: sessionctl::Store) -> SessionLayer {
     let keys = Keys::new([b"bench key 0123456789 0123456789 0123456789".as_slice()]).unwrap();
     let mut config = SessionConfig::new(keys).with_cookie_only_threshold(0);
     config.cookie.secure = false;
+    // DEVICES=1: record each session's device (last seen, address, user
+    // agent), throttled as the library's default says, to measure its cost.
+    if std::env::var("DEVICES").is_ok_and(|v| v == "1") {
+        config = config.with_device_tracking(sessionctl::DeviceTracking::default());
+    }
     SessionLayer::new(store, Arc::new(config))
 }
 
@@ -103,5 +108,5 @@ async fn main() {
     };
     let addr: SocketAddr = addr.parse().unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    axum::serve(listener, router).await.unwrap();
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
 }

@@ -176,7 +176,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         }
         'sessionctl;revoke' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user whose sessions go')
-            [CompletionResult]::new('--except', '--except', [CompletionResultType]::ParameterName, 'Keep this session of the user, by id or cookie ("log out other devices"): every other one goes, in one statement')
+            [CompletionResult]::new('--except', '--except', [CompletionResultType]::ParameterName, 'Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')

@@ -166,7 +166,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         }
         &'sessionctl;revoke'= {
             cand --user 'The user whose sessions go'
-            cand --except 'Keep this session of the user, by id or cookie ("log out other devices"): every other one goes, in one statement'
+            cand --except 'Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
             cand --redis-url 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'

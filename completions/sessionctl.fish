@@ -136,7 +136,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s q -l qu
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l user -d 'The user whose sessions go' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l except -d 'Keep this session of the user, by id or cookie ("log out other devices"): every other one goes, in one statement' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l except -d 'Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f

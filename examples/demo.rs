@@ -101,12 +101,14 @@ async fn logout_others(session: Session) -> Response {
 
 async fn show(session: Session) -> Response {
     let (id, user_id, expires_at, data) =
-        match (session.id().await, session.user_id().await, session.expires_at().await, session.data().await) {
+        match (session.key().await, session.user_id().await, session.expires_at().await, session.data().await) {
             (Ok(id), Ok(user), Ok(expires), Ok(data)) => (id, user, expires, data),
             (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return internal(e),
         };
+    // The key the session is stored under (what `sessionctl` and the
+    // sessions list show), not the id in the cookie.
     Json(json!({
-        "id": id.map(|id| id.to_string()),
+        "key": id.map(|key| key.to_string()),
         "user_id": user_id,
         "expires_at": expires_at,
         "data": data,

@@ -86,9 +86,12 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// Shows the id's key, not the id: a `{:?}` in a log line or a panic
+/// message must not hand out what a cookie carries. (`Display` writes the
+/// id itself, for the cookie.)
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({})", self.0)
+        write!(f, "SessionId(key {})", SessionKey::of(self))
     }
 }
 
@@ -124,9 +127,16 @@ impl SessionKey {
     /// digest's unused bytes: keys stay uniform over the other 63 first
     /// characters, and the same id always gives the same key.
     pub fn of(id: &SessionId) -> Self {
+        SessionKey::of_stored_id(id.as_str())
+    }
+
+    /// The key of an id as a row written before ids were hashed holds it:
+    /// [`of`](Self::of) for a well-formed id, the same digest of the text
+    /// for one written by hand.
+    pub(crate) fn of_stored_id(text: &str) -> Self {
         use sha2::Digest as _;
         const DASH: u8 = 62; // '-' in the base64url alphabet
-        let digest = sha2::Sha256::digest(id.as_str().as_bytes());
+        let digest = sha2::Sha256::digest(text.as_bytes());
         let mut bytes = [0u8; KEY_BYTES];
         bytes.copy_from_slice(&digest[..KEY_BYTES]);
         if bytes[0] >> 2 == DASH {
@@ -340,6 +350,13 @@ mod tests {
         let keys: Vec<String> = (0..2000).map(|_| SessionKey::generate().1.as_str().to_owned()).collect();
         let below_half = keys.iter().filter(|key| key_fraction(key) < 0.5).count();
         assert!((800..1200).contains(&below_half), "{below_half} of 2000 below the middle");
+    }
+
+    #[test]
+    fn debug_output_shows_the_key_not_the_id() {
+        let id = SessionId::generate();
+        let shown = format!("{id:?}");
+        assert!(!shown.contains(id.as_str()) && shown.contains(SessionKey::of(&id).as_str()), "{shown}");
     }
 
     #[test]

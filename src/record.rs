@@ -148,7 +148,11 @@ impl Record {
         if envelope.v != ENVELOPE_VERSION {
             return Err(corrupt(format!("envelope version {} is not supported", envelope.v)));
         }
-        let id = SessionKey::parse(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
+        // An envelope written before ids were hashed (a cookie-only cookie
+        // a browser still holds, an old cache entry) names the id: read
+        // it as the id's key.
+        let id = SessionKey::from_id_or_key(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
+        let version = check_version(id.as_str(), envelope.version).map_err(|e| corrupt(e.to_string()))?;
         let time = |ms: i64, what: &str| from_millis(ms).ok_or_else(|| corrupt(format!("{what} {ms} is out of range")));
         Ok(Record {
             created_at: time(envelope.created_at, "created_at")?,
@@ -156,7 +160,7 @@ impl Record {
             expires_at: time(envelope.expires_at, "expires_at")?,
             id,
             user_id: envelope.user_id,
-            version: check_version(&envelope.id, envelope.version).map_err(|e| corrupt(e.to_string()))?,
+            version,
             data: envelope.data,
         })
     }

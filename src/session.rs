@@ -12,6 +12,7 @@
 //! revoke, purge) is never written back.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -92,7 +93,6 @@ enum Origin {
     Cookie,
 }
 
-#[derive(Debug)]
 struct State {
     /// The cookie values of our name the browser sent, verified on first
     /// use (so a request that never touches its session does not even pay
@@ -759,6 +759,9 @@ impl Session {
         {
             self.store.delete(&record.id).await?;
         }
+        // Carried whole in the cookie now: it has no id of its own (a
+        // later move back into the store gives it a fresh one).
+        state.id = None;
         let record = state.record.as_mut().expect("checked by save");
         record.updated_at = now;
         record.version += 1;
@@ -943,6 +946,21 @@ impl UpdateOutcome {
             UpdateOutcome::Updated => Ok(()),
             other => Err(other),
         }
+    }
+}
+
+/// Leaves out what would let a log line be replayed as the cookie: the
+/// cookie values, the verified payload and the id.
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("key", &self.record.as_ref().map(|record| &record.id))
+            .field("loaded", &self.loaded)
+            .field("origin", &self.origin)
+            .field("dirty", &self.dirty)
+            .field("quick_dirty", &self.quick_dirty)
+            .field("terminated", &self.terminated)
+            .finish_non_exhaustive()
     }
 }
 

@@ -26,7 +26,7 @@ use redis::AsyncCommands as _;
 use sessionctl::record::now;
 use sessionctl::store::redis::RedisCache;
 use sessionctl::store::sqlite::SqliteDatabase;
-use sessionctl::{DatabaseTier, Record, SessionId, Store, StoreOptions};
+use sessionctl::{DatabaseTier, Record, SessionKey, Store, StoreOptions};
 use tower_sessions_core::SessionStore as _;
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
@@ -65,7 +65,7 @@ fn main() {
         let cache = RedisCache::connect(&server.url(), "bench:", StoreOptions::default().cache_timeout).unwrap();
         let t = now();
         let record = Record {
-            id: SessionId::generate(),
+            id: SessionKey::generate().1,
             user_id: None,
             data: fixtures::one_kb_data(),
             created_at: t,

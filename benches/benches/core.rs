@@ -10,7 +10,7 @@ use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sessionctl::record::now;
 use sessionctl::store::{postgres::PostgresDatabase, sqlite::SqliteDatabase};
-use sessionctl::{CookieCodec, DatabaseTier, Keys, Record, SessionId};
+use sessionctl::{CookieCodec, DatabaseTier, Keys, Record, SessionId, SessionKey};
 
 #[path = "../fixtures.rs"]
 mod fixtures;
@@ -23,7 +23,7 @@ fn one_kb_record() -> Record {
     let data = fixtures::one_kb_data();
     let t = now();
     let record = Record {
-        id: SessionId::generate(),
+        id: SessionKey::generate().1,
         user_id: None,
         data,
         created_at: t,
@@ -40,12 +40,14 @@ fn codec(c: &mut Criterion) {
     let codec = CookieCodec::new(Keys::new([b"bench key 0123456789 0123456789 0123456789".as_slice()]).unwrap());
     let record = one_kb_record();
     let mut group = c.benchmark_group("codec");
+    let id = SessionId::generate();
     group.bench_function("reference encode+verify", |b| {
         b.iter(|| {
-            let value = codec.encode_reference(&record.id, record.expires_at);
+            let value = codec.encode_reference(&id, record.expires_at);
             codec.decode(&value, Utc::now()).unwrap()
         })
     });
+    group.bench_function("stored key of an id (SHA-256)", |b| b.iter(|| SessionKey::of(std::hint::black_box(&id))));
     group.bench_function("inline 1KB encrypt+decrypt", |b| {
         b.iter(|| {
             let value = codec.encode_inline(&record);

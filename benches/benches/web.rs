@@ -53,12 +53,23 @@ impl Drop for Server {
     }
 }
 
-fn start(program: &Path, args: &[String]) -> Server {
+/// The arguments of one of our setups, with a database of its own.
+fn fresh_args(args: &[String], redis: &str, pg: &pg_server::PgServer, dir: &Path, tag: &str) -> Vec<String> {
+    match args[0].as_str() {
+        "ours-redis-pg" => vec![args[0].clone(), redis.to_owned(), pg.create_database()],
+        "ours-sqlite" => vec![args[0].clone(), dir.join(format!("ours-{tag}.db")).display().to_string()],
+        _ => args.to_vec(),
+    }
+}
+
+/// Starts an app; `devices` turns device tracking on (our server only).
+fn start(program: &Path, args: &[String], devices: bool) -> Server {
     let port = pg_server::free_port();
     let mut args = args.to_vec();
     args.push(format!("127.0.0.1:{port}"));
     let child = Command::new(program)
         .args(&args)
+        .env("DEVICES", if devices { "1" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -216,6 +227,28 @@ fn main() {
         ("sessionctl: Redis only (no_database)", &ours, vec!["ours-redis".into(), redis.url()]),
         ("tower-sessions: RedisStore", &peer, vec!["redis".into(), redis.url()]),
     ];
+    // BEFORE_BIN=path: another build of bench-web-server, measured beside
+    // this one in the same rounds; DEVICES=1 adds this build with device
+    // tracking on. Both for what a change costs the request path.
+    let mut configs = configs;
+    let before = std::env::var("BEFORE_BIN").ok().map(PathBuf::from);
+    let with_devices = std::env::var("DEVICES").is_ok_and(|v| v == "1");
+    let ours_only: Vec<(&str, Vec<String>)> = configs
+        .iter()
+        .filter(|(name, program, _)| name.starts_with("sessionctl") && *program == ours.as_path())
+        .map(|(name, _, args)| (*name, args.clone()))
+        .collect();
+    let renamed = |name: &str, what: &str| -> &'static str { Box::leak(format!("{name} [{what}]").into_boxed_str()) };
+    for (name, args) in &ours_only {
+        if let Some(before) = &before {
+            let fresh = fresh_args(args, &redis.url(), pg, dir.path(), "before");
+            configs.push((renamed(name, "before"), Box::leak(before.clone().into_boxed_path()), fresh));
+        }
+        if with_devices {
+            let fresh = fresh_args(args, &redis.url(), pg, dir.path(), "devices");
+            configs.push((renamed(name, "devices"), &ours, fresh));
+        }
+    }
     let rounds: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     println!(
         "wrk -t2 -c32 -d{seconds}s on loopback; each request carries the cookie of one of N sessions, picked at random; {rounds} round(s), the apps interleaved in each"
@@ -229,7 +262,7 @@ fn main() {
             if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
                 continue;
             }
-            let server = start(program, args);
+            let server = start(program, args, name.ends_with("[devices]"));
             let floor = name.contains("floor");
             let mut sessions = Vec::new();
             if !floor {

@@ -208,7 +208,7 @@ fn sign_reference(secret: &[u8], signed: &str) -> String {
 
 /// `2.<expires>.<nonce ‖ AES-256-GCM(plaintext)>`, with `2.<expires>` as the
 /// associated data. A fixed nonce is fine here: nothing is kept secret.
-fn seal_inline(secret: &[u8], expires: &str, plaintext: &[u8]) -> String {
+pub fn seal_inline(secret: &[u8], expires: &str, plaintext: &[u8]) -> String {
     let aead = Aes256Gcm::new(&Key::<Aes256Gcm>::from(derive(secret, b"sessionctl cookie encryption v1")));
     let nonce = [7u8; 12];
     let aad = format!("2.{expires}");

@@ -504,6 +504,11 @@ impl Admin {
         Err(Error::Conflict { id: id.to_string(), attempts: self.max_save_attempts })
     }
 
+    /// Whether the cookie keys are known (to read cookies and mint them).
+    pub fn has_keys(&self) -> bool {
+        self.codec.is_some()
+    }
+
     /// The cookie value for session `id` (not its stored key: a key gives
     /// no cookie), when the keys are known.
     pub fn cookie_for(&self, id: &SessionId, expires_at: DateTime<Utc>) -> Option<String> {

@@ -19,6 +19,12 @@ pub struct ExportArgs {
 /// Writes one JSON object per session to stdout.
 pub async fn run(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
     let admin = ctx.admin(Access::Read).await?;
+    if ctx.ids_unmoved.get().is_some() {
+        // They would be missing from the file, which is often a backup.
+        anyhow::bail!(
+            "some sessions are still stored under their id (written by an older build) and would be left out: run `sessionctl migrate` first"
+        );
+    }
     let mut lister = admin.export(args.filter.filter(), args.filter.limit);
     let mut out = Lines::new();
     let mut total = 0;

@@ -41,6 +41,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("cannot migrate {shown}"))?;
+    let evicted = evict_cached_ids(ctx, database.as_ref(), quiet).await?;
     let applied = before.pending;
     if ctx.json() {
         return line(json!({
@@ -49,6 +50,7 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
             "backend": database.backend(),
             "applied": applied.iter().map(|s| json!({"version": s.version, "description": s.description})).collect::<Vec<_>>(),
             "moved_to_keys": moved,
+            "cache_entries_removed": evicted,
         }));
     }
     if !ctx.global.quiet {
@@ -57,6 +59,9 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
         }
         if moved > 0 || applied.contains(&sessionctl::store::MOVE_TO_KEYS) {
             line(format!("moved {moved} sessions stored under their id to their key"))?;
+        }
+        if let Some(evicted) = evicted.filter(|n| *n > 0) {
+            line(format!("removed {evicted} entries the apps' Redis held under a session id"))?;
         }
         if moved > 0 {
             let vacuum = if database.backend() == "sqlite" { "VACUUM" } else { "VACUUM FULL sessions" };
@@ -99,4 +104,37 @@ async fn check(ctx: &Ctx, shown: &str) -> anyhow::Result<()> {
         "{} pending on {shown}: run `sessionctl migrate`",
         super::plural(status.pending.len(), "migration", "migrations")
     )
+}
+
+/// Removes what an older build cached in Redis under a session id, when
+/// `--redis-url` reaches the apps' Redis; without it, says that such
+/// entries stay until their sessions expire. `None` when nothing was asked.
+async fn evict_cached_ids(
+    ctx: &Ctx,
+    database: &dyn sessionctl::DatabaseTier,
+    quiet: bool,
+) -> anyhow::Result<Option<u64>> {
+    let recorded = database.recorded_cache().await.ok().flatten();
+    let recorded_prefix = match &recorded {
+        Some(sessionctl::store::AppCache::Redis { prefix }) => Some(prefix.clone()),
+        _ => None,
+    };
+    let Some(url) = &ctx.global.redis_url else {
+        if recorded_prefix.is_some() && !quiet {
+            eprintln!(
+                "note: entries an older build cached in the apps' Redis under a session id stay there until their sessions expire; pass --redis-url to remove them"
+            );
+        }
+        return Ok(None);
+    };
+    let prefix = ctx
+        .global
+        .redis_prefix
+        .clone()
+        .or(recorded_prefix)
+        .unwrap_or_else(|| sessionctl::store::redis::DEFAULT_PREFIX.to_owned());
+    let cache = sessionctl::store::redis::RedisCache::connect(url, &prefix, super::CACHE_TIMEOUT)?;
+    let removed =
+        cache.evict_entries_under_ids().await.context("cannot remove the entries cached under a session id")?;
+    Ok(Some(removed))
 }

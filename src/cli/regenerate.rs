@@ -18,6 +18,14 @@ pub async fn run(ctx: &Ctx, args: RegenerateArgs) -> anyhow::Result<()> {
     super::check_session_args(std::slice::from_ref(&args.id))?;
     let admin = ctx.admin(Access::Change).await?;
     let id = super::stored_key(&admin, &args.id)?;
+    admin.current(&id).await?;
+    if !admin.has_keys() {
+        // Only the new id's key is stored: without the keys to print the
+        // cookie, nothing could ever name the session again.
+        anyhow::bail!(
+            "regenerate needs the cookie keys (--secret-file or SESSIONCTL_SECRET) to print the session's new cookie: without it the session could never be reached again (to end it, use delete)"
+        );
+    }
     let (new_id, record) = admin.regenerate(&id).await?;
     ctx.after_change(&admin)?;
     let cookie = admin.cookie_for(&new_id, record.expires_at);

@@ -14,7 +14,7 @@ pub struct RevokeArgs {
     /// The user whose sessions go.
     #[arg(long, value_name = "USER")]
     pub user: String,
-    /// Keep this session of the user, by id or cookie ("log out other devices"): every other one goes, in one statement.
+    /// Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement.
     #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub except: Option<String>,
     /// Do not ask for confirmation.
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, args: RevokeArgs) -> anyhow::Result<()> {
     };
     if ctx.json() {
         line(
-            json!({"version": 1, "user": args.user, "kept": args.except, "dry_run": args.dry_run, "revoked": revoked}),
+            json!({"version": 1, "user": args.user, "kept": keep.as_ref().map(ToString::to_string), "dry_run": args.dry_run, "revoked": revoked}),
         )?;
     } else if !ctx.global.quiet {
         let verb = if args.dry_run { "would revoke" } else { "revoked" };

@@ -1,4 +1,4 @@
-//! `sessionctl show <ID|COOKIE>`: one session, every tier's view of it.
+//! `sessionctl show <ID|KEY|COOKIE>`: one session, every tier's view of it.
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -48,6 +48,7 @@ fn metadata_table(record: &Record, tiers: &[(&str, String)]) -> comfy_table::Tab
 
 /// Prints the session.
 pub async fn run(ctx: &Ctx, args: ShowArgs) -> anyhow::Result<()> {
+    super::check_session_args(std::slice::from_ref(&args.session))?;
     let admin = ctx.admin(Access::Read).await?;
     let target = admin.resolve(&args.session)?;
     let id = match target {

@@ -107,7 +107,7 @@ impl SchemaStatus {
     }
 }
 
-/// The step of [`status`]'s `pending` that stands for rows still stored
+/// The step of [`SchemaStatus::pending`] that stands for rows still stored
 /// under their session id: the schema is applied, the data not yet moved.
 pub const MOVE_TO_KEYS: SchemaStep =
     SchemaStep { version: 0, description: "move sessions stored under their id to their key" };
@@ -133,65 +133,53 @@ pub async fn upgrade(
     if status.is_current() {
         return Ok(0);
     }
-    // A schema just created or upgraded from before hashing says itself
-    // whether any row is left to move: read it again.
-    if database.schema_status().await?.pending.contains(&MOVE_TO_KEYS) {
-        return move_to_keys(database, progress).await;
-    }
-    Ok(0)
+    move_to_keys(database, progress).await
 }
 
-/// Rows walked per batch when moving sessions to their keys.
-const KEY_BATCH: u32 = 5_000;
+/// Rows moved per batch when moving sessions to their keys, at most.
+const KEY_BATCH: u32 = 1_000;
 
 /// Moves every session still stored under its id (written before ids
-/// were hashed) to its key, in batches of [`KEY_BATCH`] rows, each its own
-/// transaction, so it can be stopped and run again; `progress` hears the
-/// rows moved so far. A walk is repeated until one moves nothing, which
-/// also catches rows an older app wrote behind it; then the database is
-/// marked done. Returns how many rows moved.
+/// were hashed, or since by an app of an older build) to its key, in
+/// batches, each its own transaction, so it can be stopped and run again;
+/// `progress` hears the rows moved so far. It ends once a batch finds fewer
+/// rows than it could take (caught up with any older app still writing).
+/// A batch that times out (large sessions) is retried at half the size.
+/// Returns how many rows moved.
 ///
 /// # Errors
 ///
 /// The database's errors; what was moved before one stays moved.
 pub async fn move_to_keys(database: &dyn super::DatabaseTier, mut progress: impl FnMut(u64)) -> Result<u64> {
     let mut total = 0;
+    let mut limit = KEY_BATCH;
     loop {
-        let mut walk = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let (last, moved) = database.move_to_keys_batch(after.as_deref(), KEY_BATCH).await?;
-            walk += moved;
-            total += moved;
-            if moved > 0 {
-                progress(total);
+        match database.move_to_keys_batch(limit).await {
+            Ok(moved) => {
+                total += moved;
+                if moved > 0 {
+                    progress(total);
+                }
+                if moved < u64::from(limit) {
+                    return Ok(total);
+                }
             }
-            match last {
-                Some(last) => after = Some(last),
-                None => break,
-            }
-        }
-        if walk == 0 {
-            database.mark_moved_to_keys().await?;
-            return Ok(total);
+            Err(Error::Timeout { .. }) if limit > 1 => limit /= 2,
+            Err(other) => return Err(other),
         }
     }
 }
 
-/// Of a batch of stored ids (in key order, `limit` asked for), the rows
-/// still under a session id with the key each moves to, and where the walk
-/// goes on (`None` at the end of the table).
-pub(crate) fn keys_to_move(ids: &[String], limit: u32) -> (Vec<(String, String)>, Option<String>) {
-    let moves = ids
-        .iter()
-        .filter(|id| id.len() == crate::id::ID_LEN)
-        .filter_map(|id| {
-            let parsed = crate::SessionId::parse(id).ok()?;
-            Some((id.clone(), crate::SessionKey::of(&parsed).as_str().to_owned()))
+/// The key each of these rows under an id moves to. A row whose id is not
+/// one this library could have made (written by hand) moves too, to the
+/// digest of its text: no cookie could name it either way.
+pub(crate) fn keys_to_move(ids: Vec<String>) -> Vec<(String, String)> {
+    ids.into_iter()
+        .map(|id| {
+            let key = crate::SessionKey::of_stored_id(&id).as_str().to_owned();
+            (id, key)
         })
-        .collect();
-    let next = if ids.len() >= limit as usize { ids.last().cloned() } else { None };
-    (moves, next)
+        .collect()
 }
 
 /// A row of `_sqlx_migrations`: version, success, checksum.

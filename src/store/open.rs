@@ -171,12 +171,22 @@ pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenA
 /// database.
 async fn check_schema(database: Arc<dyn DatabaseTier>, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
     let status = database.schema_status().await?;
+    // Sessions an older build stored under their id are no reason to stop:
+    // an app moves them (and opens anyway if it cannot, logging why), an
+    // admin reads them under their key; `migrate` moves them.
+    let schema_behind = status.pending.iter().any(|step| *step != super::MOVE_TO_KEYS);
     match open_as {
         _ if status.is_current() => {}
         OpenAs::App => {
-            super::upgrade(database.as_ref(), &status, |_| {}).await?;
+            if schema_behind {
+                database.migrate().await?;
+            }
+            if let Err(error) = super::move_to_keys(database.as_ref(), |_| {}).await {
+                tracing::warn!(%error, "could not move sessions stored under their id to their key; `sessionctl migrate` will");
+            }
         }
-        OpenAs::Admin => return Err(status.behind_error()),
+        OpenAs::Admin if schema_behind => return Err(status.behind_error()),
+        OpenAs::Admin => {}
     }
     Ok(database)
 }

@@ -67,20 +67,20 @@ pub struct PostgresDatabase {
 }
 
 impl PostgresDatabase {
-    /// Whether sessions may be left under their id (migration 5 applied,
-    /// its rows not all moved yet).
+    /// Whether any session is still stored under its id (found through
+    /// migration 5's partial index; `false` before it is applied, when the
+    /// pending migration says enough).
     async fn ids_to_move(&self) -> Result<bool> {
         let read = async {
-            let exists: bool = sqlx::query_scalar("SELECT to_regclass('session_ids_hashed') IS NOT NULL")
+            let indexed: bool = sqlx::query_scalar("SELECT to_regclass('sessions_under_ids') IS NOT NULL")
                 .fetch_one(&self.pool)
                 .await?;
-            if !exists {
+            if !indexed {
                 return Ok(false);
             }
-            let done: Option<bool> = sqlx::query_scalar("SELECT done FROM session_ids_hashed WHERE singleton = 1")
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(done == Some(false))
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE length(id) = 24)")
+                .fetch_one(&self.pool)
+                .await
         };
         read.await.map_err(Error::db(BACKEND, "reading the schema version"))
     }
@@ -175,7 +175,10 @@ fn bind_record<'q>(
 }
 
 fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTime<Utc>) {
-    query.push(" WHERE TRUE");
+    // Rows an older build stored under their id are left out until moved
+    // (`sessionctl migrate`): listed under their key, they would break the
+    // walk in key order.
+    query.push(" WHERE length(id) <> 24");
     match filter.state {
         StateFilter::All => {}
         StateFilter::Active => {
@@ -322,20 +325,22 @@ impl DatabaseTier for PostgresDatabase {
         super::migrations::status(BACKEND, super::migrations::POSTGRES_STEPS, &applied, ids_to_move)
     }
 
-    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
+    async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
         const OP: &str = "moving sessions to their keys";
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::db(BACKEND, OP))?;
-        let (moves, next) = super::migrations::keys_to_move(&ids, limit);
-        if moves.is_empty() {
-            return Ok((next, 0));
-        }
-        let (old, keys): (Vec<String>, Vec<String>) = moves.into_iter().unzip();
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        // Locked as they are read, so an older app's write to one of them
+        // waits for the move instead of racing it.
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE length(id) = 24 ORDER BY id LIMIT $1 FOR UPDATE")
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+        let found = ids.len() as u64;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (old, keys): (Vec<String>, Vec<String>) = super::migrations::keys_to_move(ids).into_iter().unzip();
         // A row already under the key (an app that hashes wrote it
         // meanwhile) is the newer one: the row under the id goes.
         sqlx::query(
@@ -353,15 +358,7 @@ impl DatabaseTier for PostgresDatabase {
             .await
             .map_err(Error::db(BACKEND, OP))?;
         tx.commit().await.map_err(Error::db(BACKEND, OP))?;
-        Ok((next, old.len() as u64))
-    }
-
-    async fn mark_moved_to_keys(&self) -> Result<()> {
-        sqlx::query("UPDATE session_ids_hashed SET done = true")
-            .execute(&self.pool)
-            .await
-            .map_err(Error::db(BACKEND, "moving sessions to their keys"))?;
-        Ok(())
+        Ok(found)
     }
 
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {
@@ -600,7 +597,7 @@ impl DatabaseTier for PostgresDatabase {
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
-                Some((SessionKey::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
+                Some((super::row::stored_key(&id).ok()?, device_of(seen, client_ip, user_agent)))
             })
             .collect())
     }
@@ -629,7 +626,8 @@ impl DatabaseTier for PostgresDatabase {
         rows.into_iter()
             .map(|(id, created_at, updated_at, expires_at, seen, client_ip, user_agent)| {
                 Ok(SessionSummary {
-                    id: SessionKey::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
+                    id: super::row::stored_key(&id)
+                        .map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
                     created_at: record::truncate_millis(created_at),
                     updated_at: record::truncate_millis(updated_at),
                     expires_at: record::truncate_millis(expires_at),
@@ -693,11 +691,14 @@ impl DatabaseTier for PostgresDatabase {
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
+        // Records carry milliseconds; a row written by other means can hold
+        // microseconds, so the walk orders and compares at the precision of
+        // the cursor, or it would return such rows again and again.
         if let Some(after) = after {
-            query.push(" AND (expires_at, id) > (").push_bind(after.expires_at).push(", ");
+            query.push(" AND (date_trunc('milliseconds', expires_at), id) > (").push_bind(after.expires_at).push(", ");
             query.push_bind(after.id.as_str().to_owned()).push(")");
         }
-        query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
+        query.push(" ORDER BY date_trunc('milliseconds', expires_at), id LIMIT ").push_bind(i64::from(limit));
         let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
         rows.iter().map(row_to_record).collect()
     }

@@ -248,6 +248,47 @@ fn cache_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Err
 }
 
 impl RedisCache {
+    /// Removes the entries an older build cached under a session id (the
+    /// prefix, then 24 characters) rather than its key, so a snapshot of
+    /// this Redis holds no id; their sessions are read from the database
+    /// under their key from now on. Returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Cache`] when Redis fails or does not answer in time.
+    pub async fn evict_entries_under_ids(&self) -> Result<u64> {
+        let mut connection = self.connection();
+        let mut cursor = 0u64;
+        let mut removed = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", escape_glob(&self.prefix)))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await
+                .map_err(cache_error("listing cached sessions"))?;
+            let under_ids: Vec<&String> = keys
+                .iter()
+                .filter(|key| key.strip_prefix(&self.prefix).is_some_and(|rest| rest.len() == crate::id::ID_LEN))
+                .collect();
+            if !under_ids.is_empty() {
+                let count: u64 = redis::cmd("UNLINK")
+                    .arg(&under_ids)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(cache_error("removing entries cached under an id"))?;
+                removed += count;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
     /// A client for the Redis a `redis://` or `rediss://` URL names. No
     /// connection is made until first use; `timeout` bounds each connection
     /// attempt and each command.

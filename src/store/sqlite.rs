@@ -195,22 +195,22 @@ async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
 const PURGE_CACHE_KIB: i64 = 16 * 1024;
 
 impl SqliteDatabase {
-    /// Whether sessions may be left under their id (migration 6 applied,
-    /// its rows not all moved yet).
+    /// Whether any session is still stored under its id (found through
+    /// migration 6's partial index; `false` before it is applied, when the
+    /// pending migration says enough).
     async fn ids_to_move(&self) -> Result<bool> {
         let read = async {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'session_ids_hashed'",
+            let indexed: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'sessions_under_ids'",
             )
             .fetch_one(&self.pool)
             .await?;
-            if exists == 0 {
+            if indexed == 0 {
                 return Ok(false);
             }
-            let done: Option<bool> = sqlx::query_scalar("SELECT done FROM session_ids_hashed WHERE singleton = 1")
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(done == Some(false))
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE length(id) = 24)")
+                .fetch_one(&self.pool)
+                .await
         };
         read.await.map_err(Error::db(BACKEND, "reading the schema version"))
     }
@@ -445,7 +445,10 @@ fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &Filter, now: DateTime<Utc>) {
-    query.push(" WHERE 1 = 1");
+    // Rows an older build stored under their id are left out until moved
+    // (`sessionctl migrate`): listed under their key, they would break the
+    // walk in key order.
+    query.push(" WHERE length(id) <> 24");
     match filter.state {
         StateFilter::All => {}
         StateFilter::Active => {
@@ -509,40 +512,35 @@ impl DatabaseTier for SqliteDatabase {
         super::migrations::status(BACKEND, super::migrations::SQLITE_STEPS, &applied, ids_to_move)
     }
 
-    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
+    async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
         const OP: &str = "moving sessions to their keys";
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(after.unwrap_or(""))
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE length(id) = 24 ORDER BY id LIMIT ?")
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(Error::db(BACKEND, OP))?;
-        let (moves, next) = super::migrations::keys_to_move(&ids, limit);
-        if moves.is_empty() {
-            return Ok((next, 0));
+        let found = ids.len() as u64;
+        if ids.is_empty() {
+            return Ok(0);
         }
-        // The ids must not stay readable in the file's free space: this
-        // connection zeroes what it deletes while it moves them.
-        let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
-        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
+        let moves = super::migrations::keys_to_move(ids);
+        // The ids must not stay readable in the file's free space: a
+        // connection of its own zeroes what it deletes (secure_delete), and
+        // is closed afterwards rather than handed back to the pool so set.
+        let connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        let mut connection = connection.detach();
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut connection).await.map_err(Error::db(BACKEND, OP))?;
         let moved = move_rows(&mut connection, &moves).await;
-        let reset = sqlx::query("PRAGMA secure_delete = OFF").execute(&mut *connection).await;
+        let _ = connection.close().await;
         moved?;
-        reset.map_err(Error::db(BACKEND, OP))?;
-        Ok((next, moves.len() as u64))
-    }
-
-    async fn mark_moved_to_keys(&self) -> Result<()> {
-        const OP: &str = "moving sessions to their keys";
-        sqlx::query("UPDATE session_ids_hashed SET done = 1")
-            .execute(&self.pool)
-            .await
-            .map_err(Error::db(BACKEND, OP))?;
-        // The WAL still holds the pages as they were before each batch:
-        // copy the moved pages into the file and empty it (best effort: a
-        // reader in the middle of a long read keeps it for now).
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(Error::db(BACKEND, OP))?;
-        Ok(())
+        if found < u64::from(limit) {
+            // The last batch: the WAL still holds the pages as they were
+            // before each batch; copy the moved pages into the file and
+            // empty it (best effort: a reader in the middle of a long read
+            // keeps it for now, and the next checkpoint finishes the job).
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        }
+        Ok(found)
     }
 
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {
@@ -754,7 +752,7 @@ impl DatabaseTier for SqliteDatabase {
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
-                Some((SessionKey::parse(&id).ok()?, device_of(seen, client_ip, user_agent)))
+                Some((super::row::stored_key(&id).ok()?, device_of(seen, client_ip, user_agent)))
             })
             .collect())
     }
@@ -779,7 +777,8 @@ impl DatabaseTier for SqliteDatabase {
                         .ok_or_else(|| Error::Corrupt { id: id.clone(), reason: format!("time {ms} is out of range") })
                 };
                 Ok(SessionSummary {
-                    id: SessionKey::parse(&id).map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
+                    id: super::row::stored_key(&id)
+                        .map_err(|e| Error::Corrupt { id: id.clone(), reason: e.to_string() })?,
                     created_at: time(created)?,
                     updated_at: time(updated)?,
                     expires_at: time(expires)?,

@@ -109,22 +109,15 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// Creates or upgrades the schema.
     async fn migrate(&self) -> Result<()>;
 
-    /// Moves sessions stored under their id (written before ids were
-    /// hashed; see [`SessionKey`]) to their key: walks at most `limit`
-    /// rows in key order after `after`, and returns the last row walked
-    /// (`None` once the walk is at the end) and how many it moved. One
-    /// transaction per call. Driven by [`move_to_keys`](super::move_to_keys).
-    /// A tier that never stored ids has nothing to move (the default).
-    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
-        let _ = (after, limit);
-        Ok((None, 0))
-    }
-
-    /// Records that no session is left under its id, so
-    /// [`schema_status`](Self::schema_status) stops listing
-    /// [`MOVE_TO_KEYS`](super::MOVE_TO_KEYS).
-    async fn mark_moved_to_keys(&self) -> Result<()> {
-        Ok(())
+    /// Moves up to `limit` sessions still stored under their id (written
+    /// before ids were hashed, or since by an app of an older build; see
+    /// [`SessionKey`]) to their key, in one transaction, and returns how
+    /// many rows it looked at (fewer than `limit`: none is left). Driven by
+    /// [`move_to_keys`](super::move_to_keys). A tier that never stored ids
+    /// has nothing to move (the default).
+    async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
+        let _ = limit;
+        Ok(0)
     }
 
     /// How the schema compares with the migrations this build carries.

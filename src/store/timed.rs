@@ -92,12 +92,8 @@ impl DatabaseTier for TimedDatabase {
         self.call("reading the schema version", self.inner.schema_status()).await
     }
 
-    async fn move_to_keys_batch(&self, after: Option<&str>, limit: u32) -> Result<(Option<String>, u64)> {
-        self.call("moving sessions to their keys", self.inner.move_to_keys_batch(after, limit)).await
-    }
-
-    async fn mark_moved_to_keys(&self) -> Result<()> {
-        self.call("moving sessions to their keys", self.inner.mark_moved_to_keys()).await
+    async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
+        self.call("moving sessions to their keys", self.inner.move_to_keys_batch(limit)).await
     }
 
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 #[path = "../../fuzz/src/lib.rs"]
-mod checks;
+pub(crate) mod checks;
 
 /// A fuzz target's check: panics on a failure.
 type Check = fn(&[u8]);

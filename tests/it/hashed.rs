@@ -157,6 +157,24 @@ async fn the_admin_tool_takes_an_id_a_key_or_a_cookie() {
 /// Rows stored under their id, as a database written before ids were
 /// hashed holds them: `n` sessions, every third with a user; returns the ids.
 async fn rows_under_their_ids(db: &TestDb, n: usize) -> Vec<SessionId> {
+    let ids = insert_under_ids(db, n).await;
+    if db.url.starts_with("sqlite:") {
+        let database = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
+        for sql in ["DELETE FROM _sqlx_migrations WHERE version = 6", "DROP INDEX sessions_under_ids"] {
+            sqlx::query(sql).execute(database.pool()).await.unwrap();
+        }
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        for sql in ["DELETE FROM _sqlx_migrations WHERE version = 5", "DROP INDEX sessions_under_ids"] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+    ids
+}
+
+/// `n` sessions stored under their id, as an app of an older build writes
+/// them, every third with a user.
+async fn insert_under_ids(db: &TestDb, n: usize) -> Vec<SessionId> {
     let ids: Vec<SessionId> = (0..n).map(|_| SessionId::generate()).collect();
     let texts: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
     let now_ms = now().timestamp_millis();
@@ -173,9 +191,6 @@ async fn rows_under_their_ids(db: &TestDb, n: usize) -> Vec<SessionId> {
         .execute(database.pool())
         .await
         .unwrap();
-        for sql in ["DELETE FROM _sqlx_migrations WHERE version = 6", "DROP TABLE session_ids_hashed"] {
-            sqlx::query(sql).execute(database.pool()).await.unwrap();
-        }
     } else {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
         sqlx::query(
@@ -188,9 +203,6 @@ async fn rows_under_their_ids(db: &TestDb, n: usize) -> Vec<SessionId> {
         .execute(&pool)
         .await
         .unwrap();
-        for sql in ["DELETE FROM _sqlx_migrations WHERE version = 5", "DROP TABLE session_ids_hashed"] {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
     }
     ids
 }
@@ -208,14 +220,25 @@ async fn migrate_moves_sessions_stored_under_their_id(db: TestDb) {
     assert!(cli.fails(&["migrate", "--check"], 1).contains("pending"));
 
     // Interrupted after its first batch: the schema step is applied, the
-    // rows half moved, and the database still says so.
+    // rows partly moved. The admin tool lists the moved ones, says what is
+    // left to do, and refuses an export that would leave sessions out.
     let database: &Arc<dyn DatabaseTier> = db.db();
     database.migrate().await.unwrap();
     assert!(database.schema_status().await.unwrap().pending.contains(&MOVE_TO_KEYS));
-    let (next, moved) = database.move_to_keys_batch(None, 5_000).await.unwrap();
-    assert!(next.is_some() && moved > 0, "{moved}");
-    let stderr = cli.fails(&["list"], 1);
-    assert!(stderr.contains("move sessions stored under their id"), "{stderr}");
+    let moved = database.move_to_keys_batch(5_000).await.unwrap();
+    assert_eq!(moved, 5_000);
+    let listed = cli.run(&["list", "--output", "json"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&listed.stdout), String::from_utf8_lossy(&listed.stderr));
+    assert!(listed.status.success() && stderr.contains("sessionctl migrate"), "{stderr}");
+    assert_eq!(stdout.lines().count(), 5_000, "the moved ones, in key order, once each");
+    assert!(ids.iter().step_by(97).all(|id| !stdout.contains(id.as_str())), "list shows no id");
+    let export = cli.run(&["export"]);
+    let stderr = String::from_utf8_lossy(&export.stderr);
+    assert!(export.status.code() == Some(1) && export.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.lines().last().is_some_and(|l| l.starts_with("error:") && l.contains("sessionctl migrate")),
+        "{stderr}"
+    );
 
     let out = cli.ok(&["migrate"]);
     let rest = 12_000 - moved;
@@ -246,6 +269,19 @@ async fn migrate_moves_sessions_stored_under_their_id(db: TestDb) {
     let doc = cli.json(&["revoke", "--user", "user3", "--dry-run"]);
     assert_eq!(doc["revoked"], 1, "the user index finds moved rows: {doc}");
     assert!(cli.ok(&["migrate"]).contains("schema up to date"), "a second run moves nothing");
+
+    // An app of the older build still running writes sessions under their
+    // id after the move: the database says so again, and the next
+    // `migrate` moves them.
+    let late = insert_under_ids(&db, 3).await;
+    let check = cli.run(&["migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(stdout.contains("pending move sessions stored under their id"), "{stdout}");
+    assert!(cli.ok(&["migrate"]).contains("moved 3 sessions"));
+    let cookie = config.codec().encode_reference(&late[0], now() + Duration::hours(1));
+    assert_eq!(cart_of(&db, &cookie).await, Some(json!(["tea"])));
+    assert!(database.schema_status().await.unwrap().is_current());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,4 +332,70 @@ async fn import_reads_files_written_before_ids_were_hashed() {
     assert_eq!(cart_of(&db, &cookie).await, Some(json!(["tea"])));
     let export = cli.ok(&["export"]);
     assert!(export.contains(key.as_str()) && !export.contains(id.as_str()), "{export}");
+}
+
+/// A cookie-only session issued before ids were hashed carries its id in
+/// its envelope: the browser keeps it (a cart, a CSRF token) after the
+/// upgrade, and a login moves it into the store as any other.
+#[tokio::test]
+async fn a_cookie_only_session_from_before_is_kept() {
+    let db = harness::sqlite().await;
+    let expires = now() + Duration::hours(1);
+    let envelope = json!({
+        "v": 1, "version": 2, "id": SessionId::generate().as_str(),
+        "created_at": now().timestamp_millis(), "updated_at": now().timestamp_millis(),
+        "expires_at": expires.timestamp_millis(), "data": {"cart": ["tea"]},
+    });
+    let secret = b"test key 0123456789 0123456789 0123456789";
+    let cookie = crate::fuzz_corpus::checks::seal_inline(
+        secret,
+        &expires.timestamp().to_string(),
+        envelope.to_string().as_bytes(),
+    );
+    let config = Arc::new(SessionConfig::new(harness::keys()));
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(session.get_value("cart").await.unwrap(), Some(json!(["tea"])), "the old cookie still reads");
+    session.set_user_id(Some("dan".into())).await.unwrap();
+    let outcome = session.save().await.unwrap();
+    let sessionctl::CookieUpdate::Set { value, .. } = outcome.cookie else { panic!("a login sets a cookie") };
+    let key = session.key().await.unwrap().unwrap();
+    assert_eq!(key, SessionKey::of(&session.id().await.unwrap().unwrap()));
+    assert!(db.stored(&key).await.is_some(), "stored under the key of a fresh id");
+    assert_eq!(cart_of(&db, &value).await, Some(json!(["tea"])));
+}
+
+/// `migrate --redis-url` removes what an older build cached under a
+/// session id, and leaves entries under keys (and foreign keys) alone.
+#[tokio::test]
+async fn migrate_removes_entries_cached_under_an_id() {
+    let Some(redis) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let prefix = format!("hashed{}:", std::process::id());
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let (id, key) = SessionKey::generate();
+    let under_id = format!("{prefix}{id}");
+    let under_key = format!("{prefix}{key}");
+    let foreign = format!("other{}:{}", std::process::id(), SessionId::generate());
+    for name in [&under_id, &under_key, &foreign] {
+        let () = redis::cmd("SET").arg(name).arg("x").query_async(&mut connection).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Run::new(dir.path(), &db.url)
+        .with("SESSIONCTL_REDIS_URL", &redis.url())
+        .with("SESSIONCTL_REDIS_PREFIX", &prefix);
+    let out = cli.ok(&["migrate"]);
+    assert!(out.contains("removed 1 entries"), "{out}");
+    let exists = |name: String| {
+        let client = client.clone();
+        async move {
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("EXISTS").arg(name).query_async::<i64>(&mut connection).await.unwrap()
+        }
+    };
+    assert_eq!(
+        (exists(under_id).await, exists(under_key).await, exists(foreign).await),
+        (0, 1, 1),
+        "only the entry under an id goes"
+    );
 }

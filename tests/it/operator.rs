@@ -64,7 +64,7 @@ async fn only_migrate_changes_the_postgres_schema_and_others_name_it() {
     let dir = tempfile::tempdir().unwrap();
     let cli = Run::new(dir.path(), &url);
 
-    for command in [&["list"][..], &["stats"], &["show", "0123456789abcdefghijkl"], &["purge-expired", "--dry-run"]] {
+    for command in [&["list"][..], &["stats"], &["show", "0123456789abcdefghijklmn"], &["purge-expired", "--dry-run"]] {
         let stderr = cli.fails(command, 1);
         assert!(stderr.contains("no session schema") && stderr.contains("sessionctl migrate"), "{command:?}: {stderr}");
     }
@@ -111,7 +111,7 @@ async fn a_read_only_role_reads_and_a_dml_role_runs_everything_but_migrate() {
     let writer = Run::new(dir.path(), &role(&url, "SELECT, INSERT, UPDATE, DELETE").await);
     writer.ok(&["purge-expired", "--dry-run"]);
     writer.ok(&["edit", alice.id.as_str(), "--set", "n=2"]);
-    let new_id = writer.ok(&["regenerate", alice.id.as_str()]).trim().to_owned();
+    let new_id = writer.keyed().ok(&["regenerate", alice.id.as_str()]).lines().next().unwrap().to_owned();
     writer.ok(&["expire", &new_id]);
     writer.ok(&["revoke", "--user", "bob", "-y"]);
     let out = writer.run_with_stdin(&["import", "--replace", "-"], &exported);

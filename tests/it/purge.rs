@@ -450,7 +450,7 @@ async fn two_serve_cron_replicas_on_one_postgres_one_purges_the_other_skips() {
     let pool = sessionctl::store::postgres::PostgresDatabase::connect(&db.url).await.unwrap();
     sqlx::query(
         "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
-         SELECT lpad(to_hex(i), 24, '0'), '{}'::jsonb, NULL, now(), now(),
+         SELECT lpad(to_hex(i), 32, '0'), '{}'::jsonb, NULL, now(), now(),
                 CASE WHEN i % 2 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 hour' END, 1
          FROM generate_series(1, 200000) AS g(i)",
     )
@@ -750,7 +750,7 @@ async fn back_to_schema_2(pool: &sqlx::SqlitePool, first: &[&str]) {
         "DROP INDEX sessions_user_id",
         "CREATE INDEX sessions_user_id ON sessions (user_id) WHERE user_id IS NOT NULL",
         "DROP TABLE session_cache_tier",
-        "DROP TABLE session_ids_hashed",
+        "DROP INDEX sessions_under_ids",
         "ALTER TABLE sessions DROP COLUMN last_seen_at",
         "ALTER TABLE sessions DROP COLUMN client_ip",
         "ALTER TABLE sessions DROP COLUMN user_agent",
