@@ -230,7 +230,7 @@ impl Session {
                 state.record = Some(record);
                 state.origin = Origin::Cookie;
             }
-            Some(CookiePayload::Reference { id, .. }) => match self.store.lookup(&SessionKey::of(&id), now).await? {
+            Some(CookiePayload::Reference { id, .. }) => match self.lookup_id(&id, now).await? {
                 Lookup::Found(record, quick) => {
                     state.origin = Origin::Stored { version: record.version };
                     state.record = Some(record);
@@ -249,6 +249,17 @@ impl Session {
             state.expiry_changed = true;
         }
         Ok(state)
+    }
+
+    /// Finds the session a cookie's id names: under its key, or, when an
+    /// app of an older build still writes sessions under their id (a
+    /// rolling deploy), moved there first.
+    async fn lookup_id(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Lookup> {
+        let key = SessionKey::of(id);
+        match self.store.lookup(&key, now).await? {
+            Lookup::Missing if self.store.move_id_to_key(id).await => self.store.lookup(&key, now).await,
+            found => Ok(found),
+        }
     }
 
     /// The record to change, created in memory on the first write.

@@ -64,7 +64,11 @@ pub async fn run(ctx: &Ctx, args: MigrateArgs) -> anyhow::Result<()> {
             line(format!("removed {evicted} entries the apps' Redis held under a session id"))?;
         }
         if moved > 0 {
-            let vacuum = if database.backend() == "sqlite" { "VACUUM" } else { "VACUUM FULL sessions" };
+            let vacuum = if database.backend() == "sqlite" {
+                "VACUUM` then `PRAGMA wal_checkpoint(TRUNCATE)"
+            } else {
+                "VACUUM FULL sessions"
+            };
             line(format!(
                 "no row holds an id now; pages of the database files may, until `{vacuum}` rewrites them (it locks the table while it runs)"
             ))?;

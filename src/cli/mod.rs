@@ -215,10 +215,6 @@ impl Ctx {
         if database.schema_status().await.is_ok_and(|status| status.pending.contains(&sessionctl::store::MOVE_TO_KEYS))
         {
             let _ = self.ids_unmoved.set(());
-            output::note(
-                self.global.quiet,
-                "note: some sessions are still stored under their id (written by an older build): they are left out of lists and counts, and their cookies find nothing, until `sessionctl migrate` moves them",
-            );
         }
         Ok(database)
     }
@@ -230,6 +226,19 @@ impl Ctx {
     /// the database when the cache is down, and says so.
     pub async fn admin(&self, access: Access) -> anyhow::Result<Admin> {
         let database = self.database().await?;
+        if self.ids_unmoved.get().is_some() {
+            // A change by key would miss them, and `migrate` would bring
+            // back what a revoke or delete seemed to remove.
+            if access == Access::Change {
+                anyhow::bail!(
+                    "some sessions are still stored under their id (written by an older build), which this change would miss: run `sessionctl migrate` first"
+                );
+            }
+            output::note(
+                self.global.quiet,
+                "note: some sessions are still stored under their id (written by an older build): they are left out of lists until `sessionctl migrate` moves them",
+            );
+        }
         let recorded = database.recorded_cache().await.context("cannot read which cache tier the apps use")?;
         let recorded_prefix = match &recorded {
             Some(AppCache::Redis { prefix }) => Some(prefix.clone()),

@@ -456,6 +456,22 @@ impl Store {
         })
     }
 
+    /// Moves the session an older build stored under `id` (not its key)
+    /// to its key, as a rolling deploy goes on; `true` when there was one.
+    /// A failure is logged and answered `false`: the request goes on as if
+    /// the session were gone, as it would have before.
+    pub async fn move_id_to_key(&self, id: &crate::SessionId) -> bool {
+        let Some(database) = self.database() else { return false };
+        self.inner.ops.database.fetch_add(1, Ordering::Relaxed);
+        match database.move_id_to_key(id).await {
+            Ok(moved) => moved,
+            Err(error) => {
+                tracing::warn!(%error, "could not move a session stored under its id to its key");
+                false
+            }
+        }
+    }
+
     /// Like [`load`](Self::load), telling a session that was just moved to
     /// a new id apart from one that does not exist.
     ///

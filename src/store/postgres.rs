@@ -175,10 +175,7 @@ fn bind_record<'q>(
 }
 
 fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTime<Utc>) {
-    // Rows an older build stored under their id are left out until moved
-    // (`sessionctl migrate`): listed under their key, they would break the
-    // walk in key order.
-    query.push(" WHERE length(id) <> 24");
+    query.push(" WHERE TRUE");
     match filter.state {
         StateFilter::All => {}
         StateFilter::Active => {
@@ -325,6 +322,23 @@ impl DatabaseTier for PostgresDatabase {
         super::migrations::status(BACKEND, super::migrations::POSTGRES_STEPS, &applied, ids_to_move)
     }
 
+    async fn move_id_to_key(&self, id: &crate::SessionId) -> Result<bool> {
+        const OP: &str = "moving a session to its key";
+        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        let key = SessionKey::of(id).as_str().to_owned();
+        move_rows(&mut tx, &[id.as_str().to_owned()], &[key]).await?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(true)
+    }
+
     async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
         const OP: &str = "moving sessions to their keys";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
@@ -341,22 +355,7 @@ impl DatabaseTier for PostgresDatabase {
             return Ok(0);
         }
         let (old, keys): (Vec<String>, Vec<String>) = super::migrations::keys_to_move(ids).into_iter().unzip();
-        // A row already under the key (an app that hashes wrote it
-        // meanwhile) is the newer one: the row under the id goes.
-        sqlx::query(
-            "UPDATE sessions AS s SET id = m.key FROM unnest($1::text[], $2::text[]) AS m(id, key) \
-             WHERE s.id = m.id AND NOT EXISTS (SELECT 1 FROM sessions AS t WHERE t.id = m.key)",
-        )
-        .bind(&old)
-        .bind(&keys)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
-        sqlx::query("DELETE FROM sessions WHERE id = ANY($1::text[])")
-            .bind(&old)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::db(BACKEND, OP))?;
+        move_rows(&mut tx, &old, &keys).await?;
         tx.commit().await.map_err(Error::db(BACKEND, OP))?;
         Ok(found)
     }
@@ -691,6 +690,10 @@ impl DatabaseTier for PostgresDatabase {
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
+        // Rows an older build stored under their id are left out until
+        // moved (`sessionctl migrate`): read under their key, they would
+        // break a walk in key order.
+        query.push(" AND length(id) <> 24");
         // Records carry milliseconds; a row written by other means can hold
         // microseconds, so the walk orders and compares at the precision of
         // the cursor, or it would return such rows again and again.
@@ -712,6 +715,10 @@ impl DatabaseTier for PostgresDatabase {
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
+        // Rows an older build stored under their id are left out until
+        // moved (`sessionctl migrate`): read under their key, they would
+        // break a walk in key order.
+        query.push(" AND length(id) <> 24");
         if let Some(after) = after {
             query.push(" AND id > ").push_bind(after.as_str().to_owned());
         }
@@ -904,4 +911,26 @@ impl DatabaseTier for PostgresDatabase {
         let progress = (end as f64 / blocks as f64).min(1.0);
         Ok(PurgeBatch { deleted, deleted_count, next, progress, write_lock })
     }
+}
+
+/// Moves rows from their id (`old`) to their key (`keys`, pairwise). A row
+/// already under the key (an app that hashes wrote it meanwhile) is the
+/// newer one: the row under the id goes.
+async fn move_rows(tx: &mut sqlx::Transaction<'_, Postgres>, old: &[String], keys: &[String]) -> Result<()> {
+    const OP: &str = "moving sessions to their keys";
+    sqlx::query(
+        "UPDATE sessions AS s SET id = m.key FROM unnest($1::text[], $2::text[]) AS m(id, key) \
+         WHERE s.id = m.id AND NOT EXISTS (SELECT 1 FROM sessions AS t WHERE t.id = m.key)",
+    )
+    .bind(old)
+    .bind(keys)
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::db(BACKEND, OP))?;
+    sqlx::query("DELETE FROM sessions WHERE id = ANY($1::text[])")
+        .bind(old)
+        .execute(&mut **tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+    Ok(())
 }

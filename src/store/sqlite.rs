@@ -195,6 +195,20 @@ async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
 const PURGE_CACHE_KIB: i64 = 16 * 1024;
 
 impl SqliteDatabase {
+    /// Moves rows from their id to their key. The ids must not stay
+    /// readable in the file's free space: a connection of its own zeroes
+    /// what it deletes (secure_delete), and is closed afterwards rather
+    /// than handed back to the pool so set.
+    async fn move_rows_securely(&self, moves: &[(String, String)]) -> Result<()> {
+        const OP: &str = "moving sessions to their keys";
+        let connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        let mut connection = connection.detach();
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut connection).await.map_err(Error::db(BACKEND, OP))?;
+        let moved = move_rows(&mut connection, moves).await;
+        let _ = connection.close().await;
+        moved
+    }
+
     /// Whether any session is still stored under its id (found through
     /// migration 6's partial index; `false` before it is applied, when the
     /// pending migration says enough).
@@ -445,10 +459,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &Filter, now: DateTime<Utc>) {
-    // Rows an older build stored under their id are left out until moved
-    // (`sessionctl migrate`): listed under their key, they would break the
-    // walk in key order.
-    query.push(" WHERE length(id) <> 24");
+    query.push(" WHERE 1 = 1");
     match filter.state {
         StateFilter::All => {}
         StateFilter::Active => {
@@ -512,6 +523,20 @@ impl DatabaseTier for SqliteDatabase {
         super::migrations::status(BACKEND, super::migrations::SQLITE_STEPS, &applied, ids_to_move)
     }
 
+    async fn move_id_to_key(&self, id: &crate::SessionId) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::db(BACKEND, "moving a session to its key"))?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        let key = SessionKey::of(id).as_str().to_owned();
+        self.move_rows_securely(&[(id.as_str().to_owned(), key)]).await?;
+        Ok(true)
+    }
+
     async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
         const OP: &str = "moving sessions to their keys";
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE length(id) = 24 ORDER BY id LIMIT ?")
@@ -524,15 +549,7 @@ impl DatabaseTier for SqliteDatabase {
             return Ok(0);
         }
         let moves = super::migrations::keys_to_move(ids);
-        // The ids must not stay readable in the file's free space: a
-        // connection of its own zeroes what it deletes (secure_delete), and
-        // is closed afterwards rather than handed back to the pool so set.
-        let connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
-        let mut connection = connection.detach();
-        sqlx::query("PRAGMA secure_delete = ON").execute(&mut connection).await.map_err(Error::db(BACKEND, OP))?;
-        let moved = move_rows(&mut connection, &moves).await;
-        let _ = connection.close().await;
-        moved?;
+        self.move_rows_securely(&moves).await?;
         if found < u64::from(limit) {
             // The last batch: the WAL still holds the pages as they were
             // before each batch; copy the moved pages into the file and
@@ -836,6 +853,10 @@ impl DatabaseTier for SqliteDatabase {
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
+        // Rows an older build stored under their id are left out until
+        // moved (`sessionctl migrate`): read under their key, they would
+        // break a walk in key order.
+        query.push(" AND length(id) <> 24");
         if let Some(after) = after {
             query.push(" AND (expires_at, id) > (").push_bind(ms(after.expires_at)).push(", ");
             query.push_bind(after.id.as_str().to_owned()).push(")");
@@ -854,6 +875,10 @@ impl DatabaseTier for SqliteDatabase {
     ) -> Result<Vec<Record>> {
         let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
         push_filter(&mut query, filter, now);
+        // Rows an older build stored under their id are left out until
+        // moved (`sessionctl migrate`): read under their key, they would
+        // break a walk in key order.
+        query.push(" AND length(id) <> 24");
         if let Some(after) = after {
             query.push(" AND id > ").push_bind(after.as_str().to_owned());
         }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Patch, SchemaStatus, StatsRow};
 use crate::error::Result;
-use crate::id::SessionKey;
+use crate::id::{SessionId, SessionKey};
 use crate::record::Record;
 
 /// Result of a versioned update.
@@ -118,6 +118,15 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
         let _ = limit;
         Ok(0)
+    }
+
+    /// Moves the one session stored under `id` (an older build wrote it,
+    /// as a rolling deploy goes on) to its key; `false` when no row is
+    /// under that id. A request whose cookie finds nothing under its key
+    /// asks this before treating the session as gone.
+    async fn move_id_to_key(&self, id: &SessionId) -> Result<bool> {
+        let _ = id;
+        Ok(false)
     }
 
     /// How the schema compares with the migrations this build carries.

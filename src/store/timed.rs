@@ -96,6 +96,10 @@ impl DatabaseTier for TimedDatabase {
         self.call("moving sessions to their keys", self.inner.move_to_keys_batch(limit)).await
     }
 
+    async fn move_id_to_key(&self, id: &crate::SessionId) -> Result<bool> {
+        self.call("moving a session to its key", self.inner.move_id_to_key(id)).await
+    }
+
     async fn recorded_cache(&self) -> Result<Option<AppCache>> {
         self.call("reading the apps' cache tier", self.inner.recorded_cache()).await
     }
