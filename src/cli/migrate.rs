@@ -119,10 +119,7 @@ async fn evict_cached_ids(
     quiet: bool,
 ) -> anyhow::Result<Option<u64>> {
     let recorded = database.recorded_cache().await.ok().flatten();
-    let recorded_prefix = match &recorded {
-        Some(sessionctl::store::AppCache::Redis { prefix }) => Some(prefix.clone()),
-        _ => None,
-    };
+    let recorded_prefix = super::recorded_redis_prefix(recorded.as_ref());
     let Some(url) = &ctx.global.redis_url else {
         if recorded_prefix.is_some() && !quiet {
             eprintln!(
@@ -131,12 +128,7 @@ async fn evict_cached_ids(
         }
         return Ok(None);
     };
-    let prefix = ctx
-        .global
-        .redis_prefix
-        .clone()
-        .or(recorded_prefix)
-        .unwrap_or_else(|| sessionctl::store::redis::DEFAULT_PREFIX.to_owned());
+    let prefix = ctx.redis_prefix(recorded_prefix);
     let cache = sessionctl::store::redis::RedisCache::connect(url, &prefix, super::CACHE_TIMEOUT)?;
     let removed =
         cache.evict_entries_under_ids().await.context("cannot remove the entries cached under a session id")?;

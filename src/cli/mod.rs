@@ -219,6 +219,16 @@ impl Ctx {
         Ok(database)
     }
 
+    /// The Redis key prefix to use: `--redis-prefix`, else the one the
+    /// apps recorded, else the default.
+    pub fn redis_prefix(&self, recorded: Option<String>) -> String {
+        self.global
+            .redis_prefix
+            .clone()
+            .or(recorded)
+            .unwrap_or_else(|| sessionctl::store::redis::DEFAULT_PREFIX.to_owned())
+    }
+
     /// Opens the store for admin work. `access` says whether the command
     /// changes sessions: then the cache the apps recorded must be reached
     /// (or `--no-cache` given), and an unreachable `--redis-url` stops it
@@ -240,10 +250,7 @@ impl Ctx {
             );
         }
         let recorded = database.recorded_cache().await.context("cannot read which cache tier the apps use")?;
-        let recorded_prefix = match &recorded {
-            Some(AppCache::Redis { prefix }) => Some(prefix.clone()),
-            _ => None,
-        };
+        let recorded_prefix = recorded_redis_prefix(recorded.as_ref());
         // A prefix other than the apps' would change keys the apps never read.
         if let (Some(given), Some(recorded)) = (&self.global.redis_prefix, &recorded_prefix)
             && given != recorded
@@ -254,12 +261,7 @@ impl Ctx {
                 "--redis-prefix {given:?} is not the apps' key prefix {recorded:?} (recorded in the database): drop --redis-prefix, or pass the apps' prefix"
             );
         }
-        let prefix = self
-            .global
-            .redis_prefix
-            .clone()
-            .or(recorded_prefix)
-            .unwrap_or_else(|| sessionctl::store::redis::DEFAULT_PREFIX.to_owned());
+        let prefix = self.redis_prefix(recorded_prefix);
         let cache = match &self.global.redis_url {
             Some(url) if !(self.global.no_cache && access == Access::Change) => {
                 match connect_cache(url, &prefix, access).await {
@@ -562,4 +564,12 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// The key prefix the apps recorded, when they cache in Redis.
+pub fn recorded_redis_prefix(recorded: Option<&AppCache>) -> Option<String> {
+    match recorded {
+        Some(AppCache::Redis { prefix }) => Some(prefix.clone()),
+        _ => None,
+    }
 }
