@@ -646,7 +646,19 @@ mod review {
         drop(store);
         let path = dir.path().join("sessions.db");
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode = DELETE").fetch_one(&pool).await.unwrap();
+        // The dropped store's connections close in the background; leaving
+        // WAL needs them gone (under load that takes a moment).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mode: String = loop {
+            match sqlx::query_scalar("PRAGMA journal_mode = DELETE").fetch_one(&pool).await {
+                Ok(mode) => break mode,
+                Err(error) if std::time::Instant::now() < deadline => {
+                    eprintln!("retrying: {error}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("{error}"),
+            }
+        };
         assert_eq!(mode, "delete");
         pool.close().await;
         cli.ok(&["list"]);
