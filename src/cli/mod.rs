@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use sessionctl::admin::Admin;
 use sessionctl::error::redact_url;
-use sessionctl::store::open_database;
+use sessionctl::store::{open_database, open_database_with_status};
 use sessionctl::{AppCache, CacheTier, DatabaseTier, Error, Keys, OpenAs, Store, StoreOptions};
 
 mod delete;
@@ -207,13 +207,12 @@ impl Ctx {
                 output::note(self.global.quiet, format!("note: created {shown}"));
             }
         }
-        let database = open_database(self.database_url(), timeout, OpenAs::Admin)
+        let (database, status) = open_database_with_status(self.database_url(), timeout, OpenAs::Admin)
             .await
             .with_context(|| format!("cannot open {shown}"))?;
         // Sessions an older build stored under their id are left out of
         // lists until moved (their id does not sort as their key would).
-        if database.schema_status().await.is_ok_and(|status| status.pending.contains(&sessionctl::store::MOVE_TO_KEYS))
-        {
+        if status.pending.contains(&sessionctl::store::MOVE_TO_KEYS) {
             let _ = self.ids_unmoved.set(());
         }
         Ok(database)

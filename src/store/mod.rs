@@ -35,7 +35,7 @@ mod timed;
 pub use migrations::{MOVE_TO_KEYS, SchemaStatus, SchemaStep, move_to_keys, upgrade};
 pub use open::{
     MemoryCacheConfig, OpenAs, StoreConfig, connect_database, connect_database_with_timeout, connect_existing_database,
-    open_database,
+    open_database, open_database_with_status,
 };
 pub use patch::{Patch, PatchOutcome};
 pub(crate) use row::{RawRow, parse_ids};

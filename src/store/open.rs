@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    AppCache, CacheTier, DEFAULT_DATABASE_TIMEOUT, DatabaseTier, Store, StoreOptions, memory, postgres, redis, sqlite,
-    timed,
+    AppCache, CacheTier, DEFAULT_DATABASE_TIMEOUT, DatabaseTier, SchemaStatus, Store, StoreOptions, memory, postgres,
+    redis, sqlite, timed,
 };
 use crate::error::{Error, Result};
 
@@ -79,7 +79,10 @@ impl StoreConfig {
     /// URL, for no tier at all, or when an app cannot record its cache tier in the database.
     pub async fn open(&self) -> Result<Store> {
         let database = match (&self.database, &self.database_url) {
-            (Some(custom), _) => Some(check_schema(custom.clone(), self.open_as).await?),
+            (Some(custom), _) => {
+                check_schema(custom.as_ref(), self.open_as).await?;
+                Some(custom.clone())
+            }
             (None, Some(url)) => Some(open_database(url, self.options.database_timeout, self.open_as).await?),
             (None, None) => None,
         };
@@ -160,16 +163,32 @@ async fn record_cache(database: &dyn DatabaseTier, ours: &AppCache) -> Result<()
 /// exist, [`Error::Schema`] for a schema absent, behind, newer or changed. As an app:
 /// [`Error::Migrate`] when pending migrations fail.
 pub async fn open_database(database_url: &str, timeout: Duration, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
+    Ok(open_database_with_status(database_url, timeout, open_as).await?.0)
+}
+
+/// Like [`open_database`], with the schema's status as the open found it
+/// (an admin tool tells from it whether sessions are still stored under
+/// their id, [`MOVE_TO_KEYS`](super::MOVE_TO_KEYS)).
+///
+/// # Errors
+///
+/// As [`open_database`].
+pub async fn open_database_with_status(
+    database_url: &str,
+    timeout: Duration,
+    open_as: OpenAs,
+) -> Result<(Arc<dyn DatabaseTier>, SchemaStatus)> {
     let database = match open_as {
         OpenAs::App => connect_database_with_timeout(database_url, timeout).await?,
         OpenAs::Admin => connect_existing_database(database_url, timeout).await?,
     };
-    check_schema(database, open_as).await
+    let status = check_schema(database.as_ref(), open_as).await?;
+    Ok((database, status))
 }
 
 /// Migrates (an app) or requires (an admin) the schema of an open
-/// database.
-async fn check_schema(database: Arc<dyn DatabaseTier>, open_as: OpenAs) -> Result<Arc<dyn DatabaseTier>> {
+/// database; returns its status as found.
+async fn check_schema(database: &dyn DatabaseTier, open_as: OpenAs) -> Result<SchemaStatus> {
     let status = database.schema_status().await?;
     // Sessions an older build stored under their id are no reason to stop:
     // an app moves them (and opens anyway if it cannot, logging why), an
@@ -181,14 +200,14 @@ async fn check_schema(database: Arc<dyn DatabaseTier>, open_as: OpenAs) -> Resul
             if schema_behind {
                 database.migrate().await?;
             }
-            if let Err(error) = super::move_to_keys(database.as_ref(), |_| {}).await {
+            if let Err(error) = super::move_to_keys(database, |_| {}).await {
                 tracing::warn!(%error, "could not move sessions stored under their id to their key; `sessionctl migrate` will");
             }
         }
         OpenAs::Admin if schema_behind => return Err(status.behind_error()),
         OpenAs::Admin => {}
     }
-    Ok(database)
+    Ok(status)
 }
 
 /// Opens the database tier a URL names, without migrating.

@@ -209,17 +209,21 @@ impl SqliteDatabase {
         moved
     }
 
+    /// Whether the schema has the table or index (`kind`) named `name`.
+    async fn schema_has(&self, kind: &str, name: &str) -> sqlx::Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?)")
+            .bind(kind)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// Whether any session is still stored under its id (found through
     /// migration 6's partial index; `false` before it is applied, when the
     /// pending migration says enough).
     async fn ids_to_move(&self) -> Result<bool> {
         let read = async {
-            let indexed: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'sessions_under_ids'",
-            )
-            .fetch_one(&self.pool)
-            .await?;
-            if indexed == 0 {
+            if !self.schema_has("index", "sessions_under_ids").await? {
                 return Ok(false);
             }
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE length(id) = 24)")
@@ -506,12 +510,7 @@ impl DatabaseTier for SqliteDatabase {
 
     async fn schema_status(&self) -> Result<SchemaStatus> {
         let read = async {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            )
-            .fetch_one(&self.pool)
-            .await?;
-            if exists == 0 {
+            if !self.schema_has("table", "_sqlx_migrations").await? {
                 return Ok(Vec::new());
             }
             sqlx::query_as::<_, AppliedRow>("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
