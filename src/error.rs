@@ -136,6 +136,16 @@ pub enum Error {
     #[error(transparent)]
     Shared(std::sync::Arc<Error>),
 
+    /// The tier does not implement this operation (a third-party tier may
+    /// leave the maintenance, accounts and purge parts to their defaults).
+    #[error("the {backend} database tier does not support {operation}")]
+    Unsupported {
+        /// The tier's backend name.
+        backend: &'static str,
+        /// What was asked of it.
+        operation: &'static str,
+    },
+
     /// A database URL names a scheme this build does not support.
     #[error("unsupported database URL scheme {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
@@ -163,6 +173,11 @@ pub enum CookieError {
 }
 
 impl Error {
+    /// An operation the tier `backend` does not implement.
+    pub fn unsupported(backend: &'static str, operation: &'static str) -> Error {
+        Error::Unsupported { backend, operation }
+    }
+
     pub(crate) fn db(backend: &'static str, operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
         move |source| Error::Database { backend, operation, source: Box::new(source) }
     }

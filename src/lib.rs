@@ -52,6 +52,7 @@ pub use id::{SessionId, SessionKey};
 pub use record::{Data, Record};
 pub use session::{CookieUpdate, SaveOutcome, SaveStatus, Session};
 pub use store::{
-    AppCache, CacheTier, DatabaseTier, Device, Filter, Lookup, MemoryCacheConfig, OpenAs, Patch, PatchOutcome,
-    PurgeBatch, SchemaStatus, SessionSummary, StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
+    AppCache, CacheTier, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, DatabasePurge, DatabaseTier, Device,
+    Filter, Lookup, MemoryCacheConfig, OpenAs, Patch, PatchOutcome, PurgeBatch, SchemaStatus, SessionSummary,
+    StateFilter, Store, StoreConfig, StoreOptions, Tombstone,
 };

@@ -130,7 +130,7 @@ pub fn cutoff(older_than: Duration) -> DateTime<Utc> {
 /// Fails with the database tier's error, or [`Error::Config`](crate::Error::Config) without one.
 pub async fn count_expired(store: &Store, options: &PurgeOptions) -> Result<u64> {
     let filter = Filter { state: StateFilter::Expired, ..Filter::default() };
-    store.require_database()?.count(&filter, cutoff(options.older_than)).await
+    store.count(&filter, cutoff(options.older_than)).await
 }
 
 /// Deletes expired sessions in batches until the table has been walked, the
@@ -192,13 +192,13 @@ pub async fn purge_expired(
 }
 
 /// Tries to become the one replica that purges (see
-/// [`DatabaseTier::try_purge_lock`](crate::DatabaseTier::try_purge_lock)).
+/// [`DatabasePurge::try_purge_lock`](crate::DatabasePurge::try_purge_lock)).
 ///
 /// # Errors
 ///
 /// Fails with the database tier's error when the lock cannot be asked for.
 pub async fn try_lead(store: &Store) -> Result<Option<Box<dyn crate::store::PurgeLock>>> {
-    store.require_database()?.try_purge_lock().await
+    store.try_purge_lock().await
 }
 
 /// Parses a duration such as `90s`, `15m`, `2h30m`, `7d`, `250ms`.

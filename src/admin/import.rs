@@ -28,7 +28,7 @@ pub struct Import {
 
 impl Import {
     pub(crate) fn new(store: Store, writer: Box<dyn ImportWriter>, replace: bool) -> Import {
-        let written = store.cache().map(|_| String::new());
+        let written = store.has_cache().then(String::new);
         Import {
             store,
             writer,

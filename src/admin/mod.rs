@@ -146,12 +146,11 @@ impl Lister {
             self.done = true;
             return Ok(Vec::new());
         }
-        let database = self.store.require_database()?;
         let page = if self.by_id {
             let after = self.cursor.as_ref().map(|cursor| &cursor.id);
-            database.scan_by_id(&self.filter, self.now, after, want).await?
+            self.store.scan_by_key(&self.filter, self.now, after, want).await?
         } else {
-            database.scan(&self.filter, self.now, self.cursor.as_ref(), want).await?
+            self.store.scan(&self.filter, self.now, self.cursor.as_ref(), want).await?
         };
         if (page.len() as u32) < want {
             self.done = true;
@@ -243,13 +242,10 @@ impl Admin {
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
     pub async fn inspect(&self, id: &SessionKey) -> Result<Inspection> {
-        let database = match self.store.database() {
-            Some(database) => database.load(id).await?,
-            None => None,
-        };
-        let cache = match self.store.cache() {
+        let database = if self.store.has_database() { self.store.stored(id).await? } else { None };
+        let cache = match self.store.cached(id).await {
             None => CacheState::NotConfigured,
-            Some(cache) => match cache.get(id).await {
+            Some(lookup) => match lookup {
                 Ok(CacheLookup::Hit(record) | CacheLookup::Quick(record, _)) => CacheState::Cached(record),
                 Ok(CacheLookup::Miss) => CacheState::Missing,
                 Ok(CacheLookup::Deleted | CacheLookup::Moved) => CacheState::Deleted,
@@ -297,18 +293,17 @@ impl Admin {
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
     pub async fn stats(&self, options: StatsOptions, progress: &mut (dyn FnMut(f64) + Send)) -> Result<Stats> {
-        let database = self.store.require_database()?;
-        let stats = crate::store::stats::compute(database.as_ref(), record::now(), options, progress).await?;
-        let cache = match self.store.cache() {
-            None => None,
-            Some(cache) => {
+        let stats = self.store.database_stats(record::now(), options, progress).await?;
+        let cache = match self.store.has_cache() {
+            false => None,
+            true => {
                 let mut counts = CacheCounts::default();
                 let mut cursor = 0;
                 loop {
-                    let (next, ids) = cache.scan_ids(cursor, 1000).await?;
+                    let (next, ids) = self.store.cached_keys(cursor, 1000).await?;
                     counts.cached += ids.len() as u64;
                     for chunk in ids.chunks(500) {
-                        counts.in_both += database.existing(chunk).await?.len() as u64;
+                        counts.in_both += self.store.existing(chunk).await?.len() as u64;
                     }
                     if next == 0 {
                         break;
@@ -441,7 +436,7 @@ impl Admin {
     /// [`Error::Timeout`], [`Error::Config`] without a database
     /// tier).
     pub async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
-        self.store.require_database()?.existing(ids).await
+        self.store.existing(ids).await
     }
 
     /// How many sessions a user has.
@@ -453,7 +448,7 @@ impl Admin {
     /// tier).
     pub async fn count_user(&self, user_id: &str) -> Result<u64> {
         let filter = Filter { user_id: Some(user_id.to_owned()), ..Filter::default() };
-        self.store.require_database()?.count(&filter, record::now()).await
+        self.store.count(&filter, record::now()).await
     }
 
     /// Deletes every session of a user; returns their ids.
@@ -541,7 +536,7 @@ impl Admin {
     ///
     /// Fails with the store's error ([`Error::Database`], [`Error::Timeout`]).
     pub async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, crate::store::Device)>> {
-        self.store.require_database()?.devices(ids).await
+        self.store.devices(ids).await
     }
 
     /// Starts an import: records added are written in batches inside one
@@ -554,7 +549,7 @@ impl Admin {
     /// [`Error::Config`] without a database tier; the database's error when the
     /// transaction cannot start.
     pub async fn begin_import(&self, replace: bool) -> Result<Import> {
-        let writer = self.store.require_database()?.begin_import().await?;
+        let writer = self.store.begin_import().await?;
         Ok(Import::new(self.store.clone(), writer, replace))
     }
 }

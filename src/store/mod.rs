@@ -1,7 +1,9 @@
 //! The two tiers and the store that composes them.
 //!
 //! [`DatabaseTier`] is the durable tier (SQLite, PostgreSQL): it owns
-//! versions, creates without overwriting and refuses stale writes.
+//! versions, creates without overwriting and refuses stale writes. It is
+//! four traits by concern: [`DatabaseCore`] (the request path),
+//! [`DatabaseAccounts`], [`DatabaseMaintenance`] and [`DatabasePurge`].
 //! [`CacheTier`] is the fast tier (Redis, in-process) that sits in front of
 //! it. [`Store`] is what sessions and admin operations talk to: it decides
 //! which tier a call touches and in what order (database first, then cache),
@@ -21,6 +23,7 @@ use crate::record::Record;
 
 mod coalesce;
 pub mod memory;
+mod maintenance;
 mod migrations;
 mod open;
 mod patch;
@@ -42,9 +45,9 @@ pub(crate) use row::{RawRow, parse_ids};
 pub use stats::{DatabaseStats, StatsOptions, StatsRow, StatsSample};
 pub(crate) use tier::LocalPurgeLock;
 pub use tier::{
-    AppCache, CacheLookup, CacheTier, DatabaseTier, Device, Filter, ImportCounts, ImportWriter,
-    MAX_LISTED_USER_SESSIONS, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, SessionSummary, StateFilter, Tombstone,
-    UpdateOutcome,
+    AppCache, CacheLookup, CacheTier, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, DatabasePurge, DatabaseTier,
+    Device, Filter, ImportCounts, ImportWriter, MAX_LISTED_USER_SESSIONS, PurgeBatch, PurgeLock, RotateOutcome,
+    ScanCursor, SessionSummary, StateFilter, Tombstone, UpdateOutcome,
 };
 pub use timed::DEFAULT_DATABASE_TIMEOUT;
 
@@ -242,12 +245,12 @@ impl Store {
     }
 
     /// The database tier, if there is one.
-    pub fn database(&self) -> Option<&Arc<dyn DatabaseTier>> {
+    pub(crate) fn database(&self) -> Option<&Arc<dyn DatabaseTier>> {
         self.inner.database.as_ref()
     }
 
     /// The cache tier, if there is one.
-    pub fn cache(&self) -> Option<&Arc<dyn CacheTier>> {
+    pub(crate) fn cache(&self) -> Option<&Arc<dyn CacheTier>> {
         self.inner.cache.as_ref()
     }
 
@@ -263,7 +266,7 @@ impl Store {
     /// # Errors
     ///
     /// [`Error::Config`] when the store has no database tier.
-    pub fn require_database(&self) -> Result<&Arc<dyn DatabaseTier>> {
+    pub(crate) fn require_database(&self) -> Result<&Arc<dyn DatabaseTier>> {
         self.database().ok_or_else(|| Error::Config("this operation needs a database tier".into()))
     }
 
@@ -281,7 +284,7 @@ impl Store {
     }
 
     /// Claims the purge scheduled at `tick` (see
-    /// [`DatabaseTier::try_claim_tick`]).
+    /// [`DatabasePurge::try_claim_tick`]).
     ///
     /// # Errors
     ///
@@ -816,7 +819,7 @@ impl Store {
 
     /// Keeps at most `limit` sessions of a user, `keep` among them: the
     /// least recently written others go, in both tiers (see
-    /// [`DatabaseTier::delete_user_sessions_beyond`]); returns their ids.
+    /// [`DatabaseAccounts::delete_user_sessions_beyond`]); returns their ids.
     ///
     /// # Errors
     ///
@@ -836,7 +839,7 @@ impl Store {
     }
 
     /// Deletes every session of a user but `keep`, in both tiers (see
-    /// [`DatabaseTier::delete_by_user_except`]); returns their ids.
+    /// [`DatabaseAccounts::delete_by_user_except`]); returns their ids.
     ///
     /// # Errors
     ///
@@ -907,7 +910,7 @@ impl Store {
         Ok(expired)
     }
 
-    /// One purge batch (see [`DatabaseTier::purge_expired_batch`]); with a
+    /// One purge batch (see [`DatabasePurge::purge_expired_batch`]); with a
     /// cache tier, the purged ids are also dropped from it. The ids are
     /// returned when there is a cache or `return_ids` is set.
     ///

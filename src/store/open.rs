@@ -27,8 +27,8 @@ pub struct StoreConfig {
     pub open_as: OpenAs,
     /// A database tier of the app's own (a backend built outside this
     /// crate), used instead of `database_url`: opened as `open_as` says,
-    /// through its [`DatabaseTier::schema_status`] and
-    /// [`DatabaseTier::migrate`].
+    /// through its [`DatabaseCore::schema_status`](super::DatabaseCore::schema_status) and
+    /// [`DatabaseCore::migrate`](super::DatabaseCore::migrate).
     pub database: Option<Arc<dyn DatabaseTier>>,
     /// A cache tier of the app's own, used instead of `redis_url` and
     /// `memory_cache` (recorded in the database as a kind the admin tool

@@ -15,8 +15,9 @@ use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::migrations::AppliedRow;
 use super::{
-    AppCache, DatabaseTier, Device, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome,
-    ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
+    AppCache, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, DatabasePurge, Device, Filter, ImportCounts,
+    ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, SchemaStatus, SessionSummary, StateFilter,
+    StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
@@ -294,7 +295,7 @@ impl ImportWriter for PostgresImport {
 }
 
 #[async_trait]
-impl DatabaseTier for PostgresDatabase {
+impl DatabaseCore for PostgresDatabase {
     fn backend(&self) -> &'static str {
         BACKEND
     }
@@ -476,37 +477,6 @@ impl DatabaseTier for PostgresDatabase {
         }
     }
 
-    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
-        const OP: &str = "claiming a purge tick";
-        let claimed = sqlx::query(
-            "WITH pruned AS (DELETE FROM purge_ticks WHERE tick < $1 - interval '1 day')
-             INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES ($1, $2, now())
-             ON CONFLICT (tick) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
-             WHERE purge_ticks.claimed_by = EXCLUDED.claimed_by",
-        )
-        .bind(tick)
-        .bind(claimant)
-        .execute(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
-        Ok(claimed.rows_affected() == 1)
-    }
-
-    async fn upsert(&self, record: &Record) -> Result<()> {
-        bind_record(
-            sqlx::query(insert_sql!(
-                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
-                 created_at = excluded.created_at, updated_at = excluded.updated_at,
-                 expires_at = excluded.expires_at, version = excluded.version"
-            )),
-            record,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "writing a session"))?;
-        Ok(())
-    }
-
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
@@ -546,7 +516,10 @@ impl DatabaseTier for PostgresDatabase {
             .map_err(Error::db(BACKEND, "deleting a session"))?;
         Ok(result.rows_affected() > 0)
     }
+}
 
+#[async_trait]
+impl DatabaseAccounts for PostgresDatabase {
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         const OP: &str = "deleting a user's sessions";
         let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
@@ -581,24 +554,6 @@ impl DatabaseTier for PostgresDatabase {
                 .await
                 .map_err(Error::db(BACKEND, "reading a device"))?;
         Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
-    }
-
-    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
-        let ids: Vec<&str> = ids.iter().map(SessionKey::as_str).collect();
-        let rows: Vec<(String, Option<DateTime<Utc>>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id = ANY($1)
-                 AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "reading devices"))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, seen, client_ip, user_agent)| {
-                Some((super::row::stored_key(&id).ok()?, device_of(seen, client_ip, user_agent)))
-            })
-            .collect())
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
@@ -679,6 +634,42 @@ impl DatabaseTier for PostgresDatabase {
         .map_err(Error::db(BACKEND, OP))?;
         tx.commit().await.map_err(Error::db(BACKEND, OP))?;
         Ok(parse_ids(ids))
+    }
+}
+
+#[async_trait]
+impl DatabaseMaintenance for PostgresDatabase {
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        bind_record(
+            sqlx::query(insert_sql!(
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                 created_at = excluded.created_at, updated_at = excluded.updated_at,
+                 expires_at = excluded.expires_at, version = excluded.version"
+            )),
+            record,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "writing a session"))?;
+        Ok(())
+    }
+
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
+        let ids: Vec<&str> = ids.iter().map(SessionKey::as_str).collect();
+        let rows: Vec<(String, Option<DateTime<Utc>>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id = ANY($1)
+                 AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "reading devices"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, seen, client_ip, user_agent)| {
+                Some((super::row::stored_key(&id).ok()?, device_of(seen, client_ip, user_agent)))
+            })
+            .collect())
     }
 
     async fn scan(
@@ -799,6 +790,25 @@ impl DatabaseTier for PostgresDatabase {
             .await
             .map_err(Error::db(BACKEND, "counting sessions with a user"))?;
         Ok(count.max(0) as u64)
+    }
+}
+
+#[async_trait]
+impl DatabasePurge for PostgresDatabase {
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        const OP: &str = "claiming a purge tick";
+        let claimed = sqlx::query(
+            "WITH pruned AS (DELETE FROM purge_ticks WHERE tick < $1 - interval '1 day')
+             INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES ($1, $2, now())
+             ON CONFLICT (tick) DO UPDATE SET claimed_at = EXCLUDED.claimed_at
+             WHERE purge_ticks.claimed_by = EXCLUDED.claimed_by",
+        )
+        .bind(tick)
+        .bind(claimant)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {

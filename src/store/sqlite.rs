@@ -19,8 +19,9 @@ use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::migrations::AppliedRow;
 use super::{
-    AppCache, DatabaseTier, Device, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome,
-    ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
+    AppCache, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, DatabasePurge, Device, Filter, ImportCounts,
+    ImportWriter, Patch, PurgeBatch, RawRow, RotateOutcome, ScanCursor, SchemaStatus, SessionSummary, StateFilter,
+    StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
 use crate::id::{SessionKey, key_fraction};
@@ -486,7 +487,7 @@ fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &Filter, now: DateTime<
 }
 
 #[async_trait]
-impl DatabaseTier for SqliteDatabase {
+impl DatabaseCore for SqliteDatabase {
     fn backend(&self) -> &'static str {
         BACKEND
     }
@@ -645,44 +646,6 @@ impl DatabaseTier for SqliteDatabase {
         Ok(Some(record.version))
     }
 
-    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
-        const OP: &str = "claiming a purge tick";
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
-        sqlx::query("DELETE FROM purge_ticks WHERE tick < ?")
-            .bind(ms(tick) - TICK_RETENTION_MS)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::db(BACKEND, OP))?;
-        let claimed = sqlx::query(
-            "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?)
-             ON CONFLICT (tick) DO UPDATE SET claimed_at = excluded.claimed_at
-             WHERE purge_ticks.claimed_by = excluded.claimed_by",
-        )
-        .bind(ms(tick))
-        .bind(claimant)
-        .bind(ms(record::now()))
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
-        Ok(claimed.rows_affected() == 1)
-    }
-
-    async fn upsert(&self, record: &Record) -> Result<()> {
-        bind_record(
-            sqlx::query(insert_sql!(
-                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
-                 created_at = excluded.created_at, updated_at = excluded.updated_at,
-                 expires_at = excluded.expires_at, version = excluded.version"
-            )),
-            record,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "writing a session"))?;
-        Ok(())
-    }
-
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
@@ -719,7 +682,10 @@ impl DatabaseTier for SqliteDatabase {
             .map_err(Error::db(BACKEND, "deleting a session"))?;
         Ok(result.rows_affected() > 0)
     }
+}
 
+#[async_trait]
+impl DatabaseAccounts for SqliteDatabase {
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         let ids: Vec<String> =
             sqlx::query_scalar(concat!("DELETE FROM sessions WHERE ", user_ids!("?"), " RETURNING id"))
@@ -750,27 +716,6 @@ impl DatabaseTier for SqliteDatabase {
                 .await
                 .map_err(Error::db(BACKEND, "reading a device"))?;
         Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
-    }
-
-    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(id.as_str());
-        }
-        query.push(") AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)");
-        let rows: Vec<(String, Option<i64>, Option<String>, Option<String>)> =
-            query.build_query_as().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "reading devices"))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, seen, client_ip, user_agent)| {
-                Some((super::row::stored_key(&id).ok()?, device_of(seen, client_ip, user_agent)))
-            })
-            .collect())
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
@@ -841,6 +786,45 @@ impl DatabaseTier for SqliteDatabase {
         .await
         .map_err(Error::db(BACKEND, "deleting a user's other sessions"))?;
         Ok(parse_ids(ids))
+    }
+}
+
+#[async_trait]
+impl DatabaseMaintenance for SqliteDatabase {
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        bind_record(
+            sqlx::query(insert_sql!(
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, user_id = excluded.user_id,
+                 created_at = excluded.created_at, updated_at = excluded.updated_at,
+                 expires_at = excluded.expires_at, version = excluded.version"
+            )),
+            record,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(Error::db(BACKEND, "writing a session"))?;
+        Ok(())
+    }
+
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT id, last_seen_at, client_ip, user_agent FROM sessions WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.as_str());
+        }
+        query.push(") AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)");
+        let rows: Vec<(String, Option<i64>, Option<String>, Option<String>)> =
+            query.build_query_as().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "reading devices"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, seen, client_ip, user_agent)| {
+                Some((super::row::stored_key(&id).ok()?, device_of(seen, client_ip, user_agent)))
+            })
+            .collect())
     }
 
     async fn scan(
@@ -979,6 +963,32 @@ impl DatabaseTier for SqliteDatabase {
             .await
             .map_err(Error::db(BACKEND, "counting sessions with a user"))?;
         Ok(count.max(0) as u64)
+    }
+}
+
+#[async_trait]
+impl DatabasePurge for SqliteDatabase {
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        const OP: &str = "claiming a purge tick";
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("DELETE FROM purge_ticks WHERE tick < ?")
+            .bind(ms(tick) - TICK_RETENTION_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        let claimed = sqlx::query(
+            "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?)
+             ON CONFLICT (tick) DO UPDATE SET claimed_at = excluded.claimed_at
+             WHERE purge_ticks.claimed_by = excluded.claimed_by",
+        )
+        .bind(ms(tick))
+        .bind(claimant)
+        .bind(ms(record::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {

@@ -21,7 +21,7 @@ use super::DatabaseTier;
 use crate::error::Result;
 use crate::id::{key_at_fraction, key_fraction};
 
-/// One row's share of the figures, as [`DatabaseTier::stats_rows`] reads it.
+/// One row's share of the figures, as [`DatabaseMaintenance::stats_rows`](super::DatabaseMaintenance::stats_rows) reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsRow {
     /// The stored id (rows are read in id order after a cursor).

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Patch, SchemaStatus, StatsRow};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{SessionId, SessionKey};
 use crate::record::Record;
 
@@ -54,7 +54,7 @@ pub enum StateFilter {
     Expired,
 }
 
-/// Selects sessions for [`DatabaseTier::scan`] and [`DatabaseTier::count`].
+/// Selects sessions for [`DatabaseMaintenance::scan`] and [`DatabaseMaintenance::count`].
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// By expiry.
@@ -65,7 +65,7 @@ pub struct Filter {
     pub key: Option<String>,
 }
 
-/// Where a [`DatabaseTier::scan`] page starts: after this record.
+/// Where a [`DatabaseMaintenance::scan`] page starts: after this record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanCursor {
     /// The last record's expiry.
@@ -98,11 +98,12 @@ pub struct PurgeBatch {
     pub write_lock: Duration,
 }
 
-/// The durable tier. Implementations keep every operation a single short
-/// statement or transaction, so no call holds a lock across a round trip to
-/// the application.
+/// The request path of the durable tier: what serving sessions needs.
+/// Implementations keep every operation a single short statement or
+/// transaction, so no call holds a lock across a round trip to the
+/// application.
 #[async_trait]
-pub trait DatabaseTier: Send + Sync + fmt::Debug {
+pub trait DatabaseCore: Send + Sync + fmt::Debug {
     /// `sqlite`, `postgres`: for messages and metrics.
     fn backend(&self) -> &'static str;
 
@@ -160,19 +161,26 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// cost PostgreSQL a third of the write.
     async fn patch(&self, id: &SessionKey, patch: &Patch) -> Result<Option<i64>>;
 
-    /// Writes `record` whatever is stored, inserting it if absent (import
-    /// with `--replace`, admin edits).
-    async fn upsert(&self, record: &Record) -> Result<()>;
-
     /// Atomically deletes `old` (if its version is `expected_version`) and
     /// inserts `record` under its new id.
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome>;
 
     /// Deletes one session. Returns whether it existed.
     async fn delete(&self, id: &SessionKey) -> Result<bool>;
+}
 
+/// Sessions by user and the devices behind them: revocation by user,
+/// "log out my other devices", per-user limits and device tracking.
+///
+/// Every method defaults to [`Error::Unsupported`]: a tier without a user
+/// index still serves sessions, and these features say why they fail.
+#[async_trait]
+pub trait DatabaseAccounts: DatabaseCore {
     /// Deletes every session of a user; returns their ids.
-    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>>;
+    async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
+        let _ = user_id;
+        Err(Error::unsupported(self.backend(), "deleting a user's sessions"))
+    }
 
     /// Deletes every session of a user but `keep` ("log out my other
     /// devices"), in one statement, and only while `keep` is still one of
@@ -180,22 +188,30 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
     /// back): a session the user creates meanwhile is either deleted with
     /// the others or kept, never half, and one moving to a new id meanwhile
     /// is deleted. Returns the ids deleted.
-    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>>;
+    async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
+        let _ = (user_id, keep);
+        Err(Error::unsupported(self.backend(), "deleting a user's other sessions"))
+    }
 
     /// Records the device behind a session (no version bump: metadata, not
     /// data); false when the session is gone.
-    async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool>;
+    async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool> {
+        let _ = (id, device);
+        Err(Error::unsupported(self.backend(), "recording a device"))
+    }
 
     /// The device recorded for a session (empty when none was).
-    async fn device(&self, id: &SessionKey) -> Result<Device>;
-
-    /// The recorded devices of these sessions (those with none are left
-    /// out): what export writes beside each page.
-    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>>;
+    async fn device(&self, id: &SessionKey) -> Result<Device> {
+        let _ = id;
+        Err(Error::unsupported(self.backend(), "reading a device"))
+    }
 
     /// The user's live sessions, most recently written first (at most
     /// `limit`), without their data: what an "active sessions" page lists.
-    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>>;
+    async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
+        let _ = (user_id, now, limit);
+        Err(Error::unsupported(self.backend(), "listing a user's sessions"))
+    }
 
     /// Deletes the user's sessions beyond `keep` and the `newest` other
     /// live ones most recently used (the later of last seen and last
@@ -207,7 +223,32 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         keep: &SessionKey,
         newest: u32,
         now: DateTime<Utc>,
-    ) -> Result<Vec<SessionKey>>;
+    ) -> Result<Vec<SessionKey>> {
+        let _ = (user_id, keep, newest, now);
+        Err(Error::unsupported(self.backend(), "limiting a user's sessions"))
+    }
+}
+
+/// What the admin tool needs: listing, counting, statistics, expiry by
+/// id, edits and import/export.
+///
+/// Every method defaults to [`Error::Unsupported`], so a tier can serve
+/// an application before it serves `sessionctl`.
+#[async_trait]
+pub trait DatabaseMaintenance: DatabaseCore {
+    /// Writes `record` whatever is stored, inserting it if absent (import
+    /// with `--replace`, admin edits).
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        let _ = record;
+        Err(Error::unsupported(self.backend(), "writing a session"))
+    }
+
+    /// The recorded devices of these sessions (those with none are left
+    /// out): what export writes beside each page.
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
+        let _ = ids;
+        Err(Error::unsupported(self.backend(), "reading devices"))
+    }
 
     /// Up to `limit` sessions matching `filter`, ordered by expiry then id,
     /// after the cursor (keyset pagination: constant memory over any table
@@ -218,9 +259,12 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         now: DateTime<Utc>,
         after: Option<&ScanCursor>,
         limit: u32,
-    ) -> Result<Vec<Record>>;
+    ) -> Result<Vec<Record>> {
+        let _ = (filter, now, after, limit);
+        Err(Error::unsupported(self.backend(), "listing sessions"))
+    }
 
-    /// Like [`DatabaseTier::scan`], in id order after `after`: a walk of the
+    /// Like [`DatabaseMaintenance::scan`], in id order after `after`: a walk of the
     /// primary key, linear in the table (export), where the expiry order
     /// sorts the matching rows on every page.
     async fn scan_by_id(
@@ -229,50 +273,86 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         now: DateTime<Utc>,
         after: Option<&SessionKey>,
         limit: u32,
-    ) -> Result<Vec<Record>>;
+    ) -> Result<Vec<Record>> {
+        let _ = (filter, now, after, limit);
+        Err(Error::unsupported(self.backend(), "listing sessions"))
+    }
 
     /// Starts an import: every batch written through the returned writer
     /// lands in one transaction, made durable by
     /// [`ImportWriter::commit`]; dropped uncommitted (an error, a bad line
     /// further on, a killed process), nothing of it stays. On SQLite the
     /// transaction holds the write lock until it ends.
-    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>>;
+    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
+        let _ = ();
+        Err(Error::unsupported(self.backend(), "starting an import"))
+    }
 
     /// Sets the expiry of these sessions to `now` (bumping their version);
     /// returns the ids that existed.
-    async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>>;
+    async fn expire(&self, ids: &[SessionKey], now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
+        let _ = (ids, now);
+        Err(Error::unsupported(self.backend(), "expiring sessions"))
+    }
 
     /// Expires every live session of a user now; returns their ids.
-    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>>;
+    async fn expire_by_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<Vec<SessionKey>> {
+        let _ = (user_id, now);
+        Err(Error::unsupported(self.backend(), "expiring a user's sessions"))
+    }
 
     /// Which of these ids exist.
-    async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>>;
+    async fn existing(&self, ids: &[SessionKey]) -> Result<Vec<SessionKey>> {
+        let _ = ids;
+        Err(Error::unsupported(self.backend(), "checking sessions"))
+    }
 
     /// Up to `limit` rows' sizes, expiries and whether they have a user, in
     /// id order after `after` (`None` to start): what
     /// [`crate::admin::Admin::stats`] samples or walks (an index range, not
     /// a scan of the table).
-    async fn stats_rows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StatsRow>>;
+    async fn stats_rows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StatsRow>> {
+        let _ = (after, limit);
+        Err(Error::unsupported(self.backend(), "computing statistics"))
+    }
 
     /// How many sessions have a user id (counted on the user index).
-    async fn count_with_user(&self) -> Result<u64>;
+    async fn count_with_user(&self) -> Result<u64> {
+        let _ = ();
+        Err(Error::unsupported(self.backend(), "counting sessions with a user"))
+    }
 
+    /// How many sessions match `filter`.
+    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {
+        let _ = (filter, now);
+        Err(Error::unsupported(self.backend(), "counting sessions"))
+    }
+}
+
+/// The purge of expired rows ([`crate::purge`], `serve-cron`). A tier
+/// whose engine expires rows itself (a TTL) can leave these to their
+/// default, [`Error::Unsupported`].
+#[async_trait]
+pub trait DatabasePurge: DatabaseCore {
     /// Tries to become the one replica that purges; `None` when another
     /// holds the lock. PostgreSQL uses a session advisory lock, released
     /// with the guard or when the connection ends (a crashed replica cannot
     /// keep it). SQLite lives on one host, where concurrent purges only
     /// queue behind each other: it always grants.
-    async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>>;
+    async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>> {
+        let _ = ();
+        Err(Error::unsupported(self.backend(), "taking the purge lock"))
+    }
 
     /// Claims the purge scheduled at `tick` for this replica: true for the
     /// first claimant among all the replicas sharing the database (and for
     /// it again, should it retry a claim whose answer it lost), false for
     /// every other one, however long after. Replicas compute the same tick
     /// from the schedule, so clock skew between them does not matter.
-    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool>;
-
-    /// How many sessions match `filter`.
-    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64>;
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        let _ = (tick, claimant);
+        Err(Error::unsupported(self.backend(), "claiming a purge tick"))
+    }
 
     /// Deletes the sessions expired at `now` among the next ~`window` rows
     /// after the cursor `after` (`None` to start). The table is walked in
@@ -290,8 +370,19 @@ pub trait DatabaseTier: Send + Sync + fmt::Debug {
         after: Option<&str>,
         window: u32,
         return_ids: bool,
-    ) -> Result<PurgeBatch>;
+    ) -> Result<PurgeBatch> {
+        let _ = (now, after, window, return_ids);
+        Err(Error::unsupported(self.backend(), "purging expired sessions"))
+    }
 }
+
+/// The durable tier, whole: what [`Store`](super::Store) holds. Implement
+/// its four parts, [`DatabaseCore`] (the request path),
+/// [`DatabaseAccounts`], [`DatabaseMaintenance`] and [`DatabasePurge`];
+/// this trait then comes for free.
+pub trait DatabaseTier: DatabaseAccounts + DatabaseMaintenance + DatabasePurge {}
+
+impl<T: DatabaseAccounts + DatabaseMaintenance + DatabasePurge + ?Sized> DatabaseTier for T {}
 
 /// The cache tier the apps put in front of a database, as recorded in it:
 /// its kind and key prefix, never an address or credentials. `sessionctl`
@@ -385,7 +476,7 @@ impl Device {
 pub const MAX_LISTED_USER_SESSIONS: u32 = 1000;
 
 /// An import in progress: one transaction (see
-/// [`DatabaseTier::begin_import`]).
+/// [`DatabaseMaintenance::begin_import`]).
 #[async_trait]
 pub trait ImportWriter: Send {
     /// Writes a batch of records whose ids are distinct, each with its

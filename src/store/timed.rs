@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AppCache, DatabaseTier, Device, Filter, ImportCounts, ImportWriter, Patch, PurgeBatch, PurgeLock, RotateOutcome,
-    ScanCursor, SchemaStatus, SessionSummary, StatsRow, UpdateOutcome,
+    AppCache, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, DatabasePurge, DatabaseTier, Device, Filter,
+    ImportCounts, ImportWriter, Patch, PurgeBatch, PurgeLock, RotateOutcome, ScanCursor, SchemaStatus, SessionSummary,
+    StatsRow, UpdateOutcome,
 };
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
@@ -79,7 +80,7 @@ pub(crate) async fn bounded<T>(
 }
 
 #[async_trait]
-impl DatabaseTier for TimedDatabase {
+impl DatabaseCore for TimedDatabase {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
@@ -108,21 +109,6 @@ impl DatabaseTier for TimedDatabase {
         self.call("recording the cache tier", self.inner.record_cache(cache)).await
     }
 
-    async fn scan_by_id(
-        &self,
-        filter: &Filter,
-        now: DateTime<Utc>,
-        after: Option<&SessionKey>,
-        limit: u32,
-    ) -> Result<Vec<Record>> {
-        self.call("listing sessions", self.inner.scan_by_id(filter, now, after, limit)).await
-    }
-
-    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
-        let inner = self.call("starting an import", self.inner.begin_import()).await?;
-        Ok(Box::new(TimedImport { inner, backend: self.inner.backend(), timeout: self.timeout }))
-    }
-
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {
         self.call("creating a session", self.inner.insert_if_absent(record)).await
     }
@@ -139,10 +125,6 @@ impl DatabaseTier for TimedDatabase {
         self.call("saving a session", self.inner.patch(id, patch)).await
     }
 
-    async fn upsert(&self, record: &Record) -> Result<()> {
-        self.call("writing a session", self.inner.upsert(record)).await
-    }
-
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         self.call("moving a session to a new id", self.inner.rotate(old, expected_version, record)).await
     }
@@ -150,7 +132,10 @@ impl DatabaseTier for TimedDatabase {
     async fn delete(&self, id: &SessionKey) -> Result<bool> {
         self.call("deleting a session", self.inner.delete(id)).await
     }
+}
 
+#[async_trait]
+impl DatabaseAccounts for TimedDatabase {
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         self.call("deleting a user's sessions", self.inner.delete_by_user(user_id)).await
     }
@@ -161,10 +146,6 @@ impl DatabaseTier for TimedDatabase {
 
     async fn device(&self, id: &SessionKey) -> Result<Device> {
         self.call("reading a device", self.inner.device(id)).await
-    }
-
-    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
-        self.call("reading devices", self.inner.devices(ids)).await
     }
 
     async fn user_sessions(&self, user_id: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionSummary>> {
@@ -184,6 +165,32 @@ impl DatabaseTier for TimedDatabase {
 
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         self.call("deleting a user's other sessions", self.inner.delete_by_user_except(user_id, keep)).await
+    }
+}
+
+#[async_trait]
+impl DatabaseMaintenance for TimedDatabase {
+    async fn scan_by_id(
+        &self,
+        filter: &Filter,
+        now: DateTime<Utc>,
+        after: Option<&SessionKey>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
+        self.call("listing sessions", self.inner.scan_by_id(filter, now, after, limit)).await
+    }
+
+    async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
+        let inner = self.call("starting an import", self.inner.begin_import()).await?;
+        Ok(Box::new(TimedImport { inner, backend: self.inner.backend(), timeout: self.timeout }))
+    }
+
+    async fn upsert(&self, record: &Record) -> Result<()> {
+        self.call("writing a session", self.inner.upsert(record)).await
+    }
+
+    async fn devices(&self, ids: &[SessionKey]) -> Result<Vec<(SessionKey, Device)>> {
+        self.call("reading devices", self.inner.devices(ids)).await
     }
 
     async fn scan(
@@ -216,6 +223,13 @@ impl DatabaseTier for TimedDatabase {
         self.call("counting sessions with a user", self.inner.count_with_user()).await
     }
 
+    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {
+        self.call("counting sessions", self.inner.count(filter, now)).await
+    }
+}
+
+#[async_trait]
+impl DatabasePurge for TimedDatabase {
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn PurgeLock>>> {
         let lock = self.call("taking the purge lock", self.inner.try_purge_lock()).await?;
         Ok(lock.map(|inner| {
@@ -225,10 +239,6 @@ impl DatabaseTier for TimedDatabase {
 
     async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
         self.call("claiming a purge tick", self.inner.try_claim_tick(tick, claimant)).await
-    }
-
-    async fn count(&self, filter: &Filter, now: DateTime<Utc>) -> Result<u64> {
-        self.call("counting sessions", self.inner.count(filter, now)).await
     }
 
     async fn purge_expired_batch(

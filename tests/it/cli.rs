@@ -119,7 +119,7 @@ async fn seeded_sqlite() -> (tempfile::TempDir, String, Store, [Record; 3]) {
 }
 
 async fn stored(store: &Store, id: &SessionKey) -> Option<Record> {
-    store.database().unwrap().load(id).await.unwrap()
+    store.stored(id).await.unwrap()
 }
 
 #[tokio::test]

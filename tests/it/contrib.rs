@@ -184,7 +184,7 @@ async fn the_cron_job_purges_logs_to_syslog_and_skips_while_a_run_holds_the_lock
         serde_json::from_str(lines.next().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {logged}"));
     assert_eq!(summary["deleted"], 1, "{logged}");
     assert_eq!(lines.next(), None, "one line a run: {logged}");
-    assert!(store.database().unwrap().load(&first.id).await.unwrap().is_none());
+    assert!(store.stored(&first.id).await.unwrap().is_none());
 
     // A run still going holds the lock: the next one skips, purging and
     // logging nothing.
@@ -199,12 +199,12 @@ async fn the_cron_job_purges_logs_to_syslog_and_skips_while_a_run_holds_the_lock
     std::fs::remove_file(&syslog).unwrap();
     run_cron_job(dir.path(), &url, &syslog);
     assert_eq!(std::fs::read_to_string(&syslog).unwrap(), "logger -t sessionctl\n");
-    assert!(store.database().unwrap().load(&second.id).await.unwrap().is_some(), "purged despite the lock");
+    assert!(store.stored(&second.id).await.unwrap().is_some(), "purged despite the lock");
     drop(holder.stdin.take());
     holder.wait().unwrap();
 
     // Once it is free, the next run purges again.
     std::fs::remove_file(&syslog).unwrap();
     run_cron_job(dir.path(), &url, &syslog);
-    assert!(store.database().unwrap().load(&second.id).await.unwrap().is_none());
+    assert!(store.stored(&second.id).await.unwrap().is_none());
 }

@@ -119,8 +119,8 @@ async fn a_read_only_role_reads_and_a_dml_role_runs_everything_but_migrate() {
     writer.ok(&["delete", "-y", alice.id.as_str()]);
     assert!(writer.ok(&["purge-expired"]).contains("deleted"));
     writer.ok(&["serve-cron", "--once"]);
-    assert!(store.database().unwrap().load(&alice.id).await.unwrap().is_none());
-    assert!(store.database().unwrap().load(&bob.id).await.unwrap().is_some(), "restored by the import");
+    assert!(store.stored(&alice.id).await.unwrap().is_none());
+    assert!(store.stored(&bob.id).await.unwrap().is_some(), "restored by the import");
 }
 
 /// Takes a SQLite database back to before migration 4.
@@ -270,9 +270,9 @@ async fn redis_down_reads_answer_from_the_database_and_changes_refuse() {
     let stderr = cli.fails(&["delete", "-y", alice.id.as_str()], 1);
     assert!(stderr.contains("cannot reach Redis") && stderr.contains("nothing was changed"), "{stderr}");
     assert!(!stderr.contains("downsecret"), "{stderr}");
-    assert!(app.database().unwrap().load(&alice.id).await.unwrap().is_some(), "nothing deleted");
+    assert!(app.stored(&alice.id).await.unwrap().is_some(), "nothing deleted");
     cli.ok(&["delete", "-y", "--no-cache", alice.id.as_str()]);
-    assert!(app.database().unwrap().load(&alice.id).await.unwrap().is_none());
+    assert!(app.stored(&alice.id).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,7 +338,7 @@ async fn nothing_matched_is_3_everywhere_a_malformed_id_is_2() {
     let out = cli.run(&["edit", alice.id.as_str(), "--unset", "missing"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing written"));
-    assert_eq!(store.database().unwrap().load(&alice.id).await.unwrap().unwrap().version, alice.version);
+    assert_eq!(store.stored(&alice.id).await.unwrap().unwrap().version, alice.version);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,7 +405,7 @@ fn lines(n: usize) -> (Vec<sessionctl::Record>, String) {
 
 /// Imports `text` where the database refuses the session of user
 /// `evil`: nothing of the file may stay.
-async fn import_refused_midway(cli: &Run, database: &Arc<dyn sessionctl::DatabaseTier>) {
+async fn import_refused_midway(cli: &Run, store: &Store) {
     let (records, mut text) = lines(2500);
     let mut evil = record(Some("evil"), Duration::hours(1), json!({}));
     evil.id = crate::harness::new_key();
@@ -415,14 +415,14 @@ async fn import_refused_midway(cli: &Run, database: &Arc<dyn sessionctl::Databas
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("nothing imported") && stderr.trim_end().lines().count() == 1, "{stderr}");
     for r in [&records[0], &records[1999], &records[2499]] {
-        assert!(database.load(&r.id).await.unwrap().is_none(), "a refused line leaves nothing written");
+        assert!(store.stored(&r.id).await.unwrap().is_none(), "a refused line leaves nothing written");
     }
     // Without the refused line, all of it lands, in one pass.
     let (records, text) = lines(2500);
     let doc: serde_json::Value =
         serde_json::from_slice(&cli.run_with_stdin(&["import", "-", "-o", "json"], &text).stdout).unwrap();
     assert_eq!(doc["inserted"], 2500);
-    assert_eq!(database.load(&records[2499].id).await.unwrap().unwrap(), records[2499]);
+    assert_eq!(store.stored(&records[2499].id).await.unwrap().unwrap(), records[2499]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +438,7 @@ async fn an_import_the_database_refuses_midway_writes_nothing_on_sqlite() {
     .execute(&pool)
     .await
     .unwrap();
-    import_refused_midway(&Run::new(dir.path(), &url), store.database().unwrap()).await;
+    import_refused_midway(&Run::new(dir.path(), &url), &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,7 +446,7 @@ async fn an_import_the_database_refuses_midway_writes_nothing_on_postgres() {
     let Some(db) = harness::postgres().await else { return };
     as_superuser(&db.url, &["ALTER TABLE sessions ADD CONSTRAINT no_evil CHECK (user_id <> 'evil')".into()]).await;
     let dir = tempfile::tempdir().unwrap();
-    import_refused_midway(&Run::new(dir.path(), &db.url), db.database.as_ref().unwrap()).await;
+    import_refused_midway(&Run::new(dir.path(), &db.url), &db.store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,7 +459,7 @@ async fn import_refuses_what_the_library_would_and_exports_in_id_order() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("over the limit of 1048576 bytes"), "{stderr}");
-    assert!(store.database().unwrap().load(&big.id).await.unwrap().is_none());
+    assert!(store.stored(&big.id).await.unwrap().is_none());
     line = sessionctl::admin::ExportLine::from_record(&record(None, Duration::hours(1), json!({}))).to_json();
     let huge_version = line.replace("\"version\":1", &format!("\"version\":{}", (1u64 << 53) + 1));
     let out = cli.run_with_stdin(&["import", "-"], &huge_version);
@@ -525,7 +525,7 @@ mod review {
         let cli = Run::new(dir.path(), &url).with("SESSIONCTL_REDIS_URL", &reader);
         let stderr = cli.fails(&["revoke", "--user", "carol", "-y"], 1);
         assert!(stderr.contains("cannot write to Redis") && !stderr.contains("readerpw"), "{stderr}");
-        assert!(app.database().unwrap().load(&carol.id).await.unwrap().is_some(), "nothing changed");
+        assert!(app.stored(&carol.id).await.unwrap().is_some(), "nothing changed");
         cli.ok(&["list"]);
         cli.ok(&["revoke", "--user", "carol", "--dry-run"]);
     }
@@ -553,7 +553,7 @@ mod review {
             .with("SESSIONCTL_REDIS_PREFIX", "wrong:");
         let stderr = wrong.fails(&["revoke", "--user", "erin", "-y"], 1);
         assert!(stderr.contains("not the apps' key prefix"), "{stderr}");
-        assert!(app.database().unwrap().load(&erin.id).await.unwrap().is_some());
+        assert!(app.stored(&erin.id).await.unwrap().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

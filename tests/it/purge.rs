@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sessionctl::record::now;
 use sessionctl::store::CacheLookup;
+use sessionctl::store::postgres::PostgresDatabase;
 use sessionctl::{CacheTier, DatabaseTier, Filter, Record, StateFilter, Store, StoreOptions};
 
 use crate::harness::{self, pg_server::PgServer};
@@ -348,7 +349,7 @@ async fn serve_cron_survives_a_database_outage_and_purges_once_it_is_back() {
     let Some(server) = PgServer::start_private() else { return };
     let url = server.create_database();
     let store = Store::connect(&url).await.unwrap();
-    let database = store.database().unwrap().clone();
+    let database: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
     seed(&store, 3, 4).await;
 
     let mut child = sessionctl(&url, &["serve-cron", "--schedule", "* * * * * *", "--run-on-start"])
@@ -368,7 +369,7 @@ async fn serve_cron_survives_a_database_outage_and_purges_once_it_is_back() {
 
     server.start_again();
     let store = Store::connect(&url).await.unwrap();
-    let database = store.database().unwrap().clone();
+    let database: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
     seed(&store, 0, 5).await;
     wait_for("a purge after the outage", Duration::from_secs(30), async || counts(&database).await == (3, 0)).await;
 
