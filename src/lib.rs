@@ -42,6 +42,8 @@ pub mod purge;
 pub mod record;
 pub mod session;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "axum")]
 pub mod web;
 

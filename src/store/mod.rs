@@ -9,6 +9,8 @@
 //! which tier a call touches and in what order (database first, then cache),
 //! and counts the round trips it makes so tests and benchmarks can check the
 //! cost of each path.
+//!
+#![doc = include_str!("backend.md")]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +24,8 @@ use crate::id::SessionKey;
 use crate::record::Record;
 
 mod coalesce;
-pub mod memory;
 mod maintenance;
+pub mod memory;
 mod migrations;
 mod open;
 mod patch;
