@@ -38,17 +38,64 @@ pub fn next_version(id: &SessionKey, version: i64) -> Result<i64> {
     })
 }
 
-/// Checks that a stored version is within `0..=MAX_VERSION`.
-///
-/// # Errors
-///
-/// [`Error::Corrupt`] for a version outside 0..=2^53.
-pub fn check_version(id: &str, version: i64) -> Result<i64> {
+fn version_in_range(version: i64) -> std::result::Result<i64, String> {
     if (0..=MAX_VERSION).contains(&version) {
         Ok(version)
     } else {
-        Err(Error::Corrupt { id: id.to_owned(), reason: format!("version {version} is outside 0..={MAX_VERSION}") })
+        Err(format!("version {version} is outside 0..=2^53"))
     }
+}
+
+/// A record's fields as a database row, a cache envelope or an export line
+/// carries them, before they are checked: [`RecordFields::check`] is the
+/// one validation all three share.
+pub(crate) struct RecordFields {
+    pub id: SessionKey,
+    pub user_id: Option<String>,
+    pub data: Data,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl RecordFields {
+    /// The record, with its version within 0..=2^53 and its times to the
+    /// millisecond (what every tier stores); the reason otherwise, for the
+    /// caller to report as a corrupt row or a bad line.
+    pub(crate) fn check(self) -> std::result::Result<Record, String> {
+        Ok(Record {
+            version: version_in_range(self.version)?,
+            id: self.id,
+            user_id: self.user_id,
+            data: self.data,
+            created_at: truncate_millis(self.created_at),
+            updated_at: truncate_millis(self.updated_at),
+            expires_at: truncate_millis(self.expires_at),
+        })
+    }
+}
+
+/// What data written from outside a request (an imported line, an admin
+/// edit) must be as well, as a request's save would have it: storable by
+/// every database and within `max_size`. Returns its size.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a NUL character in the user id or the data,
+/// [`Error::TooLarge`] for data over `max_size`.
+pub(crate) fn check_writable(user_id: Option<&str>, data: &Data, max_size: usize) -> Result<usize> {
+    if let Some(user_id) = user_id {
+        check_storable_str("user id", user_id)?;
+    }
+    if has_nul_in(data) {
+        return Err(Error::InvalidInput("data contains a NUL character, which sessions cannot store".into()));
+    }
+    let text = encode_data(data);
+    if text.len() > max_size {
+        return Err(Error::TooLarge { size: text.len(), limit: max_size });
+    }
+    Ok(text.len())
 }
 
 /// Refuses what one of the databases cannot hold, so every backend behaves
@@ -62,18 +109,23 @@ pub fn check_version(id: &str, version: i64) -> Result<i64> {
 /// [`Error::InvalidInput`] when the value holds a NUL character (in a key or a
 /// string), which not every database can store.
 pub fn check_storable(what: &str, value: &Value) -> Result<()> {
-    fn has_nul(value: &Value) -> bool {
-        match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
     if has_nul(value) {
         return Err(Error::InvalidInput(format!("{what} contains a NUL character, which sessions cannot store")));
     }
     Ok(())
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => has_nul_in(map),
+        _ => false,
+    }
+}
+
+fn has_nul_in(data: &Data) -> bool {
+    data.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
 }
 
 /// [`check_storable`] for a key or a user id.
@@ -152,17 +204,17 @@ impl Record {
         // a browser still holds, an old cache entry) names the id: read
         // it as the id's key.
         let id = SessionKey::from_id_or_key(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
-        let version = check_version(id.as_str(), envelope.version).map_err(|e| corrupt(e.to_string()))?;
         let time = |ms: i64, what: &str| from_millis(ms).ok_or_else(|| corrupt(format!("{what} {ms} is out of range")));
-        Ok(Record {
+        let fields = RecordFields {
             created_at: time(envelope.created_at, "created_at")?,
             updated_at: time(envelope.updated_at, "updated_at")?,
             expires_at: time(envelope.expires_at, "expires_at")?,
             id,
             user_id: envelope.user_id,
-            version,
+            version: envelope.version,
             data: envelope.data,
-        })
+        };
+        fields.check().map_err(corrupt)
     }
 }
 
@@ -304,5 +356,30 @@ mod tests {
         assert!(decode_data("x", "[1]").unwrap_err().to_string().contains("array"));
         assert!(decode_data("x", "{").is_err());
         assert_eq!(decode_data("x", r#"{"a":1}"#).unwrap()["a"], json!(1));
+    }
+
+    #[test]
+    fn every_source_of_a_record_gets_the_same_checks() {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.123456Z").unwrap().to_utc();
+        let fields = |version| RecordFields {
+            id: SessionKey::generate().1,
+            user_id: None,
+            data: Data::new(),
+            created_at: t,
+            updated_at: t,
+            expires_at: t,
+            version,
+        };
+        let record = fields(MAX_VERSION).check().unwrap();
+        assert_eq!(record.created_at.timestamp_subsec_micros(), 123_000, "times are kept to the millisecond");
+        for version in [-1, MAX_VERSION + 1] {
+            assert_eq!(fields(version).check().unwrap_err(), format!("version {version} is outside 0..=2^53"));
+        }
+        let nul = json!({"a": ["x\u{0}"]}).as_object().cloned().unwrap();
+        assert!(matches!(check_writable(None, &nul, usize::MAX), Err(Error::InvalidInput(_))));
+        assert!(matches!(check_writable(Some("u\u{0}"), &Data::new(), usize::MAX), Err(Error::InvalidInput(_))));
+        let text = json!({"a": "\\u0000"}).as_object().cloned().unwrap();
+        assert_eq!(check_writable(None, &text, 100).unwrap(), 15, "an escaped text is not a NUL");
+        assert!(matches!(check_writable(None, &text, 14), Err(Error::TooLarge { size: 15, limit: 14 })));
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
-use crate::record::{self, Record};
+use crate::record::{self, Record, RecordFields};
 use crate::store::Device;
 
 /// One session as a line of `export` (and of `list --output json`).
@@ -160,12 +160,8 @@ impl ExportLine {
                 record::json_kind(&parsed.data)
             )));
         };
-        let version = record::check_version(&parsed.id, parsed.version)
-            .map_err(|_| Error::InvalidInput(format!("version {} is outside 0..=2^53", parsed.version)))?;
-        if let Some(user_id) = &parsed.user_id {
-            record::check_storable_str("user id", user_id)?;
-        }
-        record::check_storable("data", &Value::Object(data.clone()))?;
+        // The size limit is the caller's (`Admin::parse_line`).
+        record::check_writable(parsed.user_id.as_deref(), &data, usize::MAX)?;
         for (what, text, limit) in
             [("client ip", &parsed.client_ip, 64), ("user agent", &parsed.user_agent, crate::config::MAX_USER_AGENT)]
         {
@@ -181,15 +177,16 @@ impl ExportLine {
             client_ip: parsed.client_ip,
             user_agent: parsed.user_agent,
         };
-        let record = Record {
+        let fields = RecordFields {
             id,
             user_id: parsed.user_id,
             data,
-            created_at: record::truncate_millis(parsed.created_at),
-            updated_at: record::truncate_millis(parsed.updated_at),
-            expires_at: record::truncate_millis(parsed.expires_at),
-            version,
+            created_at: parsed.created_at,
+            updated_at: parsed.updated_at,
+            expires_at: parsed.expires_at,
+            version: parsed.version,
         };
+        let record = fields.check().map_err(Error::InvalidInput)?;
         Ok((record, device))
     }
 }

@@ -341,11 +341,7 @@ impl Admin {
         if next.data == current.data {
             return Ok(None);
         }
-        record::check_storable("data", &Value::Object(next.data.clone()))?;
-        let size = record::encode_data(&next.data).len();
-        if size > self.max_size {
-            return Err(Error::TooLarge { size, limit: self.max_size });
-        }
+        record::check_writable(None, &next.data, self.max_size)?;
         next.version = record::next_version(id, current.version)?;
         next.updated_at = record::now();
         match self.store.update(&next, current.version).await? {
@@ -520,14 +516,13 @@ impl Admin {
     /// over the size limit.
     pub fn parse_line(&self, line: &str) -> Result<(Record, crate::store::Device)> {
         let (record, device) = ExportLine::parse_session(line)?;
-        let size = record.data_json().len();
-        if size > self.max_size {
-            return Err(Error::InvalidInput(format!(
-                "session {} has {size} bytes of data, over the limit of {} bytes",
-                record.id, self.max_size
-            )));
+        match record::check_writable(None, &record.data, self.max_size) {
+            Err(Error::TooLarge { size, limit }) => Err(Error::InvalidInput(format!(
+                "session {} has {size} bytes of data, over the limit of {limit} bytes",
+                record.id
+            ))),
+            checked => checked.map(|_| (record, device)),
         }
-        Ok((record, device))
     }
 
     /// The recorded devices of these sessions (those with none left out).

@@ -489,15 +489,16 @@ fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
         ms.and_then(record::from_millis).ok_or_else(|| corrupt(format!("{what} is missing or out of range")))
     };
     let version = version.ok_or_else(|| corrupt("no version".into()))?;
-    let record = Record {
+    let fields = record::RecordFields {
         id: id.clone(),
         user_id,
         data,
         created_at: time(created, "created_at")?,
         updated_at: time(updated, "updated_at")?,
         expires_at: time(expires, "expires_at")?,
-        version: record::check_version(id.as_str(), version)?,
+        version,
     };
+    let record = fields.check().map_err(corrupt)?;
     Ok(if quick.is_empty() { CacheLookup::Hit(record) } else { CacheLookup::Quick(record, quick) })
 }
 

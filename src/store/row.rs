@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
-use crate::record::{self, Record};
+use crate::record::{self, Record, RecordFields};
 
 /// A database row in the shape both SQL backends produce, before checks.
 pub(crate) struct RawRow {
@@ -23,16 +23,17 @@ impl RawRow {
     pub(crate) fn into_record(self) -> Result<Record> {
         let id = stored_key(&self.id).map_err(|e| Error::Corrupt { id: self.id.clone(), reason: e.to_string() })?;
         let data = record::decode_data(id.as_str(), &self.data)?;
-        let version = record::check_version(id.as_str(), self.version)?;
-        Ok(Record {
+        let shown = id.to_string();
+        let fields = RecordFields {
             id,
             user_id: self.user_id,
             data,
-            created_at: record::truncate_millis(self.created_at),
-            updated_at: record::truncate_millis(self.updated_at),
-            expires_at: record::truncate_millis(self.expires_at),
-            version,
-        })
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+            version: self.version,
+        };
+        fields.check().map_err(|reason| Error::Corrupt { id: shown, reason })
     }
 }
 
