@@ -19,9 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse as _;
+use axum::routing::get;
 use chrono::Utc;
 use clap::{Args, ValueEnum};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
 use tokio::net::TcpListener;
 
 use sessionctl::admin::Admin;
@@ -100,114 +106,100 @@ struct Metrics {
     last_run_failed: AtomicBool,
     /// The last probe of the database failed.
     database_down: AtomicBool,
-    runs: AtomicU64,
-    skipped: AtomicU64,
-    failures: AtomicU64,
-    deleted: AtomicU64,
-    last_success_ms: AtomicU64,
-    last_duration_ms: AtomicU64,
+    runs: Counter,
+    skipped: Counter,
+    failures: Counter,
+    deleted: Counter,
+    last_success: Gauge<f64, AtomicU64>,
+    last_duration: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
-    fn render(&self) -> String {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut text = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
-        };
-        metric(
-            "sessionctl_purge_runs_total",
-            "counter",
-            "Purge runs completed by this replica.",
-            get(&self.runs).to_string(),
+    /// The registry `/metrics` is encoded from: its metrics share their
+    /// values with these.
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("sessionctl_purge");
+        registry.register("runs", "Purge runs completed by this replica", self.runs.clone());
+        registry.register(
+            "skipped",
+            "Ticks skipped because another replica claimed them (or held the purge lock)",
+            self.skipped.clone(),
         );
-        metric(
-            "sessionctl_purge_skipped_total",
-            "counter",
-            "Ticks skipped because another replica claimed them (or held the purge lock).",
-            get(&self.skipped).to_string(),
+        registry.register("failures", "Purge runs that failed", self.failures.clone());
+        registry.register("deleted", "Expired sessions deleted by this replica", self.deleted.clone());
+        registry.register_with_unit(
+            "last_success_timestamp",
+            "When the last successful run ended (Unix time; 0 before the first)",
+            Unit::Seconds,
+            self.last_success.clone(),
         );
-        metric(
-            "sessionctl_purge_failures_total",
-            "counter",
-            "Purge runs that failed.",
-            get(&self.failures).to_string(),
+        registry.register_with_unit(
+            "last_duration",
+            "How long the last successful run took",
+            Unit::Seconds,
+            self.last_duration.clone(),
         );
-        metric(
-            "sessionctl_purge_deleted_total",
-            "counter",
-            "Expired sessions deleted by this replica.",
-            get(&self.deleted).to_string(),
-        );
-        let last = get(&self.last_success_ms);
-        metric(
-            "sessionctl_purge_last_success_timestamp_seconds",
-            "gauge",
-            "When the last successful run ended (Unix time; 0 before the first).",
-            format!("{:.3}", last as f64 / 1000.0),
-        );
-        metric(
-            "sessionctl_purge_last_duration_seconds",
-            "gauge",
-            "How long the last successful run took.",
-            format!("{:.3}", get(&self.last_duration_ms) as f64 / 1000.0),
-        );
-        text
+        registry
     }
 }
 
-async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
-        tokio::spawn(answer(socket, metrics.clone()));
-    }
-}
-
-/// The longest request head the metrics endpoint reads.
+/// The longest a client may take to send a request head, and the
+/// largest head read: a client that trickles or floods it is dropped
+/// instead of holding a connection.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
-/// Answers one request on `socket`, then closes it.
-///
-/// The whole request head is read first, however many segments it came in:
-/// answering after a partial read would route on a truncated path, and closing
-/// a socket with unread bytes makes the kernel reset the connection, so the
-/// client would lose the answer.
-async fn answer(mut socket: tokio::net::TcpStream, metrics: Arc<Metrics>) {
-    let mut head = Vec::with_capacity(512);
-    let read_head = async {
-        let mut chunk = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-            if head.len() >= MAX_REQUEST_HEAD {
-                return false;
+/// Serves `/healthz` and `/metrics` until the process ends.
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    let registry = Arc::new(metrics.registry());
+    let app = axum::Router::new()
+        .route("/healthz", get(move || healthz(metrics.clone())))
+        .route("/metrics", get(move || metrics_page(registry.clone())));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, most likely: wait instead of spinning.
+                tracing::warn!(%error, "the metrics endpoint cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => head.extend_from_slice(&chunk[..n]),
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(app.clone()),
+            );
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "metrics connection ended");
             }
-        }
-        true
-    };
-    let complete = tokio::time::timeout(Duration::from_secs(5), read_head).await.unwrap_or(false);
-    let request = String::from_utf8_lossy(&head);
-    let path = request.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("");
-    let (status, content_type, body) = match path {
-        _ if !complete => ("400 Bad Request", "text/plain", "bad request\n".to_owned()),
-        "/healthz" if metrics.database_down.load(Ordering::Relaxed) => {
-            ("503 Service Unavailable", "text/plain", "database unreachable\n".to_owned())
-        }
-        "/healthz" if metrics.last_run_failed.load(Ordering::Relaxed) => {
-            ("503 Service Unavailable", "text/plain", "last purge run failed\n".to_owned())
-        }
-        "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if socket.write_all(response.as_bytes()).await.is_ok() {
-        let _ = socket.shutdown().await;
+        });
+    }
+}
+
+/// 200 while the database answers and the last run did not fail, else 503
+/// with the reason.
+async fn healthz(metrics: Arc<Metrics>) -> (StatusCode, &'static str) {
+    if metrics.database_down.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+    } else if metrics.last_run_failed.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "last purge run failed\n")
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+/// The metrics in the OpenMetrics text format (Prometheus reads it).
+async fn metrics_page(registry: Arc<Registry>) -> axum::response::Response {
+    let mut text = String::new();
+    match encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -407,10 +399,10 @@ async fn schedule_loop(
                 failures_in_a_row = 0;
                 pending = None;
                 metrics.last_run_failed.store(false, Ordering::Relaxed);
-                metrics.runs.fetch_add(1, Ordering::Relaxed);
-                metrics.deleted.fetch_add(progress.deleted, Ordering::Relaxed);
-                metrics.last_success_ms.store(Utc::now().timestamp_millis().max(0) as u64, Ordering::Relaxed);
-                metrics.last_duration_ms.store(progress.elapsed.as_millis() as u64, Ordering::Relaxed);
+                metrics.runs.inc();
+                metrics.deleted.inc_by(progress.deleted);
+                metrics.last_success.set(Utc::now().timestamp_millis().max(0) as f64 / 1000.0);
+                metrics.last_duration.set(progress.elapsed.as_secs_f64());
                 tracing::info!(
                     deleted = progress.deleted,
                     duration_ms = progress.elapsed.as_millis() as u64,
@@ -429,7 +421,7 @@ async fn schedule_loop(
                 failures_in_a_row = 0;
                 pending = None;
                 metrics.last_run_failed.store(false, Ordering::Relaxed);
-                metrics.skipped.fetch_add(1, Ordering::Relaxed);
+                metrics.skipped.inc();
                 tracing::info!(tick, "purge skipped: {why}");
                 if args.once && ctx.json() {
                     super::output::line(serde_json::json!({"version": 1, "skipped": why.to_string()}))?;
@@ -438,7 +430,7 @@ async fn schedule_loop(
             Err(error) => {
                 failures_in_a_row += 1;
                 metrics.last_run_failed.store(true, Ordering::Relaxed);
-                metrics.failures.fetch_add(1, Ordering::Relaxed);
+                metrics.failures.inc();
                 // Reconnect next time: the database may have restarted.
                 admin = None;
                 tracing::error!(error = %super::one_line(&error), "purge run failed; will retry");

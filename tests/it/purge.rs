@@ -397,7 +397,7 @@ async fn serve_cron_serves_health_and_metrics() {
         stream.set_nodelay(true).ok()?;
         stream.write_all(b"GET ").ok()?;
         std::thread::sleep(Duration::from_millis(20));
-        write!(stream, "{path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        write!(stream, "{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         Some(response)
@@ -412,6 +412,20 @@ async fn serve_cron_serves_health_and_metrics() {
     assert!(metrics.contains("# TYPE sessionctl_purge_last_success_timestamp_seconds gauge"));
     assert!(get("/healthz").unwrap().ends_with("ok\n"));
     assert!(get("/nope").unwrap().starts_with("HTTP/1.1 404"));
+    // A client that never finishes its request head, or sends one too
+    // large, does not hold a connection: dropped after 5 s (this waits
+    // up to 30), or answered 431.
+    let mut trickle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    trickle.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").unwrap();
+    trickle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut rest = Vec::new();
+    assert!(trickle.read_to_end(&mut rest).is_ok(), "a trickling client is dropped");
+    let mut flood = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = write!(flood, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let mut answer = String::new();
+    let _ = flood.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(get("/healthz").unwrap().ends_with("ok\n"), "still serving");
     signal(&child, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
@@ -631,7 +645,7 @@ async fn serve_cron_on_a_hung_database_counts_failures_reports_503_and_stops_on_
     let log = collect_stderr(&mut child);
     let get = |path: &str| -> String {
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) else { return String::new() };
-        let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
         response
