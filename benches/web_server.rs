@@ -62,7 +62,7 @@ fn layer(store: sessionctl::Store) -> SessionLayer {
     if std::env::var("DEVICES").is_ok_and(|v| v == "1") {
         config = config.with_device_tracking(sessionctl::DeviceTracking::default());
     }
-    SessionLayer::new(store, Arc::new(config))
+    SessionLayer::new(store, Arc::new(config)).expect("a valid session config")
 }
 
 #[tokio::main]

@@ -159,7 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = SessionConfig::new(keys).with_device_tracking(DeviceTracking::default());
     // Plain http on a local address: a Secure cookie would not come back.
     config.cookie.secure = !addr.ip().is_loopback();
-    let app = app(SessionLayer::new(store, Arc::new(config)));
+    let app = app(SessionLayer::new(store, Arc::new(config))?);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("demo listening on http://{addr}");
     // With the peer's address in each request, for device tracking.

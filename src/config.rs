@@ -63,6 +63,40 @@ pub struct CookieConfig {
     pub browser_session: bool,
 }
 
+impl CookieConfig {
+    /// Checks that the attributes make a `Set-Cookie` header browsers read
+    /// as written (RFC 6265 §4.1.1): a name that is a token, a path that
+    /// starts with `/`, and no `;` or control character that would end an
+    /// attribute early.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the attribute.
+    pub fn validate(&self) -> Result<()> {
+        const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={}";
+        let token = |b: u8| b.is_ascii_graphic() && !SEPARATORS.contains(&b);
+        if self.name.is_empty() || !self.name.bytes().all(token) {
+            return Err(Error::Config(format!(
+                "cookie name {:?} is not a cookie token (visible ASCII, without spaces or any of ()<>@,;:\\\"/[]?={{}})",
+                self.name
+            )));
+        }
+        let attribute = |b: u8| b.is_ascii_graphic() && b != b';';
+        if !self.path.starts_with('/') || !self.path.bytes().all(attribute) {
+            return Err(Error::Config(format!(
+                "cookie path {:?} must start with / and hold visible ASCII without ;",
+                self.path
+            )));
+        }
+        if let Some(domain) = &self.domain
+            && (domain.is_empty() || !domain.bytes().all(attribute))
+        {
+            return Err(Error::Config(format!("cookie domain {domain:?} must be visible ASCII without ;")));
+        }
+        Ok(())
+    }
+}
+
 impl Default for CookieConfig {
     fn default() -> Self {
         CookieConfig {
@@ -227,7 +261,7 @@ impl SessionConfig {
         if self.cookie.same_site == SameSite::None && !self.cookie.secure {
             return Err(Error::Config("SameSite=None cookies must be Secure".into()));
         }
-        Ok(())
+        self.cookie.validate()
     }
 
     /// Expiry of a session created at `created_at`, touched at `now`.

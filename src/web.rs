@@ -26,7 +26,7 @@
 //! # async fn app() -> sessionctl::Result<()> {
 //! let store = StoreConfig { database_url: Some("sqlite://sessions.db".into()), ..Default::default() }.open().await?;
 //! let keys = Keys::from_text(&std::env::var("SESSIONCTL_SECRET").unwrap_or_default())?;
-//! let app: Router = Router::new().route("/", get(counter)).layer(SessionLayer::new(store, Arc::new(SessionConfig::new(keys))));
+//! let app: Router = Router::new().route("/", get(counter)).layer(SessionLayer::new(store, Arc::new(SessionConfig::new(keys)))?);
 //! # Ok(()) }
 //! ```
 
@@ -55,8 +55,16 @@ pub struct SessionLayer {
 
 impl SessionLayer {
     /// A layer over `store` with `config` (keys, expiry, cookie attributes).
-    pub fn new(store: Store, config: Arc<SessionConfig>) -> SessionLayer {
-        SessionLayer { store, config }
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) when the config does not
+    /// validate ([`SessionConfig::validate`]): a misconfigured cookie is
+    /// refused at startup rather than sent malformed, or not at all, with
+    /// every response.
+    pub fn new(store: Store, config: Arc<SessionConfig>) -> crate::Result<SessionLayer> {
+        config.validate()?;
+        Ok(SessionLayer { store, config })
     }
 }
 

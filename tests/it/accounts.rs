@@ -259,7 +259,7 @@ impl Browser {
 
 fn demo(db: &TestDb, tracking: sessionctl::DeviceTracking) -> axum::Router {
     let config = harness::config().with_device_tracking(tracking);
-    crate::demo::app(sessionctl::web::SessionLayer::new(db.store.clone(), Arc::new(config)))
+    crate::demo::app(sessionctl::web::SessionLayer::new(db.store.clone(), Arc::new(config)).unwrap())
 }
 
 async fn devices_are_recorded_throttled_and_listed(db: TestDb) {

@@ -32,7 +32,7 @@ impl Demo {
         let db = harness::memory_sqlite().await;
         let cookie_headers = Arc::new(Mutex::new(Vec::new()));
         let recorder = cookie_headers.clone();
-        let app = demo::app(SessionLayer::new(db.store.clone(), Arc::new(config))).layer(
+        let app = demo::app(SessionLayer::new(db.store.clone(), Arc::new(config)).unwrap()).layer(
             axum::middleware::map_request(move |request: Request| {
                 let recorder = recorder.clone();
                 async move {

@@ -69,7 +69,7 @@ fn app(store: Store, config: SessionConfig) -> Router {
             "/id",
             get(|session: Session| async move { session.key().await.unwrap().map(|id| id.to_string()).unwrap_or_default() }),
         )
-        .layer(SessionLayer::new(store, Arc::new(config)))
+        .layer(SessionLayer::new(store, Arc::new(config)).unwrap())
 }
 
 struct Reply {
@@ -146,6 +146,43 @@ async fn insert_then_get_across_requests_with_cookie_attributes() {
     let reply = call(&app, "/remove/a", Some(&cookie)).await;
     assert_eq!(reply.set_cookie, None, "a data change keeps the cookie");
     assert_eq!(call(&app, "/get/a", Some(&cookie)).await.body, "none");
+}
+
+/// A cookie attribute that would make a malformed `Set-Cookie` (or none:
+/// a name `HeaderValue` refuses was silently never sent, so no visitor
+/// could keep a session) is refused when the layer is built.
+#[tokio::test]
+async fn a_cookie_config_browsers_would_misread_is_refused_at_startup() {
+    let db = harness::sqlite().await;
+    let refused = |change: fn(&mut sessionctl::CookieConfig)| {
+        let mut config = harness::config();
+        change(&mut config.cookie);
+        let error = SessionLayer::new(db.store.clone(), Arc::new(config)).unwrap_err().to_string();
+        assert!(!error.contains('\n'), "one line: {error}");
+        error
+    };
+    assert!(refused(|c| c.name = "séssion".into()).contains("cookie name \"séssion\" is not a cookie token"));
+    assert!(refused(|c| c.name = "my session".into()).contains("cookie name"));
+    assert!(refused(|c| c.name = "sid=1".into()).contains("cookie name"));
+    assert!(refused(|c| c.name = String::new()).contains("cookie name"));
+    assert!(refused(|c| c.path = "/app; Domain=evil.example".into()).contains("cookie path"));
+    assert!(refused(|c| c.path = "app".into()).contains("must start with /"));
+    assert!(refused(|c| c.domain = Some("example.com;".into())).contains("cookie domain"));
+    assert!(
+        refused(|c| {
+            c.same_site = sessionctl::SameSite::None;
+            c.secure = false;
+        })
+        .contains("must be Secure")
+    );
+
+    // What browsers take is accepted, and sent as written.
+    let mut config = harness::config();
+    config.cookie.name = "__Host-sid".into();
+    config.cookie.path = "/app/v1".into();
+    let reply = call(&app(db.store.clone(), config), "/set/a/1", None).await;
+    assert!(reply.set_cookie.as_deref().unwrap().starts_with("__Host-sid="));
+    assert_eq!(reply.attribute("Path").as_deref(), Some("/app/v1"));
 }
 
 #[tokio::test]
@@ -414,7 +451,7 @@ async fn the_demo_answers_400_to_a_user_name_with_nul_on_every_backend() {
         harness::redis_only().await,
     ];
     for db in stores.into_iter().flatten() {
-        let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())));
+        let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())).unwrap());
         let cookie = call(&app, "/", None).await.cookie();
         let reply = call(&app, "/login?user=a%00b", Some(&cookie)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}: {}", db.url, reply.body);
@@ -433,7 +470,7 @@ async fn the_demo_answers_400_to_a_user_name_with_nul_on_every_backend() {
 async fn the_demo_logs_out_other_devices() {
     let stores = [Some(harness::sqlite().await), harness::redis_postgres().await];
     for db in stores.into_iter().flatten() {
-        let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())));
+        let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())).unwrap());
         let mut browsers = Vec::new();
         for _ in 0..2 {
             let cookie = call(&app, "/", None).await.cookie();
