@@ -70,20 +70,17 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (router, addr) = match &args[1..] {
         [mode, redis, pg, addr] if mode == "ours-redis-pg" => {
-            let store =
-                StoreConfig { database_url: Some(pg.clone()), redis_url: Some(redis.clone()), ..Default::default() };
+            let store = StoreConfig::new().with_database_url(pg.clone()).with_redis_url(redis.clone());
             (routes().layer(layer(store.open().await.unwrap())), addr)
         }
         [mode, path, addr] if mode == "ours-sqlite" => {
-            let store = StoreConfig {
-                database_url: Some(format!("sqlite://{path}")),
-                memory_cache: Some(MemoryCacheConfig::default()),
-                ..Default::default()
-            };
+            let store = StoreConfig::new()
+                .with_database_url(format!("sqlite://{path}"))
+                .with_memory_cache(MemoryCacheConfig::default());
             (routes().layer(layer(store.open().await.unwrap())), addr)
         }
         [mode, redis, addr] if mode == "ours-redis" => {
-            let store = StoreConfig { redis_url: Some(redis.clone()), ..Default::default() };
+            let store = StoreConfig::new().with_redis_url(redis.clone());
             (routes().layer(layer(store.open().await.unwrap())), addr)
         }
         [mode, addr] if mode == "none" => (routes(), addr),

@@ -147,14 +147,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Keys::new([Keys::generate_secret()])?
         }
     };
-    let store = StoreConfig {
-        database_url: Some(std::env::var("SESSIONCTL_DATABASE_URL").unwrap_or_else(|_| "sqlite://sessions.db".into())),
-        redis_url: std::env::var("SESSIONCTL_REDIS_URL").ok(),
-        memory_cache: Some(MemoryCacheConfig::default()),
-        ..StoreConfig::default()
-    }
-    .open()
-    .await?;
+    let mut store = StoreConfig::new()
+        .with_database_url(std::env::var("SESSIONCTL_DATABASE_URL").unwrap_or_else(|_| "sqlite://sessions.db".into()))
+        .with_memory_cache(MemoryCacheConfig::default());
+    store.redis_url = std::env::var("SESSIONCTL_REDIS_URL").ok();
+    let store = store.open().await?;
     // Devices for the "active sessions" page: last seen, address, browser.
     let mut config = SessionConfig::new(keys).with_device_tracking(DeviceTracking::default());
     // Plain http on a local address: a Secure cookie would not come back.

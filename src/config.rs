@@ -45,6 +45,7 @@ pub enum SameSite {
 
 /// Cookie attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CookieConfig {
     /// Cookie name (default `sid`).
     pub name: String,
@@ -153,6 +154,7 @@ impl DeviceTracking {
 
 /// Everything a [`Session`](crate::Session) needs to know besides its store.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// Absolute lifetime (default 7 days).
     pub lifetime: Duration,

@@ -28,6 +28,7 @@ pub const DEFAULT_BATCH_SIZE: u32 = 10_000;
 
 /// How a purge runs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PurgeOptions {
     /// Rows walked per batch (default 10,000).
     pub batch_size: u32,
@@ -43,8 +44,29 @@ impl Default for PurgeOptions {
     }
 }
 
+impl PurgeOptions {
+    /// Sets [`PurgeOptions::batch_size`].
+    pub fn with_batch_size(mut self, rows: u32) -> Self {
+        self.batch_size = rows;
+        self
+    }
+
+    /// Sets [`PurgeOptions::older_than`].
+    pub fn with_older_than(mut self, grace: Duration) -> Self {
+        self.older_than = grace;
+        self
+    }
+
+    /// Sets [`PurgeOptions::max_duration`].
+    pub fn with_max_duration(mut self, budget: Option<Duration>) -> Self {
+        self.max_duration = budget;
+        self
+    }
+}
+
 /// Why a purge stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PurgeEnd {
     /// The whole table was walked.
     Finished,

@@ -24,7 +24,7 @@
 //! }
 //!
 //! # async fn app() -> sessionctl::Result<()> {
-//! let store = StoreConfig { database_url: Some("sqlite://sessions.db".into()), ..Default::default() }.open().await?;
+//! let store = StoreConfig::new().with_database_url("sqlite://sessions.db").open().await?;
 //! let keys = Keys::from_text(&std::env::var("SESSIONCTL_SECRET").unwrap_or_default())?;
 //! let app: Router = Router::new().route("/", get(counter)).layer(SessionLayer::new(store, Arc::new(SessionConfig::new(keys)))?);
 //! # Ok(()) }

@@ -149,12 +149,7 @@ async fn fill(backend: Backend, url: &str, shape: Shape) -> (Arc<dyn DatabaseTie
 /// Some live sessions for the writer to save.
 async fn live_sessions(database: &dyn DatabaseTier) -> Vec<Record> {
     database
-        .scan(
-            &sessionctl::Filter { state: sessionctl::StateFilter::Active, ..Default::default() },
-            chrono::Utc::now(),
-            None,
-            500,
-        )
+        .scan(&sessionctl::Filter::state(sessionctl::StateFilter::Active), chrono::Utc::now(), None, 500)
         .await
         .unwrap()
 }

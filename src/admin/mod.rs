@@ -103,6 +103,7 @@ pub struct CacheCounts {
 
 /// A change made by `edit`.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Edit {
     /// Replace all the data with this object first.
     pub replace: Option<Data>,
@@ -110,6 +111,26 @@ pub struct Edit {
     pub set: Vec<(String, Value)>,
     /// Then remove these keys.
     pub unset: Vec<String>,
+}
+
+impl Edit {
+    /// Replaces all the data first.
+    pub fn with_replace(mut self, data: Data) -> Self {
+        self.replace = Some(data);
+        self
+    }
+
+    /// Then sets `key`.
+    pub fn with_set(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.set.push((key.into(), value));
+        self
+    }
+
+    /// Then removes `key`.
+    pub fn with_unset(mut self, key: impl Into<String>) -> Self {
+        self.unset.push(key.into());
+        self
+    }
 }
 
 /// What an import did.

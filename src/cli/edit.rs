@@ -59,7 +59,9 @@ pub async fn run(ctx: &Ctx, args: EditArgs) -> anyhow::Result<()> {
     super::check_session_args(std::slice::from_ref(&args.id))?;
     let admin = ctx.admin(Access::Change).await?;
     let id = super::stored_key(&admin, &args.id)?;
-    let mut edit = Edit { replace: None, set: args.set, unset: args.unset };
+    let mut edit = Edit::default();
+    edit.set = args.set;
+    edit.unset = args.unset;
     if let Some(path) = &args.replace {
         let text = if path.as_os_str() == "-" {
             let mut text = String::new();

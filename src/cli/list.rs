@@ -38,7 +38,10 @@ impl FilterArgs {
             (_, true) => StateFilter::Expired,
             _ => StateFilter::All,
         };
-        Filter { state, user_id: self.user.clone(), key: self.key.clone() }
+        let mut filter = Filter::state(state);
+        filter.user_id.clone_from(&self.user);
+        filter.key.clone_from(&self.key);
+        filter
     }
 }
 

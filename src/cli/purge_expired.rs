@@ -26,7 +26,10 @@ pub struct PurgeArgs {
 
 impl PurgeArgs {
     pub fn options(&self) -> PurgeOptions {
-        PurgeOptions { batch_size: self.batch_size, older_than: self.older_than, max_duration: self.max_duration }
+        PurgeOptions::default()
+            .with_batch_size(self.batch_size)
+            .with_older_than(self.older_than)
+            .with_max_duration(self.max_duration)
     }
 }
 
@@ -67,6 +70,7 @@ fn end_word(end: Option<PurgeEnd>) -> &'static str {
         Some(PurgeEnd::Finished) | None => "finished",
         Some(PurgeEnd::TimeBudget) => "time budget reached",
         Some(PurgeEnd::Interrupted) => "interrupted",
+        Some(_) => "stopped",
     }
 }
 

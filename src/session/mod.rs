@@ -50,6 +50,7 @@ pub enum CookieUpdate {
 
 /// What a save did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SaveStatus {
     /// Nothing changed; nothing was written.
     Unchanged,

@@ -85,6 +85,7 @@ impl std::ops::Sub for OpSnapshot {
 
 /// How the tiered store treats its cache.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StoreOptions {
     /// Longest a cache call may take before it is abandoned and the
     /// database answers instead (default 250 ms). A cache-only store has no
@@ -127,10 +128,17 @@ impl StoreOptions {
         self.cache_timeout = timeout;
         self
     }
+
+    /// Sets how long a tombstone stays.
+    pub fn with_tombstone_ttl(mut self, ttl: Duration) -> StoreOptions {
+        self.tombstone_ttl = ttl;
+        self
+    }
 }
 
 /// What [`Store::lookup`] found for an id.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Lookup {
     /// The live session, and the keys quick writes changed in the cache
     /// only (the next normal save persists them).

@@ -11,7 +11,11 @@ use super::{
 use crate::error::{Error, Result};
 
 /// Where sessions live: what [`StoreConfig::open`] builds a [`Store`] from.
+///
+/// Built with [`StoreConfig::new`] and its `with_*` methods, so settings
+/// added later do not break the code that builds one.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// `sqlite://PATH`, `postgres://…`; `None` for cache-only mode.
     pub database_url: Option<String>,
@@ -55,6 +59,7 @@ pub enum OpenAs {
 
 /// Settings of the in-process cache tier.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct MemoryCacheConfig {
     /// Most sessions kept.
     pub capacity: u64,
@@ -69,7 +74,75 @@ impl Default for MemoryCacheConfig {
     }
 }
 
+impl MemoryCacheConfig {
+    /// Sets [`MemoryCacheConfig::capacity`].
+    pub fn with_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets [`MemoryCacheConfig::staleness`].
+    pub fn with_staleness(mut self, staleness: Duration) -> Self {
+        self.staleness = staleness;
+        self
+    }
+}
+
 impl StoreConfig {
+    /// Nothing configured yet: an in-memory SQLite database unless a
+    /// database or cache is given.
+    pub fn new() -> Self {
+        StoreConfig::default()
+    }
+
+    /// Sets [`StoreConfig::database_url`].
+    pub fn with_database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// Sets [`StoreConfig::redis_url`].
+    pub fn with_redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Sets [`StoreConfig::redis_prefix`].
+    pub fn with_redis_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.redis_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Sets [`StoreConfig::memory_cache`].
+    pub fn with_memory_cache(mut self, cache: MemoryCacheConfig) -> Self {
+        self.memory_cache = Some(cache);
+        self
+    }
+
+    /// Sets [`StoreConfig::options`].
+    pub fn with_options(mut self, options: StoreOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets [`StoreConfig::open_as`].
+    pub fn with_open_as(mut self, open_as: OpenAs) -> Self {
+        self.open_as = open_as;
+        self
+    }
+
+    /// Sets [`StoreConfig::database`]: a database tier of the app's own.
+    pub fn with_database(mut self, database: Arc<dyn DatabaseTier>) -> Self {
+        self.database = Some(database);
+        self
+    }
+
+    /// Sets [`StoreConfig::cache`]: a cache tier of the app's own.
+    pub fn with_cache(mut self, cache: Arc<dyn CacheTier>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
     /// Connects the configured tiers; see [`OpenAs`] for what that does to
     /// the database.
     ///

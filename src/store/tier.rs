@@ -44,6 +44,7 @@ pub enum RotateOutcome {
 
 /// Which sessions a listing or count covers, by expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum StateFilter {
     /// Every session.
     #[default]
@@ -56,6 +57,7 @@ pub enum StateFilter {
 
 /// Selects sessions for [`DatabaseMaintenance::scan`] and [`DatabaseMaintenance::count`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Filter {
     /// By expiry.
     pub state: StateFilter,
@@ -63,6 +65,25 @@ pub struct Filter {
     pub user_id: Option<String>,
     /// Only sessions whose data has this top-level key.
     pub key: Option<String>,
+}
+
+impl Filter {
+    /// Every session in `state`.
+    pub fn state(state: StateFilter) -> Self {
+        Filter { state, ..Filter::default() }
+    }
+
+    /// Only this user's sessions.
+    pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Only sessions whose data has this top-level key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
 }
 
 /// Where a [`DatabaseMaintenance::scan`] page starts: after this record.

@@ -166,7 +166,7 @@ async fn login(db: &TestDb, config: &Arc<sessionctl::SessionConfig>, user: &str)
 }
 
 async fn count_of(db: &TestDb, user: &str) -> u64 {
-    let filter = sessionctl::Filter { user_id: Some(user.to_owned()), ..Default::default() };
+    let filter = sessionctl::Filter::default().with_user_id(user);
     db.database.as_ref().unwrap().count(&filter, now()).await.unwrap()
 }
 

@@ -308,8 +308,7 @@ async fn migrate_moves_sessions_stored_under_their_id_on_postgres() {
 async fn an_app_opening_the_database_finishes_the_move() {
     let db = harness::sqlite().await;
     let ids = rows_under_their_ids(&db, 300).await;
-    let store =
-        sessionctl::StoreConfig { database_url: Some(db.url.clone()), ..Default::default() }.open().await.unwrap();
+    let store = sessionctl::StoreConfig::new().with_database_url(db.url.clone()).open().await.unwrap();
     let config = SessionConfig::new(harness::keys());
     let cookie = config.codec().encode_reference(&ids[7], now() + Duration::hours(1));
     let session = Session::new(store, Arc::new(harness::config()), Some(&cookie));

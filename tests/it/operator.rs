@@ -183,15 +183,13 @@ fn an_explicit_sqlite_path_must_exist_but_the_default_is_created() {
 async fn app(dir: &std::path::Path, redis_url: &str) -> (String, String, Store) {
     let url = format!("sqlite://{}", dir.join("sessions.db").display());
     let prefix = format!("op{}:{}:", std::process::id(), ROLE_COUNTER.fetch_add(1, Ordering::Relaxed));
-    let store = StoreConfig {
-        database_url: Some(url.clone()),
-        redis_url: Some(redis_url.to_owned()),
-        redis_prefix: Some(prefix.clone()),
-        ..Default::default()
-    }
-    .open()
-    .await
-    .unwrap();
+    let store = StoreConfig::new()
+        .with_database_url(url.clone())
+        .with_redis_url(redis_url)
+        .with_redis_prefix(prefix.clone())
+        .open()
+        .await
+        .unwrap();
     (url, prefix, store)
 }
 
@@ -489,8 +487,7 @@ async fn an_apps_admin_applies_the_apps_size_limit() {
     let admin = sessionctl::admin::Admin::for_app(db.store.clone(), &config);
     let alice = record(Some("alice"), Duration::hours(1), json!({"n": 1}));
     assert!(db.store.create(&alice).await.unwrap());
-    let edit =
-        sessionctl::admin::Edit { replace: None, set: vec![("blob".into(), json!("x".repeat(100)))], unset: vec![] };
+    let edit = sessionctl::admin::Edit::default().with_set("blob", json!("x".repeat(100)));
     let error = admin.edit(&alice.id, &edit).await.unwrap_err();
     assert!(matches!(error, sessionctl::Error::TooLarge { limit: 64, .. }), "{error}");
     let big = record(None, Duration::hours(1), json!({"blob": "x".repeat(100)}));
@@ -538,14 +535,12 @@ mod review {
         let erin = record(Some("erin"), Duration::hours(1), json!({}));
         assert!(app.create(&erin).await.unwrap());
         // A worker on the same database with the in-process cache only.
-        let _worker = StoreConfig {
-            database_url: Some(url.clone()),
-            memory_cache: Some(Default::default()),
-            ..Default::default()
-        }
-        .open()
-        .await
-        .unwrap();
+        let _worker = StoreConfig::new()
+            .with_database_url(url.clone())
+            .with_memory_cache(Default::default())
+            .open()
+            .await
+            .unwrap();
         let stderr = Run::new(dir.path(), &url).fails(&["revoke", "--user", "erin", "-y"], 1);
         assert!(stderr.contains(&prefix) && stderr.contains("--redis-url"), "{stderr}");
         let wrong = Run::new(dir.path(), &url)
@@ -562,11 +557,7 @@ mod review {
         let Some(db) = harness::postgres().await else { return };
         let dml = role(&db.url, "SELECT, INSERT, UPDATE, DELETE").await;
         as_superuser(&db.url, &[format!("REVOKE INSERT, UPDATE ON session_cache_tier FROM {}", dml_role(&dml))]).await;
-        let config = |url: &str| StoreConfig {
-            database_url: Some(url.to_owned()),
-            redis_url: Some(redis.url()),
-            ..Default::default()
-        };
+        let config = |url: &str| StoreConfig::new().with_database_url(url).with_redis_url(redis.url());
         let error = config(&dml).open().await.unwrap_err().to_string();
         assert!(error.contains("grant the app's role") && error.contains("session_cache_tier"), "{error}");
         // Once recorded (by a role that may), the same role opens: nothing to write.
@@ -678,12 +669,11 @@ async fn store_config_takes_the_apps_own_tiers() {
     let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
     let custom: Arc<dyn sessionctl::DatabaseTier> =
         Arc::new(sessionctl::store::sqlite::SqliteDatabase::connect(&url).await.unwrap());
-    let admin_open =
-        StoreConfig { database: Some(custom.clone()), open_as: sessionctl::OpenAs::Admin, ..Default::default() };
+    let admin_open = StoreConfig::new().with_database(custom.clone()).with_open_as(sessionctl::OpenAs::Admin);
     let error = admin_open.open().await.unwrap_err();
     assert!(matches!(error, sessionctl::Error::Schema { .. }), "an admin does not migrate: {error}");
     let cache: Arc<dyn sessionctl::CacheTier> = Arc::new(sessionctl::store::memory::MemoryCache::new(100, None));
-    let store = StoreConfig { database: Some(custom), cache: Some(cache), ..Default::default() }.open().await.unwrap();
+    let store = StoreConfig::new().with_database(custom).with_cache(cache).open().await.unwrap();
     let alice = record(Some("alice"), Duration::hours(1), json!({}));
     assert!(store.create(&alice).await.unwrap());
     assert!(store.load(&alice.id, now()).await.unwrap().is_some());

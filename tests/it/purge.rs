@@ -59,8 +59,8 @@ async fn seed(store: &Store, live: usize, expired: usize) -> (Vec<Record>, Vec<R
 
 async fn counts(database: &Arc<dyn DatabaseTier>) -> (u64, u64) {
     let now = now();
-    let active = database.count(&Filter { state: StateFilter::Active, ..Filter::default() }, now).await.unwrap();
-    let expired = database.count(&Filter { state: StateFilter::Expired, ..Filter::default() }, now).await.unwrap();
+    let active = database.count(&Filter::state(StateFilter::Active), now).await.unwrap();
+    let expired = database.count(&Filter::state(StateFilter::Expired), now).await.unwrap();
     (active, expired)
 }
 

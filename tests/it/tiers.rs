@@ -100,7 +100,7 @@ async fn own_redis() -> Option<(RedisServer, TestDb)> {
     let server = RedisServer::start()?;
     let mut db = harness::sqlite().await;
     let cache = harness::redis_cache_at(&server.url());
-    let options = StoreOptions { cache_timeout: Duration::from_millis(300), ..StoreOptions::default() };
+    let options = StoreOptions::default().with_cache_timeout(Duration::from_millis(300));
     db.store = Store::tiered(db.database.clone().unwrap(), cache.clone(), options);
     db.cache = Some(cache);
     Some((server, db))
@@ -174,8 +174,7 @@ async fn redis_only_sessions_fail_clearly_while_redis_is_down() {
     let Some(server) = RedisServer::start() else { return };
     let mut server = server;
     let cache = harness::redis_cache_at(&server.url());
-    let store =
-        Store::cache_only(cache, StoreOptions { cache_timeout: Duration::from_millis(300), ..StoreOptions::default() });
+    let store = Store::cache_only(cache, StoreOptions::default().with_cache_timeout(Duration::from_millis(300)));
     let config = Arc::new(harness::config());
     let (value, _) = start(&store, &config).await;
     server.stop();
