@@ -1,0 +1,354 @@
+//! The SQLite purge engine: its own connection and page cache, windows
+//! of the primary key sized by how long they held the write lock, sparse
+//! windows deleted by id, and passive checkpoints in the background so the
+//! app's commits never copy the purge's pages back.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Connection as _, Row, SqliteConnection};
+
+use super::{BACKEND, SqliteDatabase, TICK_RETENTION_MS, ms};
+use crate::error::{Error, Result};
+use crate::id::key_fraction;
+use crate::record;
+use crate::store::{DatabasePurge, PurgeBatch, parse_ids};
+
+/// The purge's own connection: its own page cache, and passive checkpoints
+/// on its own schedule rather than SQLite's automatic ones.
+#[derive(Debug)]
+pub(super) struct PurgeConnection {
+    connection: SqliteConnection,
+    checkpointer: Checkpointer,
+    /// Whether the last window was dense (see [`purge_batch`]).
+    dense: bool,
+    /// `PRAGMA data_version` after the last batch: it moves when another
+    /// connection commits, so an unchanged one means no one else wrote.
+    data_version: Option<i64>,
+    /// The WAL lag the next batch allows its checkpoints.
+    lag: i64,
+    /// The window the next batch walks, at most the one asked for: halved
+    /// after a batch held the write lock over [`LOCK_CEILING`], grown back
+    /// after one under [`LOCK_FLOOR`].
+    window: Option<u32>,
+}
+
+/// A batch that held the write lock longer than this halves the next
+/// window; one shorter than [`LOCK_FLOOR`] grows it by a quarter, back up
+/// to the batch size asked for. Windows of 10,000 rows hold it ~8 ms at the
+/// median on ten million rows, with outliers past 25 ms (BENCHMARKS.md).
+const LOCK_CEILING: Duration = Duration::from_millis(12);
+const LOCK_FLOOR: Duration = Duration::from_millis(4);
+/// The smallest window the lock bound shrinks to.
+const MIN_WINDOW: u32 = 1_000;
+
+/// Passive checkpoints on a second connection, run in the background while
+/// the purge reads and deletes its next window: a checkpoint waits on two
+/// fsyncs, which cost more than a batch itself when run in line (2M rows,
+/// 1% expired, idle: 1.7 s instead of 0.9 s; BENCHMARKS.md). The checkpoints copy
+/// the purge's pages back into the database file, so the app's own commits
+/// never inherit that work from SQLite's automatic checkpoint.
+#[derive(Debug)]
+enum Checkpointer {
+    /// Idle, with the WAL size (frames) the last checkpoint reported.
+    Idle(SqliteConnection, i64),
+    /// Running, with the WAL size the one before it reported.
+    Running(tokio::task::JoinHandle<(SqliteConnection, i64)>, i64),
+    /// Its connection was lost (a failed task): checkpoints run in line.
+    Gone,
+}
+
+/// WAL size (frames of 4 KiB pages) beyond which the purge waits for the
+/// running checkpoint before its next write, so that the write starts the
+/// WAL over instead of growing it (left to itself the WAL grew to 590 MB over
+/// 1M deletions). Kept under SQLite's automatic checkpoint threshold (1,000
+/// frames), which would otherwise make the app's commits do the copying:
+/// with 2,000 the purge of 1M rows took 2.7 s instead of 4.3 s when idle, but
+/// under traffic the app's slowest save went from 20 ms to 190 ms and one
+/// purge write lock to 42 ms (BENCHMARKS.md).
+const CHECKPOINT_LAG_FRAMES: i64 = 500;
+
+/// The bound when no one else wrote since the last batch (a quiet night):
+/// no app commit would have to copy the WAL back, so the purge lets the
+/// checkpoints run behind it instead of waiting on their fsyncs after
+/// nearly every batch. 4,000 frames is a 16 MB WAL. Should the app write
+/// again, the next batch sees it and goes back to the tight bound.
+const QUIET_CHECKPOINT_LAG_FRAMES: i64 = 4_000;
+
+impl Checkpointer {
+    /// Before a write: waits for the running checkpoint if the WAL has
+    /// grown past `lag` frames.
+    async fn settle_if_behind(&mut self, lag: i64) {
+        if matches!(self, Checkpointer::Running(task, frames) if *frames > lag && !task.is_finished()) {
+            self.settle().await;
+        }
+    }
+
+    /// Waits for the running checkpoint, if any.
+    async fn settle(&mut self) {
+        if let Checkpointer::Running(task, _) = self {
+            *self = match task.await {
+                Ok((connection, frames)) => Checkpointer::Idle(connection, frames),
+                Err(_) => Checkpointer::Gone,
+            };
+        }
+    }
+
+    /// After a commit: starts a checkpoint unless one is still running.
+    /// Returns false when there is no checkpoint connection any more.
+    async fn kick(&mut self) -> bool {
+        if matches!(self, Checkpointer::Running(task, _) if task.is_finished()) {
+            self.settle().await; // collects its connection at once
+        }
+        match std::mem::replace(self, Checkpointer::Gone) {
+            Checkpointer::Idle(mut connection, frames) => {
+                *self = Checkpointer::Running(
+                    tokio::spawn(async move {
+                        let reported = checkpoint(&mut connection).await.unwrap_or(frames);
+                        (connection, reported)
+                    }),
+                    frames,
+                );
+                true
+            }
+            running @ Checkpointer::Running(..) => {
+                *self = running;
+                true
+            }
+            Checkpointer::Gone => false,
+        }
+    }
+
+    /// Waits for the running checkpoint, then closes its connection.
+    async fn close(mut self) {
+        self.settle().await;
+        if let Checkpointer::Idle(connection, _) = self {
+            let _ = connection.close().await;
+        }
+    }
+}
+
+/// One passive checkpoint (copies what it can without waiting for, or
+/// blocking, anyone); returns the WAL size in frames.
+async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(connection).await.ok()?;
+    row.try_get::<i64, _>(1).ok()
+}
+
+/// Page cache of the purge connection (16 MiB, in KiB as SQLite wants): room
+/// for a window's pages between the read that finds its end and the DELETE.
+/// Pages are read once per walk, so more does not help: 256 MiB made an idle
+/// purge of 2M rows no faster and its RSS 281 MB instead of 27 MB (with
+/// traffic, every commit of the app empties this cache anyway).
+const PURGE_CACHE_KIB: i64 = 16 * 1024;
+
+#[async_trait]
+impl DatabasePurge for SqliteDatabase {
+    async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
+        const OP: &str = "claiming a purge tick";
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("DELETE FROM purge_ticks WHERE tick < ?")
+            .bind(ms(tick) - TICK_RETENTION_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db(BACKEND, OP))?;
+        let claimed = sqlx::query(
+            "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?)
+             ON CONFLICT (tick) DO UPDATE SET claimed_at = excluded.claimed_at
+             WHERE purge_ticks.claimed_by = excluded.claimed_by",
+        )
+        .bind(ms(tick))
+        .bind(claimant)
+        .bind(ms(record::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    async fn try_purge_lock(&self) -> Result<Option<Box<dyn crate::store::PurgeLock>>> {
+        Ok(Some(Box::new(crate::store::LocalPurgeLock)))
+    }
+
+    async fn purge_expired_batch(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        window: u32,
+        return_ids: bool,
+    ) -> Result<PurgeBatch> {
+        const OP: &str = "purging expired sessions";
+        let Some(options) = &self.purge_options else {
+            // In memory: the pool's one connection is the database.
+            let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+            return purge_batch(&mut connection, now, after, window, return_ids, &mut false, None).await;
+        };
+        let mut purge = self.purge.lock().await;
+        if purge.is_none() {
+            let open = async || -> std::result::Result<SqliteConnection, sqlx::Error> {
+                let mut connection = SqliteConnection::connect_with(options).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = -{PURGE_CACHE_KIB}")))
+                    .execute(&mut connection)
+                    .await?;
+                sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut connection).await?;
+                Ok(connection)
+            };
+            let connection = open().await.map_err(Error::db(BACKEND, OP))?;
+            let checkpointer = match open().await {
+                Ok(connection) => Checkpointer::Idle(connection, 0),
+                Err(_) => Checkpointer::Gone,
+            };
+            *purge = Some(PurgeConnection {
+                connection,
+                checkpointer,
+                dense: false,
+                data_version: None,
+                lag: CHECKPOINT_LAG_FRAMES,
+                window: None,
+            });
+        }
+        let state = purge.as_mut().expect("just opened");
+        let window = state.window.map_or(window, |shrunk| shrunk.min(window)).max(1);
+        let result = purge_batch(
+            &mut state.connection,
+            now,
+            after,
+            window,
+            return_ids,
+            &mut state.dense,
+            Some((&mut state.checkpointer, state.lag)),
+        )
+        .await;
+        let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut state.connection).await.ok();
+        let quiet = version.is_some() && version == state.data_version;
+        state.lag = if quiet { QUIET_CHECKPOINT_LAG_FRAMES } else { CHECKPOINT_LAG_FRAMES };
+        state.data_version = version;
+        if let Ok(batch) = &result {
+            state.window = if batch.write_lock > LOCK_CEILING {
+                Some((window / 2).max(MIN_WINDOW.min(window)))
+            } else if batch.write_lock < LOCK_FLOOR {
+                Some(window.saturating_add(window / 4))
+            } else {
+                Some(window)
+            };
+        }
+        let walk_over = !matches!(&result, Ok(batch) if batch.next.is_some());
+        // A passive checkpoint after every batch, in the background: the
+        // app's own commits then find the WAL already copied back and never
+        // pay for the purge's writes (writer p99 ~18 ms instead of ~200 ms
+        // with one every 20 batches; BENCHMARKS.md).
+        if !state.checkpointer.kick().await {
+            checkpoint(&mut state.connection).await;
+        }
+        if walk_over {
+            // Done (or failed): checkpoint what is left, give the page cache back.
+            if let Some(mut state) = purge.take() {
+                state.checkpointer.close().await;
+                checkpoint(&mut state.connection).await;
+                let _ = state.connection.close().await;
+            }
+        }
+        result
+    }
+}
+
+/// Windows in which at most 1 row in this many is expired delete those rows
+/// by id rather than by range.
+const SPARSE_WINDOW_SHARE: i64 = 8;
+
+/// One purge batch on `connection`. A read outside the write lock finds the
+/// window's upper end (the `window`-th id after the cursor, or the end of
+/// the table); then one DELETE, its own short write transaction, deletes the
+/// window's expired rows, re-checking expiry row by row.
+///
+/// How depends on the last window (`dense`), as expired rows are spread
+/// evenly over random ids. After a sparse one, the read also counts and lists
+/// the window's expired rows: with none the batch takes no write lock at
+/// all, with few (at most 1 in 8) it deletes them by id, so the locked part
+/// touches only their pages. After a dense one, the read only skips to the
+/// window's end (no per-row work) and the DELETE takes the whole range.
+async fn purge_batch(
+    connection: &mut SqliteConnection,
+    now: DateTime<Utc>,
+    after: Option<&str>,
+    window: u32,
+    return_ids: bool,
+    dense: &mut bool,
+    checkpointer: Option<(&mut Checkpointer, i64)>,
+) -> Result<PurgeBatch> {
+    const OP: &str = "purging expired sessions";
+    let after = after.unwrap_or("");
+    let window = i64::from(window.max(1));
+    // The window's end, the ids to delete by id (sparse windows only), and
+    // whether the read found nothing expired before the table's end.
+    let (upper, expired_ids, none_expired) = if *dense {
+        let upper: Option<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
+                .bind(after)
+                .bind(window - 1)
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(Error::db(BACKEND, OP))?;
+        (upper, None, false)
+    } else {
+        let (rows, upper, expired, ids): (i64, Option<String>, i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
+                    json_group_array(id) FILTER (WHERE expires_at <= ?3) \
+             FROM (SELECT id, expires_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )
+        .bind(after)
+        .bind(window)
+        .bind(ms(now))
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(Error::db(BACKEND, OP))?;
+        let upper = if rows < window { None } else { upper };
+        let sparse = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
+        let none_expired = upper.is_some() && expired == 0;
+        (upper, ids.filter(|_| sparse), none_expired)
+    };
+    let progress = upper.as_deref().map_or(1.0, key_fraction);
+    if none_expired {
+        let write_lock = Duration::ZERO;
+        return Ok(PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: upper, progress, write_lock });
+    }
+    // Range statements in two shapes, so the primary key bounds the range on
+    // both ends (an `upper IS NULL OR` would make every batch scan to the end).
+    let by_id = expired_ids.is_some();
+    let sql = match (by_id, &upper, return_ids) {
+        (true, _, true) => {
+            "DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at <= ?3 RETURNING id"
+        }
+        (true, _, false) => "DELETE FROM sessions WHERE id IN (SELECT value FROM json_each(?2)) AND expires_at <= ?3",
+        (false, Some(_), true) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3 RETURNING id",
+        (false, Some(_), false) => "DELETE FROM sessions WHERE id > ?1 AND id <= ?2 AND expires_at <= ?3",
+        (false, None, true) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3 RETURNING id",
+        (false, None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
+    };
+    let second = if by_id { expired_ids.as_deref() } else { upper.as_deref() };
+    if let Some((checkpointer, lag)) = checkpointer {
+        checkpointer.settle_if_behind(lag).await;
+    }
+    // The DELETE is its own transaction: a write statement takes the write
+    // lock when it starts (waiting out the busy timeout), as `BEGIN
+    // IMMEDIATE` would, but outside an explicit transaction SQLite keeps no
+    // statement journal of the pages it changes (the expression index makes
+    // it keep one otherwise): windows of 10,000 rows on ten million took
+    // 7.7 ms instead of 10.7 ms at the median (BENCHMARKS.md, issue #15).
+    let locked_at = std::time::Instant::now();
+    let query = sqlx::query(sql).bind(after).bind(second).bind(ms(now));
+    let (deleted, deleted_count) = if return_ids {
+        let rows = query.fetch_all(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
+        let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
+        let count = ids.len() as u64;
+        (parse_ids(ids), count)
+    } else {
+        let result = query.execute(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
+        (Vec::new(), result.rows_affected())
+    };
+    let write_lock = locked_at.elapsed();
+    *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
+    Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
+}
