@@ -7,31 +7,20 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use super::Tiers;
+use super::{Tiers, cookie_of};
 use crate::record::now;
 use crate::store::{RotateOutcome, ScanCursor, UpdateOutcome};
 use crate::{
     CookieUpdate, Error, ExpiryPolicy, Filter, Record, SaveStatus, Session, SessionConfig, SessionKey, StateFilter,
 };
 
-fn cookie_of(outcome: &crate::SaveOutcome) -> String {
-    match &outcome.cookie {
-        CookieUpdate::Set { value, .. } => value.clone(),
-        other => panic!("expected a cookie to be set, got {other:?}"),
-    }
-}
-
+/// A record under `id` when it is a key (else a fresh one), holding `id`.
 fn record(id: &str, expires_in: chrono::Duration, user: Option<&str>) -> Record {
-    let t = now();
-    Record {
-        id: SessionKey::parse(id).unwrap_or_else(|_| super::new_key()),
-        user_id: user.map(str::to_owned),
-        data: json!({"k": id}).as_object().cloned().unwrap(),
-        created_at: t,
-        updated_at: t,
-        expires_at: t + expires_in,
-        version: 1,
+    let mut record = super::record(user, expires_in, json!({"k": id}));
+    if let Ok(key) = SessionKey::parse(id) {
+        record.id = key;
     }
+    record
 }
 
 /// Starts a session with some data and returns its cookie.

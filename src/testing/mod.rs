@@ -212,6 +212,37 @@ where
     });
 }
 
+/// A session record under a fresh key (its id remembered for
+/// [`id_of`]): version 1, written now, expiring `expires_in` from now.
+///
+/// # Panics
+///
+/// When `data` is not a JSON object.
+pub fn record(user: Option<&str>, expires_in: chrono::Duration, data: serde_json::Value) -> Record {
+    let t = crate::record::now();
+    Record {
+        id: new_key(),
+        user_id: user.map(str::to_owned),
+        data: data.as_object().cloned().expect("session data is a JSON object"),
+        created_at: t,
+        updated_at: t,
+        expires_at: t + expires_in,
+        version: 1,
+    }
+}
+
+/// The cookie value a save set.
+///
+/// # Panics
+///
+/// When the save did not set one.
+pub fn cookie_of(outcome: &crate::SaveOutcome) -> String {
+    match &outcome.cookie {
+        crate::CookieUpdate::Set { value, .. } => value.clone(),
+        other => panic!("expected a cookie to be set, got {other:?}"),
+    }
+}
+
 /// The keys every case signs with.
 ///
 /// # Panics

@@ -88,18 +88,7 @@ impl Run {
     }
 }
 
-pub(crate) fn record(user: Option<&str>, expires_in: Duration, data: Value) -> Record {
-    let t = now();
-    Record {
-        id: harness::new_key(),
-        user_id: user.map(str::to_owned),
-        data: data.as_object().cloned().unwrap(),
-        created_at: t,
-        updated_at: t,
-        expires_at: t + expires_in,
-        version: 1,
-    }
-}
+pub(crate) use crate::harness::record;
 
 /// A SQLite database in a temp dir with three sessions: alice's live one,
 /// alice's expired one, and an anonymous live one.

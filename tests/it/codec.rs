@@ -16,16 +16,7 @@ fn codec(keys: &[&[u8]]) -> CookieCodec {
 }
 
 fn inline_record() -> Record {
-    let t = now();
-    Record {
-        id: sessionctl::SessionKey::generate().1,
-        user_id: None,
-        data: json!({"cart": ["tea"], "n": 3}).as_object().cloned().unwrap(),
-        created_at: t,
-        updated_at: t,
-        expires_at: t + Duration::hours(1),
-        version: 1,
-    }
+    crate::harness::record(None, Duration::hours(1), json!({"cart": ["tea"], "n": 3}))
 }
 
 /// Found by fuzzing: an expiry after the year 33658 was written with 13

@@ -110,16 +110,7 @@ impl CacheTier for Faulty {
 }
 
 fn record(data: serde_json::Value) -> Record {
-    let t = now();
-    Record {
-        id: harness::new_key(),
-        user_id: None,
-        data: data.as_object().cloned().unwrap(),
-        created_at: t,
-        updated_at: t,
-        expires_at: t + Age::hours(1),
-        version: 1,
-    }
+    harness::record(None, Age::hours(1), data)
 }
 
 /// A write whose cache update and eviction both fail leaves a stale entry

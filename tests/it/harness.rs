@@ -10,7 +10,7 @@ use sessionctl::store::redis::RedisCache;
 use sessionctl::store::{postgres::PostgresDatabase, sqlite::SqliteDatabase};
 use sessionctl::{CacheTier, DatabaseTier, StoreOptions};
 
-pub use sessionctl::testing::{config, id_of, keys, new_key, remember};
+pub use sessionctl::testing::{config, cookie_of, id_of, keys, new_key, record, remember};
 
 #[path = "../support/chromium.rs"]
 pub mod chromium;

@@ -28,16 +28,7 @@ fn sessionctl(database_url: &str, args: &[&str]) -> Command {
 }
 
 fn record(expires_in: chrono::Duration) -> Record {
-    let t = now();
-    Record {
-        id: harness::new_key(),
-        user_id: None,
-        data: json!({"n": 1}).as_object().cloned().unwrap(),
-        created_at: t,
-        updated_at: t,
-        expires_at: t + expires_in,
-        version: 1,
-    }
+    harness::record(None, expires_in, json!({"n": 1}))
 }
 
 /// Seeds `live` and `expired` sessions through the store; returns them.

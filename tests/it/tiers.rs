@@ -8,21 +8,14 @@ use std::time::Duration;
 use serde_json::json;
 use sessionctl::store::memory::MemoryCache;
 use sessionctl::store::{CacheLookup, OpSnapshot};
-use sessionctl::{CacheTier, CookieUpdate, SaveStatus, Session, SessionConfig, SessionKey, Store, StoreOptions};
+use sessionctl::{CacheTier, SaveStatus, Session, SessionConfig, SessionKey, Store, StoreOptions};
 
 use crate::harness::{self, TestDb, redis_server::RedisServer};
-
-fn cookie(outcome: &sessionctl::SaveOutcome) -> String {
-    match &outcome.cookie {
-        CookieUpdate::Set { value, .. } => value.clone(),
-        other => panic!("expected a cookie, got {other:?}"),
-    }
-}
 
 async fn start(store: &Store, config: &Arc<SessionConfig>) -> (String, SessionKey) {
     let session = Session::new(store.clone(), config.clone(), None);
     session.insert("n", 1).await.unwrap();
-    let value = cookie(&session.save().await.unwrap());
+    let value = harness::cookie_of(&session.save().await.unwrap());
     (value, session.key().await.unwrap().unwrap())
 }
 
@@ -120,7 +113,7 @@ async fn redis_going_down_falls_back_to_the_database_and_recovers() {
     assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
     let fresh = Session::new(db.store.clone(), config.clone(), None);
     fresh.insert("new", true).await.unwrap();
-    let fresh_value = cookie(&fresh.save().await.unwrap());
+    let fresh_value = harness::cookie_of(&fresh.save().await.unwrap());
     assert!(db.store.ops().cache_errors > 0, "the outage is counted");
     assert_eq!(db.db().load(&id).await.unwrap().unwrap().data["n"], json!(2));
 
