@@ -47,6 +47,12 @@ pub mod testing;
 #[cfg(feature = "axum")]
 pub mod web;
 
+/// Re-exported for tiers of your own: the tier traits are `async_trait`s,
+/// and their signatures use chrono's `DateTime<Utc>`.
+#[doc(no_inline)]
+pub use async_trait::async_trait;
+#[doc(no_inline)]
+pub use chrono;
 pub use codec::{CookieCodec, CookiePayload, Keys};
 pub use config::{CookieConfig, DeviceTracking, ExpiryPolicy, SameSite, SessionConfig};
 pub use error::{CookieError, Error, Result};

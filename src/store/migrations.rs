@@ -76,7 +76,7 @@ impl std::fmt::Display for SchemaStep {
 /// How a database's schema compares with the migrations this build carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaStatus {
-    /// `sqlite` or `postgres`.
+    /// The tier's backend name (`sqlite`, `postgres`, or a tier's own).
     pub backend: &'static str,
     /// How many of this build's migrations the database has applied.
     pub applied: usize,

@@ -176,7 +176,8 @@ pub trait DatabaseCore: Send + Sync + fmt::Debug {
 
     /// Applies key-level changes atomically to the stored session and bumps
     /// its version; returns the new version, or `None` when the session is
-    /// gone or expired (a patch never revives one). Concurrent patches of one
+    /// gone or expired at `patch.updated_at` (a patch never revives one).
+    /// Concurrent patches of one
     /// session queue on the row, so none loses another's keys. Only the
     /// version comes back: sending the whole record back on every write
     /// cost PostgreSQL a third of the write.
@@ -433,9 +434,12 @@ pub enum AppCache {
 }
 
 impl AppCache {
-    /// `(kind, key prefix)` as stored (for memory, the staleness in
-    /// milliseconds stands in the prefix column).
-    pub(crate) fn to_columns(&self) -> (&str, Option<String>) {
+    /// The cache as two text columns, `(kind, key prefix)`: how the
+    /// built-in tiers store it, and how a tier of your own may (for
+    /// memory, the staleness in milliseconds stands in the prefix column).
+    /// [`AppCache::from_columns`] reads it back, a kind it does not know
+    /// as [`AppCache::Unknown`].
+    pub fn to_columns(&self) -> (&str, Option<String>) {
         match self {
             AppCache::None => ("none", None),
             AppCache::Memory { staleness } => ("memory", Some(staleness.as_millis().to_string())),
@@ -445,7 +449,7 @@ impl AppCache {
     }
 
     /// The inverse of [`AppCache::to_columns`].
-    pub(crate) fn from_columns(kind: &str, prefix: Option<String>) -> AppCache {
+    pub fn from_columns(kind: &str, prefix: Option<String>) -> AppCache {
         match kind {
             "none" => AppCache::None,
             "memory" => {
@@ -471,6 +475,20 @@ pub struct SessionSummary {
     pub expires_at: DateTime<Utc>,
     /// The device behind it, when the app tracks devices.
     pub device: Device,
+}
+
+impl SessionSummary {
+    /// A line of an "active sessions" page (for a tier's
+    /// [`DatabaseAccounts::user_sessions`]).
+    pub fn new(
+        id: SessionKey,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        device: Device,
+    ) -> SessionSummary {
+        SessionSummary { id, created_at, updated_at, expires_at, device }
+    }
 }
 
 /// What an app records of the device behind a session (see

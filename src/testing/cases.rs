@@ -390,6 +390,68 @@ pub async fn a_save_under_way_never_revives_a_session_an_admin_expired(db: Tiers
     assert_eq!(reader.get_value("n").await.unwrap(), None);
 }
 
+/// A session that expired while a request held it (an admin's `expire`,
+/// a clock reaching its expiry) is not written back by that request's
+/// key-level save: [`DatabaseCore::patch`](crate::DatabaseCore::patch)
+/// (or the cache tier's, alone) refuses an expired session. Needs only the
+/// request path: the expiry is written with a versioned update.
+pub async fn a_key_change_never_revives_an_expired_session(db: Tiers) {
+    let config = Arc::new(super::config());
+    let cookie = start(&db, &config, json!({"n": 1})).await;
+    let slow = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert_eq!(slow.get_value("n").await.unwrap(), Some(json!(1)));
+    let key = slow.key().await.unwrap().unwrap();
+    let mut expired = db.stored(&key).await.unwrap();
+    expired.expires_at = now() - chrono::Duration::seconds(5);
+    expired.version += 1;
+    db.overwrite(&expired).await;
+    slow.insert("n", 2).await.unwrap();
+    let outcome = slow.save().await.unwrap();
+    assert_eq!(outcome.status, SaveStatus::Gone, "a patch must refuse an expired session (patch revived it?)");
+    if let Some(stored) = db.stored(&key).await {
+        assert_eq!(stored.data["n"], json!(1), "patch wrote into an expired session");
+        assert!(stored.is_expired_at(now()), "patch moved an expired session's expiry");
+    }
+}
+
+/// The version check of a whole-session write, at the tier: an update
+/// expecting another version answers `Conflict` and changes nothing, one
+/// of a missing session `Missing`; and an expired row still loads
+/// (expired or not, [`DatabaseCore::load`](crate::DatabaseCore::load)
+/// returns what is stored, so an expired session is never mistaken for a
+/// free id).
+pub async fn a_stale_whole_session_write_is_a_conflict(db: Tiers) {
+    let stored = record("", chrono::Duration::hours(1), None);
+    assert!(db.store.create(&stored).await.unwrap());
+    let mut next = stored.clone();
+    next.data.insert("changed".into(), json!(true));
+    next.version = 3;
+    let (outcome, missing) = match (&db.database, &db.cache) {
+        (Some(database), _) => {
+            let outcome = database.update(&next, 2).await.unwrap();
+            let mut gone = next.clone();
+            gone.id = super::new_key();
+            (outcome, database.update(&gone, 1).await.unwrap())
+        }
+        (None, Some(cache)) => {
+            let outcome = cache.update(&next, 2).await.unwrap();
+            let mut gone = next.clone();
+            gone.id = super::new_key();
+            (outcome, cache.update(&gone, 1).await.unwrap())
+        }
+        (None, None) => unreachable!("Tiers::new needs a tier"),
+    };
+    assert_eq!(outcome, UpdateOutcome::Conflict, "update must refuse a write expecting another version");
+    assert_eq!(db.stored(&stored.id).await.unwrap(), stored, "a refused update changed the session");
+    assert_eq!(missing, UpdateOutcome::Missing, "update of a session that does not exist");
+    if let Some(database) = &db.database {
+        let expired = record("", chrono::Duration::seconds(-5), None);
+        assert!(database.insert_if_absent(&expired).await.unwrap());
+        assert_eq!(database.load(&expired.id).await.unwrap(), Some(expired.clone()), "load must return expired rows");
+        assert!(!database.insert_if_absent(&expired).await.unwrap(), "an expired row's id is still taken");
+    }
+}
+
 /// Stale save after delete is not resurrected.
 pub async fn stale_save_after_delete_is_not_resurrected(db: Tiers) {
     let config = Arc::new(super::config());

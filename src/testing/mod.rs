@@ -28,9 +28,15 @@
 //! ```
 //!
 //! [`session_conformance!`](crate::session_conformance) covers the request
-//! path, on any tiers (a cache alone too). [`database_conformance!`](crate::database_conformance)
-//! needs a database tier with its maintenance and purge parts: versions,
-//! the purge walk, filters and deletion by user. A factory may return
+//! path, on any tiers (a cache alone too), and needs only
+//! [`DatabaseCore`](crate::DatabaseCore) of a database tier.
+//! [`database_conformance!`](crate::database_conformance) needs its
+//! maintenance and purge parts too (the SQLite tier above has them): versions,
+//! the purge walk, filters and deletion by user; on a tier that leaves them
+//! to their defaults its cases fail on `Error::Unsupported`.
+//!
+//! The dev-dependency that turns the kit on without building the admin
+//! tool: `sessionctl = { version = "0.1", default-features = false, features = ["testing"] }`. A factory may return
 //! `Option<Tiers>`, `None` skipping the cases (a server that is not
 //! installed). Cases start a multi-threaded runtime of their own, so no
 //! test attribute or runtime is needed in the calling crate.
@@ -298,6 +304,8 @@ macro_rules! session_conformance {
             concurrent_changes_to_different_keys_both_land,
             many_concurrent_writers_all_land,
             stale_save_after_delete_is_not_resurrected,
+            a_key_change_never_revives_an_expired_session,
+            a_stale_whole_session_write_is_a_conflict,
             hundred_writers_of_different_keys_all_land_without_errors,
             hundred_writers_of_one_key_end_with_one_of_their_values,
             concurrent_quick_writes_to_different_keys_all_land,
