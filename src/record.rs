@@ -46,36 +46,6 @@ fn version_in_range(version: i64) -> std::result::Result<i64, String> {
     }
 }
 
-/// A record's fields as a database row, a cache envelope or an export line
-/// carries them, before they are checked: [`RecordFields::check`] is the
-/// one validation all three share.
-pub(crate) struct RecordFields {
-    pub id: SessionKey,
-    pub user_id: Option<String>,
-    pub data: Data,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub version: i64,
-}
-
-impl RecordFields {
-    /// The record, with its version within 0..=2^53 and its times to the
-    /// millisecond (what every tier stores); the reason otherwise, for the
-    /// caller to report as a corrupt row or a bad line.
-    pub(crate) fn check(self) -> std::result::Result<Record, String> {
-        Ok(Record {
-            version: version_in_range(self.version)?,
-            id: self.id,
-            user_id: self.user_id,
-            data: self.data,
-            created_at: truncate_millis(self.created_at),
-            updated_at: truncate_millis(self.updated_at),
-            expires_at: truncate_millis(self.expires_at),
-        })
-    }
-}
-
 /// What data written from outside a request (an imported line, an admin
 /// edit) must be as well, as a request's save would have it: storable by
 /// every database and within `max_size`. Returns its size.
@@ -161,6 +131,19 @@ pub struct Record {
 }
 
 impl Record {
+    /// The one validation of a record read from outside the library (a
+    /// database row, a cache entry or envelope, an export line): its
+    /// version within 0..=2^53 and its times to the millisecond (what every
+    /// tier stores); the reason otherwise, for the caller to report as a
+    /// corrupt row or a bad line.
+    pub(crate) fn checked(mut self) -> std::result::Result<Record, String> {
+        self.version = version_in_range(self.version)?;
+        self.created_at = truncate_millis(self.created_at);
+        self.updated_at = truncate_millis(self.updated_at);
+        self.expires_at = truncate_millis(self.expires_at);
+        Ok(self)
+    }
+
     /// True once `expires_at` has passed.
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
         self.expires_at <= now
@@ -205,7 +188,7 @@ impl Record {
         // it as the id's key.
         let id = SessionKey::from_id_or_key(&envelope.id).map_err(|e| corrupt(e.to_string()))?;
         let time = |ms: i64, what: &str| from_millis(ms).ok_or_else(|| corrupt(format!("{what} {ms} is out of range")));
-        let fields = RecordFields {
+        let fields = Record {
             created_at: time(envelope.created_at, "created_at")?,
             updated_at: time(envelope.updated_at, "updated_at")?,
             expires_at: time(envelope.expires_at, "expires_at")?,
@@ -214,7 +197,7 @@ impl Record {
             version: envelope.version,
             data: envelope.data,
         };
-        fields.check().map_err(corrupt)
+        fields.checked().map_err(corrupt)
     }
 }
 
@@ -361,7 +344,7 @@ mod tests {
     #[test]
     fn every_source_of_a_record_gets_the_same_checks() {
         let t = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.123456Z").unwrap().to_utc();
-        let fields = |version| RecordFields {
+        let fields = |version| Record {
             id: SessionKey::generate().1,
             user_id: None,
             data: Data::new(),
@@ -370,10 +353,10 @@ mod tests {
             expires_at: t,
             version,
         };
-        let record = fields(MAX_VERSION).check().unwrap();
+        let record = fields(MAX_VERSION).checked().unwrap();
         assert_eq!(record.created_at.timestamp_subsec_micros(), 123_000, "times are kept to the millisecond");
         for version in [-1, MAX_VERSION + 1] {
-            assert_eq!(fields(version).check().unwrap_err(), format!("version {version} is outside 0..=2^53"));
+            assert_eq!(fields(version).checked().unwrap_err(), format!("version {version} is outside 0..=2^53"));
         }
         let nul = json!({"a": ["x\u{0}"]}).as_object().cloned().unwrap();
         assert!(matches!(check_writable(None, &nul, usize::MAX), Err(Error::InvalidInput(_))));

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
-use crate::record::{self, Record, RecordFields};
+use crate::record::{self, Record};
 use crate::store::Device;
 
 /// One session as a line of `export` (and of `list --output json`).
@@ -177,7 +177,7 @@ impl ExportLine {
             client_ip: parsed.client_ip,
             user_agent: parsed.user_agent,
         };
-        let fields = RecordFields {
+        let fields = Record {
             id,
             user_id: parsed.user_id,
             data,
@@ -186,7 +186,7 @@ impl ExportLine {
             expires_at: parsed.expires_at,
             version: parsed.version,
         };
-        let record = fields.check().map_err(Error::InvalidInput)?;
+        let record = fields.checked().map_err(Error::InvalidInput)?;
         Ok((record, device))
     }
 }

@@ -489,7 +489,7 @@ fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
         ms.and_then(record::from_millis).ok_or_else(|| corrupt(format!("{what} is missing or out of range")))
     };
     let version = version.ok_or_else(|| corrupt("no version".into()))?;
-    let fields = record::RecordFields {
+    let fields = Record {
         id: id.clone(),
         user_id,
         data,
@@ -498,7 +498,7 @@ fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
         expires_at: time(expires, "expires_at")?,
         version,
     };
-    let record = fields.check().map_err(corrupt)?;
+    let record = fields.checked().map_err(corrupt)?;
     Ok(if quick.is_empty() { CacheLookup::Hit(record) } else { CacheLookup::Quick(record, quick) })
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
-use crate::record::{self, Record, RecordFields};
+use crate::record::{self, Record};
 
 /// A database row in the shape both SQL backends produce, before checks.
 pub(crate) struct RawRow {
@@ -24,7 +24,7 @@ impl RawRow {
         let id = stored_key(&self.id).map_err(|e| Error::Corrupt { id: self.id.clone(), reason: e.to_string() })?;
         let data = record::decode_data(id.as_str(), &self.data)?;
         let shown = id.to_string();
-        let fields = RecordFields {
+        let fields = Record {
             id,
             user_id: self.user_id,
             data,
@@ -33,7 +33,7 @@ impl RawRow {
             expires_at: self.expires_at,
             version: self.version,
         };
-        fields.check().map_err(|reason| Error::Corrupt { id: shown, reason })
+        fields.checked().map_err(|reason| Error::Corrupt { id: shown, reason })
     }
 }
 
