@@ -93,18 +93,20 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let candidates = cookie_values(
-            request.headers().get_all(COOKIE).iter().map(HeaderValue::as_bytes),
-            &self.config.cookie.name,
+        // The Cookie headers are handed over as they are (a reference
+        // count each): parsed only if the handler uses the session.
+        let mut session = Session::with_cookie_headers(
+            self.store.clone(),
+            self.config.clone(),
+            request.headers().get_all(COOKIE).iter(),
         );
-        let mut session = Session::with_candidates(self.store.clone(), self.config.clone(), candidates);
         if let Some(tracking) = &self.config.devices {
             let (client_ip, user_agent) = client_of(&request, tracking);
             session = session.with_client(client_ip, user_agent);
@@ -113,30 +115,76 @@ where
         // The clone that was driven to readiness handles this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            if response.status().is_server_error() {
-                return Ok(response);
-            }
-            if session.is_loaded().await {
+        ResponseFuture { inner: inner.call(request), session: Some(session), saving: None }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a [`SessionService`]: the handler's, then, when the
+    /// handler used the session, its save and cookie. A request that never
+    /// touched its session is answered as the handler answered, with no
+    /// lock taken and nothing allocated after it.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        inner: F,
+        session: Option<Session>,
+        saving: Option<Pin<Box<dyn Future<Output = Response<B>> + Send>>>,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(saving) = this.saving.as_mut() {
+            return saving.as_mut().poll(cx).map(Ok);
+        }
+        let response = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(response) => response?,
+        };
+        let Some(session) = this.session.take() else { return Poll::Ready(Ok(response)) };
+        if response.status().is_server_error() || !session.was_touched() {
+            return Poll::Ready(Ok(response));
+        }
+        if let Some(loaded) = session.needs_no_save() {
+            let mut response = response;
+            if loaded {
                 response.headers_mut().append(VARY, HeaderValue::from_static("cookie"));
             }
-            match session.save().await {
-                Ok(outcome) => {
-                    if let Some(header) = set_cookie(&config.cookie, &outcome.cookie) {
-                        response.headers_mut().append(SET_COOKIE, header);
-                    }
-                    Ok(response)
-                }
-                Err(error) => {
-                    tracing::error!(%error, "saving the session failed");
-                    let mut failed = Response::new(ResBody::default());
-                    *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    Ok(failed)
-                }
+            return Poll::Ready(Ok(response));
+        }
+        let mut saving = Box::pin(finish(session, response));
+        let poll = saving.as_mut().poll(cx);
+        *this.saving = Some(saving);
+        poll.map(Ok)
+    }
+}
+
+/// After a handler that used its session: `Vary: Cookie` if it was read,
+/// the one save, and the cookie it calls for; a 500 when the save fails.
+async fn finish<B: Default>(session: Session, mut response: Response<B>) -> Response<B> {
+    if session.is_loaded().await {
+        response.headers_mut().append(VARY, HeaderValue::from_static("cookie"));
+    }
+    match session.save().await {
+        Ok(outcome) => {
+            if let Some(header) = set_cookie(&session.config().cookie, &outcome.cookie) {
+                response.headers_mut().append(SET_COOKIE, header);
             }
-        })
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "saving the session failed");
+            let mut failed = Response::new(B::default());
+            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            failed
+        }
     }
 }
 

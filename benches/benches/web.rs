@@ -17,8 +17,8 @@
 //! Then 100 concurrent requests on one session each set a key of their own,
 //! and the app is asked how many of the 100 keys the session kept.
 //! Cookie-only sessions are off for sessionctl, so the stores are measured.
-//! Release builds throughout. `ONLY=<part of a name>` runs only the apps
-//! whose name contains it; `RUNS=3` repeats everything in interleaved rounds
+//! Release builds throughout. `ONLY=<part of a name>[,<another>…]` runs only
+//! the apps whose name contains one of them; `RUNS=3` repeats everything in interleaved rounds
 //! (each round runs every app once) and ends with the medians, since single
 //! runs on a small shared machine vary by ±15–20%.
 //!
@@ -259,7 +259,7 @@ fn main() {
     let mut measured: Vec<(Shape, Vec<f64>)> = Vec::new();
     for round in 1..=rounds {
         for (name, program, args) in &configs {
-            if only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+            if only.as_ref().is_some_and(|only| !only.split(',').any(|part| name.contains(part))) {
                 continue;
             }
             let server = start(program, args, name.ends_with("[devices]"));

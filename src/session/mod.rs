@@ -12,6 +12,7 @@
 //! revoke, purge) is never written back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,7 +30,7 @@ use crate::store::{Lookup, SessionSummary, Store};
 mod save;
 mod state;
 
-use state::{Change, Origin, State};
+use state::{Candidates, Change, Origin, State};
 
 /// What the response's cookie should do after a save.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +81,19 @@ impl SaveOutcome {
     }
 }
 
+/// What the clones of one request's session share.
+#[derive(Debug)]
+struct Shared {
+    /// Set by the first use (read or write, loaded or failing to): an
+    /// untouched session is skipped after the handler without a lock.
+    touched: AtomicBool,
+    state: Mutex<State>,
+}
+
 /// A session, as one request sees it. Cheap to clone; clones share state.
 #[derive(Clone, Debug)]
 pub struct Session {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
     store: Store,
     config: Arc<SessionConfig>,
 }
@@ -102,17 +112,42 @@ impl Session {
     /// one too): the first that verifies is used, so a tossed cookie cannot
     /// hide the real one.
     pub fn with_candidates(store: Store, config: Arc<SessionConfig>, cookie_candidates: Vec<String>) -> Session {
-        Session { state: Arc::new(Mutex::new(State::new(cookie_candidates))), store, config }
+        Session::with_state(store, config, Candidates::Values(cookie_candidates))
+    }
+
+    /// The layer's handle: the request's `Cookie` headers, parsed on first
+    /// use.
+    #[cfg(feature = "axum")]
+    pub(crate) fn with_cookie_headers<'a>(
+        store: Store,
+        config: Arc<SessionConfig>,
+        mut headers: impl Iterator<Item = &'a http::HeaderValue>,
+    ) -> Session {
+        let candidates = match headers.next() {
+            None => Candidates::None,
+            Some(first) => Candidates::Headers(first.clone(), headers.cloned().collect()),
+        };
+        Session::with_state(store, config, candidates)
+    }
+
+    fn with_state(store: Store, config: Arc<SessionConfig>, candidates: Candidates) -> Session {
+        let shared = Shared { touched: AtomicBool::new(false), state: Mutex::new(State::new(candidates)) };
+        Session { shared: Arc::new(shared), store, config }
     }
 
     /// Tells the session who is asking (the client's address and user
     /// agent), for device tracking; the web layer does this for each
     /// request when [`SessionConfig::devices`] is set.
     pub fn with_client(self, client_ip: Option<String>, user_agent: Option<String>) -> Session {
-        if let Ok(mut state) = self.state.try_lock() {
+        if let Ok(mut state) = self.shared.state.try_lock() {
             state.client = Some((client_ip, user_agent));
         }
         self
+    }
+
+    /// The configuration this session was made with.
+    pub(crate) fn config(&self) -> &SessionConfig {
+        &self.config
     }
 
     /// The store this session lives in.
@@ -122,13 +157,14 @@ impl Session {
 
     /// Loads the session on first use; later calls return at once.
     async fn loaded(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
-        let mut state = self.state.lock().await;
+        self.shared.touched.store(true, Ordering::Relaxed);
+        let mut state = self.shared.state.lock().await;
         if state.loaded {
             return Ok(state);
         }
         let now = record::now();
         // Verify the cookie (signature, expiry) before any store I/O.
-        let candidates = std::mem::take(&mut state.cookie.candidates);
+        let candidates = std::mem::take(&mut state.cookie.candidates).into_values(&self.config.cookie.name);
         for value in &candidates {
             match self.config.codec().decode_with_rotation(value, now) {
                 Ok((payload, old_key)) => {
@@ -201,10 +237,16 @@ impl Session {
         state.record.insert(record)
     }
 
+    /// Whether the handler used the session at all (without waiting for a
+    /// lock): when not, there is nothing to save or vary on.
+    pub(crate) fn was_touched(&self) -> bool {
+        self.shared.touched.load(Ordering::Relaxed)
+    }
+
     /// Whether the session was loaded (read or written) during this
     /// request; the web layer adds `Vary: Cookie` to such responses.
     pub async fn is_loaded(&self) -> bool {
-        self.state.lock().await.loaded
+        self.shared.state.lock().await.loaded
     }
 
     /// The session id, as the cookie carries it, if the session exists

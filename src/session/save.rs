@@ -34,7 +34,7 @@ impl Session {
     /// failure is logged, never the request's.
     async fn record_device(&self, throttle: std::time::Duration) {
         let (id, client) = {
-            let state = self.state.lock().await;
+            let state = self.shared.state.lock().await;
             let stored = matches!(state.origin, Origin::Stored { .. }) && state.loaded && !state.pending.terminated;
             match (&state.record, &state.client) {
                 (Some(record), Some(client)) if stored => (record.id.clone(), client.clone()),
@@ -47,8 +47,28 @@ impl Session {
         }
     }
 
+    /// Without waiting: `Some(loaded)` when [`save`](Self::save) would do
+    /// nothing (no I/O, `Unchanged` and the cookie kept) — a session only
+    /// read, or used and left empty — so the web layer answers at once;
+    /// `None` when a save is needed (or the state is busy). The conditions
+    /// are `save_changes`' own early returns.
+    pub(crate) fn needs_no_save(&self) -> Option<bool> {
+        let state = self.shared.state.try_lock().ok()?;
+        if !state.loaded {
+            return Some(false);
+        }
+        if state.pending.terminated || state.cookie.moved || state.cookie.resign || self.config.devices.is_some() {
+            return None;
+        }
+        let quiet = match &state.record {
+            None => !state.cookie.stale,
+            Some(record) => !state.pending.has_writes() && !record.is_expired_at(record::now()),
+        };
+        quiet.then_some(true)
+    }
+
     async fn save_changes(&self) -> Result<SaveOutcome> {
-        let mut state = self.state.lock().await;
+        let mut state = self.shared.state.lock().await;
         let state = &mut *state;
         if !state.loaded {
             return Ok(SaveOutcome::new(SaveStatus::Unchanged, CookieUpdate::Keep));

@@ -44,13 +44,42 @@ pub(super) enum Writes {
     Normal,
 }
 
+/// The cookie values of our name a request carried, as given or still in
+/// the request's `Cookie` headers: the layer hands the headers over
+/// untouched, so a request that never uses its session never parses them.
+#[derive(Default)]
+pub(super) enum Candidates {
+    #[default]
+    None,
+    Values(Vec<String>),
+    /// The request's `Cookie` headers: the first, and any more (HTTP/2
+    /// may split the cookies over several), so the common request with one
+    /// allocates nothing for them.
+    #[cfg(feature = "axum")]
+    Headers(http::HeaderValue, Vec<http::HeaderValue>),
+}
+
+impl Candidates {
+    /// The values of the cookie named `name`, in the order sent.
+    pub(super) fn into_values(self, name: &str) -> Vec<String> {
+        match self {
+            Candidates::None => Vec::new(),
+            Candidates::Values(values) => values,
+            #[cfg(feature = "axum")]
+            Candidates::Headers(first, more) => {
+                crate::web::cookie_values(std::iter::once(&first).chain(&more).map(http::HeaderValue::as_bytes), name)
+            }
+        }
+    }
+}
+
 /// What the browser's cookie said.
 #[derive(Default)]
 pub(super) struct CookieState {
     /// The cookie values of our name the browser sent, verified on first
     /// use (so a request that never touches its session does not even pay
     /// for that); the first that verifies is the session's.
-    pub(super) candidates: Vec<String>,
+    pub(super) candidates: Candidates,
     /// The verified cookie.
     pub(super) payload: Option<CookiePayload>,
     /// The cookie pointed at nothing usable.
@@ -126,9 +155,9 @@ impl fmt::Debug for State {
 }
 
 impl State {
-    pub(super) fn new(cookie_candidates: Vec<String>) -> State {
+    pub(super) fn new(candidates: Candidates) -> State {
         State {
-            cookie: CookieState { candidates: cookie_candidates, ..CookieState::default() },
+            cookie: CookieState { candidates, ..CookieState::default() },
             loaded: false,
             record: None,
             id: None,

@@ -353,6 +353,35 @@ async fn a_cookie_signed_with_an_older_key_is_accepted_then_resigned() {
     );
 }
 
+/// The layer answers a read-only request without a save when there is
+/// nothing to save; these reads still have something to say in a cookie.
+#[tokio::test]
+async fn reads_that_must_answer_with_a_cookie_still_do() {
+    let db = harness::sqlite().await;
+    let config = harness::config().with_expiry(sessionctl::ExpiryPolicy::Idle {
+        timeout: Duration::from_secs(3600),
+        refresh_after: Duration::from_secs(1),
+    });
+    let app = app(db.store.clone(), config);
+    let cookie = call(&app, "/set/a/1", None).await.cookie();
+    let reply = call(&app, "/get/a", Some(&cookie)).await;
+    assert_eq!((reply.body.as_str(), reply.set_cookie.as_deref()), ("1", None), "a fresh read says nothing");
+
+    // Idle past the refresh interval: the read pushes the expiry and re-issues the cookie.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = call(&app, "/get/a", Some(&cookie)).await;
+    assert_eq!(reply.body, "1");
+    let refreshed = reply.cookie();
+    assert!(reply.attribute("Max-Age").is_some_and(|age| age != "0"), "{:?}", reply.set_cookie);
+
+    // Deleted meanwhile (a logout elsewhere): the read removes the cookie.
+    let key = call(&app, "/id", Some(&refreshed)).await.body;
+    assert!(db.store.delete(&sessionctl::SessionKey::parse(&key).unwrap()).await.unwrap());
+    let reply = call(&app, "/get/a", Some(&refreshed)).await;
+    assert_eq!(reply.body, "none");
+    assert_eq!(reply.attribute("Max-Age").as_deref(), Some("0"), "{:?}", reply.set_cookie);
+}
+
 /// Serves the app on a free loopback port.
 async fn serve(store: Store) -> String {
     let mut config = harness::config();
