@@ -71,6 +71,11 @@ pub struct SqliteDatabase {
 }
 
 impl SqliteDatabase {
+    /// How many migrations the database has recorded (0 before the first).
+    async fn applied_steps(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&self.pool).await.unwrap_or(0)
+    }
+
     /// Moves rows from their id to their key. The ids must not stay
     /// readable in the file's free space: a connection of its own zeroes
     /// what it deletes (secure_delete), and is closed afterwards rather
@@ -368,19 +373,28 @@ impl DatabaseCore for SqliteDatabase {
     }
 
     async fn migrate(&self) -> Result<()> {
-        // sqlx's migration lock does nothing on SQLite: two processes
-        // starting at once both find a step pending, and the second fails
-        // to record it after the first did (rebuilding the user index on a
-        // large table makes that window seconds long). The step itself is
-        // one transaction, so the loser changed nothing: run again, and
-        // find everything applied.
+        // sqlx's migration lock does nothing on SQLite: processes starting
+        // at once all find a step pending, and all but one fail to record
+        // it after the first did (rebuilding the user index on a large
+        // table makes that window seconds long). A step is one transaction,
+        // so a loser changed nothing: it runs again and finds that step
+        // applied, but may meet the next one being applied by another
+        // process. So it goes again as long as the applied steps grew since
+        // its last try (another process got further), and fails only when
+        // a try failed with no one making progress.
         let migrator = super::migrations::sqlite();
-        match migrator.run(&self.pool).await {
-            Ok(()) => Ok(()),
-            Err(first) => match migrator.run(&self.pool).await {
-                Ok(()) => Ok(()),
-                Err(_) => Err(Error::Migrate { backend: BACKEND, source: Box::new(first) }),
-            },
+        let mut applied = self.applied_steps().await;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    let now = self.applied_steps().await;
+                    if now <= applied {
+                        return Err(Error::Migrate { backend: BACKEND, source: Box::new(error) });
+                    }
+                    applied = now;
+                }
+            }
         }
     }
 
