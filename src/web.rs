@@ -124,6 +124,11 @@ pin_project_lite::pin_project! {
     /// handler used the session, its save and cookie. A request that never
     /// touched its session is answered as the handler answered, with no
     /// lock taken and nothing allocated after it.
+    ///
+    /// It is `Unpin` when the inner service's future is (axum's `Router`'s
+    /// is); pin it (`Box::pin`, `tokio::pin!`) to poll it by hand otherwise.
+    /// A [`Session`] kept beyond its request holds the request's `Cookie`
+    /// header values until it is first used.
     pub struct ResponseFuture<F, B> {
         #[pin]
         inner: F,

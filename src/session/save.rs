@@ -351,3 +351,102 @@ impl UpdateOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{ExpiryPolicy, Keys, SessionConfig, Store};
+
+    fn keys(secret: &[u8]) -> Keys {
+        Keys::new([secret]).unwrap()
+    }
+
+    /// `needs_no_save` is a copy of `save_changes`' quiet early returns:
+    /// wherever it says "nothing to save", the real save must do no I/O and
+    /// answer (Unchanged, Keep), and `Some(loaded)` must be `is_loaded`.
+    /// Where a save has something to do, it must say so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn needs_no_save_agrees_with_the_save() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let old = keys(b"an old key that is being rotated out .....");
+        let new = keys(b"the new key that signs from now on ........");
+        let idle = ExpiryPolicy::Idle { timeout: Duration::from_secs(3600), refresh_after: Duration::from_millis(200) };
+        let plain = Arc::new(SessionConfig::new(new.clone()).with_cookie_only_threshold(0).with_expiry(idle));
+        let inline = Arc::new(SessionConfig::new(new.clone()).with_expiry(idle));
+        let rotating = Arc::new(
+            SessionConfig::new(
+                Keys::new([
+                    b"the new key that signs from now on ........".as_slice(),
+                    b"an old key that is being rotated out .....".as_slice(),
+                ])
+                .unwrap(),
+            )
+            .with_cookie_only_threshold(0),
+        );
+        let cookie_of = |outcome: SaveOutcome| match outcome.cookie {
+            CookieUpdate::Set { value, .. } => value,
+            other => panic!("no cookie: {other:?}"),
+        };
+        let start = |config: &Arc<SessionConfig>| {
+            let session = Session::new(store.clone(), config.clone(), None);
+            async move {
+                session.insert("n", 1).await.unwrap();
+                cookie_of(session.save().await.unwrap())
+            }
+        };
+        let stored = start(&plain).await;
+        let small = start(&inline).await;
+        let old_config = Arc::new(SessionConfig::new(old).with_cookie_only_threshold(0));
+        let signed_old = start(&old_config).await;
+        let gone = start(&plain).await;
+        let logout = Session::new(store.clone(), plain.clone(), Some(&gone));
+        logout.terminate().await.unwrap();
+        assert_eq!(logout.save().await.unwrap().status, SaveStatus::Terminated);
+
+        type Step = fn(&Session) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+        let read: Step = |s| {
+            Box::pin(async move {
+                s.get_value("n").await.unwrap();
+            })
+        };
+        let write: Step = |s| Box::pin(async move { s.insert("n", 2).await.unwrap() });
+        let rewrite: Step = |s| Box::pin(async move { s.insert("n", 1).await.unwrap() });
+        let end: Step = |s| Box::pin(async move { s.terminate().await.unwrap() });
+        let nothing: Step = |_| Box::pin(async {});
+        // Name, config, cookie, what the handler does, whether the save is quiet.
+        type Case<'a> = (&'a str, &'a Arc<SessionConfig>, Option<&'a str>, Step, bool);
+        let cases: Vec<Case> = vec![
+            ("untouched", &plain, Some(&stored), nothing, true),
+            ("read", &plain, Some(&stored), read, true),
+            ("same value", &plain, Some(&stored), rewrite, true),
+            ("read, no cookie", &plain, None, read, true),
+            ("read, cookie-only", &inline, Some(&small), read, true),
+            ("write", &plain, Some(&stored), write, false),
+            ("terminate", &plain, Some(&stored), end, false),
+            ("read, deleted", &plain, Some(&gone), read, false),
+            ("read, old key", &rotating, Some(&signed_old), read, false),
+        ];
+        for (name, config, cookie, step, quiet) in cases {
+            let session = Session::new(store.clone(), (*config).clone(), cookie);
+            step(&session).await;
+            let verdict = session.needs_no_save();
+            assert_eq!(verdict.is_some(), quiet, "{name}: needs_no_save said {verdict:?}");
+            let before = store.ops();
+            let loaded = session.is_loaded().await;
+            let outcome = session.save().await.unwrap();
+            if let Some(said_loaded) = verdict {
+                assert_eq!(said_loaded, loaded, "{name}");
+                assert_eq!((outcome.status, outcome.cookie), (SaveStatus::Unchanged, CookieUpdate::Keep), "{name}");
+                assert_eq!(store.ops() - before, Default::default(), "{name}: the save did I/O");
+            }
+        }
+        // Idle past the refresh interval: a read has a cookie to send.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let session = Session::new(store.clone(), plain.clone(), Some(&stored));
+        read(&session).await;
+        assert_eq!(session.needs_no_save(), None, "an idle refresh is a write");
+    }
+}
