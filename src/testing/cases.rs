@@ -1,5 +1,25 @@
 //! The cases of the conformance kit (see [`super`]): each takes fresh
 //! [`Tiers`] and panics when the store behind them misbehaves.
+//!
+//! Where to look in a tier of your own when a case fails (the methods of
+//! [`DatabaseCore`](crate::DatabaseCore), or of [`CacheTier`](crate::CacheTier)
+//! for a cache):
+//!
+//! | case | most often |
+//! | --- | --- |
+//! | `insert_if_absent_never_overwrites` | `insert_if_absent` (cache: `create`) overwrote an existing id |
+//! | `a_stale_whole_session_write_is_a_conflict` | `update` ignored the expected version, or answered `Updated` for a missing session; `load` hid an expired row |
+//! | `a_key_change_never_revives_an_expired_session` | `patch` wrote into a session expired at `patch.updated_at` |
+//! | `stale_save_after_delete_is_not_resurrected` | `patch` created a missing session |
+//! | `writes_to_missing_sessions_create_nothing` | `update` or `rotate` of a missing session created it, or answered other than `Missing` |
+//! | `a_rotation_onto_a_taken_id_changes_nothing` | `rotate` overwrote the new id instead of answering `IdTaken` |
+//! | `regenerate_racing_a_write_keeps_both`, `regenerate_id_moves_data_and_deletes_old` | `rotate` ignored the expected version, or left the old id |
+//! | `a_whole_session_conflict_is_reapplied` | `update` ignored the expected version |
+//! | `concurrent_changes_to_different_keys_both_land`, `many_concurrent_writers_all_land`, `hundred_writers_…` | `patch` is not atomic: two patches of one session read the same copy |
+//! | `concurrent_quick_writes_…`, `quick_and_normal_changes_…` | the cache's `patch` without `bump`, or `put_patched` |
+//! | `versions_never_wrap_…` | a version past 2^53 accepted |
+//! | `purge_…` | `purge_expired_batch` deleted a live row, or one refreshed during the walk |
+//! | `delete_by_user_and_filters` | `delete_by_user`, or `scan`/`count` with a `Filter` |
 
 use std::sync::Arc;
 use std::time::Duration;
