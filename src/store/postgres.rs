@@ -175,6 +175,17 @@ fn bind_record<'q>(
         .bind(record.version)
 }
 
+/// The rows a scan walks: those matching `filter`, less the rows an older
+/// build stored under their id, left out until moved (`sessionctl
+/// migrate`): read under their key, they would break a walk in key order.
+/// (Counts include them.)
+fn scan_query(filter: &Filter, now: DateTime<Utc>) -> QueryBuilder<Postgres> {
+    let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
+    push_filter(&mut query, filter, now);
+    query.push(" AND length(id) <> 24");
+    query
+}
+
 fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &Filter, now: DateTime<Utc>) {
     query.push(" WHERE TRUE");
     match filter.state {
@@ -679,12 +690,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         after: Option<&ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
-        push_filter(&mut query, filter, now);
-        // Rows an older build stored under their id are left out until
-        // moved (`sessionctl migrate`): read under their key, they would
-        // break a walk in key order.
-        query.push(" AND length(id) <> 24");
+        let mut query = scan_query(filter, now);
         // Records carry milliseconds; a row written by other means can hold
         // microseconds, so the walk orders and compares at the precision of
         // the cursor, or it would return such rows again and again.
@@ -704,12 +710,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         after: Option<&SessionKey>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        let mut query = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sessions"));
-        push_filter(&mut query, filter, now);
-        // Rows an older build stored under their id are left out until
-        // moved (`sessionctl migrate`): read under their key, they would
-        // break a walk in key order.
-        query.push(" AND length(id) <> 24");
+        let mut query = scan_query(filter, now);
         if let Some(after) = after {
             query.push(" AND id > ").push_bind(after.as_str().to_owned());
         }

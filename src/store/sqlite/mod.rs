@@ -343,6 +343,17 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// The rows a scan walks: those matching `filter`, less the rows an older
+/// build stored under their id, left out until moved (`sessionctl
+/// migrate`): read under their key, they would break a walk in key order.
+/// (Counts include them.)
+fn scan_query(filter: &Filter, now: DateTime<Utc>) -> QueryBuilder<Sqlite> {
+    let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
+    push_filter(&mut query, filter, now);
+    query.push(" AND length(id) <> 24");
+    query
+}
+
 fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &Filter, now: DateTime<Utc>) {
     query.push(" WHERE 1 = 1");
     match filter.state {
@@ -723,12 +734,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         after: Option<&ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
-        push_filter(&mut query, filter, now);
-        // Rows an older build stored under their id are left out until
-        // moved (`sessionctl migrate`): read under their key, they would
-        // break a walk in key order.
-        query.push(" AND length(id) <> 24");
+        let mut query = scan_query(filter, now);
         if let Some(after) = after {
             query.push(" AND (expires_at, id) > (").push_bind(ms(after.expires_at)).push(", ");
             query.push_bind(after.id.as_str().to_owned()).push(")");
@@ -745,12 +751,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         after: Option<&SessionKey>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions"));
-        push_filter(&mut query, filter, now);
-        // Rows an older build stored under their id are left out until
-        // moved (`sessionctl migrate`): read under their key, they would
-        // break a walk in key order.
-        query.push(" AND length(id) <> 24");
+        let mut query = scan_query(filter, now);
         if let Some(after) = after {
             query.push(" AND id > ").push_bind(after.as_str().to_owned());
         }
