@@ -22,7 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
     $completions = @(switch ($command) {
         'sessionctl' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -54,7 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         }
         'sessionctl;show' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -75,7 +75,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Only sessions whose data has this top-level key')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many sessions')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -96,7 +96,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         'sessionctl;stats' {
             [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Rows in the sample; tables of up to ten times this are read whole')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -118,7 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--unset', '--unset', [CompletionResultType]::ParameterName, 'Remove KEY (repeatable)')
             [CompletionResult]::new('--replace', '--replace', [CompletionResultType]::ParameterName, 'Replace all the data with the JSON object in FILE (''-'' for stdin)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -137,7 +137,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         'sessionctl;expire' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Every live session of this user instead')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -155,7 +155,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         }
         'sessionctl;delete' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -178,7 +178,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user whose sessions go')
             [CompletionResult]::new('--except', '--except', [CompletionResultType]::ParameterName, 'Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -199,7 +199,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         }
         'sessionctl;regenerate' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -220,7 +220,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Only sessions whose data has this top-level key')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many sessions')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -240,7 +240,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         }
         'sessionctl;import' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -263,7 +263,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)')
             [CompletionResult]::new('--max-duration', '--max-duration', [CompletionResultType]::ParameterName, 'Stop cleanly after this long, keeping what was done (e.g. 10m)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -289,7 +289,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format')
             [CompletionResult]::new('--metrics-addr', '--metrics-addr', [CompletionResultType]::ParameterName, 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187 or localhost:9187; :9187 for every IPv4 interface)')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
@@ -309,7 +309,7 @@ Register-ArgumentCompleter -Native -CommandName 'sessionctl' -ScriptBlock {
         }
         'sessionctl;migrate' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]')
-            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one')
             [CompletionResult]::new('--redis-prefix', '--redis-prefix', [CompletionResultType]::ParameterName, 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]')
             [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')

@@ -25,7 +25,7 @@ function __fish_sessionctl_using_subcommand
 end
 
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -51,7 +51,7 @@ complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "serve-cron" -
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "migrate" -d 'Create or upgrade the session schema'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -66,7 +66,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l user -d '
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l key -d 'Only sessions whose data has this top-level key' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l limit -d 'At most this many sessions' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -81,7 +81,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s h -l help
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l sample -d 'Rows in the sample; tables of up to ten times this are read whole' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -97,7 +97,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l set -d 'S
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l unset -d 'Remove KEY (repeatable)' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l replace -d 'Replace all the data with the JSON object in FILE (\'-\' for stdin)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -110,7 +110,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s h -l help
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l user -d 'Every live session of this user instead' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -122,7 +122,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s q -l qu
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -138,7 +138,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s V -l ve
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l user -d 'The user whose sessions go' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l except -d 'Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -152,7 +152,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s q -l qu
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -167,7 +167,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l user -d
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l key -d 'Only sessions whose data has this top-level key' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l limit -d 'At most this many sessions' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -181,7 +181,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s q -l qu
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -198,7 +198,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l 
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l older-than -d 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l max-duration -d 'Stop cleanly after this long, keeping what was done (e.g. 10m)' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -219,7 +219,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l log
 json\t'One JSON object per line'"
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l metrics-addr -d 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187 or localhost:9187; :9187 for every IPv4 interface)' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
@@ -233,7 +233,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s q -
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s V -l version -d 'Print version'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-url -d 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]' -r -f
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-url -d 'Redis cache tier the apps use in front of the database: commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-url -d 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-prefix -d 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'

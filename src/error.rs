@@ -358,7 +358,7 @@ fn is_secret_parameter(key: &str) -> bool {
     ["pass", "secret", "token", "auth", "key"].iter().any(|word| key.contains(word))
 }
 
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -16,6 +16,8 @@ pub use sessionctl::testing::{config, cookie_of, id_of, keys, new_key, record, r
 pub mod chromium;
 #[path = "../support/pg_server.rs"]
 pub mod pg_server;
+#[path = "../support/redis_cluster.rs"]
+pub mod redis_cluster;
 #[path = "../support/redis_server.rs"]
 pub mod redis_server;
 
@@ -50,8 +52,35 @@ pub fn redis_cache() -> Option<Arc<dyn CacheTier>> {
 
 /// A Redis cache tier for the server at `url`, under a fresh prefix.
 pub fn redis_cache_at(url: &str) -> Arc<dyn CacheTier> {
-    let prefix = format!("test{}:{}:", std::process::id(), PREFIX_COUNTER.fetch_add(1, Ordering::Relaxed));
-    Arc::new(RedisCache::connect(url, &prefix, StoreOptions::default().cache_timeout).unwrap())
+    Arc::new(RedisCache::connect(url, &fresh_prefix(), StoreOptions::default().cache_timeout).unwrap())
+}
+
+fn fresh_prefix() -> String {
+    format!("test{}:{}:", std::process::id(), PREFIX_COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Redis Cluster (the shared one, a fresh prefix) in front of PostgreSQL.
+pub async fn cluster_postgres() -> Option<TestDb> {
+    let cluster = tokio::task::spawn_blocking(redis_cluster::shared_cluster).await.unwrap()?;
+    let cache = redis_cache_at(&cluster.url());
+    let (database, url) = postgres_database().await?;
+    Some(TestDb::new(Some(database), Some(cache)).with_url(url))
+}
+
+/// Redis Cluster alone (`no_database`).
+pub async fn cluster_only() -> Option<TestDb> {
+    let cluster = tokio::task::spawn_blocking(redis_cluster::shared_cluster).await.unwrap()?;
+    let timeout = StoreOptions::default().cache_timeout_for(false);
+    let cache: Arc<dyn CacheTier> = Arc::new(RedisCache::connect(&cluster.url(), &fresh_prefix(), timeout).unwrap());
+    Some(TestDb::new(None, Some(cache)))
+}
+
+/// The primary Sentinels name (the shared setup), in front of SQLite.
+pub async fn sentinel_sqlite() -> Option<TestDb> {
+    let sentinel = tokio::task::spawn_blocking(redis_cluster::shared_sentinel).await.unwrap()?;
+    let cache = redis_cache_at(&sentinel.url());
+    let (database, url, dir) = sqlite_database().await;
+    Some(TestDb::new(Some(database), Some(cache)).with_url(url).keep(dir))
 }
 
 /// A fresh SQLite database.
@@ -92,7 +121,7 @@ pub async fn memory_sqlite() -> TestDb {
 /// gets the database's timeout, as `StoreConfig::open` gives it.
 pub async fn redis_only() -> Option<TestDb> {
     let server = redis_server::shared()?;
-    let prefix = format!("test{}:{}:", std::process::id(), PREFIX_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let prefix = fresh_prefix();
     let timeout = StoreOptions::default().cache_timeout_for(false);
     let cache: Arc<dyn CacheTier> = Arc::new(RedisCache::connect(&server.url(), &prefix, timeout).unwrap());
     Some(TestDb::new(None, Some(cache)))

@@ -7,6 +7,7 @@ mod harness;
 mod accounts;
 mod browser;
 mod cli;
+mod cluster;
 mod codec;
 mod contrib;
 mod docs;

@@ -478,6 +478,9 @@ async fn the_demo_answers_400_to_a_user_name_with_nul_on_every_backend() {
         harness::redis_postgres().await,
         Some(harness::memory_sqlite().await),
         harness::redis_only().await,
+        harness::cluster_postgres().await,
+        harness::cluster_only().await,
+        harness::sentinel_sqlite().await,
     ];
     for db in stores.into_iter().flatten() {
         let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())).unwrap());
@@ -497,7 +500,12 @@ async fn the_demo_answers_400_to_a_user_name_with_nul_on_every_backend() {
 /// the first logs the second out and stays logged in.
 #[tokio::test]
 async fn the_demo_logs_out_other_devices() {
-    let stores = [Some(harness::sqlite().await), harness::redis_postgres().await];
+    let stores = [
+        Some(harness::sqlite().await),
+        harness::redis_postgres().await,
+        harness::cluster_postgres().await,
+        harness::sentinel_sqlite().await,
+    ];
     for db in stores.into_iter().flatten() {
         let app = crate::demo::app(SessionLayer::new(db.store.clone(), Arc::new(harness::config())).unwrap());
         let mut browsers = Vec::new();

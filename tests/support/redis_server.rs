@@ -9,6 +9,42 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Starts `redis-server` on 127.0.0.1 with `args` (after a config file,
+/// when the first argument is one) and waits until `port` accepts
+/// connections. A watchdog kills it if the calling process dies first.
+pub fn spawn(args: &[&str], port: u16) -> Child {
+    let binary = find_redis().expect("redis-server disappeared");
+    let child = Command::new(binary)
+        .args(args)
+        .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start redis-server");
+    let watchdog = format!(
+        "while [ -d /proc/{} ] && [ -d /proc/{} ]; do sleep 0.5; done; kill -9 {} 2>/dev/null",
+        std::process::id(),
+        child.id(),
+        child.id()
+    );
+    // Deliberately never waited for: it must outlive this process.
+    #[allow(clippy::zombie_processes)]
+    let _watchdog = Command::new("/bin/sh").arg("-c").arg(watchdog).stdin(Stdio::null()).spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Whether redis-server is installed (saying so, or failing under `CI`,
+/// when it is not).
+pub fn available() -> bool {
+    find_redis().is_some() || super::pg_server::missing::<()>("redis-server (Debian package `redis-server`)").is_some()
+}
+
 /// A running (or deliberately stopped) server.
 pub struct RedisServer {
     port: u16,
@@ -32,8 +68,8 @@ pub fn shared() -> Option<&'static RedisServer> {
 impl RedisServer {
     /// A new server of its own, or `None` when redis-server is missing.
     pub fn start() -> Option<RedisServer> {
-        if find_redis().is_none() {
-            return super::pg_server::missing("redis-server (Debian package `redis-server`)");
+        if !available() {
+            return None;
         }
         let mut server = RedisServer { port: super::pg_server::free_port(), child: None };
         server.start_again();
@@ -42,30 +78,8 @@ impl RedisServer {
 
     /// Starts the server (again) on its port.
     pub fn start_again(&mut self) {
-        let binary = find_redis().expect("redis-server disappeared");
-        let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start redis-server");
-        let watchdog = format!(
-            "while [ -d /proc/{} ] && [ -d /proc/{} ]; do sleep 0.5; done; kill -9 {} 2>/dev/null",
-            std::process::id(),
-            child.id(),
-            child.id()
-        );
-        // Deliberately never waited for: it must outlive this process.
-        #[allow(clippy::zombie_processes)]
-        let _watchdog = Command::new("/bin/sh").arg("-c").arg(watchdog).stdin(Stdio::null()).spawn();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port = self.port.to_string();
+        self.child = Some(spawn(&["--port", &port, "--save", "", "--appendonly", "no"], self.port));
     }
 
     /// Kills the server (as a crash would).

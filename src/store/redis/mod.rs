@@ -1,4 +1,5 @@
-//! The Redis cache tier (standalone Redis).
+//! The Redis cache tier: standalone Redis, Redis Cluster, or the primary
+//! Sentinels name (see [`link`] for how each is reached).
 //!
 //! Key `<prefix><id>`, a hash per session: `v` the version, `c`/`t`/`e` the
 //! created, updated and expiry times, `u` the user, and one `d:<key>` field
@@ -14,20 +15,31 @@
 //! Entries in the string format of earlier releases are read (and rewritten
 //! as hashes) so an upgrade does not lose cache-only sessions.
 //!
-//! The connection is a `ConnectionManager`: created lazily (an app starts
-//! even while Redis is down) and re-established by itself after a failure.
-//! The URL, which may hold a password, is never logged or put in an error.
+//! The connection is created lazily (an app starts even while Redis is
+//! down) and re-established by itself after a failure. The URL, which may
+//! hold a password, is never logged or put in an error.
+//!
+//! On a Redis Cluster every key carries its session key as a hash tag
+//! (`<prefix>{<key>}`), and every script touches one key, so no call
+//! crosses slots. The one operation on two sessions, a cache-only id
+//! rotation, is two scripts there: the new entry is written first (refused
+//! when the id is taken), then the old one is compare-and-set to a "moved"
+//! marker; when that fails the new entry is removed and the rotation
+//! reports the conflict. A process that dies between the two leaves the
+//! old session in place and an unreferenced copy that expires with it.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 
 use super::{CacheLookup, CacheTier, Patch, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
 use crate::record::{self, Record};
+
+mod link;
+use link::Link;
 
 const BACKEND: &str = "redis";
 /// The value that marked a deleted session in the string format (read only).
@@ -199,6 +211,25 @@ write_whole(KEYS[2], 4, ARGV[1])
 return 1
 "#;
 
+/// The first step of a rotation on a cluster: KEYS[1] the new id's key;
+/// ARGV expiry ms, fields. Returns 1 written, -2 id taken.
+const ROTATE_IN: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return -2 end
+write_whole(KEYS[1], 2, ARGV[1])
+return 1
+"#;
+
+/// The second step: KEYS[1] the old id's key; ARGV expected version, marker
+/// ttl ms. Returns 1 moved, 0 conflict, -1 missing.
+const ROTATE_OUT: &str = r#"
+if kind(KEYS[1]) ~= 'live' then return -1 end
+if version(KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', 'moved')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
 /// KEYS[1]; ARGV reason ('deleted' or 'moved'), ttl ms. A deletion keeps an
 /// existing "moved" marker.
 const TOMBSTONE: &str = r#"
@@ -225,21 +256,28 @@ return live
 /// Session records in Redis.
 #[derive(Clone)]
 pub struct RedisCache {
-    connection: ConnectionManager,
+    connection: Link,
     prefix: String,
+    /// Keys carry a hash tag (on a cluster).
+    tagged: bool,
     insert_if_empty: Script,
     put: Script,
     put_patched: Script,
     patch: Script,
     update: Script,
     rotate: Script,
+    rotate_in: Script,
+    rotate_out: Script,
     tombstone: Script,
     live_keys: Script,
 }
 
 impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCache").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisCache")
+            .field("prefix", &self.prefix)
+            .field("cluster", &self.tagged)
+            .finish_non_exhaustive()
     }
 }
 
@@ -257,19 +295,15 @@ impl RedisCache {
     ///
     /// [`Error::Cache`] when Redis fails or does not answer in time.
     pub async fn evict_entries_under_ids(&self) -> Result<u64> {
+        if self.tagged {
+            // No build ever cached under ids on a cluster.
+            return Ok(0);
+        }
         let mut connection = self.connection();
         let mut cursor = 0u64;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", escape_glob(&self.prefix)))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut connection)
-                .await
-                .map_err(cache_error("listing cached sessions"))?;
+            let (next, keys) = self.scan_page(cursor, 1000).await.map_err(cache_error("listing cached sessions"))?;
             let under_ids: Vec<&String> = keys
                 .iter()
                 .filter(|key| key.strip_prefix(&self.prefix).is_some_and(|rest| rest.len() == crate::id::ID_LEN))
@@ -289,45 +323,99 @@ impl RedisCache {
         }
     }
 
-    /// A client for the Redis a `redis://` or `rediss://` URL names. No
-    /// connection is made until first use; `timeout` bounds each connection
-    /// attempt and each command.
+    /// A client for the Redis a URL names: `redis://` or `rediss://` (one
+    /// server), `redis+cluster://[user:password@]host:port,host:port…`
+    /// (Redis Cluster seed nodes; `rediss+cluster://` for TLS), or
+    /// `redis+sentinel://[user:password@]host:port,…/<primary's name>[/<db>]`
+    /// (the user and password are the data nodes'; `?sentinel_username=…&sentinel_password=…`
+    /// for Sentinels that require them). No connection is made until first
+    /// use; `timeout` bounds each connection attempt and each command. Call
+    /// it inside a tokio runtime.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a URL the Redis client does not accept (it connects
     /// lazily: an unreachable server fails the first call).
     pub fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<RedisCache> {
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::Config(format!("invalid Redis URL: {}", e.kind_description())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(cache_error("connecting"))?;
+        let target = link::parse(url).map_err(|reason| Error::Config(format!("invalid Redis URL: {reason}")))?;
+        let tagged = matches!(target, link::Target::Cluster(_));
+        if tagged && prefix.contains(['{', '}']) {
+            return Err(Error::Config(format!(
+                "the Redis key prefix {prefix:?} holds a brace: on a cluster each key's hash tag is its session's"
+            )));
+        }
+        let connection = Link::open(&target, timeout)?;
         let script = |body: &str| Script::new(&format!("{COMMON}\n{body}"));
         Ok(RedisCache {
             connection,
             prefix: prefix.to_owned(),
+            tagged,
             insert_if_empty: script(INSERT_IF_EMPTY),
             put: script(PUT),
             put_patched: script(PUT_PATCHED),
             patch: script(PATCH),
             update: script(UPDATE),
             rotate: script(ROTATE),
+            rotate_in: script(ROTATE_IN),
+            rotate_out: script(ROTATE_OUT),
             tombstone: script(TOMBSTONE),
             live_keys: script(LIVE_KEYS),
         })
     }
 
+    /// The forms of URL [`connect`](Self::connect) accepts, for messages.
+    pub const URL_FORMS: &'static str = link::URL_FORMS;
+
     /// The key a session is stored under.
     pub fn key(&self, id: &SessionKey) -> String {
-        format!("{}{}", self.prefix, id)
+        if self.tagged { format!("{}{{{}}}", self.prefix, id) } else { format!("{}{}", self.prefix, id) }
     }
 
-    fn connection(&self) -> ConnectionManager {
+    /// The session key a Redis key holds, if it is one of ours.
+    fn id_of(&self, key: &str) -> Option<SessionKey> {
+        let rest = key.strip_prefix(&self.prefix)?;
+        let rest = if self.tagged { rest.strip_prefix('{')?.strip_suffix('}')? } else { rest };
+        SessionKey::parse(rest).ok()
+    }
+
+    fn connection(&self) -> Link {
         self.connection.clone()
+    }
+
+    /// One page of `SCAN` over every key of this prefix. On a cluster the
+    /// pages walk each primary in turn: the cursor's top 16 bits are the
+    /// primary's place among them (by address), the rest that primary's
+    /// own cursor.
+    async fn scan_page(&self, cursor: u64, count: usize) -> redis::RedisResult<(u64, Vec<String>)> {
+        let mut scan = redis::cmd("SCAN");
+        let pattern = format!("{}*", escape_glob(&self.prefix));
+        let Some(cluster) = self.connection.cluster() else {
+            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+            return scan.query_async(&mut self.connection()).await;
+        };
+        let mut cluster = cluster.clone();
+        let primaries = primaries(&mut cluster).await?;
+        let place = usize::try_from(cursor >> 48).unwrap_or(usize::MAX);
+        let Some((host, port)) = primaries.get(place) else { return Ok((0, Vec::new())) };
+        scan.arg(cursor & NODE_CURSOR).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+        let route =
+            redis::cluster_routing::RoutingInfo::SingleNode(redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                host: host.clone(),
+                port: *port,
+            });
+        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(cluster.route_command(scan, route).await?)?;
+        if next > NODE_CURSOR {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "a SCAN cursor too large to walk a cluster",
+            )));
+        }
+        let next = match next {
+            0 if place + 1 < primaries.len() => ((place as u64) + 1) << 48,
+            0 => 0,
+            next => ((place as u64) << 48) | next,
+        };
+        Ok((next, keys))
     }
 
     async fn insert_if_empty(&self, record: &Record, operation: &'static str) -> Result<bool> {
@@ -340,6 +428,44 @@ impl RedisCache {
             .await
             .map_err(cache_error(operation))?;
         Ok(written == 1)
+    }
+
+    /// A cache-only rotation on a cluster, where the two keys live in
+    /// different slots: the new entry first, then the old one moved (see
+    /// the module's docs).
+    async fn rotate_across_slots(
+        &self,
+        old: &SessionKey,
+        expected_version: i64,
+        record: &Record,
+    ) -> Result<RotateOutcome> {
+        let written: i64 = self
+            .rotate_in
+            .key(self.key(&record.id))
+            .arg(expiry_ms(record))
+            .arg(record_fields(record))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(cache_error("moving a session to a new id"))?;
+        if written == -2 {
+            return Ok(RotateOutcome::IdTaken);
+        }
+        let moved: std::result::Result<i64, _> = self
+            .rotate_out
+            .key(self.key(old))
+            .arg(expected_version)
+            .arg(MOVED_MARKER_TTL_MS)
+            .invoke_async(&mut self.connection())
+            .await;
+        let outcome = match moved {
+            Ok(1) => return Ok(RotateOutcome::Rotated),
+            Ok(0) => Ok(RotateOutcome::Conflict),
+            Ok(_) => Ok(RotateOutcome::Missing),
+            Err(e) => Err(cache_error("moving a session to a new id")(e)),
+        };
+        // Nobody has the new id yet: its entry goes.
+        let _: std::result::Result<i64, _> = self.connection().del(self.key(&record.id)).await;
+        outcome
     }
 
     /// Reads an entry left in the string format of earlier releases, and
@@ -361,21 +487,6 @@ impl RedisCache {
     }
 }
 
-trait ErrorKindDescription {
-    fn kind_description(&self) -> &'static str;
-}
-
-impl ErrorKindDescription for redis::RedisError {
-    /// The error's category without its detail, which for a bad URL could
-    /// echo the URL (and its password).
-    fn kind_description(&self) -> &'static str {
-        match self.kind() {
-            redis::ErrorKind::InvalidClientConfig => "not a valid redis:// or rediss:// URL",
-            _ => "cannot be used",
-        }
-    }
-}
-
 /// Escapes a literal for a Redis glob pattern.
 fn escape_glob(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -386,6 +497,32 @@ fn escape_glob(text: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// The part of a cluster SCAN cursor that is the primary's own cursor.
+const NODE_CURSOR: u64 = (1 << 48) - 1;
+
+/// The addresses of a cluster's primaries that serve slots, sorted.
+async fn primaries(cluster: &mut redis::cluster_async::ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
+    let route =
+        redis::cluster_routing::RoutingInfo::SingleNode(redis::cluster_routing::SingleNodeRoutingInfo::RandomPrimary);
+    let nodes: String =
+        redis::from_redis_value(cluster.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), route).await?)?;
+    let mut found: Vec<(String, u16)> = nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            let serving = fields.len() > 8 && flags.split(',').any(|f| f == "master") && !flags.contains("fail");
+            let address = fields.get(1)?.split(['@', ',']).next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            let port: u16 = port.parse().ok()?;
+            serving.then(|| (host.to_owned(), port))
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 fn expiry_ms(record: &Record) -> i64 {
@@ -617,6 +754,9 @@ impl CacheTier for RedisCache {
     }
 
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
+        if self.tagged {
+            return self.rotate_across_slots(old, expected_version, record).await;
+        }
         let outcome: i64 = self
             .rotate
             .key(self.key(old))
@@ -637,26 +777,26 @@ impl CacheTier for RedisCache {
     }
 
     async fn scan_ids(&self, cursor: u64, count: usize) -> Result<(u64, Vec<SessionKey>)> {
-        let mut connection = self.connection();
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{}*", escape_glob(&self.prefix)))
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut connection)
-            .await
-            .map_err(cache_error("listing cached sessions"))?;
+        let (next, keys) = self.scan_page(cursor, count).await.map_err(cache_error("listing cached sessions"))?;
         if keys.is_empty() {
             return Ok((next, Vec::new()));
         }
-        let mut live = self.live_keys.prepare_invoke();
-        for key in &keys {
-            live.key(key);
-        }
-        let live: Vec<String> =
-            live.invoke_async(&mut connection).await.map_err(cache_error("listing cached sessions"))?;
-        let ids = live.iter().filter_map(|key| SessionKey::parse(key.strip_prefix(&self.prefix)?).ok()).collect();
+        let live: Vec<String> = if self.tagged {
+            // One key per call: keys of different slots cannot share a script.
+            let calls = keys.iter().map(|key| async move {
+                let live: Vec<String> = self.live_keys.key(key).invoke_async(&mut self.connection()).await?;
+                Ok::<_, redis::RedisError>(live)
+            });
+            let pages = futures_util::future::try_join_all(calls).await;
+            pages.map_err(cache_error("listing cached sessions"))?.into_iter().flatten().collect()
+        } else {
+            let mut live = self.live_keys.prepare_invoke();
+            for key in &keys {
+                live.key(key);
+            }
+            live.invoke_async(&mut self.connection()).await.map_err(cache_error("listing cached sessions"))?
+        };
+        let ids = live.iter().filter_map(|key| self.id_of(key)).collect();
         Ok((next, ids))
     }
 

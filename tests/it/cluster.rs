@@ -1,0 +1,304 @@
+//! Redis Cluster and Sentinel, on real servers: keys spread over every
+//! primary and found again by the CLI, and failovers under load (a primary
+//! killed while requests run).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sessionctl::store::CacheLookup;
+use sessionctl::store::redis::RedisCache;
+use sessionctl::{CacheTier, Session, SessionConfig, Store, StoreOptions};
+
+use crate::cli::Run;
+use crate::harness::{self, record, redis_cluster};
+
+fn prefix(name: &str) -> String {
+    format!("{name}{}:", std::process::id())
+}
+
+/// The keys under `prefix` on one node.
+fn keys_on(port: u16, prefix: &str) -> Vec<String> {
+    redis_cluster::cli(port, &["--scan", "--pattern", &format!("{prefix}*")])
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Sessions written through a cluster are tagged, spread over all three
+/// primaries, and every CLI path that walks or evicts the cache reaches
+/// each of them: `stats` counts them all, `show` sees the cached copy,
+/// `revoke --user` evicts a user's sessions from whichever slot they are in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_every_primary_of_a_cluster() {
+    let Some(cluster) = tokio::task::spawn_blocking(redis_cluster::shared_cluster).await.unwrap() else { return };
+    let Some(pg) = harness::postgres().await else { return };
+    let prefix = prefix("clustercli");
+    let cache = Arc::new(RedisCache::connect(&cluster.url(), &prefix, Duration::from_secs(2)).unwrap());
+    let store = Store::tiered(pg.database.clone().unwrap(), cache.clone(), StoreOptions::default());
+    let mut dave = Vec::new();
+    for i in 0..120 {
+        let user = (i % 6 == 0).then_some("dave");
+        let session = record(user, chrono::Duration::hours(1), json!({"i": i}));
+        assert!(store.create(&session).await.unwrap());
+        if user.is_some() {
+            dave.push(session.id.clone());
+        }
+    }
+    let per_primary: Vec<Vec<String>> = cluster.primaries().iter().map(|&port| keys_on(port, &prefix)).collect();
+    assert_eq!(per_primary.len(), 3);
+    assert!(
+        per_primary.iter().all(|keys| !keys.is_empty()),
+        "every primary holds some: {:?}",
+        per_primary.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(per_primary.iter().map(Vec::len).sum::<usize>(), 120);
+    assert!(per_primary.iter().flatten().all(|key| key.starts_with(&format!("{prefix}{{")) && key.ends_with('}')));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Run::new(dir.path(), &pg.url)
+        .with("SESSIONCTL_REDIS_URL", &cluster.url())
+        .with("SESSIONCTL_REDIS_PREFIX", &prefix);
+    let stats = cli.json(&["stats"]);
+    assert_eq!(
+        (stats["cache"]["cached"].as_u64(), stats["cache"]["in_both"].as_u64()),
+        (Some(120), Some(120)),
+        "{stats}"
+    );
+    let shown = cli.json(&["show", dave[0].as_str()]);
+    assert_eq!(shown["tiers"]["cache"], "cached", "{shown}");
+    assert_eq!(cli.json(&["revoke", "--user", "dave", "-y"])["revoked"], 20);
+    for id in &dave {
+        let lookup = cache.get(id).await.unwrap();
+        assert!(matches!(lookup, CacheLookup::Deleted | CacheLookup::Miss), "{lookup:?}");
+    }
+    let stats = cli.json(&["stats"]);
+    assert_eq!(stats["cache"]["cached"].as_u64(), Some(100), "{stats}");
+}
+
+/// A cluster URL the client cannot use is one line, exit 1, and never
+/// shows its password.
+#[test]
+fn a_bad_cluster_or_sentinel_url_is_one_line_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("s.db").display());
+    Run::new(dir.path(), &database).ok(&["migrate"]);
+    for url in [
+        "redis+cluster://:hunter2@127.0.0.1:notaport",
+        "redis+cluster://:hunter2@127.0.0.1:7000/3",
+        "redis+sentinel://:hunter2@127.0.0.1:26379",
+    ] {
+        let error = Run::new(dir.path(), &database).with("SESSIONCTL_REDIS_URL", url).fails(&["list"], 1);
+        assert!(error.contains("invalid Redis URL"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}
+
+/// What a run of requests against sessions saw.
+#[derive(Default)]
+struct Tally {
+    requests: AtomicU64,
+    failed: AtomicU64,
+    stale_reads: AtomicU64,
+}
+
+/// `workers` tasks, each owning `per_worker` sessions and incrementing a
+/// counter in each in turn through the session API, until `stop`. Each
+/// task knows what each of its sessions must hold, so a read of less is a
+/// stale read, and the counters at the end tell lost updates. Returns the
+/// sessions' cookies and the counts they must hold.
+async fn hammer(
+    store: Store,
+    config: Arc<SessionConfig>,
+    workers: usize,
+    per_worker: usize,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> Vec<(String, i64)> {
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (store, config, stop, tally) = (store.clone(), config.clone(), stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut sessions = Vec::new();
+            for _ in 0..per_worker {
+                let session = Session::new(store.clone(), config.clone(), None);
+                session.insert("n", 0).await.unwrap();
+                sessions.push((harness::cookie_of(&session.save().await.unwrap()), 0i64));
+            }
+            let mut turn = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (cookie, expected) = &mut sessions[turn % per_worker];
+                turn += 1;
+                tally.requests.fetch_add(1, Ordering::Relaxed);
+                let session = Session::new(store.clone(), config.clone(), Some(cookie.as_str()));
+                let n = match session.get::<i64>("n").await {
+                    Ok(Some(n)) => n,
+                    Ok(None) | Err(_) => {
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                if n < *expected {
+                    tally.stale_reads.fetch_add(1, Ordering::Relaxed);
+                }
+                if session.insert("n", n + 1).await.is_err() || session.save().await.is_err() {
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                *expected = n + 1;
+            }
+            sessions
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+/// How many of `sessions` hold less than they must, read through `store`.
+async fn lost_updates(store: &Store, config: &Arc<SessionConfig>, sessions: &[(String, i64)]) -> (usize, usize) {
+    let mut lost = 0;
+    let mut stale = 0;
+    for (cookie, expected) in sessions {
+        let session = Session::new(store.clone(), config.clone(), Some(cookie.as_str()));
+        let n = session.get::<i64>("n").await.unwrap().unwrap_or(-1);
+        if n < *expected {
+            stale += 1;
+        }
+        let fresh = store.load_fresh(&session.key().await.unwrap().unwrap(), sessionctl::record::now()).await;
+        if fresh.unwrap().and_then(|r| r.data.get("n").and_then(serde_json::Value::as_i64)).unwrap_or(-1) < *expected {
+            lost += 1;
+        }
+    }
+    (lost, stale)
+}
+
+/// A primary of the cluster is killed (SIGKILL) while requests run over
+/// PostgreSQL: its replica takes over, and with the database behind the
+/// cache no request fails, no update is lost and no read is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_primary_killed_under_load_loses_nothing_with_a_database_behind() {
+    let Some(mut cluster) = tokio::task::spawn_blocking(redis_cluster::RedisCluster::start).await.unwrap() else {
+        return;
+    };
+    let Some(pg) = harness::postgres().await else { return };
+    let cache = Arc::new(RedisCache::connect(&cluster.url(), &prefix("failover"), Duration::from_secs(1)).unwrap());
+    let store = Store::tiered(pg.database.clone().unwrap(), cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let load = tokio::spawn(hammer(store.clone(), config.clone(), 8, 8, stop.clone(), tally.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let victim = cluster.primaries()[0];
+    let before_kill = tally.requests.load(Ordering::Relaxed);
+    cluster.nodes.iter_mut().find(|n| n.port == victim).unwrap().kill();
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.wait_until_settled(Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let sessions = load.await.unwrap();
+    let requests = tally.requests.load(Ordering::Relaxed);
+    assert!(requests > before_kill + 100, "requests went on through the failover: {before_kill} then {requests}");
+    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
+    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
+    let (lost, stale) = lost_updates(&store, &config, &sessions).await;
+    assert_eq!((lost, stale), (0, 0), "lost updates, stale reads after the cluster settled");
+}
+
+/// The same on Redis Cluster alone: requests that fail while the slot has
+/// no primary are counted, none succeeds wrongly, and once the replica
+/// has taken over every session is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_primary_killed_under_load_cache_only_fails_a_bounded_number_of_requests() {
+    let Some(mut cluster) = tokio::task::spawn_blocking(redis_cluster::RedisCluster::start).await.unwrap() else {
+        return;
+    };
+    let timeout = StoreOptions::default().cache_timeout_for(false);
+    let cache = Arc::new(RedisCache::connect(&cluster.url(), &prefix("failover-only"), timeout).unwrap());
+    let store = Store::cache_only(cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let load = tokio::spawn(hammer(store.clone(), config.clone(), 8, 8, stop.clone(), tally.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let victim = cluster.primaries()[0];
+    let killed_at = Instant::now();
+    cluster.nodes.iter_mut().find(|n| n.port == victim).unwrap().kill();
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.wait_until_settled(Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .unwrap();
+    let settled_after = killed_at.elapsed();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let sessions = load.await.unwrap();
+    let (requests, failed) = (tally.requests.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    eprintln!("cache-only failover: {failed} of {requests} requests failed; settled {settled_after:?} after the kill");
+    assert!(failed < requests / 2, "{failed} of {requests} failed");
+    let (lost, _) = lost_updates(&store, &config, &sessions).await;
+    // Replication is asynchronous: a write acknowledged by the primary an
+    // instant before it died may not have reached the replica.
+    assert!(lost <= 1, "{lost} sessions lost an acknowledged update");
+    let served: HashSet<bool> = {
+        let mut served = HashSet::new();
+        for (cookie, _) in &sessions {
+            let session = Session::new(store.clone(), config.clone(), Some(cookie.as_str()));
+            served.insert(session.get::<i64>("n").await.unwrap().is_some());
+        }
+        served
+    };
+    assert_eq!(served, HashSet::from([true]), "every session is served after the failover");
+    drop(cluster);
+}
+
+/// The Sentinels' primary is killed while requests run over SQLite: the
+/// Sentinels promote the replica, the cache follows them, and nothing
+/// fails, is lost or read stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_under_load_loses_nothing_with_a_database_behind() {
+    let Some(mut setup) = tokio::task::spawn_blocking(redis_cluster::RedisSentinel::start).await.unwrap() else {
+        return;
+    };
+    let db = harness::sqlite().await;
+    let cache = Arc::new(RedisCache::connect(&setup.url(), &prefix("sentinel"), Duration::from_secs(1)).unwrap());
+    let store = Store::tiered(db.database.clone().unwrap(), cache.clone(), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let load = tokio::spawn(hammer(store.clone(), config.clone(), 4, 8, stop.clone(), tally.clone()));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let old_primary = setup.primary.port;
+    setup.primary.kill();
+    let setup = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while setup.primary_port() == old_primary {
+            assert!(Instant::now() < deadline, "the Sentinels did not promote the replica");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        setup
+    })
+    .await
+    .unwrap();
+    let promoted_at = tally.requests.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let sessions = load.await.unwrap();
+    let requests = tally.requests.load(Ordering::Relaxed);
+    assert!(requests > promoted_at + 50, "requests went on after the promotion: {promoted_at} then {requests}");
+    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
+    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
+    assert_eq!(lost_updates(&store, &config, &sessions).await, (0, 0));
+    // And the cache is in use again, on the new primary.
+    let (cookie, _) = &sessions[0];
+    let key = Session::new(store.clone(), config.clone(), Some(cookie.as_str())).key().await.unwrap().unwrap();
+    assert!(matches!(cache.get(&key).await.unwrap(), CacheLookup::Hit(_)));
+    assert_eq!(setup.primary_port(), setup.replica.port);
+}
