@@ -9,8 +9,8 @@
 //! cargo run -- list --user alice                  # the admin tool sees the same sessions
 //! ```
 //!
-//! Uses the same `SESSIONCTL_DATABASE_URL`, `SESSIONCTL_REDIS_URL` and
-//! `SESSIONCTL_SECRET` as the CLI; without a secret it makes a development
+//! Uses the same `SESSIONCTL_DATABASE_URL`, `SESSIONCTL_REDIS_URL`,
+//! `SESSIONCTL_REDIS_PREFIX` and `SESSIONCTL_SECRET` as the CLI; without a secret it makes a development
 //! key (cookies then stop working at restart) and says so.
 
 use std::collections::HashMap;
@@ -46,6 +46,18 @@ async fn counter(session: Session) -> Response {
     }
     let user = session.user_id().await.ok().flatten().unwrap_or_else(|| "anonymous".into());
     format!("Hello, {user}: this is visit {visits} of this session.\n").into_response()
+}
+
+/// `/remember?key=K&value=V`: one key of this session's notes, changed on
+/// its own (requests changing different keys never undo each other).
+async fn remember(session: Session, Query(query): Query<HashMap<String, String>>) -> Response {
+    let (Some(key), Some(value)) = (query.get("key"), query.get("value")) else {
+        return (StatusCode::BAD_REQUEST, "use /remember?key=K&value=V\n").into_response();
+    };
+    match session.insert(&format!("note:{key}"), value).await {
+        Ok(()) => "Remembered.\n".into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 async fn login(session: Session, Query(query): Query<HashMap<String, String>>) -> Response {
@@ -121,6 +133,7 @@ pub fn app(layer: SessionLayer) -> Router {
     Router::new()
         .route("/", get(counter))
         .route("/login", get(login))
+        .route("/remember", get(remember))
         .route("/logout", get(logout))
         .route("/logout-others", get(logout_others))
         .route("/sessions", get(active_sessions))
@@ -151,6 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_database_url(std::env::var("SESSIONCTL_DATABASE_URL").unwrap_or_else(|_| "sqlite://sessions.db".into()))
         .with_memory_cache(MemoryCacheConfig::default());
     store.redis_url = std::env::var("SESSIONCTL_REDIS_URL").ok();
+    store.redis_prefix = std::env::var("SESSIONCTL_REDIS_PREFIX").ok();
     let store = store.open().await?;
     // Devices for the "active sessions" page: last seen, address, browser.
     let mut config = SessionConfig::new(keys).with_device_tracking(DeviceTracking::default());

@@ -16,6 +16,7 @@ mod fuzz_corpus;
 mod hashed;
 mod operator;
 mod purge;
+mod scale_out;
 mod session;
 mod suite;
 mod tiers;

@@ -15,7 +15,7 @@ use sessionctl::{CacheTier, DatabaseTier, Filter, Record, StateFilter, Store, St
 
 use crate::harness::{self, pg_server::PgServer};
 
-fn sessionctl(database_url: &str, args: &[&str]) -> Command {
+pub(crate) fn sessionctl(database_url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("SESSIONCTL_") || key == "RUST_LOG" {
@@ -187,7 +187,7 @@ async fn start_slow_purge(db: &harness::TestDb) -> (Child, u64) {
     (child, expired_before)
 }
 
-fn signal(child: &Child, signal: &str) {
+pub(crate) fn signal(child: &Child, signal: &str) {
     assert!(Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap().success());
 }
 
@@ -313,7 +313,7 @@ async fn serve_cron_skips_while_another_replica_holds_the_lock() {
 }
 
 /// Reads the child's stderr lines into a shared buffer in the background.
-fn collect_stderr(child: &mut Child) -> Arc<std::sync::Mutex<String>> {
+pub(crate) fn collect_stderr(child: &mut Child) -> Arc<std::sync::Mutex<String>> {
     let log = Arc::new(std::sync::Mutex::new(String::new()));
     let stderr = child.stderr.take().unwrap();
     let sink = log.clone();
@@ -492,7 +492,7 @@ async fn two_serve_cron_replicas_on_one_postgres_one_purges_the_other_skips() {
 }
 
 /// The JSON log lines of a replica that mention a tick, as (message, tick).
-fn tick_lines(log: &str) -> Vec<(String, String)> {
+pub(crate) fn tick_lines(log: &str) -> Vec<(String, String)> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|l| {
