@@ -49,6 +49,7 @@ struct Run {
     wall: Duration,
     deleted: u64,
     longest_batch_ms: Option<u64>,
+    batch_p99_ms: Option<u64>,
     longest_lock_ms: Option<u64>,
     peak_rss_kb: Option<u64>,
     writer_p99: Duration,
@@ -200,8 +201,8 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// (deleted, (longest batch ms, longest write lock ms), peak RSS KiB)
-type JobResult = (u64, Option<(u64, u64)>, Option<u64>);
+/// (deleted, (longest batch ms, longest write lock ms, batch p99 ms), peak RSS KiB)
+type JobResult = (u64, Option<(u64, u64, u64)>, Option<u64>);
 
 /// Runs `job`, beside the concurrent writer unless `idle`.
 async fn measure(
@@ -218,7 +219,8 @@ async fn measure(
     recording.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let (deleted, longest, peak_rss_kb) = job.await;
-    let (longest_batch_ms, longest_lock_ms) = (longest.map(|l| l.0), longest.map(|l| l.1));
+    let (longest_batch_ms, longest_lock_ms, batch_p99_ms) =
+        (longest.map(|l| l.0), longest.map(|l| l.1), longest.map(|l| l.2));
     let wall = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (mut latencies, writer_failures) = writer.await.unwrap();
@@ -228,6 +230,7 @@ async fn measure(
         wall,
         deleted,
         longest_batch_ms,
+        batch_p99_ms,
         longest_lock_ms,
         peak_rss_kb,
         writer_p99: percentile(&mut latencies, 0.99),
@@ -259,7 +262,11 @@ async fn purge_with_binary(url: String) -> JobResult {
     let output = child.wait_with_output().await.unwrap();
     assert!(output.status.success());
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let longest = (summary["longest_batch_ms"].as_u64().unwrap(), summary["longest_write_lock_ms"].as_u64().unwrap());
+    let longest = (
+        summary["longest_batch_ms"].as_u64().unwrap(),
+        summary["longest_write_lock_ms"].as_u64().unwrap(),
+        summary["batch_p99_ms"].as_u64().unwrap_or_default(),
+    );
     (summary["deleted"].as_u64().unwrap(), Some(longest), sampler.join().unwrap())
 }
 
@@ -331,7 +338,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     println!("{} sessions; the writer saves one live session every ~2 ms", rows());
     println!(
-        "| backend | shape | method | wall | × raw | rows/s | longest batch | peak RSS | writer p99 | writer max | saves (failed) |"
+        "| backend | shape | method | wall | × raw | rows/s | longest batch (lock; batch p99) | peak RSS | writer p99 | writer max | saves (failed) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut case = 0;
@@ -436,7 +443,10 @@ async fn main() {
                     run.deleted as f64 / run.wall.as_secs_f64(),
                     run.longest_batch_ms
                         .zip(run.longest_lock_ms)
-                        .map_or("(one statement)".into(), |(batch, lock)| format!("{batch} ms ({lock} ms)")),
+                        .zip(run.batch_p99_ms)
+                        .map_or("(one statement)".into(), |((batch, lock), p99)| format!(
+                            "{batch} ms ({lock} ms; p99 {p99} ms)"
+                        )),
                     run.peak_rss_kb.map_or("-".into(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)),
                     if idle { "-".into() } else { format!("{} ms", run.writer_p99.as_millis()) },
                     if idle { "-".into() } else { format!("{} ms", run.writer_max.as_millis()) },

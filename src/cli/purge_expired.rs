@@ -85,6 +85,7 @@ pub fn summary_json(progress: &PurgeProgress) -> serde_json::Value {
         "elapsed_ms": progress.elapsed.as_millis() as u64,
         "rows_per_second": progress.rate().round() as u64,
         "longest_batch_ms": progress.longest_batch.as_millis() as u64,
+        "batch_p99_ms": progress.batch_p99().as_millis() as u64,
         "longest_write_lock_ms": progress.longest_write_lock.as_millis() as u64,
         "cutoff": output::utc(progress.cutoff),
     })
@@ -149,8 +150,9 @@ fn summary(ctx: &Ctx, progress: &PurgeProgress) -> anyhow::Result<()> {
     row(
         "batches",
         format!(
-            "{} (longest {} ms, write lock held at most {} ms)",
+            "{} (p99 {} ms, longest {} ms, write lock held at most {} ms)",
             progress.batches,
+            progress.batch_p99().as_millis(),
             progress.longest_batch.as_millis(),
             progress.longest_write_lock.as_millis()
         ),

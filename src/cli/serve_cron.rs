@@ -408,6 +408,7 @@ async fn schedule_loop(
                     duration_ms = progress.elapsed.as_millis() as u64,
                     batches = progress.batches,
                     longest_batch_ms = progress.longest_batch.as_millis() as u64,
+                    batch_p99_ms = progress.batch_p99().as_millis() as u64,
                     longest_write_lock_ms = progress.longest_write_lock.as_millis() as u64,
                     interrupted = progress.end == Some(PurgeEnd::Interrupted),
                     tick,
