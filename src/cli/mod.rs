@@ -410,9 +410,11 @@ pub fn init_logging(cli: &Cli) {
     // sqlx warns about slow statements; on a one-shot command that is noise
     // next to the one-line result (and a busy machine makes it appear).
     let default = match (cli.global.quiet, daemon) {
-        (true, _) => "error",
-        (false, true) => "info",
-        (false, false) => "warn,sqlx=error",
+        // The redis crate's cluster client logs every failed reconnect; the
+        // command's own error line already says the cache is unreachable.
+        (true, _) => "error,redis=off",
+        (false, true) => "info,redis=off",
+        (false, false) => "warn,sqlx=error,redis=off",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

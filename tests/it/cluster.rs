@@ -302,3 +302,58 @@ async fn a_sentinel_failover_under_load_loses_nothing_with_a_database_behind() {
     assert!(matches!(cache.get(&key).await.unwrap(), CacheLookup::Hit(_)));
     assert_eq!(setup.primary_port(), setup.replica.port);
 }
+
+/// The cluster client resends a call whose connection dropped, so either
+/// step of a cache-only rotation may run twice: the rotation resent whole
+/// after its reply was lost is reported done, not "id taken" or "missing"
+/// (which made the caller drop the only copy), and the session is served
+/// under the new id only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_rotation_resent_after_a_lost_reply_counts_as_done() {
+    let Some(cluster) = tokio::task::spawn_blocking(redis_cluster::shared_cluster).await.unwrap() else { return };
+    let cache = RedisCache::connect(&cluster.url(), &prefix("resent"), Duration::from_secs(2)).unwrap();
+    let old = record(None, chrono::Duration::hours(1), json!({"cart": ["pen"]}));
+    assert!(cache.create(&old).await.unwrap());
+    let mut moved = old.clone();
+    moved.id = harness::new_key();
+    moved.version = old.version + 1;
+    for attempt in 0..2 {
+        let outcome = cache.rotate(&old.id, old.version, &moved).await.unwrap();
+        assert_eq!(outcome, sessionctl::store::RotateOutcome::Rotated, "attempt {attempt}");
+    }
+    assert!(matches!(cache.get(&old.id).await.unwrap(), CacheLookup::Moved));
+    match cache.get(&moved.id).await.unwrap() {
+        CacheLookup::Hit(record) => assert_eq!(record.data, moved.data),
+        other => panic!("{other:?}"),
+    }
+    // A different record on a taken id is still refused.
+    let mut other = moved.clone();
+    other.updated_at += chrono::Duration::milliseconds(5);
+    let third = record(None, chrono::Duration::hours(1), json!({}));
+    assert!(cache.create(&third).await.unwrap());
+    assert_eq!(
+        cache.rotate(&third.id, third.version, &other).await.unwrap(),
+        sessionctl::store::RotateOutcome::IdTaken
+    );
+}
+
+/// A cluster that does not answer at all (nothing listens on its ports):
+/// a command that reads says so in one note and answers from the database;
+/// one that changes sessions refuses in one line. The redis crate's own
+/// reconnect warnings (20-odd lines) stay out of the output.
+#[test]
+fn a_cluster_that_is_down_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("s.db").display());
+    Run::new(dir.path(), &database).ok(&["migrate"]);
+    let url = format!("redis+cluster://127.0.0.1:{},127.0.0.1:{}", harness::free_port(), harness::free_port());
+    let cli = Run::new(dir.path(), &database).with("SESSIONCTL_REDIS_URL", &url);
+    let error = cli.fails(&["revoke", "--user", "bob", "-y"], 1);
+    assert!(error.contains("Redis"), "{error}");
+    let output = cli.run(&["list"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("note:")).count(), 1, "one note: {stderr}");
+    assert!(!stderr.contains("WARN") && !stderr.contains("ERROR"), "no log lines: {stderr}");
+    assert!(stderr.lines().count() <= 2, "the note and the count: {stderr}");
+}

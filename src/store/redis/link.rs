@@ -116,7 +116,8 @@ pub(super) fn parse(url: &str) -> std::result::Result<Target, String> {
         query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")));
     if kind == "cluster" {
         if let Some((name, _)) = params.next() {
-            return Err(format!("a cluster URL takes no parameters (got {name:?})"));
+            let _ = name; // not echoed: it may be part of a password with an unencoded '?'
+            return Err("a cluster URL takes no parameters".into());
         }
         if !matches!(path.trim_end_matches('/'), "" | "0") {
             return Err("a cluster has only database 0: drop the path after the hosts".into());
@@ -130,7 +131,10 @@ pub(super) fn parse(url: &str) -> std::result::Result<Target, String> {
         .ok_or("a Sentinel URL names the primary after the hosts: redis+sentinel://host:26379/mymaster")?;
     let db = match segments.next() {
         None => 0,
-        Some(db) => db.parse().map_err(|_| "the database after the primary's name is not a number".to_owned())?,
+        Some(db) => db
+            .parse::<u32>()
+            .map(i64::from)
+            .map_err(|_| "the database after the primary's name is not a number".to_owned())?,
     };
     if segments.next().is_some() {
         return Err("a Sentinel URL's path is /<primary's name>[/<database>]".into());
@@ -140,7 +144,9 @@ pub(super) fn parse(url: &str) -> std::result::Result<Target, String> {
         match name {
             "sentinel_username" => sentinel_user = Some(crate::error::percent_decode(value)),
             "sentinel_password" => sentinel_password = Some(crate::error::percent_decode(value)),
-            _ => return Err(format!("unknown Sentinel URL parameter {name:?} (sentinel_username, sentinel_password)")),
+            // The name is not echoed: with a `?` left unencoded in a
+            // password, it may be part of the password.
+            _ => return Err("a Sentinel URL takes only sentinel_username and sentinel_password".into()),
         }
     }
     Ok(Target::Sentinel { sentinels: nodes, master, db, sentinel_user, sentinel_password })
@@ -149,6 +155,9 @@ pub(super) fn parse(url: &str) -> std::result::Result<Target, String> {
 fn host_and_port(text: &str, default_port: u16) -> std::result::Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or("an IPv6 host is missing its ']'")?;
+        if !after.is_empty() && !after.starts_with(':') {
+            return Err("an IPv6 host's ']' is followed by something other than :PORT".into());
+        }
         (host, after.strip_prefix(':'))
     } else {
         match text.rsplit_once(':') {
@@ -161,7 +170,12 @@ fn host_and_port(text: &str, default_port: u16) -> std::result::Result<(String, 
     }
     let port = match port {
         None => default_port,
-        Some(port) => port.parse().map_err(|_| format!("port {port:?} is not a number from 1 to 65535"))?,
+        // The text is not echoed: with a `/`, `?` or `#` left unencoded in
+        // a password, what reads as a port may be part of the password.
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err("a port is not a number from 1 to 65535 (percent-encode / ? # in a password)".into()),
+        },
     };
     Ok((host.to_owned(), port))
 }
@@ -396,8 +410,15 @@ mod tests {
             ("redis+cluster://:secret@a?x=1", "no parameters"),
             ("redis+sentinel://:secret@a", "names the primary"),
             ("redis+sentinel://:secret@a/m/x", "not a number"),
-            ("redis+sentinel://:secret@a/m?password=secret", "unknown Sentinel URL parameter"),
+            ("redis+sentinel://:secret@a/m?password=secret", "takes only sentinel_username"),
+            ("redis+sentinel://:secret@a/m/-5", "not a number"),
+            ("redis+sentinel://u:se?cret@a/m", "not a number"),
+            ("redis+cluster://[::1]garbage", "followed by something other"),
             ("redis+cluster://:secret@[::1", "missing its ']'"),
+            ("redis+cluster://admin:secret/x@h:7000", "not a number"),
+            ("redis+cluster://admin:secret?x@h:7000", "not a number"),
+            ("redis+cluster://h:7000?secret=1", "no parameters"),
+            ("redis+cluster://h:0", "not a number"),
         ] {
             let error = parse(url).unwrap_err();
             assert!(error.contains(expected), "{url}: {error}");

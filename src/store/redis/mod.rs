@@ -212,20 +212,33 @@ return 1
 "#;
 
 /// The first step of a rotation on a cluster: KEYS[1] the new id's key;
-/// ARGV expiry ms, fields. Returns 1 written, -2 id taken.
+/// ARGV expiry ms, then the record's fields (`v`, version, `c`, created,
+/// `t`, updated, …). Returns 1 written, -2 id taken. Idempotent: the cluster
+/// client resends a call whose connection dropped, and an entry with this
+/// very version, creation and update time is this call's own.
 const ROTATE_IN: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return -2 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if kind(KEYS[1]) == 'live' then
+    local mine = redis.call('HMGET', KEYS[1], 'v', 'c', 't')
+    if mine[1] == ARGV[3] and mine[2] == ARGV[5] and mine[3] == ARGV[7] then return 1 end
+  end
+  return -2
+end
 write_whole(KEYS[1], 2, ARGV[1])
 return 1
 "#;
 
 /// The second step: KEYS[1] the old id's key; ARGV expected version, marker
-/// ttl ms. Returns 1 moved, 0 conflict, -1 missing.
+/// ttl ms, the new id's key (kept in the marker). Returns 1 moved, 0
+/// conflict, -1 missing. Idempotent: a marker pointing at this new key is
+/// this call's own, resent.
 const ROTATE_OUT: &str = r#"
-if kind(KEYS[1]) ~= 'live' then return -1 end
+local k = kind(KEYS[1])
+if k == 'tomb' and redis.call('HGET', KEYS[1], 'n') == ARGV[3] then return 1 end
+if k ~= 'live' then return -1 end
 if version(KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'x', 'moved')
+redis.call('HSET', KEYS[1], 'x', 'moved', 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
@@ -383,9 +396,10 @@ impl RedisCache {
     }
 
     /// One page of `SCAN` over every key of this prefix. On a cluster the
-    /// pages walk each primary in turn: the cursor's top 16 bits are the
-    /// primary's place among them (by address), the rest that primary's
-    /// own cursor.
+    /// pages walk each primary in turn, in the order of the first slot
+    /// each serves: the cursor's top 16 bits are that slot (which also
+    /// routes the call), the rest that primary's own cursor. A cluster with
+    /// slots no primary serves is an error, not a shorter listing.
     async fn scan_page(&self, cursor: u64, count: usize) -> redis::RedisResult<(u64, Vec<String>)> {
         let mut scan = redis::cmd("SCAN");
         let pattern = format!("{}*", escape_glob(&self.prefix));
@@ -394,15 +408,21 @@ impl RedisCache {
             return scan.query_async(&mut self.connection()).await;
         };
         let mut cluster = cluster.clone();
-        let primaries = primaries(&mut cluster).await?;
-        let place = usize::try_from(cursor >> 48).unwrap_or(usize::MAX);
-        let Some((host, port)) = primaries.get(place) else { return Ok((0, Vec::new())) };
+        let firsts = primaries_first_slots(&mut cluster).await?;
+        let slot = u16::try_from(cursor >> 48).unwrap_or(u16::MAX);
+        if !firsts.contains(&slot) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the cluster's primaries changed during the listing; run it again",
+            )));
+        }
         scan.arg(cursor & NODE_CURSOR).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
-        let route =
-            redis::cluster_routing::RoutingInfo::SingleNode(redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
-                host: host.clone(),
-                port: *port,
-            });
+        let route = redis::cluster_routing::RoutingInfo::SingleNode(
+            redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(redis::cluster_routing::Route::new(
+                slot,
+                redis::cluster_routing::SlotAddr::Master,
+            )),
+        );
         let (next, keys): (u64, Vec<String>) = redis::from_redis_value(cluster.route_command(scan, route).await?)?;
         if next > NODE_CURSOR {
             return Err(redis::RedisError::from((
@@ -410,10 +430,10 @@ impl RedisCache {
                 "a SCAN cursor too large to walk a cluster",
             )));
         }
-        let next = match next {
-            0 if place + 1 < primaries.len() => ((place as u64) + 1) << 48,
-            0 => 0,
-            next => ((place as u64) << 48) | next,
+        let next = match (next, firsts.iter().find(|&&first| first > slot)) {
+            (0, Some(&following)) => u64::from(following) << 48,
+            (0, None) => 0,
+            (next, _) => (u64::from(slot) << 48) | next,
         };
         Ok((next, keys))
     }
@@ -450,22 +470,35 @@ impl RedisCache {
         if written == -2 {
             return Ok(RotateOutcome::IdTaken);
         }
+        let new_key = self.key(&record.id);
         let moved: std::result::Result<i64, _> = self
             .rotate_out
             .key(self.key(old))
             .arg(expected_version)
             .arg(MOVED_MARKER_TTL_MS)
+            .arg(&new_key)
             .invoke_async(&mut self.connection())
             .await;
         let outcome = match moved {
             Ok(1) => return Ok(RotateOutcome::Rotated),
-            Ok(0) => Ok(RotateOutcome::Conflict),
-            Ok(_) => Ok(RotateOutcome::Missing),
-            Err(e) => Err(cache_error("moving a session to a new id")(e)),
+            Ok(0) => RotateOutcome::Conflict,
+            Ok(_) => RotateOutcome::Missing,
+            Err(e) => {
+                // The move may have happened (a reply lost with its
+                // connection): the marker says whether it points here.
+                let marker: redis::RedisResult<Option<String>> = self.connection().hget(self.key(old), "n").await;
+                if matches!(&marker, Ok(Some(key)) if *key == new_key) {
+                    return Ok(RotateOutcome::Rotated);
+                }
+                // Not known to have moved: the new entry stays (nobody has
+                // its id; it expires with the session) rather than risk
+                // removing the only copy.
+                return Err(cache_error("moving a session to a new id")(e));
+            }
         };
         // Nobody has the new id yet: its entry goes.
-        let _: std::result::Result<i64, _> = self.connection().del(self.key(&record.id)).await;
-        outcome
+        let _: std::result::Result<i64, _> = self.connection().del(&new_key).await;
+        Ok(outcome)
     }
 
     /// Reads an entry left in the string format of earlier releases, and
@@ -502,27 +535,46 @@ fn escape_glob(text: &str) -> String {
 /// The part of a cluster SCAN cursor that is the primary's own cursor.
 const NODE_CURSOR: u64 = (1 << 48) - 1;
 
-/// The addresses of a cluster's primaries that serve slots, sorted.
-async fn primaries(cluster: &mut redis::cluster_async::ClusterConnection) -> redis::RedisResult<Vec<(String, u16)>> {
+/// The lowest slot each of a cluster's primaries serves, sorted; an error
+/// when some slot has no primary that serves it (a listing would silently
+/// miss its sessions). A primary only suspected of failing (`fail?`) still
+/// counts: if it is down, the call routed to it fails.
+async fn primaries_first_slots(cluster: &mut redis::cluster_async::ClusterConnection) -> redis::RedisResult<Vec<u16>> {
     let route =
         redis::cluster_routing::RoutingInfo::SingleNode(redis::cluster_routing::SingleNodeRoutingInfo::RandomPrimary);
     let nodes: String =
         redis::from_redis_value(cluster.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), route).await?)?;
-    let mut found: Vec<(String, u16)> = nodes
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            let serving = fields.len() > 8 && flags.split(',').any(|f| f == "master") && !flags.contains("fail");
-            let address = fields.get(1)?.split(['@', ',']).next()?;
-            let (host, port) = address.rsplit_once(':')?;
-            let port: u16 = port.parse().ok()?;
-            serving.then(|| (host.to_owned(), port))
-        })
-        .collect();
-    found.sort();
-    found.dedup();
-    Ok(found)
+    let mut firsts = Vec::new();
+    let mut covered = 0u32;
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(flags) = fields.get(2) else { continue };
+        let serving = flags.split(',').any(|f| f == "master") && !flags.split(',').any(|f| f == "fail");
+        if !serving {
+            continue;
+        }
+        let ranges: Vec<(u16, u16)> = fields
+            .iter()
+            .skip(8)
+            .filter(|range| !range.starts_with('['))
+            .filter_map(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                Some((low.parse().ok()?, high.parse().ok()?))
+            })
+            .collect();
+        covered += ranges.iter().map(|(low, high)| u32::from(high.saturating_sub(*low)) + 1).sum::<u32>();
+        if let Some(first) = ranges.iter().map(|(low, _)| *low).min() {
+            firsts.push(first);
+        }
+    }
+    if covered < 16384 {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "some of the cluster's slots have no primary serving them: a listing would miss their sessions",
+        )));
+    }
+    firsts.sort_unstable();
+    Ok(firsts)
 }
 
 fn expiry_ms(record: &Record) -> i64 {
@@ -604,6 +656,8 @@ fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
         match field.as_slice() {
             b"x" if value == b"moved" => return Ok(CacheLookup::Moved),
             b"x" => return Ok(CacheLookup::Deleted),
+            // Where a rotation on a cluster moved the session (in its marker).
+            b"n" => {}
             b"v" => version = Some(number()?),
             b"c" => created = Some(number()?),
             b"t" => updated = Some(number()?),
