@@ -96,7 +96,7 @@ pub struct PurgeProgress {
     /// Why it stopped (`None` while running).
     pub end: Option<PurgeEnd>,
     /// How long batches took, for [`batch_p99`](Self::batch_p99).
-    batch_times: BatchTimes,
+    batch_times: Box<BatchTimes>,
 }
 
 /// Batch durations in buckets a quarter of a doubling wide (within 19% of
@@ -224,7 +224,7 @@ pub async fn purge_expired(
         longest_batch: Duration::ZERO,
         longest_write_lock: Duration::ZERO,
         end: None,
-        batch_times: BatchTimes([0; BatchTimes::BUCKETS]),
+        batch_times: Box::new(BatchTimes([0; BatchTimes::BUCKETS])),
     };
     let mut cursor: Option<String> = None;
     loop {

@@ -1,5 +1,5 @@
 //! The Redis cache tier: standalone Redis, Redis Cluster, or the primary
-//! Sentinels name (see [`link`] for how each is reached).
+//! Sentinels name, chosen by the URL (see [`RedisCache::connect`]).
 //!
 //! Key `<prefix><id>`, a hash per session: `v` the version, `c`/`t`/`e` the
 //! created, updated and expiry times, `u` the user, and one `d:<key>` field
