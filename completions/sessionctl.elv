@@ -19,7 +19,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
     var completions = [
         &'sessionctl'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -50,7 +50,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         }
         &'sessionctl;show'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -70,7 +70,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --key 'Only sessions whose data has this top-level key'
             cand --limit 'At most this many sessions'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -90,7 +90,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         &'sessionctl;stats'= {
             cand --sample 'Rows in the sample; tables of up to ten times this are read whole'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -111,7 +111,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --unset 'Remove KEY (repeatable)'
             cand --replace 'Replace all the data with the JSON object in FILE (''-'' for stdin)'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -129,7 +129,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         &'sessionctl;expire'= {
             cand --user 'Every live session of this user instead'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -146,7 +146,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         }
         &'sessionctl;delete'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -168,7 +168,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --user 'The user whose sessions go'
             cand --except 'Keep this session of the user, by id, stored key or cookie ("log out other devices"): every other one goes, in one statement'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -188,7 +188,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         }
         &'sessionctl;regenerate'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -208,7 +208,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --key 'Only sessions whose data has this top-level key'
             cand --limit 'At most this many sessions'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -227,7 +227,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         }
         &'sessionctl;import'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -249,7 +249,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --older-than 'Grace period: only purge sessions expired at least this long ago (e.g. 1h, 7d)'
             cand --max-duration 'Stop cleanly after this long, keeping what was done (e.g. 10m)'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -274,7 +274,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
             cand --log-format 'Log format'
             cand --metrics-addr 'Serve /healthz and Prometheus /metrics on this address (e.g. 127.0.0.1:9187 or localhost:9187; :9187 for every IPv4 interface)'
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'
@@ -293,7 +293,7 @@ set edit:completion:arg-completer[sessionctl] = {|@words|
         }
         &'sessionctl;migrate'= {
             cand --database-url 'Database holding the sessions: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://sessions.db, created when missing; a path given here must exist, except for `migrate`]'
-            cand --redis-url 'Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one'
+            cand --redis-url 'Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one'
             cand --redis-prefix 'Key prefix of the sessions in Redis [default: the one the apps recorded, else sessionctl:]'
             cand --secret-file 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)'
             cand -o 'Output format'

@@ -62,7 +62,7 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "SESSIONCTL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Redis cache tier the apps use in front of the database: redis://HOST:PORT/DB (rediss:// for TLS), redis+cluster://HOST:PORT,HOST:PORT… (Redis Cluster seed nodes) or redis+sentinel://HOST:PORT,…/PRIMARY-NAME. Commands that change sessions refuse to run without reaching it when the apps recorded one.
+    /// Redis cache tier the apps use in front of the database: one server (redis://HOST:PORT/DB, or rediss:// for TLS), a Redis Cluster (redis+cluster:// then seed nodes as HOST:PORT separated by commas) or the primary Sentinels name (redis+sentinel:// then the Sentinels, then /NAME). Commands that change sessions refuse to run without reaching it when the apps recorded one.
     #[arg(long, global = true, env = "SESSIONCTL_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
