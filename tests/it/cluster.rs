@@ -243,7 +243,8 @@ async fn a_cluster_primary_killed_under_load_cache_only_fails_a_bounded_number_o
     let sessions = load.await.unwrap();
     let (requests, failed) = (tally.requests.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
     eprintln!("cache-only failover: {failed} of {requests} requests failed; settled {settled_after:?} after the kill");
-    assert!(failed < requests / 2, "{failed} of {requests} failed");
+    // Observed: 0–8 of 2,800–7,000 (RELIABILITY.md); the bound leaves room for a slow machine.
+    assert!(failed <= 100, "{failed} of {requests} failed");
     let (lost, _) = lost_updates(&store, &config, &sessions).await;
     // Replication is asynchronous: a write acknowledged by the primary an
     // instant before it died may not have reached the replica.
@@ -356,4 +357,51 @@ fn a_cluster_that_is_down_is_one_line() {
     assert_eq!(stderr.lines().filter(|l| l.starts_with("note:")).count(), 1, "one note: {stderr}");
     assert!(!stderr.contains("WARN") && !stderr.contains("ERROR"), "no log lines: {stderr}");
     assert!(stderr.lines().count() <= 2, "the note and the count: {stderr}");
+}
+
+/// Slots move between primaries (`redis-cli --cluster reshard`, there and
+/// back) while requests run on Redis Cluster alone: the client follows
+/// MOVED and ASK, every script runs on the node that holds its key, and no
+/// request fails, no read is stale, no update is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_moving_between_primaries_under_load_fail_and_lose_nothing() {
+    let Some(cluster) = tokio::task::spawn_blocking(redis_cluster::RedisCluster::start).await.unwrap() else {
+        return;
+    };
+    let timeout = StoreOptions::default().cache_timeout_for(false);
+    let cache = Arc::new(RedisCache::connect(&cluster.url(), &prefix("reshard"), timeout).unwrap());
+    let store = Store::cache_only(cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
+    let load = tokio::spawn(hammer(store.clone(), config.clone(), 8, 8, stop.clone(), tally.clone()));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let before = tally.requests.load(Ordering::Relaxed);
+    let _cluster = tokio::task::spawn_blocking(move || {
+        let primaries = cluster.primaries();
+        let id = |port: u16| redis_cluster::cli(port, &["cluster", "myid"]).trim().to_owned();
+        let (a, b) = (id(primaries[0]), id(primaries[1]));
+        for (from, to) in [(&a, &b), (&b, &a)] {
+            cluster.wait_until_settled(Duration::from_secs(30));
+            let target = format!("127.0.0.1:{}", primaries[0]);
+            redis_cluster::cli(
+                primaries[0],
+                &["--cluster", "reshard", &target, "--cluster-from", from, "--cluster-to", to]
+                    .into_iter()
+                    .chain(["--cluster-slots", "3000", "--cluster-yes", "--cluster-pipeline", "10"])
+                    .collect::<Vec<_>>(),
+            );
+        }
+        cluster.wait_until_settled(Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let sessions = load.await.unwrap();
+    let requests = tally.requests.load(Ordering::Relaxed);
+    assert!(requests > before + 100, "requests went on while slots moved: {before} then {requests}");
+    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
+    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
+    assert_eq!(lost_updates(&store, &config, &sessions).await, (0, 0));
 }

@@ -138,8 +138,25 @@ impl RedisCluster {
                 let replication = cli(node.port, &["info", "replication"]);
                 replication.contains("role:master") || replication.contains("master_link_status:up")
             });
-            ok && synced && self.primaries().len() == 3
+            ok && synced && self.primaries().len() == 3 && self.nodes_agree()
         });
+    }
+
+    /// Whether `redis-cli --cluster check` finds the nodes agreeing on the
+    /// slots, none open (mid-migration) and all covered: what it requires
+    /// before it reshards.
+    pub fn nodes_agree(&self) -> bool {
+        let Some(live) = self.nodes.iter().find(|n| !n.is_down()) else { return false };
+        let Ok(output) =
+            Command::new("redis-cli").args(["--cluster", "check", &format!("127.0.0.1:{}", live.port)]).output()
+        else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        output.status.success()
+            && text.contains("[OK] All nodes agree")
+            && !text.contains("[ERR]")
+            && !text.contains("[WARNING]")
     }
 
     /// The live primaries' ports.
