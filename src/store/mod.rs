@@ -330,8 +330,21 @@ impl Store {
         operation: &'static str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        self.cache_calls(cache, operation, 1, call).await
+    }
+
+    /// [`cache_call`](Self::cache_call) for a tier operation that may take
+    /// up to `calls` round trips (each bounded by the tier itself), so the
+    /// bound does not cut it short between two of them.
+    async fn cache_calls<T>(
+        &self,
+        cache: &Arc<dyn CacheTier>,
+        operation: &'static str,
+        calls: u32,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         self.inner.ops.cache.fetch_add(1, Ordering::Relaxed);
-        let timeout = self.inner.options.cache_timeout_for(self.database().is_some());
+        let timeout = self.inner.options.cache_timeout_for(self.database().is_some()) * calls;
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(Error::Cache {
@@ -716,7 +729,11 @@ impl Store {
     pub async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         if let (None, Some(cache)) = (self.database(), self.cache()) {
             self.remember_moved(old);
-            let outcome = self.cache_call(cache, "moving a session", cache.rotate(old, expected_version, record)).await;
+            // On a Redis Cluster a rotation is two steps and, after an
+            // unknown outcome, a check: cut short between them, the old id
+            // could end up moved while the caller keeps the old cookie.
+            let rotation = cache.rotate(old, expected_version, record);
+            let outcome = self.cache_calls(cache, "moving a session", 3, rotation).await;
             self.settle_moved(old, &outcome);
             return outcome;
         }

@@ -242,13 +242,20 @@ async fn a_cluster_primary_killed_under_load_cache_only_fails_a_bounded_number_o
     stop.store(true, Ordering::Relaxed);
     let sessions = load.await.unwrap();
     let (requests, failed) = (tally.requests.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
-    eprintln!("cache-only failover: {failed} of {requests} requests failed; settled {settled_after:?} after the kill");
+    let stale_reads = tally.stale_reads.load(Ordering::Relaxed);
+    let (lost, stale_after) = lost_updates(&store, &config, &sessions).await;
+    eprintln!(
+        "cache-only failover: {failed} of {requests} requests failed, {stale_reads} stale reads, {lost} sessions \
+         lost an update; settled {settled_after:?} after the kill"
+    );
     // Observed: 0–8 of 2,800–7,000 (RELIABILITY.md); the bound leaves room for a slow machine.
     assert!(failed <= 100, "{failed} of {requests} failed");
-    let (lost, _) = lost_updates(&store, &config, &sessions).await;
     // Replication is asynchronous: a write acknowledged by the primary an
-    // instant before it died may not have reached the replica.
-    assert!(lost <= 1, "{lost} sessions lost an acknowledged update");
+    // instant before it died may not have reached the replica. Each worker
+    // has one request in flight, so at most one such write each; a lost
+    // write is read back stale once, then overwritten.
+    assert!(stale_reads <= 8 && lost <= 8, "{stale_reads} stale reads, {lost} lost");
+    assert_eq!(stale_after, lost, "after the failover a session reads what it holds");
     let served: HashSet<bool> = {
         let mut served = HashSet::new();
         for (cookie, _) in &sessions {
@@ -370,18 +377,22 @@ async fn slots_moving_between_primaries_under_load_fail_and_lose_nothing() {
     };
     let timeout = StoreOptions::default().cache_timeout_for(false);
     let cache = Arc::new(RedisCache::connect(&cluster.url(), &prefix("reshard"), timeout).unwrap());
-    let store = Store::cache_only(cache, StoreOptions::default());
+    let store = Store::cache_only(cache.clone(), StoreOptions::default());
     let config = Arc::new(harness::config());
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(Tally::default()));
     let load = tokio::spawn(hammer(store.clone(), config.clone(), 8, 8, stop.clone(), tally.clone()));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let before = tally.requests.load(Ordering::Relaxed);
-    let _cluster = tokio::task::spawn_blocking(move || {
-        let primaries = cluster.primaries();
-        let id = |port: u16| redis_cluster::cli(port, &["cluster", "myid"]).trim().to_owned();
-        let (a, b) = (id(primaries[0]), id(primaries[1]));
-        for (from, to) in [(&a, &b), (&b, &a)] {
+    // A listing under way when the slots move...
+    let (cursor, _) = cache.scan_ids(0, 10).await.unwrap();
+    assert_ne!(cursor, 0, "64 sessions over three primaries take more than one page");
+    let reshard = |cluster: redis_cluster::RedisCluster, there: bool| {
+        tokio::task::spawn_blocking(move || {
             cluster.wait_until_settled(Duration::from_secs(30));
+            let primaries = cluster.primaries();
+            let id = |port: u16| redis_cluster::cli(port, &["cluster", "myid"]).trim().to_owned();
+            let (a, b) = (id(primaries[0]), id(primaries[1]));
+            let (from, to) = if there { (&a, &b) } else { (&b, &a) };
             let target = format!("127.0.0.1:{}", primaries[0]);
             redis_cluster::cli(
                 primaries[0],
@@ -390,12 +401,15 @@ async fn slots_moving_between_primaries_under_load_fail_and_lose_nothing() {
                     .chain(["--cluster-slots", "3000", "--cluster-yes", "--cluster-pipeline", "10"])
                     .collect::<Vec<_>>(),
             );
-        }
-        cluster.wait_until_settled(Duration::from_secs(30));
-        cluster
-    })
-    .await
-    .unwrap();
+            cluster.wait_until_settled(Duration::from_secs(30));
+            cluster
+        })
+    };
+    let cluster = reshard(cluster, true).await.unwrap();
+    // ...stops with an error rather than skip or repeat keys.
+    let error = cache.scan_ids(cursor, 10).await.unwrap_err().to_string();
+    assert!(error.contains("moved during the listing"), "{error}");
+    let _cluster = reshard(cluster, false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let sessions = load.await.unwrap();

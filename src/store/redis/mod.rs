@@ -397,9 +397,13 @@ impl RedisCache {
 
     /// One page of `SCAN` over every key of this prefix. On a cluster the
     /// pages walk each primary in turn, in the order of the first slot
-    /// each serves: the cursor's top 16 bits are that slot (which also
-    /// routes the call), the rest that primary's own cursor. A cluster with
-    /// slots no primary serves is an error, not a shorter listing.
+    /// each serves, each page sent to the address `CLUSTER NODES` gives
+    /// for it. The cursor holds that slot (bits 50–63), a 10-bit digest of
+    /// which primary serves which slots (bits 40–49) and the primary's own
+    /// cursor (bits 0–39): a failover or a resharding between two pages
+    /// changes the digest, and the listing stops with an error rather than
+    /// skip or repeat keys (1 chance in 1,024 that a change goes unseen).
+    /// Slots no primary serves are an error too, not a shorter listing.
     async fn scan_page(&self, cursor: u64, count: usize) -> redis::RedisResult<(u64, Vec<String>)> {
         let mut scan = redis::cmd("SCAN");
         let pattern = format!("{}*", escape_glob(&self.prefix));
@@ -407,33 +411,36 @@ impl RedisCache {
             scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
             return scan.query_async(&mut self.connection()).await;
         };
+        let failed = |message: &'static str| redis::RedisError::from((redis::ErrorKind::Client, message));
         let mut cluster = cluster.clone();
-        let firsts = primaries_first_slots(&mut cluster).await?;
-        let slot = u16::try_from(cursor >> 48).unwrap_or(u16::MAX);
-        if !firsts.contains(&slot) {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "the cluster's primaries changed during the listing; run it again",
-            )));
-        }
-        scan.arg(cursor & NODE_CURSOR).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
         let route = redis::cluster_routing::RoutingInfo::SingleNode(
-            redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(redis::cluster_routing::Route::new(
-                slot,
-                redis::cluster_routing::SlotAddr::Master,
-            )),
+            redis::cluster_routing::SingleNodeRoutingInfo::RandomPrimary,
         );
+        let nodes: String =
+            redis::from_redis_value(cluster.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), route).await?)?;
+        let (primaries, digest) = serving_primaries(&nodes).map_err(failed)?;
+        let slot = u16::try_from(cursor >> SLOT_SHIFT).unwrap_or(u16::MAX);
+        let moved = "the cluster's slots moved during the listing; run it again";
+        if cursor != 0 && (cursor >> DIGEST_SHIFT) & DIGEST_MASK != digest {
+            return Err(failed(moved));
+        }
+        let Some(place) = primaries.iter().position(|p| p.first_slot == slot) else { return Err(failed(moved)) };
+        let primary = &primaries[place];
+        scan.arg(cursor & NODE_CURSOR).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+        let route =
+            redis::cluster_routing::RoutingInfo::SingleNode(redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                host: primary.host.clone(),
+                port: primary.port,
+            });
         let (next, keys): (u64, Vec<String>) = redis::from_redis_value(cluster.route_command(scan, route).await?)?;
         if next > NODE_CURSOR {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "a SCAN cursor too large to walk a cluster",
-            )));
+            return Err(failed("a SCAN cursor too large to walk a cluster"));
         }
-        let next = match (next, firsts.iter().find(|&&first| first > slot)) {
-            (0, Some(&following)) => u64::from(following) << 48,
+        let at = |slot: u16| (u64::from(slot) << SLOT_SHIFT) | (digest << DIGEST_SHIFT);
+        let next = match (next, primaries.get(place + 1)) {
+            (0, Some(following)) => at(following.first_slot),
             (0, None) => 0,
-            (next, _) => (u64::from(slot) << 48) | next,
+            (next, _) => at(slot) | next,
         };
         Ok((next, keys))
     }
@@ -532,23 +539,35 @@ fn escape_glob(text: &str) -> String {
     escaped
 }
 
-/// The part of a cluster SCAN cursor that is the primary's own cursor.
-const NODE_CURSOR: u64 = (1 << 48) - 1;
+/// A cluster SCAN cursor: the slot, a digest of the slot map, and the
+/// primary's own cursor (see `RedisCache::scan_page`).
+const SLOT_SHIFT: u32 = 50;
+const DIGEST_SHIFT: u32 = 40;
+const DIGEST_MASK: u64 = (1 << 10) - 1;
+const NODE_CURSOR: u64 = (1 << DIGEST_SHIFT) - 1;
 
-/// The lowest slot each of a cluster's primaries serves, sorted; an error
-/// when some slot has no primary that serves it (a listing would silently
-/// miss its sessions). A primary only suspected of failing (`fail?`) still
-/// counts: if it is down, the call routed to it fails.
-async fn primaries_first_slots(cluster: &mut redis::cluster_async::ClusterConnection) -> redis::RedisResult<Vec<u16>> {
-    let route =
-        redis::cluster_routing::RoutingInfo::SingleNode(redis::cluster_routing::SingleNodeRoutingInfo::RandomPrimary);
-    let nodes: String =
-        redis::from_redis_value(cluster.route_command(redis::cmd("CLUSTER").arg("NODES").clone(), route).await?)?;
-    let mut firsts = Vec::new();
+/// A primary that serves slots, as `CLUSTER NODES` lists it.
+#[derive(Debug, PartialEq)]
+struct Primary {
+    first_slot: u16,
+    host: String,
+    port: u16,
+}
+
+/// The primaries serving slots in `CLUSTER NODES` output, by the lowest slot
+/// each serves, and a 10-bit digest of which node serves which slots. An
+/// error when some slot has no serving primary (a listing would miss its
+/// sessions). A primary only suspected of failing (`fail?`) still serves:
+/// if it is down, the call routed to it fails. Migration entries
+/// (`[slot->-node]`, `[slot-<-node]`) are left out: a migrating slot is
+/// still listed in its source's ranges.
+fn serving_primaries(nodes: &str) -> std::result::Result<(Vec<Primary>, u64), &'static str> {
+    let mut primaries = Vec::new();
+    let mut map = Vec::new();
     let mut covered = 0u32;
     for line in nodes.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let Some(flags) = fields.get(2) else { continue };
+        let (Some(id), Some(address), Some(flags)) = (fields.first(), fields.get(1), fields.get(2)) else { continue };
         let serving = flags.split(',').any(|f| f == "master") && !flags.split(',').any(|f| f == "fail");
         if !serving {
             continue;
@@ -559,22 +578,30 @@ async fn primaries_first_slots(cluster: &mut redis::cluster_async::ClusterConnec
             .filter(|range| !range.starts_with('['))
             .filter_map(|range| {
                 let (low, high) = range.split_once('-').unwrap_or((range, range));
-                Some((low.parse().ok()?, high.parse().ok()?))
+                let (low, high): (u16, u16) = (low.parse().ok()?, high.parse().ok()?);
+                (low <= high && high < 16384).then_some((low, high))
             })
             .collect();
-        covered += ranges.iter().map(|(low, high)| u32::from(high.saturating_sub(*low)) + 1).sum::<u32>();
-        if let Some(first) = ranges.iter().map(|(low, _)| *low).min() {
-            firsts.push(first);
-        }
+        let Some(first_slot) = ranges.iter().map(|(low, _)| *low).min() else { continue };
+        covered += ranges.iter().map(|(low, high)| u32::from(high - low) + 1).sum::<u32>();
+        let endpoint = address.split(['@', ',']).next().unwrap_or_default();
+        let Some((host, port)) = endpoint.rsplit_once(':') else {
+            return Err("CLUSTER NODES gave an address without a port");
+        };
+        let port = port.parse().map_err(|_| "CLUSTER NODES gave an address without a port")?;
+        map.push(format!("{id} {ranges:?}"));
+        primaries.push(Primary { first_slot, host: host.trim_matches(['[', ']']).to_owned(), port });
     }
     if covered < 16384 {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::Client,
-            "some of the cluster's slots have no primary serving them: a listing would miss their sessions",
-        )));
+        return Err("some of the cluster's slots have no primary serving them: a listing would miss their sessions");
     }
-    firsts.sort_unstable();
-    Ok(firsts)
+    primaries.sort_by_key(|p| p.first_slot);
+    map.sort();
+    // FNV-1a over the slot map: the same map gives the same digest on
+    // every call and every process.
+    let digest =
+        map.join("\n").bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    Ok((primaries, digest & DIGEST_MASK))
 }
 
 fn expiry_ms(record: &Record) -> i64 {
@@ -857,5 +884,43 @@ impl CacheTier for RedisCache {
     async fn delete(&self, id: &SessionKey) -> Result<bool> {
         let deleted: i64 = self.connection().del(self.key(id)).await.map_err(cache_error("deleting a session"))?;
         Ok(deleted > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Primary, serving_primaries};
+
+    const NODES: &str = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7002@17002,host-b master - 0 0 2 connected 5461-10922 [93->-c3]
+c3 127.0.0.1:7003@17003 master - 0 0 3 connected 10923-16383 [93-<-b2]
+d4 127.0.0.1:7004@17004 slave a1 0 0 1 connected
+";
+
+    fn primary(first_slot: u16, port: u16) -> Primary {
+        Primary { first_slot, host: "127.0.0.1".into(), port }
+    }
+
+    #[test]
+    fn primaries_are_read_in_slot_order_with_a_digest_of_the_slot_map() {
+        let (primaries, digest) = serving_primaries(NODES).unwrap();
+        assert_eq!(primaries, vec![primary(0, 7001), primary(5461, 7002), primary(10923, 7003)]);
+        // The same map in another order gives the same digest; a moved slot another.
+        let reordered: String = NODES.lines().rev().map(|l| format!("{l}\n")).collect();
+        assert_eq!(serving_primaries(&reordered).unwrap().1, digest);
+        let resharded = NODES.replace("0-5460", "0-5459").replace("5461-10922", "5460-10922");
+        assert_ne!(serving_primaries(&resharded).unwrap().1, digest);
+        // A primary only suspected of failing still serves.
+        assert!(serving_primaries(&NODES.replace("myself,master", "myself,master,fail?")).is_ok());
+    }
+
+    #[test]
+    fn slots_without_a_serving_primary_are_an_error() {
+        let failed = NODES.replace("myself,master", "myself,master,fail");
+        assert!(serving_primaries(&failed).unwrap_err().contains("no primary serving them"));
+        let gap = NODES.replace("10923-16383", "10923-16000");
+        assert!(serving_primaries(&gap).is_err());
+        assert!(serving_primaries("").is_err());
     }
 }
