@@ -178,6 +178,29 @@ async fn lost_updates(store: &Store, config: &Arc<SessionConfig>, sessions: &[(S
     (lost, stale)
 }
 
+/// Lets the load run `settle` more, stops it, and asserts it went on past
+/// `since` + `at_least` requests with none failed, no read stale and no
+/// update lost; returns the sessions.
+async fn stop_and_expect_nothing_lost(
+    load: tokio::task::JoinHandle<Vec<(String, i64)>>,
+    (stop, tally): (&AtomicBool, &Tally),
+    (store, config): (&Store, &Arc<SessionConfig>),
+    settle: Duration,
+    since: u64,
+    at_least: u64,
+    what: &str,
+) -> Vec<(String, i64)> {
+    tokio::time::sleep(settle).await;
+    stop.store(true, Ordering::Relaxed);
+    let sessions = load.await.unwrap();
+    let requests = tally.requests.load(Ordering::Relaxed);
+    assert!(requests > since + at_least, "requests went on {what}: {since} then {requests}");
+    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
+    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
+    assert_eq!(lost_updates(store, config, &sessions).await, (0, 0), "lost updates, stale reads afterwards");
+    sessions
+}
+
 /// A primary of the cluster is killed (SIGKILL) while requests run over
 /// PostgreSQL: its replica takes over, and with the database behind the
 /// cache no request fails, no update is lost and no read is stale.
@@ -202,15 +225,10 @@ async fn a_cluster_primary_killed_under_load_loses_nothing_with_a_database_behin
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop.store(true, Ordering::Relaxed);
-    let sessions = load.await.unwrap();
-    let requests = tally.requests.load(Ordering::Relaxed);
-    assert!(requests > before_kill + 100, "requests went on through the failover: {before_kill} then {requests}");
-    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
-    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
-    let (lost, stale) = lost_updates(&store, &config, &sessions).await;
-    assert_eq!((lost, stale), (0, 0), "lost updates, stale reads after the cluster settled");
+    let settle = Duration::from_millis(1000);
+    let counted = (stop.as_ref(), tally.as_ref());
+    stop_and_expect_nothing_lost(load, counted, (&store, &config), settle, before_kill, 100, "through the failover")
+        .await;
 }
 
 /// The same on Redis Cluster alone: requests that fail while the slot has
@@ -296,14 +314,11 @@ async fn a_sentinel_failover_under_load_loses_nothing_with_a_database_behind() {
     .await
     .unwrap();
     let promoted_at = tally.requests.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let sessions = load.await.unwrap();
-    let requests = tally.requests.load(Ordering::Relaxed);
-    assert!(requests > promoted_at + 50, "requests went on after the promotion: {promoted_at} then {requests}");
-    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
-    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
-    assert_eq!(lost_updates(&store, &config, &sessions).await, (0, 0));
+    let settle = Duration::from_millis(1500);
+    let counted = (stop.as_ref(), tally.as_ref());
+    let sessions =
+        stop_and_expect_nothing_lost(load, counted, (&store, &config), settle, promoted_at, 50, "after the promotion")
+            .await;
     // And the cache is in use again, on the new primary.
     let (cookie, _) = &sessions[0];
     let key = Session::new(store.clone(), config.clone(), Some(cookie.as_str())).key().await.unwrap().unwrap();
@@ -410,12 +425,7 @@ async fn slots_moving_between_primaries_under_load_fail_and_lose_nothing() {
     let error = cache.scan_ids(cursor, 10).await.unwrap_err().to_string();
     assert!(error.contains("moved during the listing"), "{error}");
     let _cluster = reshard(cluster, false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let sessions = load.await.unwrap();
-    let requests = tally.requests.load(Ordering::Relaxed);
-    assert!(requests > before + 100, "requests went on while slots moved: {before} then {requests}");
-    assert_eq!(tally.failed.load(Ordering::Relaxed), 0, "failed requests of {requests}");
-    assert_eq!(tally.stale_reads.load(Ordering::Relaxed), 0, "stale reads of {requests}");
-    assert_eq!(lost_updates(&store, &config, &sessions).await, (0, 0));
+    let settle = Duration::from_millis(500);
+    let counted = (stop.as_ref(), tally.as_ref());
+    stop_and_expect_nothing_lost(load, counted, (&store, &config), settle, before, 100, "while slots moved").await;
 }

@@ -491,6 +491,19 @@ async fn two_serve_cron_replicas_on_one_postgres_one_purges_the_other_skips() {
     assert_eq!(first.wait().unwrap().code(), Some(0));
 }
 
+/// Starts `command` (a `sessionctl` with no arguments yet) as a serve-cron
+/// replica purging every second, logging JSON; its stderr is collected.
+pub(crate) fn serve_cron_every_second(mut command: Command) -> (Child, Arc<std::sync::Mutex<String>>) {
+    let mut child = command
+        .args(["serve-cron", "--schedule", "* * * * * *", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    (child, log)
+}
+
 /// The JSON log lines of a replica that mention a tick, as (message, tick).
 pub(crate) fn tick_lines(log: &str) -> Vec<(String, String)> {
     log.lines()
@@ -507,15 +520,7 @@ async fn three_replicas_purge_exactly_once_per_tick_even_after_the_leader_dies()
     let Some(db) = harness::postgres().await else { return };
     // An empty table: each purge takes milliseconds, which is when a lock
     // held only while purging let a second replica purge the same tick.
-    let spawn = || {
-        let mut child = sessionctl(&db.url, &["serve-cron", "--schedule", "* * * * * *", "--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = collect_stderr(&mut child);
-        (child, log)
-    };
+    let spawn = || serve_cron_every_second(sessionctl(&db.url, &[]));
     let mut replicas: Vec<_> = (0..3).map(|_| spawn()).collect();
     tokio::time::sleep(Duration::from_secs(6)).await;
     // The leader of the latest tick dies without releasing anything.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::{self, redis_cluster};
-use crate::purge::{collect_stderr, sessionctl, signal, tick_lines};
+use crate::purge::{serve_cron_every_second, sessionctl, signal, tick_lines};
 
 const SECRET: &str = "scale-out test key 0123456789 0123456789 0123456789";
 
@@ -132,15 +132,9 @@ async fn four_app_nodes_on_a_cluster_lose_nothing_resurrect_nothing_and_purge_on
         Arc::new((0..4).map(|_| AppNode::start(&demo, &pg.url, &cluster.url(), &prefix)).collect());
     let replicas: Vec<(Child, Arc<std::sync::Mutex<String>>)> = (0..3)
         .map(|_| {
-            let mut child = sessionctl(&pg.url, &["serve-cron", "--schedule", "* * * * * *", "--log-format", "json"])
-                .env("SESSIONCTL_REDIS_URL", cluster.url())
-                .env("SESSIONCTL_REDIS_PREFIX", &prefix)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let log = collect_stderr(&mut child);
-            (child, log)
+            let mut command = sessionctl(&pg.url, &[]);
+            command.env("SESSIONCTL_REDIS_URL", cluster.url()).env("SESSIONCTL_REDIS_PREFIX", &prefix);
+            serve_cron_every_second(command)
         })
         .collect();
     let client = reqwest::Client::builder()
