@@ -429,3 +429,41 @@ async fn slots_moving_between_primaries_under_load_fail_and_lose_nothing() {
     let counted = (stop.as_ref(), tally.as_ref());
     stop_and_expect_nothing_lost(load, counted, (&store, &config), settle, before, 100, "while slots moved").await;
 }
+
+/// A cluster whose nodes require a password (of clients and of each
+/// other): the library and the CLI reach it with the password in the URL
+/// (percent-encoded: it holds a space, `/` and `?`); a wrong one is one
+/// line that shows neither password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_a_password_is_reached_with_it_and_refused_without() {
+    const PASSWORD: &str = "s3cret pass/?";
+    let Some(cluster) =
+        tokio::task::spawn_blocking(|| redis_cluster::RedisCluster::start_with_password(Some(PASSWORD))).await.unwrap()
+    else {
+        return;
+    };
+    let hosts = cluster.url().trim_start_matches("redis+cluster://").to_owned();
+    let url = format!("redis+cluster://:s3cret%20pass%2F%3F@{hosts}");
+    let wrong = format!("redis+cluster://:n0t-it@{hosts}");
+    let db = harness::sqlite().await;
+    let prefix = prefix("authed");
+    let cache = Arc::new(RedisCache::connect(&url, &prefix, Duration::from_secs(2)).unwrap());
+    let store = Store::tiered(db.database.clone().unwrap(), cache.clone(), StoreOptions::default());
+    for i in 0..30 {
+        assert!(store.create(&record(Some("erin"), chrono::Duration::hours(1), json!({"i": i}))).await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |url: &str| {
+        Run::new(dir.path(), &db.url).with("SESSIONCTL_REDIS_PREFIX", &prefix).with("SESSIONCTL_REDIS_URL", url)
+    };
+    let stats = cli(&url).json(&["stats"]);
+    assert_eq!(
+        (stats["cache"]["cached"].as_u64(), stats["cache"]["in_both"].as_u64()),
+        (Some(30), Some(30)),
+        "{stats}"
+    );
+    let refused = cli(&wrong).fails(&["revoke", "--user", "erin", "-y"], 1);
+    assert!(!refused.contains("n0t-it") && !refused.contains("s3cret"), "{refused}");
+    assert_eq!(store.user_sessions("erin", sessionctl::record::now()).await.unwrap().len(), 30, "nothing revoked");
+    assert_eq!(cli(&url).json(&["revoke", "--user", "erin", "-y"])["revoked"], 30);
+}

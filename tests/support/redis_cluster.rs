@@ -39,11 +39,17 @@ impl Drop for Node {
 
 /// `redis-cli` against one port; its output, or a panic with what it said.
 pub fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("cannot run redis-cli");
+    cli_as(None, port, args)
+}
+
+/// [`cli`] with a password (passed as `REDISCLI_AUTH`, never on the command line).
+pub fn cli_as(password: Option<&str>, port: u16, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    if let Some(password) = password {
+        command.env("REDISCLI_AUTH", password);
+    }
+    let output =
+        command.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args).output().expect("cannot run redis-cli");
     assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -59,6 +65,8 @@ fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
 /// A Redis Cluster: 3 primaries, each with a replica.
 pub struct RedisCluster {
     pub nodes: Vec<Node>,
+    /// What every node requires (`requirepass`, `masterauth`), if anything.
+    pub password: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -74,6 +82,11 @@ pub fn shared_cluster() -> Option<&'static RedisCluster> {
 impl RedisCluster {
     /// Six nodes made into a cluster, or `None` when redis-server is missing.
     pub fn start() -> Option<RedisCluster> {
+        RedisCluster::start_with_password(None)
+    }
+
+    /// The same, every node requiring `password` (of clients and of each other).
+    pub fn start_with_password(password: Option<&str>) -> Option<RedisCluster> {
         if !available() {
             return None;
         }
@@ -104,7 +117,10 @@ impl RedisCluster {
                     dir.path().to_str().unwrap(),
                 ]
                 .map(str::to_owned);
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+                if let Some(password) = password {
+                    args.extend(["--requirepass", password, "--masterauth", password]);
+                }
                 Node { port, child: Some(spawn(&args, port)) }
             })
             .collect();
@@ -112,10 +128,15 @@ impl RedisCluster {
         let mut create = vec!["--cluster", "create"];
         create.extend(addresses.iter().map(String::as_str));
         create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        cli(nodes[0].port, &create);
-        let cluster = RedisCluster { nodes, _dir: dir };
+        cli_as(password, nodes[0].port, &create);
+        let cluster = RedisCluster { nodes, password: password.map(str::to_owned), _dir: dir };
         cluster.wait_until_settled(Duration::from_secs(30));
         Some(cluster)
+    }
+
+    /// `redis-cli` on one node of this cluster, with its password.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli_as(self.password.as_deref(), port, args)
     }
 
     /// `redis+cluster://` with every node as a seed.
@@ -131,11 +152,11 @@ impl RedisCluster {
     pub fn wait_until_settled(&self, within: Duration) {
         wait_for("the cluster settles", within, || {
             let ok = self.nodes.iter().filter(|n| !n.is_down()).all(|node| {
-                let info = cli(node.port, &["cluster", "info"]);
+                let info = self.cli(node.port, &["cluster", "info"]);
                 info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
             });
             let synced = self.nodes.iter().filter(|n| !n.is_down()).all(|node| {
-                let replication = cli(node.port, &["info", "replication"]);
+                let replication = self.cli(node.port, &["info", "replication"]);
                 replication.contains("role:master") || replication.contains("master_link_status:up")
             });
             ok && synced && self.primaries().len() == 3 && self.nodes_agree()
@@ -147,9 +168,11 @@ impl RedisCluster {
     /// before it reshards.
     pub fn nodes_agree(&self) -> bool {
         let Some(live) = self.nodes.iter().find(|n| !n.is_down()) else { return false };
-        let Ok(output) =
-            Command::new("redis-cli").args(["--cluster", "check", &format!("127.0.0.1:{}", live.port)]).output()
-        else {
+        let mut check = Command::new("redis-cli");
+        if let Some(password) = &self.password {
+            check.env("REDISCLI_AUTH", password);
+        }
+        let Ok(output) = check.args(["--cluster", "check", &format!("127.0.0.1:{}", live.port)]).output() else {
             return false;
         };
         let text = String::from_utf8_lossy(&output.stdout);
@@ -164,7 +187,7 @@ impl RedisCluster {
         self.nodes
             .iter()
             .filter(|n| !n.is_down())
-            .filter(|n| cli(n.port, &["role"]).starts_with("master"))
+            .filter(|n| self.cli(n.port, &["role"]).starts_with("master"))
             .map(|n| n.port)
             .collect()
     }
