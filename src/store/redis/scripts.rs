@@ -1,0 +1,221 @@
+//! The Lua scripts of the Redis cache tier. Each takes one key, or (the
+//! standalone rotation) two; every script starts with `COMMON`'s helpers.
+//! Writes that must not go backwards compare versions here, inside Redis,
+//! so no read-modify-write round trip can interleave with another.
+
+/// Helpers every script starts with. `kind` tells a live entry from a
+/// tombstone, an absent key, or an entry in the older string format (which
+/// reads convert and writes replace). `hset_from` writes the field/value
+/// pairs of ARGV from index `first` (in chunks: `unpack` has a stack limit).
+pub(super) const COMMON: &str = r#"
+local function kind(key)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return 'none' end
+  if t ~= 'hash' then
+    if redis.call('GET', key) == '!deleted' then return 'tomb' end
+    return 'old'
+  end
+  if redis.call('HEXISTS', key, 'x') == 1 then return 'tomb' end
+  return 'live'
+end
+-- Runs `command` on `key` with ARGV[first..last], in chunks (`unpack` has
+-- a stack limit).
+local function call_range(command, key, first, last)
+  local i = first
+  while i <= last do
+    local stop = math.min(i + 399, last)
+    redis.call(command, key, unpack(ARGV, i, stop))
+    i = stop + 1
+  end
+end
+local function hset_range(key, first, last) call_range('HSET', key, first, last) end
+local function hdel_range(key, first, last) call_range('HDEL', key, first, last) end
+local function write_whole(key, first, expiry)
+  redis.call('DEL', key)
+  hset_range(key, first, #ARGV)
+  redis.call('PEXPIREAT', key, expiry)
+end
+local function version(key)
+  return tonumber(redis.call('HGET', key, 'v'))
+end
+-- The version of a live entry in one call; nil for an absent key, a
+-- tombstone (a hash without 'v') or an entry in the older string format.
+local function live_version(key)
+  local v = redis.pcall('HGET', key, 'v')
+  if type(v) ~= 'string' then return nil end
+  return tonumber(v)
+end
+-- Unmarks, in one call, the quick marks of the data fields among
+-- ARGV[first..last] (every `step`th).
+local function unmark_quick(key, first, last, step)
+  local flags = {}
+  for i = first, last, step do
+    if string.sub(ARGV[i], 1, 2) == 'd:' then flags[#flags + 1] = 'q:' .. string.sub(ARGV[i], 3) end
+  end
+  for i = 1, #flags, 400 do
+    redis.call('HDEL', key, unpack(flags, i, math.min(i + 399, #flags)))
+  end
+end
+-- For each data field ('d:<key>') among ARGV[first..last] (every `step`th):
+-- mark its key as changed by a quick write ('q:<key>'), or unmark it.
+local function mark_quick(key, first, last, step, mark)
+  for i = first, last, step do
+    local field = ARGV[i]
+    if string.sub(field, 1, 2) == 'd:' then
+      local flag = 'q:' .. string.sub(field, 3)
+      if mark then redis.call('HSET', key, flag, '1') else redis.call('HDEL', key, flag) end
+    end
+  end
+end
+"#;
+
+/// Refill after a database read, and cache-only creation: only into an
+/// empty slot (never over a live entry or a tombstone). KEYS[1]; ARGV
+/// expiry ms, then the record's fields. Returns 1 written, 0 refused.
+pub(super) const INSERT_IF_EMPTY: &str = r#"
+local k = kind(KEYS[1])
+if k == 'live' or k == 'tomb' then return 0 end
+write_whole(KEYS[1], 2, ARGV[1])
+return 1
+"#;
+
+/// After a database write: KEYS[1]; ARGV expiry ms, version, fields.
+/// Returns 1 stored, 0 refused (the same or a newer version, which may hold
+/// quick writes the record does not, or a tombstone).
+pub(super) const PUT: &str = r#"
+local k = kind(KEYS[1])
+if k == 'tomb' then return 0 end
+if k == 'live' and version(KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+write_whole(KEYS[1], 3, ARGV[1])
+return 1
+"#;
+
+/// After a database patch: KEYS[1]; ARGV expiry ms or '', new version,
+/// count of removed fields, count of patch items, the removed fields, the
+/// patch items. When the entry is the version just before, the patch is
+/// applied to it (keeping quick writes, unmarking the keys it persisted),
+/// and the script returns 1. An older entry is deleted (the next read
+/// refills it): -1. The same or a newer version, a tombstone, or no entry:
+/// 0, untouched.
+pub(super) const PUT_PATCHED: &str = r#"
+local current = live_version(KEYS[1])
+local new = tonumber(ARGV[2])
+if current == nil or current >= new then return 0 end
+if current ~= new - 1 then
+  redis.call('DEL', KEYS[1])
+  return -1
+end
+local removed = tonumber(ARGV[3])
+local items = tonumber(ARGV[4])
+hdel_range(KEYS[1], 5, 4 + removed)
+hset_range(KEYS[1], 5 + removed, 4 + removed + items)
+unmark_quick(KEYS[1], 5, 4 + removed + items, 1)
+redis.call('HSET', KEYS[1], 'v', ARGV[2])
+if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
+return 1
+"#;
+
+/// Key-level changes to a live entry: KEYS[1]; ARGV bump (1/0), largest
+/// version, count of removed fields, count of patch items, expiry ms or '',
+/// the removed fields, the patch items. Without bump (a quick write) the
+/// changed keys are marked `q:<key>` until a database save persists them.
+/// Returns the entry's version after the change, or -1 when there is no
+/// live entry.
+pub(super) const PATCH: &str = r#"
+local current = live_version(KEYS[1])
+if current == nil then return -1 end
+local removed = tonumber(ARGV[3])
+local items = tonumber(ARGV[4])
+if ARGV[1] == '1' then
+  if current >= tonumber(ARGV[2]) then
+    return redis.error_reply('session version is at its limit')
+  end
+  current = redis.call('HINCRBY', KEYS[1], 'v', 1)
+end
+hdel_range(KEYS[1], 6, 5 + removed)
+hset_range(KEYS[1], 6 + removed, 5 + removed + items)
+if ARGV[1] == '0' then
+  mark_quick(KEYS[1], 6, 5 + removed, 1, true)
+  mark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2, true)
+end
+if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
+return current
+"#;
+
+/// Cache-only update: KEYS[1]; ARGV expiry ms, expected version, fields.
+/// Returns 1 updated, 0 conflict, -1 missing.
+pub(super) const UPDATE: &str = r#"
+if kind(KEYS[1]) ~= 'live' then return -1 end
+if version(KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
+write_whole(KEYS[1], 3, ARGV[1])
+return 1
+"#;
+
+/// Cache-only id rotation: KEYS old, new; ARGV expiry ms, expected version,
+/// marker ttl ms, fields. The old id becomes a "moved" tombstone. Returns 1
+/// rotated, 0 conflict, -1 missing, -2 id taken.
+pub(super) const ROTATE: &str = r#"
+if kind(KEYS[1]) ~= 'live' then return -1 end
+if version(KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', 'moved')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+write_whole(KEYS[2], 4, ARGV[1])
+return 1
+"#;
+
+/// The first step of a rotation on a cluster: KEYS[1] the new id's key;
+/// ARGV expiry ms, then the record's fields (`v`, version, `c`, created,
+/// `t`, updated, …). Returns 1 written, -2 id taken. Idempotent: the cluster
+/// client resends a call whose connection dropped, and an entry with this
+/// very version, creation and update time is this call's own.
+pub(super) const ROTATE_IN: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if kind(KEYS[1]) == 'live' then
+    local mine = redis.call('HMGET', KEYS[1], 'v', 'c', 't')
+    if mine[1] == ARGV[3] and mine[2] == ARGV[5] and mine[3] == ARGV[7] then return 1 end
+  end
+  return -2
+end
+write_whole(KEYS[1], 2, ARGV[1])
+return 1
+"#;
+
+/// The second step: KEYS[1] the old id's key; ARGV expected version, marker
+/// ttl ms, the new id's key (kept in the marker). Returns 1 moved, 0
+/// conflict, -1 missing. Idempotent: a marker pointing at this new key is
+/// this call's own, resent.
+pub(super) const ROTATE_OUT: &str = r#"
+local k = kind(KEYS[1])
+if k == 'tomb' and redis.call('HGET', KEYS[1], 'n') == ARGV[3] then return 1 end
+if k ~= 'live' then return -1 end
+if version(KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', 'moved', 'n', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// KEYS[1]; ARGV reason ('deleted' or 'moved'), ttl ms. A deletion keeps an
+/// existing "moved" marker.
+pub(super) const TOMBSTONE: &str = r#"
+if ARGV[1] == 'deleted' and kind(KEYS[1]) == 'tomb' and redis.call('HGET', KEYS[1], 'x') == 'moved' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// KEYS: keys found by SCAN. Returns those holding a live session.
+pub(super) const LIVE_KEYS: &str = r#"
+local live = {}
+for _, key in ipairs(KEYS) do
+  local k = kind(key)
+  if k == 'live' or (k == 'old' and redis.call('GET', key) ~= '!deleted') then table.insert(live, key) end
+end
+return live
+"#;
