@@ -21,9 +21,10 @@ pub(super) struct Primary {
 /// each serves, and a 10-bit digest of which node serves which slots. An
 /// error when some slot has no serving primary (a listing would miss its
 /// sessions). A primary only suspected of failing (`fail?`) still serves:
-/// if it is down, the call routed to it fails. Migration entries
-/// (`[slot->-node]`, `[slot-<-node]`) are left out: a migrating slot is
-/// still listed in its source's ranges.
+/// if it is down, the call routed to it fails. A slot being migrated
+/// (`[slot->-node]`, `[slot-<-node]`) is an error too: its keys are split
+/// between two primaries, and the per-key calls of a listing would chase
+/// redirections until they time out (seen with the redis crate 1.8).
 pub(super) fn serving_primaries(nodes: &str) -> std::result::Result<(Vec<Primary>, u64), &'static str> {
     let mut primaries = Vec::new();
     let mut map = Vec::new();
@@ -35,10 +36,12 @@ pub(super) fn serving_primaries(nodes: &str) -> std::result::Result<(Vec<Primary
         if !serving {
             continue;
         }
+        if fields.iter().skip(8).any(|range| range.starts_with('[')) {
+            return Err("slots are migrating between the cluster's primaries: list again when the resharding is done");
+        }
         let ranges: Vec<(u16, u16)> = fields
             .iter()
             .skip(8)
-            .filter(|range| !range.starts_with('['))
             .filter_map(|range| {
                 let (low, high) = range.split_once('-').unwrap_or((range, range));
                 let (low, high): (u16, u16) = (low.parse().ok()?, high.parse().ok()?);
@@ -73,8 +76,8 @@ mod tests {
 
     const NODES: &str = "\
 a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
-b2 127.0.0.1:7002@17002,host-b master - 0 0 2 connected 5461-10922 [93->-c3]
-c3 127.0.0.1:7003@17003 master - 0 0 3 connected 10923-16383 [93-<-b2]
+b2 127.0.0.1:7002@17002,host-b master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7003@17003 master - 0 0 3 connected 10923-16383
 d4 127.0.0.1:7004@17004 slave a1 0 0 1 connected
 ";
 
@@ -102,5 +105,7 @@ d4 127.0.0.1:7004@17004 slave a1 0 0 1 connected
         let gap = NODES.replace("10923-16383", "10923-16000");
         assert!(serving_primaries(&gap).is_err());
         assert!(serving_primaries("").is_err());
+        let migrating = NODES.replace("5461-10922", "5461-10922 [5470->-c3]");
+        assert!(serving_primaries(&migrating).unwrap_err().contains("migrating"));
     }
 }
