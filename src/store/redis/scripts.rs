@@ -1,11 +1,13 @@
 //! The Lua scripts of the Redis cache tier. Each takes one key, or (the
 //! standalone rotation) two; every script starts with `COMMON`'s helpers.
 //! Writes that must not go backwards compare versions here, inside Redis,
-//! so no read-modify-write round trip can interleave with another.
+//! so no read-modify-write round trip can interleave with another. Each
+//! script runs as one call, bounded like every call by the connection's
+//! response timeout (`link.rs`) and the store's cache timeout.
 
 /// Helpers every script starts with. `kind` tells a live entry from a
 /// tombstone, an absent key, or an entry in the older string format (which
-/// reads convert and writes replace). `hset_from` writes the field/value
+/// reads convert and writes replace). `hset_range` writes the field/value
 /// pairs of ARGV from index `first` (in chunks: `unpack` has a stack limit).
 pub(super) const COMMON: &str = r#"
 local function kind(key)

@@ -1,6 +1,8 @@
 //! A Redis Cluster's slot map as `CLUSTER NODES` gives it: which primaries
 //! serve slots, in slot order, and a digest of the map, for listings that
-//! walk every primary and must notice when slots move under them.
+//! walk every primary and must notice when slots move under them. This
+//! reads text only; the `CLUSTER NODES` call that fetches it is bounded by
+//! the connection's response timeout and the store's cache timeout.
 
 /// A cluster SCAN cursor: the slot, a digest of the slot map, and the
 /// primary's own cursor (see `RedisCache::scan_page`).
