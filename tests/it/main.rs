@@ -15,6 +15,7 @@ mod faulty;
 mod fuzz_corpus;
 mod hashed;
 mod operator;
+mod pg_conns;
 mod purge;
 mod scale_out;
 mod session;

@@ -3,7 +3,8 @@
 //! Every write is one statement (or, for id rotation, one short transaction),
 //! relying on PostgreSQL's row locks: a versioned UPDATE that races another
 //! waits for it, re-reads the row and then misses on the version, which the
-//! session turns into a reload-and-reapply.
+//! session turns into a reload-and-reapply. The request path's statements run
+//! on [`conns`]' connections, one round trip each; the rest on sqlx's pool.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +23,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
 use crate::record::{self, Record};
+
+mod conns;
 
 const BACKEND: &str = "postgres";
 const COLUMNS: &str = "id, data::text AS data, user_id, created_at, updated_at, expires_at, version";
@@ -62,6 +65,9 @@ impl super::PurgeLock for AdvisoryLock {
 /// PostgreSQL behind a connection pool.
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
+    /// The per-request statements' connections (load, save, delete, device).
+    conns: std::sync::Arc<conns::Conns>,
+    /// Everything else: the CLI's and the maintenance statements.
     pool: PgPool,
     /// One connection with `synchronous_commit = off`, for purge batches only.
     purge_pool: PgPool,
@@ -130,8 +136,9 @@ impl PostgresDatabase {
             .idle_timeout(Duration::from_secs(60))
             .acquire_timeout(timeout)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
+        let conns = std::sync::Arc::new(conns::Conns::new(options.clone(), 16, timeout));
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(timeout).connect_lazy_with(options);
-        Ok(PostgresDatabase { pool, purge_pool })
+        Ok(PostgresDatabase { conns, pool, purge_pool })
     }
 
     /// The underlying pool, for callers that need raw SQL (benchmarks).
@@ -400,28 +407,30 @@ impl DatabaseCore for PostgresDatabase {
     }
 
     async fn insert_if_absent(&self, record: &Record) -> Result<bool> {
-        let result = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
-            .execute(&self.pool)
+        let result = self
+            .conns
+            .run(async |conn| {
+                bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record).execute(conn).await
+            })
             .await
             .map_err(Error::db(BACKEND, "creating a session"))?;
         Ok(result.rows_affected() == 1)
     }
 
     async fn load(&self, id: &SessionKey) -> Result<Option<Record>> {
-        let row = sqlx::query(
-            "SELECT id, data::text AS data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "loading a session"))?;
+        let sql = "SELECT id, data::text AS data, user_id, created_at, updated_at, expires_at, version FROM sessions WHERE id = $1";
+        let row = self
+            .conns
+            .run(async |conn| sqlx::query(sql).bind(id.as_str()).fetch_optional(conn).await)
+            .await
+            .map_err(Error::db(BACKEND, "loading a session"))?;
         row.as_ref().map(row_to_record).transpose()
     }
 
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
         // One round trip tells all three outcomes: the CTE sees the row as it
         // was before this statement, the UPDATE only if the version matched.
-        let row = sqlx::query(
+        let query = sqlx::query(
             "WITH updated AS (
                  UPDATE sessions SET data = $2::jsonb, user_id = $3, updated_at = $4, expires_at = $5, version = $6
                  WHERE id = $1 AND version = $7 RETURNING 1
@@ -435,10 +444,12 @@ impl DatabaseCore for PostgresDatabase {
         .bind(record.updated_at)
         .bind(record.expires_at)
         .bind(record.version)
-        .bind(expected_version)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, "saving a session"))?;
+        .bind(expected_version);
+        let row = self
+            .conns
+            .run(async |conn| query.fetch_one(conn).await)
+            .await
+            .map_err(Error::db(BACKEND, "saving a session"))?;
         let updated: i64 = row.try_get("updated").map_err(Error::db(BACKEND, "saving a session"))?;
         let present: bool = row.try_get("present").map_err(Error::db(BACKEND, "saving a session"))?;
         Ok(match (updated, present) {
@@ -452,7 +463,7 @@ impl DatabaseCore for PostgresDatabase {
         const OP: &str = "saving a session";
         // The row lock makes concurrent patches queue: each one sees the
         // row as the one before left it, so none loses another's keys.
-        let row: Option<i64> = sqlx::query_scalar(
+        let query = sqlx::query_scalar(
             "UPDATE sessions SET data = (data - $2::text[]) || $3::jsonb,
                  user_id = CASE WHEN $4 THEN $5 ELSE user_id END,
                  expires_at = COALESCE($6, expires_at),
@@ -467,16 +478,20 @@ impl DatabaseCore for PostgresDatabase {
         .bind(patch.user_id.clone().flatten())
         .bind(patch.expires_at)
         .bind(patch.updated_at)
-        .bind(record::MAX_VERSION)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
+        .bind(record::MAX_VERSION);
+        let row: Option<i64> =
+            self.conns.run(async |conn| query.fetch_optional(conn).await).await.map_err(Error::db(BACKEND, OP))?;
         if let Some(version) = row {
             return Ok(Some(version));
         }
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM sessions WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
+        let version: Option<i64> = self
+            .conns
+            .run(async |conn| {
+                sqlx::query_scalar("SELECT version FROM sessions WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(conn)
+                    .await
+            })
             .await
             .map_err(Error::db(BACKEND, OP))?;
         // Gone, expired (a patch never brings an expired session back: an
@@ -520,9 +535,9 @@ impl DatabaseCore for PostgresDatabase {
     }
 
     async fn delete(&self, id: &SessionKey) -> Result<bool> {
-        let result = sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&self.pool)
+        let result = self
+            .conns
+            .run(async |conn| sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.as_str()).execute(conn).await)
             .await
             .map_err(Error::db(BACKEND, "deleting a session"))?;
         Ok(result.rows_affected() > 0)
@@ -545,15 +560,16 @@ impl DatabaseAccounts for PostgresDatabase {
     }
 
     async fn touch(&self, id: &SessionKey, device: &Device) -> Result<bool> {
-        let result =
-            sqlx::query("UPDATE sessions SET last_seen_at = $1, client_ip = $2, user_agent = $3 WHERE id = $4")
-                .bind(device.last_seen_at)
-                .bind(device.client_ip.as_deref())
-                .bind(device.user_agent.as_deref())
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(Error::db(BACKEND, "recording a device"))?;
+        let query = sqlx::query("UPDATE sessions SET last_seen_at = $1, client_ip = $2, user_agent = $3 WHERE id = $4")
+            .bind(device.last_seen_at)
+            .bind(device.client_ip.as_deref())
+            .bind(device.user_agent.as_deref())
+            .bind(id.as_str());
+        let result = self
+            .conns
+            .run(async |conn| query.execute(conn).await)
+            .await
+            .map_err(Error::db(BACKEND, "recording a device"))?;
         Ok(result.rows_affected() == 1)
     }
 

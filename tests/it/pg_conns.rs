@@ -1,0 +1,274 @@
+//! The PostgreSQL tier's request-path connections (`store/postgres/conns.rs`):
+//! kept and reused, replaced when the server dropped them, never handed out
+//! mid-statement, and back in service after a server restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sessionctl::store::postgres::PostgresDatabase;
+use sessionctl::{DatabaseTier, Session, SessionConfig, Store, StoreOptions};
+use sqlx::PgPool;
+
+use crate::harness::{self, pg_server::PgServer};
+
+/// A store on a fresh database of `server` (the shared one when `None`),
+/// with `timeout` on every database call, and an admin pool of its own.
+async fn store_on(server: Option<&PgServer>, timeout: Duration) -> Option<(Store, PgPool)> {
+    let url = match server {
+        Some(server) => server.create_database(),
+        None => {
+            let server = harness::pg_server::shared()?;
+            tokio::task::spawn_blocking(|| server.create_database()).await.unwrap()
+        }
+    };
+    let database: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
+    database.migrate().await.unwrap();
+    let store = Store::with_options(database, None, StoreOptions::default().with_database_timeout(timeout));
+    let admin = PgPool::connect(&format!("{url}?application_name=admin")).await.unwrap();
+    Some((store, admin))
+}
+
+/// How many connections were ever opened to the store's database (the
+/// server counts them as its backends report; they report within a second).
+async fn connections_opened(admin: &PgPool) -> i64 {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut conn = admin.acquire().await.unwrap();
+    sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *conn).await.unwrap();
+    sqlx::query_scalar("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+/// A session with a counter; returns its cookie value.
+async fn new_session(store: &Store, config: &Arc<SessionConfig>) -> String {
+    let session = Session::new(store.clone(), config.clone(), None);
+    session.insert("n", 0).await.unwrap();
+    harness::cookie_of(&session.save().await.unwrap())
+}
+
+/// Increments the session's counter: `Ok` when the save landed.
+async fn increment(store: &Store, config: &Arc<SessionConfig>, cookie: &str) -> sessionctl::Result<()> {
+    let session = Session::new(store.clone(), config.clone(), Some(cookie));
+    let n: i64 = session.get("n").await?.unwrap_or(0);
+    session.insert("n", n + 1).await?;
+    session.save().await.map(|_| ())
+}
+
+async fn counter(store: &Store, config: &Arc<SessionConfig>, cookie: &str) -> i64 {
+    Session::new(store.clone(), config.clone(), Some(cookie)).get("n").await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_path_connections_are_kept_and_reused_not_opened_per_request() {
+    let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
+    let config = Arc::new(harness::config());
+    let mut cookies = Vec::new();
+    for _ in 0..8 {
+        cookies.push(new_session(&store, &config).await);
+    }
+    let round = async |store: &Store| {
+        let tasks: Vec<_> = cookies
+            .iter()
+            .map(|cookie| {
+                let (store, config, cookie) = (store.clone(), config.clone(), cookie.clone());
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        increment(&store, &config, &cookie).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    let before = connections_opened(&admin).await;
+    round(&store).await;
+    let first = connections_opened(&admin).await - before;
+    assert!((1..=16).contains(&first), "{first} connections opened for 200 saves by 8 tasks");
+    round(&store).await;
+    let second = connections_opened(&admin).await - before - first;
+    assert!(second <= 1, "200 more saves opened {second} more connections");
+    for cookie in &cookies {
+        assert_eq!(counter(&store, &config, cookie).await, 50, "every save landed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_the_server_dropped_are_replaced_without_failing_a_request() {
+    let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
+    let config = Arc::new(harness::config());
+    let cookie = new_session(&store, &config).await;
+    for _ in 0..5 {
+        increment(&store, &config, &cookie).await.unwrap();
+    }
+    // An idle-connection reaper (PgBouncer, a firewall, an admin) cuts them.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'sessionctl'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty() && killed.iter().all(|k| *k));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..20 {
+        increment(&store, &config, &cookie).await.expect("a connection idle for a second is checked before use");
+    }
+    assert_eq!(counter(&store, &config, &cookie).await, 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_cut_short_by_its_timeout_leaves_no_connection_mid_statement() {
+    let Some((store, admin)) = store_on(None, Duration::from_millis(400)).await else { return };
+    let config = Arc::new(harness::config());
+    let cookie = new_session(&store, &config).await;
+    let other = new_session(&store, &config).await;
+    let key = Session::new(store.clone(), config.clone(), Some(&cookie)).key().await.unwrap().unwrap();
+    // Another transaction holds the first session's row: its save waits on
+    // the lock until the store's timeout drops it mid-statement.
+    let mut blocker = admin.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+        .bind(key.as_str())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let error = increment(&store, &config, &cookie).await.unwrap_err();
+    assert!(error.to_string().contains("did not answer within"), "{error}");
+    // The cut statement still waits on the server. Had its connection gone
+    // back to the pool, the next request on it would wait for that answer
+    // first (and time out too).
+    for _ in 0..30 {
+        increment(&store, &config, &other).await.unwrap();
+    }
+    blocker.commit().await.unwrap();
+    assert_eq!(counter(&store, &config, &other).await, 30);
+    let n = counter(&store, &config, &cookie).await;
+    assert!(n <= 1, "the cut save either landed once or not at all: {n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_under_load_every_request_succeeds_again() {
+    let Some(server) = PgServer::start_private() else { return };
+    let Some((store, _admin)) = store_on(Some(&server), Duration::from_secs(5)).await else { return };
+    let config = Arc::new(harness::config());
+    let mut cookies = Vec::new();
+    for _ in 0..8 {
+        cookies.push(new_session(&store, &config).await);
+    }
+    let back_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let failed_after = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = cookies
+        .iter()
+        .map(|cookie| {
+            let (store, config, cookie) = (store.clone(), config.clone(), cookie.clone());
+            let (back_at, failed_after, stop) = (back_at.clone(), failed_after.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut landed, mut failed) = (0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    match increment(&store, &config, &cookie).await {
+                        Ok(()) => landed += 1,
+                        Err(_) => {
+                            failed += 1;
+                            // A request that began after the server was back.
+                            if back_at.lock().unwrap().is_some_and(|back| started > back) {
+                                failed_after.fetch_add(1, Ordering::Relaxed);
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                (landed, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = tokio::task::spawn_blocking(move || {
+        server.stop();
+        server.start_again();
+        server
+    })
+    .await
+    .unwrap();
+    *back_at.lock().unwrap() = Some(Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut landed = Vec::new();
+    for worker in workers {
+        landed.push(worker.await.unwrap());
+    }
+    assert_eq!(failed_after.load(Ordering::Relaxed), 0, "no request failed once the server was back");
+    for (cookie, (landed, failed)) in cookies.iter().zip(landed) {
+        // A save cut by the shutdown after its commit reports a failure.
+        let n = counter(&store, &config, cookie).await;
+        assert!(
+            landed > 0 && (landed..=landed + failed).contains(&n),
+            "{landed} saves landed, {failed} failed, n = {n}"
+        );
+    }
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
+    let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
+    let config = Arc::new(harness::config());
+    let mut cookies = Vec::new();
+    for _ in 0..8 {
+        cookies.push(new_session(&store, &config).await);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let workers: Vec<_> = cookies
+        .iter()
+        .map(|cookie| {
+            let (store, config, cookie, stop) = (store.clone(), config.clone(), cookie.clone(), stop.clone());
+            let failures = failures.clone();
+            tokio::spawn(async move {
+                let mut landed = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    match increment(&store, &config, &cookie).await {
+                        Ok(()) => landed += 1,
+                        Err(_) => failures.lock().unwrap().push(Instant::now()),
+                    }
+                }
+                landed
+            })
+        })
+        .collect();
+    // Every store connection cut at once, three times, mid-load.
+    let mut cuts = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cuts.push(Instant::now());
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'sessionctl'",
+        )
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut landed = 0;
+    for worker in workers {
+        landed += worker.await.unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    eprintln!("connections cut 3 times under load: {} failed, {landed} landed", failures.len());
+    // The requests on connections the cut closed fail; then the store is
+    // on fresh connections (the idle ones were dropped with the first).
+    let late: Vec<_> = failures
+        .iter()
+        .filter(|failed| {
+            !cuts.iter().any(|cut| *failed >= cut && failed.duration_since(*cut) < Duration::from_millis(300))
+        })
+        .collect();
+    assert!(late.is_empty(), "{} of {} failures came 300 ms or more after a cut", late.len(), failures.len());
+    assert!(landed > 100, "the load went on: {landed}");
+}
