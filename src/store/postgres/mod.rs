@@ -136,8 +136,10 @@ impl PostgresDatabase {
             .idle_timeout(Duration::from_secs(60))
             .acquire_timeout(timeout)
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
-        let conns = std::sync::Arc::new(conns::Conns::new(options.clone(), 16, timeout));
-        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(timeout).connect_lazy_with(options);
+        // 16 connections at most, as with one pool: 12 for the request
+        // path, 4 for logins' id rotation, accounts and the admin tool.
+        let conns = std::sync::Arc::new(conns::Conns::new(options.clone(), 12, timeout));
+        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(timeout).connect_lazy_with(options);
         Ok(PostgresDatabase { conns, pool, purge_pool })
     }
 
