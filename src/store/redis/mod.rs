@@ -45,9 +45,7 @@ mod slots;
 
 use fields::{decode_fields, expiry_ms, patch_fields, record_fields};
 use link::Link;
-use scripts::{
-    COMMON, INSERT_IF_EMPTY, LIVE_KEYS, PATCH, PUT, PUT_PATCHED, ROTATE, ROTATE_IN, ROTATE_OUT, TOMBSTONE, UPDATE,
-};
+use scripts::{INSERT_IF_EMPTY, LIVE_KEYS, PATCH, PUT, PUT_PATCHED, ROTATE, ROTATE_IN, ROTATE_OUT, TOMBSTONE, UPDATE};
 use slots::{DIGEST_MASK, DIGEST_SHIFT, NODE_CURSOR, SLOT_SHIFT, serving_primaries};
 
 const BACKEND: &str = "redis";
@@ -150,7 +148,7 @@ impl RedisCache {
             )));
         }
         let connection = Link::open(&target, timeout)?;
-        let script = |body: &str| Script::new(&format!("{COMMON}\n{body}"));
+        let script = |body: &str| Script::new(&scripts::source(body));
         Ok(RedisCache {
             connection,
             prefix: prefix.to_owned(),

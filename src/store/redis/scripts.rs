@@ -1,16 +1,23 @@
 //! The Lua scripts of the Redis cache tier. Each takes one key, or (the
-//! standalone rotation) two; every script starts with `COMMON`'s helpers.
+//! standalone rotation) two; each starts with the helpers it calls (`source`).
 //! Writes that must not go backwards compare versions here, inside Redis,
 //! so no read-modify-write round trip can interleave with another. Each
 //! script runs as one call, bounded like every call by the connection's
 //! response timeout (`link.rs`) and the store's cache timeout.
 
-/// Helpers every script starts with. `kind` tells a live entry from a
+/// The helpers scripts start with, each included only in the scripts that
+/// call it (directly or through another helper): Lua creates every
+/// function a script defines on each call. `kind` tells a live entry from a
 /// tombstone, an absent key, or an entry in the older string format (which
-/// reads convert and writes replace). `hset_range` writes the field/value
-/// pairs of ARGV from index `first` (in chunks: `unpack` has a stack limit).
-pub(super) const COMMON: &str = r#"
-local function kind(key)
+/// reads convert and writes replace). `call_range` runs a command on `key`
+/// with ARGV from index `first` to `last`, in chunks (`unpack` has a stack
+/// limit). `unmark_quick`/`mark_quick` unmark or mark, for each data field
+/// (`d:<key>`) among ARGV[first..last] (every `step`th), its key as changed
+/// by a quick write (`q:<key>`). In order: a helper comes after those it calls.
+const HELPERS: &[(&str, &str)] = &[
+    (
+        "kind",
+        r#"local function kind(key)
   local t = redis.call('TYPE', key)['ok']
   if t == 'none' then return 'none' end
   if t ~= 'hash' then
@@ -19,37 +26,53 @@ local function kind(key)
   end
   if redis.call('HEXISTS', key, 'x') == 1 then return 'tomb' end
   return 'live'
-end
--- Runs `command` on `key` with ARGV[first..last], in chunks (`unpack` has
--- a stack limit).
-local function call_range(command, key, first, last)
+end"#,
+    ),
+    (
+        "call_range",
+        r#"local function call_range(command, key, first, last)
   local i = first
   while i <= last do
     local stop = math.min(i + 399, last)
     redis.call(command, key, unpack(ARGV, i, stop))
     i = stop + 1
   end
-end
-local function hset_range(key, first, last) call_range('HSET', key, first, last) end
-local function hdel_range(key, first, last) call_range('HDEL', key, first, last) end
-local function write_whole(key, first, expiry)
+end"#,
+    ),
+    ("hset_range", "local function hset_range(key, first, last) call_range('HSET', key, first, last) end"),
+    ("hdel_range", "local function hdel_range(key, first, last) call_range('HDEL', key, first, last) end"),
+    (
+        "hset_with",
+        r#"-- HSET of `field` = `value` and the pairs ARGV[first..last], in as
+-- few calls as `unpack` allows.
+local function hset_with(key, field, value, first, last)
+  local stop = math.min(first + 397, last)
+  redis.call('HSET', key, field, value, unpack(ARGV, first, stop))
+  call_range('HSET', key, stop + 1, last)
+end"#,
+    ),
+    (
+        "write_whole",
+        r#"local function write_whole(key, first, expiry)
   redis.call('DEL', key)
   hset_range(key, first, #ARGV)
   redis.call('PEXPIREAT', key, expiry)
-end
-local function version(key)
-  return tonumber(redis.call('HGET', key, 'v'))
-end
--- The version of a live entry in one call; nil for an absent key, a
+end"#,
+    ),
+    ("version", "local function version(key)\n  return tonumber(redis.call('HGET', key, 'v'))\nend"),
+    (
+        "live_version",
+        r#"-- The version of a live entry in one call; nil for an absent key, a
 -- tombstone (a hash without 'v') or an entry in the older string format.
 local function live_version(key)
   local v = redis.pcall('HGET', key, 'v')
   if type(v) ~= 'string' then return nil end
   return tonumber(v)
-end
--- Unmarks, in one call, the quick marks of the data fields among
--- ARGV[first..last] (every `step`th).
-local function unmark_quick(key, first, last, step)
+end"#,
+    ),
+    (
+        "unmark_quick",
+        r#"local function unmark_quick(key, first, last, step)
   local flags = {}
   for i = first, last, step do
     if string.sub(ARGV[i], 1, 2) == 'd:' then flags[#flags + 1] = 'q:' .. string.sub(ARGV[i], 3) end
@@ -57,10 +80,11 @@ local function unmark_quick(key, first, last, step)
   for i = 1, #flags, 400 do
     redis.call('HDEL', key, unpack(flags, i, math.min(i + 399, #flags)))
   end
-end
--- For each data field ('d:<key>') among ARGV[first..last] (every `step`th):
--- mark its key as changed by a quick write ('q:<key>'), or unmark it.
-local function mark_quick(key, first, last, step, mark)
+end"#,
+    ),
+    (
+        "mark_quick",
+        r#"local function mark_quick(key, first, last, step, mark)
   for i = first, last, step do
     local field = ARGV[i]
     if string.sub(field, 1, 2) == 'd:' then
@@ -68,8 +92,35 @@ local function mark_quick(key, first, last, step, mark)
       if mark then redis.call('HSET', key, flag, '1') else redis.call('HDEL', key, flag) end
     end
   end
-end
-"#;
+end"#,
+    ),
+];
+
+/// Whether `code` calls the function `name` (not merely a longer name
+/// ending in it).
+fn calls(code: &str, name: &str) -> bool {
+    let call = format!("{name}(");
+    code.match_indices(&call).any(|(at, _)| {
+        !code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') && !code[..at].ends_with("function ")
+    })
+}
+
+/// A script's source: `body` after the helpers it needs.
+pub(super) fn source(body: &str) -> String {
+    let mut needed = vec![false; HELPERS.len()];
+    // Helpers only call earlier ones: one pass from the last settles it.
+    for (i, (name, _)) in HELPERS.iter().enumerate().rev() {
+        needed[i] = calls(body, name)
+            || HELPERS.iter().zip(&needed).skip(i + 1).any(|((_, code), used)| *used && calls(code, name));
+    }
+    let mut source = String::new();
+    for ((_, code), _) in HELPERS.iter().zip(&needed).filter(|(_, used)| **used) {
+        source.push_str(code);
+        source.push('\n');
+    }
+    source.push_str(body);
+    source
+}
 
 /// Refill after a database read, and cache-only creation: only into an
 /// empty slot (never over a live entry or a tombstone). KEYS[1]; ARGV
@@ -110,9 +161,8 @@ end
 local removed = tonumber(ARGV[3])
 local items = tonumber(ARGV[4])
 hdel_range(KEYS[1], 5, 4 + removed)
-hset_range(KEYS[1], 5 + removed, 4 + removed + items)
+hset_with(KEYS[1], 'v', ARGV[2], 5 + removed, 4 + removed + items)
 unmark_quick(KEYS[1], 5, 4 + removed + items, 1)
-redis.call('HSET', KEYS[1], 'v', ARGV[2])
 if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return 1
 "#;
@@ -128,14 +178,17 @@ local current = live_version(KEYS[1])
 if current == nil then return -1 end
 local removed = tonumber(ARGV[3])
 local items = tonumber(ARGV[4])
+hdel_range(KEYS[1], 6, 5 + removed)
 if ARGV[1] == '1' then
   if current >= tonumber(ARGV[2]) then
     return redis.error_reply('session version is at its limit')
   end
-  current = redis.call('HINCRBY', KEYS[1], 'v', 1)
+  -- Versions stop at 2^53: exact as a Lua number, and '%d' prints them whole.
+  current = current + 1
+  hset_with(KEYS[1], 'v', string.format('%d', current), 6 + removed, 5 + removed + items)
+else
+  hset_range(KEYS[1], 6 + removed, 5 + removed + items)
 end
-hdel_range(KEYS[1], 6, 5 + removed)
-hset_range(KEYS[1], 6 + removed, 5 + removed + items)
 if ARGV[1] == '0' then
   mark_quick(KEYS[1], 6, 5 + removed, 1, true)
   mark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2, true)
@@ -221,3 +274,34 @@ for _, key in ipairs(KEYS) do
 end
 return live
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_gets_the_helpers_it_calls_and_theirs_before_it_and_no_others() {
+        let patch = source(PATCH);
+        for needed in ["live_version", "hdel_range", "hset_range", "hset_with", "call_range", "mark_quick"] {
+            assert!(patch.contains(&format!("local function {needed}(")), "{needed} missing");
+        }
+        for unused in ["kind", "version", "write_whole", "unmark_quick"] {
+            assert!(!patch.contains(&format!("local function {unused}(")), "{unused} included");
+        }
+        let at = |name: &str| patch.find(&format!("local function {name}(")).unwrap();
+        assert!(at("call_range") < at("hset_range") && at("call_range") < at("hset_with"));
+        assert!(patch.ends_with(PATCH));
+        // Through another helper: `write_whole` calls `hset_range`, which calls `call_range`.
+        let insert = source(INSERT_IF_EMPTY);
+        assert!(insert.contains("local function call_range(") && insert.contains("local function kind("));
+        assert!(!insert.contains("local function live_version("));
+    }
+
+    #[test]
+    fn a_call_is_told_from_a_longer_name_and_a_definition() {
+        assert!(calls("x = version(k)", "version"));
+        assert!(!calls("x = live_version(k)", "version"));
+        assert!(!calls("local function version(key)", "version"));
+        assert!(!calls("unmark_quick(k, 1, 2, 1)", "mark_quick"));
+    }
+}
