@@ -4,7 +4,7 @@
 //! relying on PostgreSQL's row locks: a versioned UPDATE that races another
 //! waits for it, re-reads the row and then misses on the version, which the
 //! session turns into a reload-and-reapply. The request path's statements run
-//! on [`conns`]' connections, one round trip each; the rest on sqlx's pool.
+//! on connections of its own (`conns.rs`), one round trip each; the rest on sqlx's pool.
 
 use std::str::FromStr;
 use std::time::Duration;
