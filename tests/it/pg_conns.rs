@@ -2,6 +2,7 @@
 //! kept and reused, replaced when the server dropped them, never handed out
 //! mid-statement, and back in service after a server restart.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -271,4 +272,161 @@ async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
         .collect();
     assert!(late.is_empty(), "{} of {} failures came 300 ms or more after a cut", late.len(), failures.len());
     assert!(landed > 100, "the load went on: {landed}");
+}
+
+/// The most backends the store held at once while `during` ran, sampled
+/// every 50 ms.
+async fn most_backends_during(admin: &PgPool, during: impl Future<Output = ()>) -> i64 {
+    let most = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (admin, most, done) = (admin.clone(), most.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let now: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND application_name = 'sessionctl'",
+                )
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+                most.fetch_max(now, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    during.await;
+    done.store(true, Ordering::Relaxed);
+    sampler.await.unwrap();
+    most.load(Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_cut_by_the_timeout_keep_their_slots_so_a_process_stays_within_its_bound() {
+    let Some((store, admin)) = store_on(None, Duration::from_millis(300)).await else { return };
+    let config = Arc::new(harness::config());
+    let mut cookies = Vec::new();
+    for _ in 0..8 {
+        cookies.push(new_session(&store, &config).await);
+    }
+    // A migration or an admin holds the table for 3 s: every save waits on
+    // the lock until the store's timeout cuts it, again and again.
+    let mut blocker = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE sessions IN EXCLUSIVE MODE").execute(&mut *blocker).await.unwrap();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let most = most_backends_during(&admin, async {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let workers: Vec<_> = cookies
+            .iter()
+            .map(|cookie| {
+                let (store, config, cookie, failed) = (store.clone(), config.clone(), cookie.clone(), failed.clone());
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        if increment(&store, &config, &cookie).await.is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+    })
+    .await;
+    blocker.commit().await.unwrap();
+    assert!(failed.load(Ordering::Relaxed) >= 8, "the saves were cut while the lock was held");
+    assert!(most <= 16, "{most} backends at once: a cut statement's backend must keep its slot");
+    // Once the lock is gone the cut connections come back and serve.
+    for cookie in &cookies {
+        increment(&store, &config, cookie).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_at_its_connection_limit_waits_for_a_connection_instead_of_failing() {
+    let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&admin).await.unwrap();
+    let role = format!("lim_{database}");
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 3"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
+    }
+    drop(store);
+    let port = harness::pg_server::shared()
+        .unwrap()
+        .url("x")
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = format!("postgres://{role}@127.0.0.1:{port}/{database}");
+    let limited: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
+    let store = Store::with_options(limited, None, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let mut cookies = Vec::new();
+    for _ in 0..8 {
+        cookies.push(new_session(&store, &config).await);
+    }
+    // 8 workers, 3 connections allowed: "too many connections for role"
+    // while the others hold theirs, retried until one is free.
+    let workers: Vec<_> = cookies
+        .iter()
+        .map(|cookie| {
+            let (store, config, cookie) = (store.clone(), config.clone(), cookie.clone());
+            tokio::spawn(async move {
+                let mut failed = 0;
+                for _ in 0..20 {
+                    if increment(&store, &config, &cookie).await.is_err() {
+                        failed += 1;
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for worker in workers {
+        failed += worker.await.unwrap();
+    }
+    assert_eq!(failed, 0, "requests failed at the role's connection limit");
+    for cookie in &cookies {
+        assert_eq!(counter(&store, &config, cookie).await, 20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_abandoned_mid_statement_do_not_churn_connections() {
+    let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
+    let config = Arc::new(harness::config());
+    let cookie = new_session(&store, &config).await;
+    for _ in 0..5 {
+        increment(&store, &config, &cookie).await.unwrap();
+    }
+    let key = Session::new(store.clone(), config.clone(), Some(&cookie)).key().await.unwrap().unwrap();
+    let before = connections_opened(&admin).await;
+    // Clients that hang up while their save waits on a row lock: the
+    // handler's future is dropped mid-statement, 40 times.
+    let mut blocker = admin.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
+        .bind(key.as_str())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let mut cut = 0;
+    for _ in 0..40 {
+        if tokio::time::timeout(Duration::from_millis(50), increment(&store, &config, &cookie)).await.is_err() {
+            cut += 1;
+        }
+    }
+    blocker.commit().await.unwrap();
+    let opened = connections_opened(&admin).await - before;
+    assert_eq!(cut, 40);
+    assert!(opened <= 12, "{opened} connections opened for {cut} abandoned requests");
+    increment(&store, &config, &cookie).await.unwrap();
 }
