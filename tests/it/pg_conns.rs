@@ -49,6 +49,28 @@ async fn new_session(store: &Store, config: &Arc<SessionConfig>) -> String {
     harness::cookie_of(&session.save().await.unwrap())
 }
 
+async fn new_sessions(store: &Store, config: &Arc<SessionConfig>, count: usize) -> Vec<String> {
+    let mut cookies = Vec::new();
+    for _ in 0..count {
+        cookies.push(new_session(store, config).await);
+    }
+    cookies
+}
+
+/// Ends every connection the store holds (as `pg_terminate_backend` from
+/// an admin, an idle reaper or a failover would); returns how many.
+async fn cut_store_connections(admin: &PgPool) -> usize {
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'sessionctl'",
+    )
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    assert!(killed.iter().all(|k| *k));
+    killed.len()
+}
+
 /// Increments the session's counter: `Ok` when the save landed.
 async fn increment(store: &Store, config: &Arc<SessionConfig>, cookie: &str) -> sessionctl::Result<()> {
     let session = Session::new(store.clone(), config.clone(), Some(cookie));
@@ -65,10 +87,7 @@ async fn counter(store: &Store, config: &Arc<SessionConfig>, cookie: &str) -> i6
 async fn request_path_connections_are_kept_and_reused_not_opened_per_request() {
     let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
     let config = Arc::new(harness::config());
-    let mut cookies = Vec::new();
-    for _ in 0..8 {
-        cookies.push(new_session(&store, &config).await);
-    }
+    let cookies = new_sessions(&store, &config, 8).await;
     let round = async |store: &Store| {
         let tasks: Vec<_> = cookies
             .iter()
@@ -106,14 +125,7 @@ async fn idle_connections_the_server_dropped_are_replaced_without_failing_a_requ
         increment(&store, &config, &cookie).await.unwrap();
     }
     // An idle-connection reaper (PgBouncer, a firewall, an admin) cuts them.
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = 'sessionctl'",
-    )
-    .fetch_all(&admin)
-    .await
-    .unwrap();
-    assert!(!killed.is_empty() && killed.iter().all(|k| *k));
+    assert!(cut_store_connections(&admin).await > 0);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     for _ in 0..20 {
         increment(&store, &config, &cookie).await.expect("a connection idle for a second is checked before use");
@@ -155,10 +167,7 @@ async fn after_a_server_restart_under_load_every_request_succeeds_again() {
     let Some(server) = PgServer::start_private() else { return };
     let Some((store, _admin)) = store_on(Some(&server), Duration::from_secs(5)).await else { return };
     let config = Arc::new(harness::config());
-    let mut cookies = Vec::new();
-    for _ in 0..8 {
-        cookies.push(new_session(&store, &config).await);
-    }
+    let cookies = new_sessions(&store, &config, 8).await;
     let back_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let failed_after = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -218,10 +227,7 @@ async fn after_a_server_restart_under_load_every_request_succeeds_again() {
 async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
     let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
     let config = Arc::new(harness::config());
-    let mut cookies = Vec::new();
-    for _ in 0..8 {
-        cookies.push(new_session(&store, &config).await);
-    }
+    let cookies = new_sessions(&store, &config, 8).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let failures = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
     let workers: Vec<_> = cookies
@@ -246,13 +252,7 @@ async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         cuts.push(Instant::now());
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'sessionctl'",
-        )
-        .execute(&admin)
-        .await
-        .unwrap();
+        cut_store_connections(&admin).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -305,10 +305,7 @@ async fn most_backends_during(admin: &PgPool, during: impl Future<Output = ()>) 
 async fn statements_cut_by_the_timeout_keep_their_slots_so_a_process_stays_within_its_bound() {
     let Some((store, admin)) = store_on(None, Duration::from_millis(300)).await else { return };
     let config = Arc::new(harness::config());
-    let mut cookies = Vec::new();
-    for _ in 0..8 {
-        cookies.push(new_session(&store, &config).await);
-    }
+    let cookies = new_sessions(&store, &config, 8).await;
     // A migration or an admin holds the table for 3 s: every save waits on
     // the lock until the store's timeout cuts it, again and again.
     let mut blocker = admin.begin().await.unwrap();
@@ -355,24 +352,11 @@ async fn a_role_at_its_connection_limit_waits_for_a_connection_instead_of_failin
         sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
     }
     drop(store);
-    let port = harness::pg_server::shared()
-        .unwrap()
-        .url("x")
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let url = format!("postgres://{role}@127.0.0.1:{port}/{database}");
+    let url = harness::pg_server::shared().unwrap().url(&database).replacen("postgres@", &format!("{role}@"), 1);
     let limited: Arc<dyn DatabaseTier> = Arc::new(PostgresDatabase::connect(&url).await.unwrap());
     let store = Store::with_options(limited, None, StoreOptions::default());
     let config = Arc::new(harness::config());
-    let mut cookies = Vec::new();
-    for _ in 0..8 {
-        cookies.push(new_session(&store, &config).await);
-    }
+    let cookies = new_sessions(&store, &config, 8).await;
     // 8 workers, 3 connections allowed: "too many connections for role"
     // while the others hold theirs, retried until one is free.
     let workers: Vec<_> = cookies
