@@ -16,8 +16,7 @@
 //!   dropped the future mid-statement) keeps its slot until the server has
 //!   answered the cut statement (its backend may still be waiting on a
 //!   lock: a new connection in its place would let a process hold more
-//!   backends than its bound), then goes back to the idle set (after four
-//!   timeouts without an answer it is closed and the slot freed);
+//!   backends than its bound), then goes back to the idle set;
 //! * a connection that failed below SQL (I/O, protocol) or was ended by the
 //!   server (a FATAL error: a restart, `pg_terminate_backend`) is closed,
 //!   and the idle ones with it, since a server that closed one has usually
@@ -33,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// An idle connection used again within this is not pinged first.
 pub(super) const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -51,6 +50,8 @@ struct Shared {
     options: PgConnectOptions,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
+    /// Told when a connection goes back to the idle set.
+    released: Notify,
     acquire_timeout: Duration,
 }
 
@@ -79,13 +80,14 @@ impl Drop for InUse {
         let (Some((conn, opened)), Some(permit)) = (self.conn.take(), self.permit.take()) else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let shared = self.shared.clone();
-        // The cut statement may still run on the server: wait for its answer
-        // (a ping reads past it), holding the slot meanwhile, for up to four
-        // timeouts (a server gone for good must not hold the slot forever).
+        // The cut statement may still run on the server (waiting on a lock
+        // for as long as a migration builds an index): wait for its answer
+        // (a ping reads past it), holding the slot meanwhile. Closing the
+        // socket would not stop the backend, so a new connection in its
+        // place would exceed the bound. (sqlx's pool waits the same way.)
         runtime.spawn(async move {
             let mut conn = conn;
-            let wait = shared.acquire_timeout.saturating_mul(4);
-            if let Ok(Ok(())) = tokio::time::timeout(wait, conn.ping()).await {
+            if conn.ping().await.is_ok() {
                 shared.put(conn, opened);
             }
             drop(permit);
@@ -117,6 +119,7 @@ impl Conns {
             options,
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::new(Vec::new()),
+            released: Notify::new(),
             acquire_timeout,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -191,10 +194,12 @@ impl Shared {
 
     fn put(&self, conn: PgConnection, opened: Instant) {
         self.lock().push(Idle { conn, opened, since: Instant::now() });
+        self.released.notify_one();
     }
 
     /// The most recently used live connection, or a new one; a refused or
-    /// transiently failed connect is retried (the caller bounds the time).
+    /// transiently failed connect is retried after a connection is given
+    /// back or the backoff ends (the caller bounds the time).
     async fn take(&self) -> Result<(PgConnection, Instant), sqlx::Error> {
         let mut backoff = Duration::from_millis(10);
         loop {
@@ -206,8 +211,12 @@ impl Shared {
             match PgConnection::connect_with(&self.options).await {
                 Ok(conn) => return Ok((conn, Instant::now())),
                 Err(error) if transient(&error) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    // A connection given back meanwhile beats a new one: a
+                    // full server is not asked again until the backoff ends.
+                    tokio::select! {
+                        () = self.released.notified() => {}
+                        () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(1)),
+                    }
                 }
                 Err(error) => return Err(error),
             }
