@@ -170,6 +170,9 @@ impl SqliteDatabase {
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
             .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            // A file has no server to lose: the ping sqlx sends when it
+            // hands a connection out is only a hop to its worker thread.
+            .test_before_acquire(false)
             .acquire_timeout(timeout);
         let pool = super::timed::bounded(BACKEND, "opening the database", timeout, async {
             pool.connect_with(options).await.map_err(Error::db(BACKEND, "opening the database"))
