@@ -84,6 +84,56 @@ async fn counter(store: &Store, config: &Arc<SessionConfig>, cookie: &str) -> i6
     Session::new(store.clone(), config.clone(), Some(cookie)).get("n").await.unwrap().unwrap()
 }
 
+/// Workers incrementing a session each, until stopped.
+struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<Worker>>,
+}
+
+/// What one worker saw: saves that landed, and for each failed request
+/// when it began and when it failed.
+struct Worker {
+    landed: usize,
+    failures: Vec<(Instant, Instant)>,
+}
+
+impl Load {
+    /// Starts a worker per cookie; after a failure it waits `pause`.
+    fn start(store: &Store, config: &Arc<SessionConfig>, cookies: &[String], pause: Duration) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = cookies
+            .iter()
+            .map(|cookie| {
+                let (store, config, cookie, stop) = (store.clone(), config.clone(), cookie.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut worker = Worker { landed: 0, failures: Vec::new() };
+                    while !stop.load(Ordering::Relaxed) {
+                        let began = Instant::now();
+                        match increment(&store, &config, &cookie).await {
+                            Ok(()) => worker.landed += 1,
+                            Err(_) => {
+                                worker.failures.push((began, Instant::now()));
+                                tokio::time::sleep(pause).await;
+                            }
+                        }
+                    }
+                    worker
+                })
+            })
+            .collect();
+        Load { stop, workers }
+    }
+
+    async fn stop(self) -> Vec<Worker> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut workers = Vec::new();
+        for worker in self.workers {
+            workers.push(worker.await.unwrap());
+        }
+        workers
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_path_connections_are_kept_and_reused_not_opened_per_request() {
     let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
@@ -169,34 +219,7 @@ async fn after_a_server_restart_under_load_every_request_succeeds_again() {
     let Some((store, _admin)) = store_on(Some(&server), Duration::from_secs(5)).await else { return };
     let config = Arc::new(harness::config());
     let cookies = new_sessions(&store, &config, 8).await;
-    let back_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let failed_after = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = cookies
-        .iter()
-        .map(|cookie| {
-            let (store, config, cookie) = (store.clone(), config.clone(), cookie.clone());
-            let (back_at, failed_after, stop) = (back_at.clone(), failed_after.clone(), stop.clone());
-            tokio::spawn(async move {
-                let (mut landed, mut failed) = (0, 0);
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    match increment(&store, &config, &cookie).await {
-                        Ok(()) => landed += 1,
-                        Err(_) => {
-                            failed += 1;
-                            // A request that began after the server was back.
-                            if back_at.lock().unwrap().is_some_and(|back| started > back) {
-                                failed_after.fetch_add(1, Ordering::Relaxed);
-                            }
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    }
-                }
-                (landed, failed)
-            })
-        })
-        .collect();
+    let load = Load::start(&store, &config, &cookies, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = tokio::task::spawn_blocking(move || {
         server.stop();
@@ -205,15 +228,14 @@ async fn after_a_server_restart_under_load_every_request_succeeds_again() {
     })
     .await
     .unwrap();
-    *back_at.lock().unwrap() = Some(Instant::now());
+    let back_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut landed = Vec::new();
-    for worker in workers {
-        landed.push(worker.await.unwrap());
-    }
-    assert_eq!(failed_after.load(Ordering::Relaxed), 0, "no request failed once the server was back");
-    for (cookie, (landed, failed)) in cookies.iter().zip(landed) {
+    let workers = load.stop().await;
+    // Requests that began after the server was back.
+    let failed_after = workers.iter().flat_map(|w| &w.failures).filter(|(began, _)| *began > back_at).count();
+    assert_eq!(failed_after, 0, "no request failed once the server was back");
+    for (cookie, worker) in cookies.iter().zip(workers) {
+        let (landed, failed) = (worker.landed as i64, worker.failures.len() as i64);
         // A save cut by the shutdown after its commit reports a failure.
         let n = counter(&store, &config, cookie).await;
         assert!(
@@ -229,25 +251,7 @@ async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
     let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
     let config = Arc::new(harness::config());
     let cookies = new_sessions(&store, &config, 8).await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
-    let workers: Vec<_> = cookies
-        .iter()
-        .map(|cookie| {
-            let (store, config, cookie, stop) = (store.clone(), config.clone(), cookie.clone(), stop.clone());
-            let failures = failures.clone();
-            tokio::spawn(async move {
-                let mut landed = 0usize;
-                while !stop.load(Ordering::Relaxed) {
-                    match increment(&store, &config, &cookie).await {
-                        Ok(()) => landed += 1,
-                        Err(_) => failures.lock().unwrap().push(Instant::now()),
-                    }
-                }
-                landed
-            })
-        })
-        .collect();
+    let load = Load::start(&store, &config, &cookies, Duration::ZERO);
     // Every store connection cut at once, three times, mid-load.
     let mut cuts = Vec::new();
     for _ in 0..3 {
@@ -256,12 +260,9 @@ async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
         cut_store_connections(&admin).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut landed = 0;
-    for worker in workers {
-        landed += worker.await.unwrap();
-    }
-    let failures = failures.lock().unwrap().clone();
+    let workers = load.stop().await;
+    let landed: usize = workers.iter().map(|w| w.landed).sum();
+    let failures: Vec<Instant> = workers.iter().flat_map(|w| &w.failures).map(|(_, failed)| *failed).collect();
     eprintln!("connections cut 3 times under load: {} failed, {landed} landed", failures.len());
     // The requests on connections the cut closed fail; then the store is
     // on fresh connections (the idle ones were dropped with the first).

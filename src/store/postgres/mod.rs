@@ -66,7 +66,7 @@ impl super::PurgeLock for AdvisoryLock {
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
     /// The per-request statements' connections (load, save, delete, device).
-    conns: std::sync::Arc<conns::Conns>,
+    conns: conns::Conns,
     /// Everything else: the CLI's and the maintenance statements.
     pool: PgPool,
     /// One connection with `synchronous_commit = off`, for purge batches only.
@@ -138,7 +138,7 @@ impl PostgresDatabase {
             .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         // 16 connections at most, as with one pool: 12 for the request
         // path, 4 for logins' id rotation, accounts and the admin tool.
-        let conns = std::sync::Arc::new(conns::Conns::new(options.clone(), 12, timeout));
+        let conns = conns::Conns::new(options.clone(), 12, timeout);
         let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(timeout).connect_lazy_with(options);
         Ok(PostgresDatabase { conns, pool, purge_pool })
     }
