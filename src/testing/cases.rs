@@ -237,6 +237,45 @@ pub async fn concurrent_quick_writes_to_different_keys_all_land(db: Tiers) {
     }
 }
 
+/// Requests changing hundreds of keys at once, more than a Redis call
+/// takes (the scripts send them in chunks): 450 set, then 450 changed and
+/// 30 removed, then 450 changed by quick writes, then a normal save. Every
+/// change is served, and persisted.
+pub async fn a_request_changing_hundreds_of_keys_lands_whole(db: Tiers) {
+    let config = Arc::new(super::config());
+    let cookie = start(&db, &config, json!({"a": 1})).await;
+    let rounds: [(u32, std::ops::Range<u32>, std::ops::Range<u32>, bool); 3] =
+        [(1, 0..450, 0..0, false), (2, 30..480, 0..30, false), (3, 30..480, 0..0, true)];
+    for (round, set, removed, quick) in rounds {
+        let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+        for i in set {
+            let key = format!("k{i}");
+            if quick {
+                session.insert_quick(&key, round * 1000 + i).await.unwrap();
+            } else {
+                session.insert(&key, round * 1000 + i).await.unwrap();
+            }
+        }
+        for i in removed {
+            session.remove(&format!("k{i}")).await.unwrap();
+        }
+        assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved, "round {round}");
+    }
+    let expected = |data: &crate::record::Data| {
+        (0..30).all(|i| !data.contains_key(&format!("k{i}")))
+            && (30..450).all(|i| data.get(&format!("k{i}")) == Some(&json!(3000 + i)))
+            && (450..480).all(|i| data.get(&format!("k{i}")) == Some(&json!(3000 + i)))
+            && data.len() == 451
+    };
+    let served = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert!(expected(&served.data().await.unwrap()), "every change served");
+    served.insert("a", 2).await.unwrap();
+    served.save().await.unwrap();
+    let id = served.key().await.unwrap().unwrap();
+    let stored = db.stored(&id).await.unwrap().data;
+    assert!(expected(&stored) && stored["a"] == json!(2), "every change persisted by the normal save");
+}
+
 /// Quick and normal changes in one request, then a quick change alone and a
 /// normal one in a later request: on a store with quick writes (a cache in
 /// front of a database) the quick-only change stays in the cache until the

@@ -309,6 +309,7 @@ macro_rules! session_conformance {
             hundred_writers_of_different_keys_all_land_without_errors,
             hundred_writers_of_one_key_end_with_one_of_their_values,
             concurrent_quick_writes_to_different_keys_all_land,
+            a_request_changing_hundreds_of_keys_lands_whole,
             a_double_submitted_login_keeps_the_user_logged_in_with_the_data,
             values_a_database_cannot_hold_are_refused_when_set,
             writes_to_missing_sessions_create_nothing,

@@ -337,6 +337,163 @@ async fn an_old_releases_deletion_marker_is_not_refilled_over() {
     assert_eq!(session.get::<i32>("n").await.unwrap(), None, "still deleted");
 }
 
+/// Rewrites a session's entry in the layout of releases before the `m`
+/// field (`c`, `t`, `e` apart), as a running cache would hold it on the day
+/// of an upgrade.
+async fn to_earlier_layout(connection: &mut redis::aio::MultiplexedConnection, key: &str) {
+    let fields: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(key).query_async(connection).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(key).query_async(connection).await.unwrap();
+    let times: Vec<&str> = fields["m"].split(' ').collect();
+    let mut earlier = redis::cmd("HSET");
+    earlier.arg(key);
+    for (name, value) in ["c", "t", "e"].iter().zip(&times) {
+        earlier.arg(*name).arg(*value);
+    }
+    for (name, value) in fields.iter().filter(|(name, _)| *name != "m") {
+        earlier.arg(name).arg(value);
+    }
+    let () = redis::pipe()
+        .atomic()
+        .del(key)
+        .ignore()
+        .add_command(earlier)
+        .ignore()
+        .pexpire(key, pttl)
+        .ignore()
+        .query_async(connection)
+        .await
+        .unwrap();
+}
+
+async fn entry_fields(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    let fields: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(key).query_async(connection).await.unwrap();
+    let mut names: Vec<String> = fields.into_keys().collect();
+    names.sort();
+    names
+}
+
+/// An upgrade keeps the sessions a cache holds in the earlier layout of
+/// their metadata: they are read, and the next change rewrites them with
+/// the one `m` field, their data, creation time and version carried over.
+async fn earlier_layout_entries_are_read_and_rewritten(
+    store: Store,
+    redis: sessionctl::store::redis::RedisCache,
+    url: &str,
+) {
+    let config = Arc::new(harness::config());
+    let session = Session::new(store.clone(), config.clone(), None);
+    session.insert("n", 1).await.unwrap();
+    session.insert("a", "x").await.unwrap();
+    session.set_user_id(Some("ada".into())).await.unwrap();
+    let value = harness::cookie_of(&session.save().await.unwrap());
+    let id = session.key().await.unwrap().unwrap();
+    let created = store.load(&id, sessionctl::record::now()).await.unwrap().unwrap();
+    let key = redis.key(&id);
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    to_earlier_layout(&mut connection, &key).await;
+    assert_eq!(entry_fields(&mut connection, &key).await, ["c", "d:a", "d:n", "e", "t", "u", "v"]);
+
+    let session = Session::new(store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "read in the earlier layout");
+    session.insert("n", 2).await.unwrap();
+    session.save().await.unwrap();
+    assert_eq!(entry_fields(&mut connection, &key).await, ["d:a", "d:n", "m", "u", "v"], "rewritten by the change");
+
+    let session = Session::new(store.clone(), config, Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(2));
+    assert_eq!(session.get::<String>("a").await.unwrap().as_deref(), Some("x"));
+    assert_eq!(session.user_id().await.unwrap().as_deref(), Some("ada"));
+    let now = store.load(&id, sessionctl::record::now()).await.unwrap().unwrap();
+    assert_eq!(
+        (now.version, now.created_at, now.expires_at),
+        (created.version + 1, created.created_at, created.expires_at)
+    );
+    assert!(
+        matches!(redis.get(&id).await.unwrap(), CacheLookup::Hit(cached) if cached == now),
+        "the cache holds the saved record"
+    );
+}
+
+#[tokio::test]
+async fn earlier_layout_entries_are_read_and_rewritten_on_redis_alone() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let prefix = format!("earlier:{}:", harness::new_key());
+    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let store = Store::cache_only(Arc::new(redis.clone()), StoreOptions::default());
+    earlier_layout_entries_are_read_and_rewritten(store, redis, &server.url()).await;
+}
+
+#[tokio::test]
+async fn earlier_layout_entries_are_read_and_rewritten_in_front_of_a_database() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let prefix = format!("earlier:{}:", harness::new_key());
+    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
+    earlier_layout_entries_are_read_and_rewritten(store, redis, &server.url()).await;
+}
+
+/// A rolling deploy: a process of the earlier release saves a key-level
+/// change (the database patch, then its own script on the cache entry this
+/// release wrote). The cache stays in step with the database, this release
+/// reads the change, and its next save folds the earlier release's fields
+/// back into `m`.
+#[tokio::test]
+async fn a_patch_by_an_earlier_release_keeps_the_cache_in_step() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let prefix = format!("earlier:{}:", harness::new_key());
+    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    let key = redis.key(&id);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+
+    let at = sessionctl::record::now() + chrono::Duration::seconds(1);
+    let expires = at + chrono::Duration::days(2);
+    let patch = sessionctl::store::Patch::new(at).with_set("n", json!(5)).with_expires_at(expires);
+    let version = db.db().patch(&id, &patch).await.unwrap().unwrap();
+    // The earlier release's arguments: expiry, version, removed count, item
+    // count, then `t`, `d:n` and `e` as items.
+    let (at_ms, expires_ms) = (at.timestamp_millis().to_string(), expires.timestamp_millis().to_string());
+    let items = ["t", at_ms.as_str(), "d:n", "5", "e", expires_ms.as_str()];
+    let applied: i64 = redis::Script::new(include_str!("earlier_put_patched.lua"))
+        .key(&key)
+        .arg(&expires_ms)
+        .arg(version)
+        .arg(0)
+        .arg(items.len())
+        .arg(&items[..])
+        .invoke_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(applied, 1, "the earlier release's script patched this release's entry");
+    let stored = db.db().load(&id).await.unwrap().unwrap();
+    assert_eq!(
+        redis.get(&id).await.unwrap(),
+        CacheLookup::Hit(stored.clone()),
+        "the cache holds what the database does"
+    );
+
+    let session = Session::new(store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(5));
+    session.insert("n", 6).await.unwrap();
+    session.save().await.unwrap();
+    assert_eq!(
+        entry_fields(&mut connection, &key).await,
+        ["d:n", "m", "v"],
+        "the earlier release's fields folded into m"
+    );
+    let stored = db.db().load(&id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.expires_at), (version + 1, expires));
+    assert_eq!(redis.get(&id).await.unwrap(), CacheLookup::Hit(stored));
+}
+
 #[tokio::test]
 async fn a_database_write_that_times_out_evicts_the_cached_copy() {
     use sqlx::Connection as _;

@@ -1,9 +1,9 @@
 //! The Redis cache tier: standalone Redis, Redis Cluster, or the primary
 //! Sentinels name, chosen by the URL (see [`RedisCache::connect`]).
 //!
-//! Key `<prefix><id>`, a hash per session: `v` the version, `c`/`t`/`e` the
-//! created, updated and expiry times, `u` the user, and one `d:<key>` field
-//! per data key holding that value's JSON. Expiry is set on the key at the
+//! Key `<prefix><id>`, a hash per session: `m` the version and the created,
+//! updated and expiry times in one field, `u` the user, and one `d:<key>`
+//! field per data key holding that value's JSON (`fields.rs`). Expiry is set on the key at the
 //! session's `expires_at` (`PEXPIREAT`), so Redis needs no purge. One field
 //! per key is what lets a small Lua script apply a request's key-level
 //! changes atomically without parsing JSON in Lua (whose cjson turns `[]`
@@ -11,7 +11,7 @@
 //! one session all land. Writes that must not go backwards are scripts too:
 //! a write after a database save never replaces a newer version or a
 //! deletion marker ("tombstone", a hash with one field `x`), a refill only
-//! fills an empty slot, and cache-only updates compare-and-set on `v`.
+//! fills an empty slot, and cache-only updates compare-and-set on the version.
 //! Entries in the string format of earlier releases are read (and rewritten
 //! as hashes) so an upgrade does not lose cache-only sessions.
 //!
@@ -369,6 +369,7 @@ impl CacheTier for RedisCache {
             .key(self.key(id))
             .arg(patch.expires_at.map(|t| t.timestamp_millis().to_string()).unwrap_or_default())
             .arg(version)
+            .arg(patch.updated_at.timestamp_millis())
             .arg(removed.len())
             .arg(items.len())
             .arg(removed)
@@ -389,6 +390,7 @@ impl CacheTier for RedisCache {
             .arg(removed.len())
             .arg(items.len())
             .arg(patch.expires_at.map(|t| t.timestamp_millis().to_string()).unwrap_or_default())
+            .arg(patch.updated_at.timestamp_millis())
             .arg(removed)
             .arg(items)
             .invoke_async(&mut self.connection())

@@ -11,7 +11,9 @@
 /// tombstone, an absent key, or an entry in the older string format (which
 /// reads convert and writes replace). `call_range` runs a command on `key`
 /// with ARGV from index `first` to `last`, in chunks (`unpack` has a stack
-/// limit). `unmark_quick`/`mark_quick` unmark or mark, for each data field
+/// limit). `meta` reads a live entry's version and times in any layout of
+/// its times (`fields.rs`), `put_meta` writes them back as `v` and `m`.
+/// `unmark_quick`/`mark_quick` unmark or mark, for each data field
 /// (`d:<key>`) among ARGV[first..last] (every `step`th), its key as changed
 /// by a quick write (`q:<key>`). In order: a helper comes after those it calls.
 const HELPERS: &[(&str, &str)] = &[
@@ -39,35 +41,53 @@ end"#,
   end
 end"#,
     ),
-    ("hset_range", "local function hset_range(key, first, last) call_range('HSET', key, first, last) end"),
-    ("hdel_range", "local function hdel_range(key, first, last) call_range('HDEL', key, first, last) end"),
-    (
-        "hset_with",
-        r#"-- HSET of `field` = `value` and the pairs ARGV[first..last], in as
--- few calls as `unpack` allows.
-local function hset_with(key, field, value, first, last)
-  local stop = math.min(first + 397, last)
-  redis.call('HSET', key, field, value, unpack(ARGV, first, stop))
-  call_range('HSET', key, stop + 1, last)
-end"#,
-    ),
     (
         "write_whole",
         r#"local function write_whole(key, first, expiry)
   redis.call('DEL', key)
-  hset_range(key, first, #ARGV)
+  call_range('HSET', key, first, #ARGV)
   redis.call('PEXPIREAT', key, expiry)
+end"#,
+    ),
+    (
+        "meta",
+        r#"-- A live entry's version, creation and expiry times, as the strings
+-- stored, and whether times are in fields of their own (`c`, `t`, `e`:
+-- the earlier layout, or a patch by an earlier release, which always
+-- writes `t`) rather than in `m`; nothing for an absent key, a tombstone
+-- or an entry in the older string format. One call for an entry of this
+-- layout; plain finds, not a pattern, to split `m` (a pattern cost the
+-- script ~2 µs). An absent field reads as false.
+local function meta(key)
+  local f = redis.pcall('HMGET', key, 'v', 'm', 't')
+  if f.err or not f[1] then return end
+  local c, e
+  if f[2] then
+    local a = string.find(f[2], ' ', 1, true)
+    local b = a and string.find(f[2], ' ', a + 1, true)
+    if not b then return end
+    c, e = string.sub(f[2], 1, a - 1), string.sub(f[2], b + 1)
+  end
+  if f[3] then
+    local g = redis.call('HMGET', key, 'c', 'e')
+    c, e = g[1] or c, g[2] or e
+  end
+  if not (c and e) then return end
+  return f[1], c, e, f[3] ~= false
 end"#,
     ),
     ("version", "local function version(key)\n  return tonumber(redis.call('HGET', key, 'v'))\nend"),
     (
-        "live_version",
-        r#"-- The version of a live entry in one call; nil for an absent key, a
--- tombstone (a hash without 'v') or an entry in the older string format.
-local function live_version(key)
-  local v = redis.pcall('HGET', key, 'v')
-  if type(v) ~= 'string' then return nil end
-  return tonumber(v)
+        "put_meta",
+        r#"-- HSET of `v`, `m` (created, updated, expiry) and the pairs
+-- ARGV[first..last], in as few calls as `unpack` allows; times in fields of
+-- their own (`strays`, see `meta`) go in the same step.
+local function put_meta(key, strays, v, c, t, e, first, last)
+  if strays then redis.call('HDEL', key, 'c', 't', 'e') end
+  -- 4 arguments and an even number of items: 400 in one call at most.
+  local stop = math.min(first + 395, last)
+  redis.call('HSET', key, 'v', v, 'm', c .. ' ' .. t .. ' ' .. e, unpack(ARGV, first, stop))
+  call_range('HSET', key, stop + 1, last)
 end"#,
     ),
     (
@@ -144,54 +164,57 @@ return 1
 "#;
 
 /// After a database patch: KEYS[1]; ARGV expiry ms or '', new version,
-/// count of removed fields, count of patch items, the removed fields, the
-/// patch items. When the entry is the version just before, the patch is
-/// applied to it (keeping quick writes, unmarking the keys it persisted),
-/// and the script returns 1. An older entry is deleted (the next read
-/// refills it): -1. The same or a newer version, a tombstone, or no entry:
-/// 0, untouched.
+/// updated ms, count of removed fields, count of patch items, the removed
+/// fields, the patch items. When the entry is the version just before, the
+/// patch is applied to it (keeping quick writes, unmarking the keys it
+/// persisted), and the script returns 1. An older entry is deleted (the
+/// next read refills it): -1. The same or a newer version, a tombstone, or
+/// no entry: 0, untouched.
 pub(super) const PUT_PATCHED: &str = r#"
-local current = live_version(KEYS[1])
+local v, c, e, strays = meta(KEYS[1])
+local current = tonumber(v)
 local new = tonumber(ARGV[2])
 if current == nil or current >= new then return 0 end
 if current ~= new - 1 then
   redis.call('DEL', KEYS[1])
   return -1
 end
-local removed = tonumber(ARGV[3])
-local items = tonumber(ARGV[4])
-hdel_range(KEYS[1], 5, 4 + removed)
-hset_with(KEYS[1], 'v', ARGV[2], 5 + removed, 4 + removed + items)
-unmark_quick(KEYS[1], 5, 4 + removed + items, 1)
+local removed = tonumber(ARGV[4])
+local items = tonumber(ARGV[5])
+call_range('HDEL', KEYS[1], 6, 5 + removed)
+if ARGV[1] ~= '' then e = ARGV[1] end
+put_meta(KEYS[1], strays, ARGV[2], c, ARGV[3], e, 6 + removed, 5 + removed + items)
+unmark_quick(KEYS[1], 6, 5 + removed + items, 1)
 if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return 1
 "#;
 
 /// Key-level changes to a live entry: KEYS[1]; ARGV bump (1/0), largest
 /// version, count of removed fields, count of patch items, expiry ms or '',
-/// the removed fields, the patch items. Without bump (a quick write) the
-/// changed keys are marked `q:<key>` until a database save persists them.
-/// Returns the entry's version after the change, or -1 when there is no
-/// live entry.
+/// updated ms, the removed fields, the patch items. Without bump (a quick
+/// write) the changed keys are marked `q:<key>` until a database save
+/// persists them. Returns the entry's version after the change, or -1 when
+/// there is no live entry.
 pub(super) const PATCH: &str = r#"
-local current = live_version(KEYS[1])
+local v, c, e, strays = meta(KEYS[1])
+local current = tonumber(v)
 if current == nil then return -1 end
-local removed = tonumber(ARGV[3])
-local items = tonumber(ARGV[4])
-hdel_range(KEYS[1], 6, 5 + removed)
 if ARGV[1] == '1' then
   if current >= tonumber(ARGV[2]) then
     return redis.error_reply('session version is at its limit')
   end
   -- Versions stop at 2^53: exact as a Lua number, and '%d' prints them whole.
   current = current + 1
-  hset_with(KEYS[1], 'v', string.format('%d', current), 6 + removed, 5 + removed + items)
-else
-  hset_range(KEYS[1], 6 + removed, 5 + removed + items)
+  v = string.format('%d', current)
 end
+local removed = tonumber(ARGV[3])
+local items = tonumber(ARGV[4])
+call_range('HDEL', KEYS[1], 7, 6 + removed)
+if ARGV[5] ~= '' then e = ARGV[5] end
+put_meta(KEYS[1], strays, v, c, ARGV[6], e, 7 + removed, 6 + removed + items)
 if ARGV[1] == '0' then
-  mark_quick(KEYS[1], 6, 5 + removed, 1, true)
-  mark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2, true)
+  mark_quick(KEYS[1], 7, 6 + removed, 1, true)
+  mark_quick(KEYS[1], 7 + removed, 6 + removed + items, 2, true)
 end
 if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
 return current
@@ -221,15 +244,15 @@ return 1
 "#;
 
 /// The first step of a rotation on a cluster: KEYS[1] the new id's key;
-/// ARGV expiry ms, then the record's fields (`v`, version, `c`, created,
-/// `t`, updated, …). Returns 1 written, -2 id taken. Idempotent: the cluster
-/// client resends a call whose connection dropped, and an entry with this
-/// very version, creation and update time is this call's own.
+/// ARGV expiry ms, then the record's fields (`v`, version, `m`, times, …).
+/// Returns 1 written, -2 id taken. Idempotent: the cluster client resends a
+/// call whose connection dropped, and an entry with this very version,
+/// creation, update and expiry time is this call's own.
 pub(super) const ROTATE_IN: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if kind(KEYS[1]) == 'live' then
-    local mine = redis.call('HMGET', KEYS[1], 'v', 'c', 't')
-    if mine[1] == ARGV[3] and mine[2] == ARGV[5] and mine[3] == ARGV[7] then return 1 end
+    local mine = redis.call('HMGET', KEYS[1], 'v', 'm')
+    if mine[1] == ARGV[3] and mine[2] == ARGV[5] then return 1 end
   end
   return -2
 end
@@ -282,25 +305,25 @@ mod tests {
     #[test]
     fn a_script_gets_the_helpers_it_calls_and_theirs_before_it_and_no_others() {
         let patch = source(PATCH);
-        for needed in ["live_version", "hdel_range", "hset_range", "hset_with", "call_range", "mark_quick"] {
+        for needed in ["meta", "put_meta", "call_range", "mark_quick"] {
             assert!(patch.contains(&format!("local function {needed}(")), "{needed} missing");
         }
         for unused in ["kind", "version", "write_whole", "unmark_quick"] {
             assert!(!patch.contains(&format!("local function {unused}(")), "{unused} included");
         }
         let at = |name: &str| patch.find(&format!("local function {name}(")).unwrap();
-        assert!(at("call_range") < at("hset_range") && at("call_range") < at("hset_with"));
+        assert!(at("call_range") < at("put_meta") && at("meta") < at("put_meta"));
         assert!(patch.ends_with(PATCH));
-        // Through another helper: `write_whole` calls `hset_range`, which calls `call_range`.
+        // Through another helper: `write_whole` calls `call_range`.
         let insert = source(INSERT_IF_EMPTY);
         assert!(insert.contains("local function call_range(") && insert.contains("local function kind("));
-        assert!(!insert.contains("local function live_version("));
+        assert!(!insert.contains("local function meta("));
     }
 
     #[test]
     fn a_call_is_told_from_a_longer_name_and_a_definition() {
         assert!(calls("x = version(k)", "version"));
-        assert!(!calls("x = live_version(k)", "version"));
+        assert!(!calls("x = put_meta(k)", "meta"));
         assert!(!calls("local function version(key)", "version"));
         assert!(!calls("unmark_quick(k, 1, 2, 1)", "mark_quick"));
     }
