@@ -380,7 +380,7 @@ async fn entry_fields(connection: &mut redis::aio::MultiplexedConnection, key: &
 async fn earlier_layout_entries_are_read_and_rewritten(
     store: Store,
     redis: sessionctl::store::redis::RedisCache,
-    url: &str,
+    mut connection: redis::aio::MultiplexedConnection,
 ) {
     let config = Arc::new(harness::config());
     let session = Session::new(store.clone(), config.clone(), None);
@@ -391,8 +391,6 @@ async fn earlier_layout_entries_are_read_and_rewritten(
     let id = session.key().await.unwrap().unwrap();
     let created = store.load(&id, sessionctl::record::now()).await.unwrap().unwrap();
     let key = redis.key(&id);
-    let client = redis::Client::open(url).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     to_earlier_layout(&mut connection, &key).await;
     assert_eq!(entry_fields(&mut connection, &key).await, ["c", "d:a", "d:n", "e", "t", "u", "v"]);
 
@@ -417,23 +415,30 @@ async fn earlier_layout_entries_are_read_and_rewritten(
     );
 }
 
+/// A Redis tier under a prefix of its own on the shared server, and a
+/// connection of the test's own for looking at the entries.
+async fn redis_tier(server: &RedisServer) -> (sessionctl::store::redis::RedisCache, redis::aio::MultiplexedConnection) {
+    let prefix = format!("earlier:{}:", harness::new_key());
+    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    (redis, client.get_multiplexed_async_connection().await.unwrap())
+}
+
 #[tokio::test]
 async fn earlier_layout_entries_are_read_and_rewritten_on_redis_alone() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let prefix = format!("earlier:{}:", harness::new_key());
-    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let (redis, connection) = redis_tier(server).await;
     let store = Store::cache_only(Arc::new(redis.clone()), StoreOptions::default());
-    earlier_layout_entries_are_read_and_rewritten(store, redis, &server.url()).await;
+    earlier_layout_entries_are_read_and_rewritten(store, redis, connection).await;
 }
 
 #[tokio::test]
 async fn earlier_layout_entries_are_read_and_rewritten_in_front_of_a_database() {
     let Some(server) = harness::redis_server::shared() else { return };
     let db = harness::sqlite().await;
-    let prefix = format!("earlier:{}:", harness::new_key());
-    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let (redis, connection) = redis_tier(server).await;
     let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    earlier_layout_entries_are_read_and_rewritten(store, redis, &server.url()).await;
+    earlier_layout_entries_are_read_and_rewritten(store, redis, connection).await;
 }
 
 /// A rolling deploy: a process of the earlier release saves a key-level
@@ -445,14 +450,11 @@ async fn earlier_layout_entries_are_read_and_rewritten_in_front_of_a_database() 
 async fn a_patch_by_an_earlier_release_keeps_the_cache_in_step() {
     let Some(server) = harness::redis_server::shared() else { return };
     let db = harness::sqlite().await;
-    let prefix = format!("earlier:{}:", harness::new_key());
-    let redis = sessionctl::store::redis::RedisCache::connect(&server.url(), &prefix, Duration::from_secs(5)).unwrap();
+    let (redis, mut connection) = redis_tier(server).await;
     let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
     let config = Arc::new(harness::config());
     let (value, id) = start(&store, &config).await;
     let key = redis.key(&id);
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
 
     let at = sessionctl::record::now() + chrono::Duration::seconds(1);
     let expires = at + chrono::Duration::days(2);
