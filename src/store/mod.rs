@@ -526,6 +526,15 @@ impl Store {
                 Ok(CacheLookup::Miss) if self.database().is_none() => return Ok(Lookup::Missing),
                 Ok(CacheLookup::Miss) => {}
                 Err(error) if self.database().is_none() => return Err(error),
+                // An entry the cache holds but cannot decode (damaged, or
+                // written by a release that lays it out differently) would
+                // send every read of the session to the database until it
+                // expires: it goes, and the refill below replaces it.
+                Err(Error::Corrupt { .. }) => {
+                    let _ = self
+                        .cache_call(cache, "evicting a damaged session", cache.evict(std::slice::from_ref(id)))
+                        .await;
+                }
                 Err(_) => {}
             }
             let record = self.db()?.load(id).await?.filter(|r| !r.is_expired_at(now));

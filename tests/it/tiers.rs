@@ -441,6 +441,59 @@ async fn earlier_layout_entries_are_read_and_rewritten_in_front_of_a_database() 
     earlier_layout_entries_are_read_and_rewritten(store, redis, connection).await;
 }
 
+/// A cache entry the decoder refuses (damaged by hand in a trial; a future
+/// layout would look the same) is replaced from the database by the next
+/// read, instead of sending every read to the database until it expires;
+/// the scripts do not take it for a live entry either.
+#[tokio::test]
+async fn a_damaged_cache_entry_is_replaced_from_the_database() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let (redis, mut connection) = redis_tier(server).await;
+    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    let key = redis.key(&id);
+    for damaged in ["garbage", "1 2", "1796136360872 1796136361080 1796136360872 1796741160872", "x 2 3", " 2 3"] {
+        let () = redis::cmd("HSET").arg(&key).arg("m").arg(damaged).query_async(&mut connection).await.unwrap();
+        let error = redis.get(&id).await.unwrap_err();
+        assert!(matches!(error, sessionctl::Error::Corrupt { .. }), "{damaged:?}: {error}");
+        let patch = sessionctl::store::Patch::new(sessionctl::record::now()).with_set("n", json!(9));
+        assert_eq!(redis.patch(&id, &patch, true).await.unwrap(), None, "{damaged:?}: not a live entry to the scripts");
+
+        let session = Session::new(store.clone(), config.clone(), Some(&value));
+        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "{damaged:?}: read from the database");
+        let stored = db.db().load(&id).await.unwrap().unwrap();
+        assert_eq!(redis.get(&id).await.unwrap(), CacheLookup::Hit(stored), "{damaged:?}: the entry was replaced");
+    }
+}
+
+/// A time in a field of its own wins over `m`'s for the decoder, and the
+/// scripts take it the same way: the next save folds it into `m`, so what
+/// is served before and after agrees (a trial found a lone `e` kept apart).
+#[tokio::test]
+async fn a_lone_time_field_is_read_and_folded_into_m() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let (redis, mut connection) = redis_tier(server).await;
+    let store = Store::cache_only(Arc::new(redis.clone()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    let key = redis.key(&id);
+    let CacheLookup::Hit(before) = redis.get(&id).await.unwrap() else { panic!("not cached") };
+    let later = before.expires_at + chrono::Duration::hours(1);
+    let () =
+        redis::cmd("HSET").arg(&key).arg("e").arg(later.timestamp_millis()).query_async(&mut connection).await.unwrap();
+    let CacheLookup::Hit(read) = redis.get(&id).await.unwrap() else { panic!("not cached") };
+    assert_eq!(read.expires_at, later);
+
+    let session = Session::new(store, config, Some(&value));
+    session.insert("n", 2).await.unwrap();
+    session.save().await.unwrap();
+    assert_eq!(entry_fields(&mut connection, &key).await, ["d:n", "m", "v"]);
+    let CacheLookup::Hit(after) = redis.get(&id).await.unwrap() else { panic!("not cached") };
+    assert_eq!((after.expires_at, after.created_at, after.version), (later, before.created_at, before.version + 1));
+}
+
 /// A rolling deploy: a process of the earlier release saves a key-level
 /// change (the database patch, then its own script on the cache entry this
 /// release wrote). The cache stays in step with the database, this release

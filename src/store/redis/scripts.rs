@@ -52,28 +52,26 @@ end"#,
     (
         "meta",
         r#"-- A live entry's version, creation and expiry times, as the strings
--- stored, and whether times are in fields of their own (`c`, `t`, `e`:
--- the earlier layout, or a patch by an earlier release, which always
--- writes `t`) rather than in `m`; nothing for an absent key, a tombstone
--- or an entry in the older string format. One call for an entry of this
--- layout; plain finds, not a pattern, to split `m` (a pattern cost the
--- script ~2 µs). An absent field reads as false.
+-- stored, and whether a time is in a field of its own (`c`, `t`, `e`: the
+-- earlier layout, or a patch by an earlier release) rather than in `m`;
+-- nothing for an absent key, a tombstone, an entry in the older string
+-- format, or times that are not whole numbers (what the decoder refuses:
+-- such an entry is evicted by the next read in front of a database). One
+-- call; plain finds, not a pattern, to split `m` (a four-capture pattern
+-- cost the script ~2 µs). An absent field reads as false.
 local function meta(key)
-  local f = redis.pcall('HMGET', key, 'v', 'm', 't')
+  local f = redis.pcall('HMGET', key, 'v', 'm', 'c', 't', 'e')
   if f.err or not f[1] then return end
-  local c, e
+  local c, e = f[3], f[5]
   if f[2] then
     local a = string.find(f[2], ' ', 1, true)
     local b = a and string.find(f[2], ' ', a + 1, true)
     if not b then return end
-    c, e = string.sub(f[2], 1, a - 1), string.sub(f[2], b + 1)
+    c = c or string.sub(f[2], 1, a - 1)
+    e = e or string.sub(f[2], b + 1)
   end
-  if f[3] then
-    local g = redis.call('HMGET', key, 'c', 'e')
-    c, e = g[1] or c, g[2] or e
-  end
-  if not (c and e) then return end
-  return f[1], c, e, f[3] ~= false
+  if not (c and e and string.find(c, '^%-?%d+$') and string.find(e, '^%-?%d+$')) then return end
+  return f[1], c, e, (f[3] or f[4] or f[5]) ~= false
 end"#,
     ),
     ("version", "local function version(key)\n  return tonumber(redis.call('HGET', key, 'v'))\nend"),
