@@ -1,8 +1,8 @@
 //! A session record as the fields of a Redis hash, and back: `v` the
-//! version, `m` the created, updated and expiry times, "<created> <updated>
-//! <expiry>" (Unix ms), `u` the user, `d:<key>` each value's JSON, `q:<key>`
-//! a quick write not yet persisted, `x` a tombstone's reason and `n` where a
-//! rotation moved the session.
+//! version, `m` the created, updated and expiry times in Unix ms
+//! (`<created> <updated> <expiry>`), `u` the user, `d:<key>` each value's
+//! JSON, `q:<key>` a quick write not yet persisted, `x` a tombstone's reason
+//! and `n` where a rotation moved the session.
 //!
 //! Entries of earlier releases hold the times in three fields, `c`, `t`
 //! and `e`. They are read, and a script rewrites them in this layout when
