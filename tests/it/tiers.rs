@@ -441,6 +441,30 @@ async fn earlier_layout_entries_are_read_and_rewritten_in_front_of_a_database() 
     earlier_layout_entries_are_read_and_rewritten(store, redis, connection).await;
 }
 
+/// A session saved through Redis in front of SQLite, with what the Redis
+/// layout tests look at: the tier, a connection of their own, the cookie,
+/// the session's key and its Redis key.
+struct Tiered {
+    db: TestDb,
+    redis: sessionctl::store::redis::RedisCache,
+    connection: redis::aio::MultiplexedConnection,
+    store: Store,
+    config: Arc<SessionConfig>,
+    value: String,
+    id: SessionKey,
+    key: String,
+}
+
+async fn tiered_session(server: &RedisServer) -> Tiered {
+    let db = harness::sqlite().await;
+    let (redis, connection) = redis_tier(server).await;
+    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    let key = redis.key(&id);
+    Tiered { db, redis, connection, store, config, value, id, key }
+}
+
 /// A cache entry the decoder refuses (damaged by hand in a trial; a future
 /// layout would look the same) is replaced from the database by the next
 /// read, instead of sending every read to the database until it expires;
@@ -448,12 +472,7 @@ async fn earlier_layout_entries_are_read_and_rewritten_in_front_of_a_database() 
 #[tokio::test]
 async fn a_damaged_cache_entry_is_replaced_from_the_database() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let db = harness::sqlite().await;
-    let (redis, mut connection) = redis_tier(server).await;
-    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let (value, id) = start(&store, &config).await;
-    let key = redis.key(&id);
+    let Tiered { db, redis, mut connection, store, config, value, id, key } = tiered_session(server).await;
     for damaged in ["garbage", "1 2", "1796136360872 1796136361080 1796136360872 1796741160872", "x 2 3", " 2 3"] {
         let () = redis::cmd("HSET").arg(&key).arg("m").arg(damaged).query_async(&mut connection).await.unwrap();
         let error = redis.get(&id).await.unwrap_err();
@@ -502,12 +521,7 @@ async fn a_lone_time_field_is_read_and_folded_into_m() {
 #[tokio::test]
 async fn a_patch_by_an_earlier_release_keeps_the_cache_in_step() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let db = harness::sqlite().await;
-    let (redis, mut connection) = redis_tier(server).await;
-    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let (value, id) = start(&store, &config).await;
-    let key = redis.key(&id);
+    let Tiered { db, redis, mut connection, store, config, value, id, key } = tiered_session(server).await;
 
     let at = sessionctl::record::now() + chrono::Duration::seconds(1);
     let expires = at + chrono::Duration::days(2);
