@@ -14,7 +14,14 @@
 //!
 //! Run: `cargo build --release && cargo bench -p sessionctl-benches --bench purge`
 //! (`ROWS=200000` for a quick pass, `ONLY=sqlite` or `ONLY=postgres` for one backend,
-//! `SHAPES=sparse` for some shapes, `PG=fast` for a PostgreSQL without fsync).
+//! `SHAPES=sparse` for some shapes, `PG=fast` for a PostgreSQL without fsync,
+//! `USERS=20` for the share of sessions with a user id, `TEMPLATES=dir` to keep
+//! the filled tables between runs, `CLI=0` to skip the read-only commands,
+//! `BEFORE_BIN=path` to run an earlier build's purge beside this one's and
+//! `ROUNDS=3` to repeat the methods, interleaved; `WRITER=1` or `WRITER=0` for
+//! only the runs beside the writer or only the idle ones). Each SQLite copy is synced
+//! to disk before its method starts, and each purge is compared with the raw
+//! DELETE run as it was: beside the writer, or idle.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -240,10 +247,18 @@ async fn measure(
     }
 }
 
-async fn purge_with_binary(url: String) -> JobResult {
-    // SESSIONCTL_BIN: another build to compare, back to back.
-    let binary = std::env::var("SESSIONCTL_BIN")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl").to_owned());
+/// The `sessionctl` binary that purges: `SESSIONCTL_BIN`, else this
+/// checkout's release build; with `before`, `BEFORE_BIN` (an earlier build,
+/// run in the same rounds).
+fn sessionctl_binary(before: bool) -> String {
+    let own = || {
+        std::env::var("SESSIONCTL_BIN")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl").to_owned())
+    };
+    if before { std::env::var("BEFORE_BIN").unwrap_or_else(|_| own()) } else { own() }
+}
+
+async fn purge_with_binary(url: String, binary: String) -> JobResult {
     let child = tokio::process::Command::new(&binary)
         .env("SESSIONCTL_DATABASE_URL", &url)
         .args(["purge-expired", "--output", "json", "--quiet"])
@@ -272,8 +287,7 @@ async fn purge_with_binary(url: String) -> JobResult {
 
 /// Times `stats`, `stats --exact` and `list --limit 10` on the table at `url`.
 async fn cli_timings(url: &str, shape: Shape) -> Vec<(Shape, String, Duration)> {
-    let binary = std::env::var("SESSIONCTL_BIN")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/sessionctl").to_owned());
+    let binary = sessionctl_binary(false);
     let mut timings = Vec::new();
     for args in
         [&["stats"][..], &["stats", "--exact"], &["list", "--limit", "10"], &["list", "--active", "--limit", "10"]]
@@ -306,8 +320,18 @@ async fn raw_delete(backend: Backend, url: String, vacuum: bool) -> JobResult {
             // The whole process, as `sqlite3 file 'DELETE …'` runs it: its
             // last connection copies the WAL back into the database on
             // close, as the purge's checkpoints do (without this the floor
-            // left ~2 GB in the WAL for the app's commits to copy).
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await.unwrap();
+            // left ~2 GB in the WAL for the app's commits to copy). A
+            // writer's read snapshot can hold the copy back: retried until
+            // the whole WAL is in the database, so the floor never skips
+            // work the purge does.
+            loop {
+                let (busy, log, copied): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn).await.unwrap();
+                if busy == 0 && copied >= log {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             deleted
         }
         Backend::Postgres => {
@@ -394,12 +418,32 @@ async fn main() {
             // The last: no writer, so nothing invalidates the purge's page
             // cache between batches (a quiet night); its peak RSS is the one
             // that matters for the memory budget.
-            let methods: &[&str] = match backend {
-                Backend::Sqlite => &["raw DELETE", "purge-expired", "purge-expired, idle"],
+            let mut methods: Vec<&str> = match backend {
+                Backend::Sqlite => vec!["raw DELETE", "purge-expired", "raw DELETE, idle", "purge-expired, idle"],
                 // What an operator runs by hand reclaims the space too.
-                Backend::Postgres => &["raw DELETE", "raw DELETE + VACUUM", "purge-expired", "purge-expired, idle"],
+                Backend::Postgres => vec!["raw DELETE", "raw DELETE + VACUUM", "purge-expired", "purge-expired, idle"],
             };
-            for &method in methods {
+            // `BEFORE_BIN=path`: an earlier build's purge after each of
+            // this one's, against the same raw DELETE; `ROUNDS=n` runs the
+            // whole sequence n times, interleaved.
+            if std::env::var_os("BEFORE_BIN").is_some() {
+                methods = methods
+                    .into_iter()
+                    .flat_map(|m| match m {
+                        "purge-expired" => vec![m, "purge-expired (before)"],
+                        "purge-expired, idle" => vec![m, "purge-expired, idle (before)"],
+                        _ => vec![m],
+                    })
+                    .collect();
+            }
+            // `WRITER=1`: only the methods beside the writer; `WRITER=0`: only the idle ones.
+            match std::env::var("WRITER").as_deref() {
+                Ok("1") => methods.retain(|m| !m.contains("idle")),
+                Ok("0") => methods.retain(|m| m.contains("idle")),
+                _ => {}
+            }
+            let rounds = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1usize);
+            for method in (0..rounds).flat_map(|_| methods.iter().copied()) {
                 case += 1;
                 let (url, database, live) = match (&template_live, &pg_template) {
                     (Some(live), Some((server, template))) => {
@@ -419,20 +463,27 @@ async fn main() {
                     (Some(live), None) => {
                         let path = dir.path().join(format!("bench{case}.db"));
                         std::fs::copy(&template, &path).unwrap();
+                        // On disk before the clock starts: otherwise the
+                        // first checkpoint's fsync writes the whole copy
+                        // back (2 GB at 10M rows), inside the figure.
+                        std::fs::File::open(&path).and_then(|f| f.sync_all()).unwrap();
                         let url = format!("sqlite://{}", path.display());
                         let database: Arc<dyn DatabaseTier> = Arc::new(SqliteDatabase::connect(&url).await.unwrap());
                         (url, database, live.clone())
                     }
                     (None, _) => continue,
                 };
-                let idle = method.ends_with("idle");
+                let idle = method.contains("idle");
                 let run = if method.starts_with("raw DELETE") {
                     let vacuum = method.ends_with("VACUUM");
                     measure(database, live, idle, raw_delete(backend, url.clone(), vacuum)).await
                 } else {
-                    measure(database, live, idle, purge_with_binary(url.clone())).await
+                    let binary = sessionctl_binary(method.ends_with("(before)"));
+                    measure(database, live, idle, purge_with_binary(url.clone(), binary)).await
                 };
-                if method == "raw DELETE" {
+                // Each purge against the raw DELETE run as it was: beside
+                // the writer, or idle.
+                if method.starts_with("raw DELETE") && !method.ends_with("VACUUM") {
                     raw_wall = Some(run.wall);
                 }
                 let ratio =
