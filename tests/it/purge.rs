@@ -211,6 +211,31 @@ async fn a_killed_purge_can_be_rerun_and_loses_no_live_session() {
     assert_eq!(counts(&database).await, (live_before, 0));
 }
 
+/// An app's write transaction open when the purge wants the lock: the purge
+/// waits for it (and finishes), but reports as its write lock only the time
+/// it held it, not the wait (it once reported the whole wait as its lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_that_waits_for_an_app_write_reports_only_the_lock_it_held() {
+    let db = big_sqlite(2_000).await;
+    let database = db.database.clone().unwrap();
+    let mut app = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut app).await.unwrap();
+    sqlx::query("UPDATE sessions SET version = version + 1 WHERE expires_at > 1000").execute(&mut app).await.unwrap();
+    let child = sessionctl(&db.url, &["purge-expired", "--output", "json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let held = Duration::from_millis(1_500);
+    tokio::time::sleep(held).await;
+    sqlx::query("COMMIT").execute(&mut app).await.unwrap();
+    let summary = json_output(&child.wait_with_output().unwrap());
+    assert_eq!(summary["deleted"].as_u64(), Some(1_000));
+    assert_eq!(counts(&database).await, (1_000, 0));
+    let (batch, lock) =
+        (summary["longest_batch_ms"].as_u64().unwrap(), summary["longest_write_lock_ms"].as_u64().unwrap());
+    // It did wait for the app (the batch spans the app's transaction) …
+    assert!(batch >= 500, "the purge never waited for the app's lock: {summary}");
+    // … and deleting 1,000 rows held the lock for a fraction of that.
+    assert!(lock < batch / 2, "the wait for the app counted as the purge's lock: {summary}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg(target_os = "linux")]
 async fn purge_memory_and_wal_stay_bounded_on_a_table_larger_than_the_budget() {

@@ -206,6 +206,8 @@ impl DatabasePurge for SqliteDatabase {
                     .execute(&mut connection)
                     .await?;
                 sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut connection).await?;
+                // Waits for the write lock are the purge's own (`while_busy!`).
+                sqlx::query("PRAGMA busy_timeout = 0").execute(&mut connection).await?;
                 Ok(connection)
             };
             let connection = open().await.map_err(Error::db(BACKEND, OP))?;
@@ -268,6 +270,40 @@ impl DatabasePurge for SqliteDatabase {
     }
 }
 
+/// Runs a statement (`$attempt`, an awaited expression) again every
+/// millisecond while SQLite refuses it for a lock another connection holds
+/// (`SQLITE_BUSY`), for at most the busy timeout; evaluates to its result and
+/// how long the attempt that ran took.
+///
+/// The purge's connection has no busy timeout: SQLite's own waits back off
+/// to 10, 15, 20 ms between tries, so a DELETE that met an app's write lock
+/// took it up to ~20 ms after the app let go, and the lock time it reported
+/// (and sized its next window by) counted the wait: an app transaction held
+/// 1.5 s made a purge of 5,000 rows report a lock of 1,535 ms
+/// (BENCHMARKS.md, issue #15). A write statement takes the lock in its first
+/// step, so the attempt that runs holds it from start to end.
+macro_rules! while_busy {
+    ($attempt:expr) => {{
+        let deadline = std::time::Instant::now() + super::BUSY_TIMEOUT;
+        loop {
+            let started = std::time::Instant::now();
+            match $attempt {
+                Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                outcome => break (outcome, started.elapsed()),
+            }
+        }
+    }};
+}
+
+/// Whether SQLite refused a statement for a lock another connection holds
+/// (`SQLITE_BUSY` and its extended codes).
+fn is_busy(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database)
+        if database.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5))
+}
+
 /// Windows in which at most 1 row in this many is expired delete those rows
 /// by id rather than by range.
 const SPARSE_WINDOW_SHARE: i64 = 8;
@@ -298,26 +334,28 @@ async fn purge_batch(
     // The window's end, the ids to delete by id (sparse windows only), and
     // whether the read found nothing expired before the table's end.
     let (upper, expired_ids, none_expired) = if *dense {
-        let upper: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
+        let (upper, _) = while_busy!(
+            sqlx::query_scalar::<_, String>("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?")
                 .bind(after)
                 .bind(window - 1)
                 .fetch_optional(&mut *connection)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
-        (upper, None, false)
+        );
+        (upper.map_err(Error::db(BACKEND, OP))?, None, false)
     } else {
-        let (rows, upper, expired, ids): (i64, Option<String>, i64, Option<String>) = sqlx::query_as(
-            "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
-                    json_group_array(id) FILTER (WHERE expires_at <= ?3) \
-             FROM (SELECT id, expires_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2)",
-        )
-        .bind(after)
-        .bind(window)
-        .bind(ms(now))
-        .fetch_one(&mut *connection)
-        .await
-        .map_err(Error::db(BACKEND, OP))?;
+        let (read, _) = while_busy!(
+            sqlx::query_as::<_, (i64, Option<String>, i64, Option<String>)>(
+                "SELECT count(*), max(id), count(*) FILTER (WHERE expires_at <= ?3), \
+                        json_group_array(id) FILTER (WHERE expires_at <= ?3) \
+                 FROM (SELECT id, expires_at FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?2)",
+            )
+            .bind(after)
+            .bind(window)
+            .bind(ms(now))
+            .fetch_one(&mut *connection)
+            .await
+        );
+        let (rows, upper, expired, ids) = read.map_err(Error::db(BACKEND, OP))?;
         let upper = if rows < window { None } else { upper };
         let sparse = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
         let none_expired = upper.is_some() && expired == 0;
@@ -346,23 +384,23 @@ async fn purge_batch(
         checkpointer.settle_if_behind(lag).await;
     }
     // The DELETE is its own transaction: a write statement takes the write
-    // lock when it starts (waiting out the busy timeout), as `BEGIN
-    // IMMEDIATE` would, but outside an explicit transaction SQLite keeps no
-    // statement journal of the pages it changes (the expression index makes
-    // it keep one otherwise): windows of 10,000 rows on ten million took
-    // 7.7 ms instead of 10.7 ms at the median (BENCHMARKS.md, issue #15).
-    let locked_at = std::time::Instant::now();
-    let query = sqlx::query(sql).bind(after).bind(second).bind(ms(now));
-    let (deleted, deleted_count) = if return_ids {
-        let rows = query.fetch_all(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
+    // lock when it starts, as `BEGIN IMMEDIATE` would, but outside an
+    // explicit transaction SQLite keeps no statement journal of the pages it
+    // changes (the expression index makes it keep one otherwise): windows of
+    // 10,000 rows on ten million took 7.7 ms instead of 10.7 ms at the median
+    // (BENCHMARKS.md, issue #15). The attempt that runs holds the lock
+    // throughout; the ones refused before it only waited (`while_busy!`).
+    let bind = || sqlx::query(sql).bind(after).bind(second).bind(ms(now));
+    let ((deleted, deleted_count), write_lock) = if return_ids {
+        let (rows, write_lock) = while_busy!(bind().fetch_all(&mut *connection).await);
+        let rows = rows.map_err(Error::db(BACKEND, OP))?;
         let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
         let count = ids.len() as u64;
-        (parse_ids(ids), count)
+        ((parse_ids(ids), count), write_lock)
     } else {
-        let result = query.execute(&mut *connection).await.map_err(Error::db(BACKEND, OP))?;
-        (Vec::new(), result.rows_affected())
+        let (result, write_lock) = while_busy!(bind().execute(&mut *connection).await);
+        ((Vec::new(), result.map_err(Error::db(BACKEND, OP))?.rows_affected()), write_lock)
     };
-    let write_lock = locked_at.elapsed();
     *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
     Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
 }
