@@ -20,8 +20,9 @@
 //! `BEFORE_BIN=path` to run an earlier build's purge beside this one's and
 //! `ROUNDS=3` to repeat the methods, interleaved; `WRITER=1` or `WRITER=0` for
 //! only the runs beside the writer or only the idle ones). Each SQLite copy is synced
-//! to disk before its method starts, and each purge is compared with the raw
-//! DELETE run as it was: beside the writer, or idle.
+//! to disk before its method starts, and each SQLite purge is compared with the raw
+//! DELETE run as it was: beside the writer, or idle (PostgreSQL's raw DELETE runs
+//! beside the writer only).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -324,12 +325,14 @@ async fn raw_delete(backend: Backend, url: String, vacuum: bool) -> JobResult {
             // writer's read snapshot can hold the copy back: retried until
             // the whole WAL is in the database, so the floor never skips
             // work the purge does.
+            let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 let (busy, log, copied): (i64, i64, i64) =
                     sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn).await.unwrap();
                 if busy == 0 && copied >= log {
                     break;
                 }
+                assert!(Instant::now() < deadline, "the WAL is never copied back: busy {busy}, {copied} of {log}");
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             deleted
@@ -398,7 +401,10 @@ async fn main() {
                         let live = live_sessions(&database).await;
                         (Arc::new(database) as Arc<dyn DatabaseTier>, live)
                     } else {
-                        fill(backend, &url, shape).await
+                        let filled = fill(backend, &url, shape).await;
+                        // On disk before the first copy is timed.
+                        std::fs::File::open(&template).and_then(|f| f.sync_all()).unwrap();
+                        filled
                     };
                     drop(database);
                     template_live = Some(live);

@@ -221,12 +221,21 @@ async fn a_purge_that_waits_for_an_app_write_reports_only_the_lock_it_held() {
     let mut app = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut app).await.unwrap();
     sqlx::query("UPDATE sessions SET version = version + 1 WHERE expires_at > 1000").execute(&mut app).await.unwrap();
+    // One more expired session, visible only once the app commits: the
+    // purge deleting it shows its DELETE ran after the app's transaction.
+    sqlx::query(
+        "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+         VALUES ('committed-by-the-app-while-purging', '{}', NULL, 0, 0, 1000, 1)",
+    )
+    .execute(&mut app)
+    .await
+    .unwrap();
     let child = sessionctl(&db.url, &["purge-expired", "--output", "json"]).stdout(Stdio::piped()).spawn().unwrap();
     let held = Duration::from_millis(1_500);
     tokio::time::sleep(held).await;
     sqlx::query("COMMIT").execute(&mut app).await.unwrap();
     let summary = json_output(&child.wait_with_output().unwrap());
-    assert_eq!(summary["deleted"].as_u64(), Some(1_000));
+    assert_eq!(summary["deleted"].as_u64(), Some(1_001));
     assert_eq!(counts(&database).await, (1_000, 0));
     let (batch, lock) =
         (summary["longest_batch_ms"].as_u64().unwrap(), summary["longest_write_lock_ms"].as_u64().unwrap());

@@ -206,8 +206,13 @@ impl DatabasePurge for SqliteDatabase {
                     .execute(&mut connection)
                     .await?;
                 sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut connection).await?;
-                // Waits for the write lock are the purge's own (`while_busy!`).
-                sqlx::query("PRAGMA busy_timeout = 0").execute(&mut connection).await?;
+                // In WAL mode, waits for the write lock are the purge's own
+                // (`while_busy!`). In a rollback journal SQLite's handler
+                // keeps the pending lock while readers drain; it stays.
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut connection).await?;
+                if mode.eq_ignore_ascii_case("wal") {
+                    sqlx::query("PRAGMA busy_timeout = 0").execute(&mut connection).await?;
+                }
                 Ok(connection)
             };
             let connection = open().await.map_err(Error::db(BACKEND, OP))?;
@@ -270,32 +275,41 @@ impl DatabasePurge for SqliteDatabase {
     }
 }
 
-/// Runs a statement (`$attempt`, an awaited expression) again every
-/// millisecond while SQLite refuses it for a lock another connection holds
-/// (`SQLITE_BUSY`), for at most the busy timeout; evaluates to its result and
-/// how long the attempt that ran took.
+/// Runs a statement (`$attempt`, an awaited expression) again while SQLite
+/// refuses it for a lock another connection holds (`SQLITE_BUSY`), for at
+/// most the busy timeout, sleeping between tries as SQLite's own busy
+/// handler does ([`BUSY_BACKOFF_MS`]); evaluates to its result and how long
+/// the attempt that ran took.
 ///
-/// The purge's connection has no busy timeout: SQLite's own waits back off
-/// to 10, 15, 20 ms between tries, so a DELETE that met an app's write lock
-/// took it up to ~20 ms after the app let go, and the lock time it reported
-/// (and sized its next window by) counted the wait: an app transaction held
-/// 1.5 s made a purge of 5,000 rows report a lock of 1,535 ms
-/// (BENCHMARKS.md, issue #15). A write statement takes the lock in its first
-/// step, so the attempt that runs holds it from start to end.
+/// On WAL databases the purge's connection has no busy timeout: with
+/// SQLite's handler the lock time it reported (and sized its next window by)
+/// counted the wait for an app's write lock, so an app transaction held 1.5 s
+/// made a purge of 5,000 rows report a lock of 1,535 ms (BENCHMARKS.md,
+/// issue #15). A write statement takes the lock in its first step, so the
+/// attempt that runs holds it from start to end. The same back-off as the
+/// app's connections keeps the purge from jumping ahead of an app writer
+/// waiting for the same lock.
 macro_rules! while_busy {
     ($attempt:expr) => {{
         let deadline = std::time::Instant::now() + super::BUSY_TIMEOUT;
+        let mut tries = 0;
         loop {
             let started = std::time::Instant::now();
             match $attempt {
                 Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let pause = BUSY_BACKOFF_MS[tries.min(BUSY_BACKOFF_MS.len() - 1)];
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 outcome => break (outcome, started.elapsed()),
             }
         }
     }};
 }
+
+/// The pauses between tries of SQLite's default busy handler (`sqlite3.c`,
+/// `sqliteDefaultBusyCallback`), in milliseconds; the last repeats.
+const BUSY_BACKOFF_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
 
 /// Whether SQLite refused a statement for a lock another connection holds
 /// (`SQLITE_BUSY` and its extended codes).
