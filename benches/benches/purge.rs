@@ -449,7 +449,20 @@ async fn main() {
                 _ => {}
             }
             let rounds = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1usize);
-            for method in (0..rounds).flat_map(|_| methods.iter().copied()) {
+            // Every other round runs the earlier build's purge first, so
+            // neither build always follows the other.
+            let round = |r: usize| {
+                let mut order = methods.clone();
+                if r % 2 == 1 {
+                    for i in 1..order.len() {
+                        if order[i].ends_with("(before)") {
+                            order.swap(i - 1, i);
+                        }
+                    }
+                }
+                order
+            };
+            for method in (0..rounds).flat_map(round) {
                 case += 1;
                 let (url, database, live) = match (&template_live, &pg_template) {
                     (Some(live), Some((server, template))) => {
