@@ -588,3 +588,46 @@ async fn a_database_write_that_times_out_evicts_the_cached_copy() {
     let session = Session::new(store, config, Some(&value));
     assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "read from the database");
 }
+
+/// Redis forgets its scripts when it restarts, fails over to a replica
+/// that never loaded them, or is told `SCRIPT FLUSH`: every write that runs
+/// one (a key-level save, an id rotation, a whole-session save, a
+/// deletion) loads it again and lands, on Redis alone and in front of a
+/// database.
+#[tokio::test]
+async fn writes_land_after_redis_forgets_its_scripts() {
+    let Some((server, tiered)) = own_redis().await else { return };
+    let cache_only = Store::cache_only(harness::redis_cache_at(&server.url()), StoreOptions::default());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    for store in [cache_only, tiered.store.clone()] {
+        let config = Arc::new(harness::config());
+        let (value, _) = start(&store, &config).await;
+        let forget = async |admin: &mut redis::aio::MultiplexedConnection| {
+            let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(admin).await.unwrap();
+        };
+
+        forget(&mut admin).await;
+        let session = Session::new(store.clone(), config.clone(), Some(&value));
+        session.insert("n", 2).await.unwrap();
+        assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
+
+        forget(&mut admin).await;
+        let session = Session::new(store.clone(), config.clone(), Some(&value));
+        session.clear().await.unwrap();
+        session.insert("n", 3).await.unwrap();
+        session.regenerate_id().await.unwrap();
+        let rotated = harness::cookie_of(&session.save().await.unwrap());
+        let session = Session::new(store.clone(), config.clone(), Some(&rotated));
+        assert_eq!(session.get_value("n").await.unwrap(), Some(json!(3)));
+        let old = Session::new(store.clone(), config.clone(), Some(&value));
+        assert_eq!(old.get_value("n").await.unwrap(), None, "the old id leads nowhere");
+
+        forget(&mut admin).await;
+        let session = Session::new(store.clone(), config.clone(), Some(&rotated));
+        session.terminate().await.unwrap();
+        session.save().await.unwrap();
+        let session = Session::new(store.clone(), config.clone(), Some(&rotated));
+        assert_eq!(session.get_value("n").await.unwrap(), None, "deleted");
+    }
+}

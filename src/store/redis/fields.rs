@@ -17,6 +17,10 @@
 //! parses each field of an `HGETALL` reply as a value of its own (measured:
 //! ten fields cost the request path ~6 µs of CPU more than four).
 
+use std::io::Write as _;
+
+use redis::{Cmd, RedisWrite as _};
+
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
 use crate::record::{self, Record};
@@ -26,12 +30,17 @@ pub(super) fn expiry_ms(record: &Record) -> i64 {
     record.expires_at.timestamp_millis()
 }
 
-/// A data key's hash field.
-pub(super) fn data_field(key: &str) -> Vec<u8> {
-    let mut field = Vec::with_capacity(key.len() + 2);
-    field.extend_from_slice(b"d:");
-    field.extend_from_slice(key.as_bytes());
-    field
+/// Appends a data key's hash field (`d:<key>`) to `cmd` as one argument.
+fn write_data_field(cmd: &mut Cmd, key: &str) {
+    let mut field = cmd.writer_for_next_arg();
+    // Writes into the command's own buffer: they cannot fail.
+    let _ = field.write_all(b"d:");
+    let _ = field.write_all(key.as_bytes());
+}
+
+/// Appends a value's JSON text to `cmd` as one argument.
+fn write_value(cmd: &mut Cmd, value: &serde_json::Value) {
+    let _ = serde_json::to_writer(cmd.writer_for_next_arg(), value);
 }
 
 /// The three numbers of an `m` field, separated by single spaces.
@@ -44,47 +53,54 @@ fn times_in(text: &str) -> Option<[i64; 3]> {
     parts.next().is_none().then_some(numbers)
 }
 
-/// The `m` field's value: created, updated and expiry times.
-fn times(record: &Record) -> Vec<u8> {
-    format!(
+/// Appends the record's hash field/value pairs to `cmd`: `v` its version,
+/// `m` its times (created, updated, expiry), `u` the user (absent when
+/// none), and `d:<key>` the JSON text of each value. One field per key is
+/// what lets a script change one key without parsing the others. Written
+/// straight into the command's buffer (a field or value of its own cost
+/// two allocations each: measured, BENCHMARKS.md issue #9).
+pub(super) fn write_record(cmd: &mut Cmd, record: &Record) {
+    cmd.arg("v").arg(record.version).arg("m");
+    let _ = write!(
+        cmd.writer_for_next_arg(),
         "{} {} {}",
         record.created_at.timestamp_millis(),
         record.updated_at.timestamp_millis(),
         record.expires_at.timestamp_millis()
-    )
-    .into_bytes()
-}
-
-/// The record as hash field/value pairs: `v` its version, `m` its times,
-/// `u` the user (absent when none), and `d:<key>` the JSON text of each
-/// value. One field per key is what lets a script change one key without
-/// parsing the others.
-pub(super) fn record_fields(record: &Record) -> Vec<Vec<u8>> {
-    let mut fields = Vec::with_capacity(6 + 2 * record.data.len());
-    fields.extend([b"v".to_vec(), record.version.to_string().into_bytes(), b"m".to_vec(), times(record)]);
+    );
     if let Some(user_id) = &record.user_id {
-        fields.extend([b"u".to_vec(), user_id.clone().into_bytes()]);
+        cmd.arg("u").arg(user_id.as_str());
     }
     for (key, value) in &record.data {
-        fields.extend([data_field(key), serde_json::to_vec(value).unwrap_or_default()]);
+        write_data_field(cmd, key);
+        write_value(cmd, value);
     }
-    fields
 }
 
-/// A patch as the fields it removes and the field/value items it sets (the
-/// scripts rewrite `m` from the patch's times, passed on their own).
-pub(super) fn patch_fields(patch: &Patch) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let mut removed: Vec<Vec<u8>> = patch.removed.iter().map(|key| data_field(key)).collect();
-    let mut items = Vec::with_capacity(2 * patch.set.len() + 2);
+/// How many fields a patch removes and how many field/value items it sets
+/// (what [`write_patch`] appends, counted first for the scripts).
+pub(super) fn patch_counts(patch: &Patch) -> (usize, usize) {
+    let user = |removal: bool| usize::from(matches!(&patch.user_id, Some(user) if user.is_none() == removal));
+    (patch.removed.len() + user(true), 2 * (patch.set.len() + user(false)))
+}
+
+/// Appends a patch to `cmd`: the fields it removes, then the field/value
+/// items it sets (the scripts rewrite `m` from the patch's times, passed on
+/// their own).
+pub(super) fn write_patch(cmd: &mut Cmd, patch: &Patch) {
+    for key in &patch.removed {
+        write_data_field(cmd, key);
+    }
+    if let Some(None) = &patch.user_id {
+        cmd.arg("u");
+    }
     for (key, value) in &patch.set {
-        items.extend([data_field(key), serde_json::to_vec(value).unwrap_or_default()]);
+        write_data_field(cmd, key);
+        write_value(cmd, value);
     }
-    match &patch.user_id {
-        Some(Some(user_id)) => items.extend([b"u".to_vec(), user_id.clone().into_bytes()]),
-        Some(None) => removed.push(b"u".to_vec()),
-        None => {}
+    if let Some(Some(user_id)) = &patch.user_id {
+        cmd.arg("u").arg(user_id.as_str());
     }
-    (removed, items)
 }
 
 /// Decodes an entry's fields (as HGETALL returns them, flat).
@@ -160,6 +176,36 @@ pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<Cache
 mod tests {
     use super::*;
 
+    fn args_of(cmd: &Cmd) -> Vec<Vec<u8>> {
+        cmd.args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => bytes.to_vec(),
+                _ => panic!("a script's arguments are plain values"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_patch_writes_as_many_fields_as_it_counts_removal_first() {
+        let mut patch = Patch::default();
+        patch.set.insert("cart".into(), serde_json::json!([1, 2]));
+        patch.set.insert("n".into(), serde_json::json!(3));
+        patch.removed.push("gone".into());
+        for (user_id, removed_fields, items) in [
+            (None, vec!["d:gone"], vec!["d:cart", "[1,2]", "d:n", "3"]),
+            (Some(None), vec!["d:gone", "u"], vec!["d:cart", "[1,2]", "d:n", "3"]),
+            (Some(Some("ada".to_owned())), vec!["d:gone"], vec!["d:cart", "[1,2]", "d:n", "3", "u", "ada"]),
+        ] {
+            patch.user_id = user_id;
+            let mut cmd = Cmd::new();
+            write_patch(&mut cmd, &patch);
+            let args: Vec<String> = args_of(&cmd).into_iter().map(|a| String::from_utf8(a).unwrap()).collect();
+            assert_eq!(patch_counts(&patch), (removed_fields.len(), items.len()));
+            assert_eq!(args[..removed_fields.len()], removed_fields[..]);
+            assert_eq!(args[removed_fields.len()..], items[..]);
+        }
+    }
+
     fn flat(fields: &[(&str, &str)]) -> Vec<Vec<u8>> {
         fields.iter().flat_map(|(name, value)| [name.as_bytes().to_vec(), value.as_bytes().to_vec()]).collect()
     }
@@ -193,8 +239,10 @@ mod tests {
         assert_eq!(record.expires_at.timestamp_millis(), 1_800_000_000_000);
         assert_eq!(decode_fields(&id, earlier).unwrap(), CacheLookup::Hit(record.clone()));
         assert_eq!(decode_fields(&id, patched_by_earlier).unwrap(), CacheLookup::Hit(record.clone()));
-        // What `record_fields` writes reads back as the record.
-        assert_eq!(decode_fields(&id, record_fields(&record)).unwrap(), CacheLookup::Hit(record));
+        // What `write_record` writes reads back as the record.
+        let mut cmd = Cmd::new();
+        write_record(&mut cmd, &record);
+        assert_eq!(decode_fields(&id, args_of(&cmd)).unwrap(), CacheLookup::Hit(record));
     }
 
     #[test]

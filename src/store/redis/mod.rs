@@ -31,7 +31,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{AsyncCommands as _, Script};
+use std::io::Write as _;
+
+use redis::{AsyncCommands as _, Cmd, FromRedisValue, RedisWrite as _, Script};
 
 use super::{CacheLookup, CacheTier, Patch, RotateOutcome, Tombstone, UpdateOutcome};
 use crate::error::{Error, Result};
@@ -43,7 +45,7 @@ mod link;
 mod scripts;
 mod slots;
 
-use fields::{decode_fields, expiry_ms, patch_fields, record_fields};
+use fields::{decode_fields, expiry_ms, patch_counts, write_patch, write_record};
 use link::Link;
 use scripts::{INSERT_IF_EMPTY, LIVE_KEYS, PATCH, PUT, PUT_PATCHED, ROTATE, ROTATE_IN, ROTATE_OUT, TOMBSTONE, UPDATE};
 use slots::{DIGEST_MASK, DIGEST_SHIFT, NODE_CURSOR, SLOT_SHIFT, serving_primaries};
@@ -174,6 +176,42 @@ impl RedisCache {
         if self.tagged { format!("{}{{{}}}", self.prefix, id) } else { format!("{}{}", self.prefix, id) }
     }
 
+    /// Appends the key a session is stored under to `cmd`, as [`key`](Self::key) spells it.
+    fn write_key(&self, cmd: &mut Cmd, id: &SessionKey) {
+        let mut key = cmd.writer_for_next_arg();
+        // Writes into the command's own buffer: they cannot fail.
+        let _ =
+            if self.tagged { write!(key, "{}{{{}}}", self.prefix, id) } else { write!(key, "{}{}", self.prefix, id) };
+    }
+
+    /// An `EVALSHA` of `script` on the keys of `ids`; the caller appends
+    /// the arguments. Built as one command buffer: `Script::key`/`arg` hold
+    /// each argument in an allocation of its own and copy them all again
+    /// into the command (~12 allocations per save; BENCHMARKS.md, issue #9).
+    fn eval(&self, script: &Script, ids: &[&SessionKey]) -> Cmd {
+        let mut cmd = Cmd::with_capacity(16, 256);
+        cmd.arg("EVALSHA").arg(script.get_hash()).arg(ids.len());
+        for id in ids {
+            self.write_key(&mut cmd, id);
+        }
+        cmd
+    }
+
+    /// Sends a call [`eval`](Self::eval) built; when Redis does not know
+    /// the script (restarted, `SCRIPT FLUSH`, a failover to a replica that
+    /// never loaded it) loads it and sends the call again, as
+    /// `Script::invoke_async` does.
+    async fn invoke<T: FromRedisValue>(&self, script: &Script, cmd: &Cmd) -> redis::RedisResult<T> {
+        let mut connection = self.connection();
+        match cmd.query_async(&mut connection).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script.load_async(&mut connection).await?;
+                cmd.query_async(&mut connection).await
+            }
+            result => result,
+        }
+    }
+
     /// The session key a Redis key holds, if it is one of ours.
     fn id_of(&self, key: &str) -> Option<SessionKey> {
         let rest = key.strip_prefix(&self.prefix)?;
@@ -236,14 +274,10 @@ impl RedisCache {
     }
 
     async fn insert_if_empty(&self, record: &Record, operation: &'static str) -> Result<bool> {
-        let written: i64 = self
-            .insert_if_empty
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error(operation))?;
+        let mut call = self.eval(&self.insert_if_empty, &[&record.id]);
+        call.arg(expiry_ms(record));
+        write_record(&mut call, record);
+        let written: i64 = self.invoke(&self.insert_if_empty, &call).await.map_err(cache_error(operation))?;
         Ok(written == 1)
     }
 
@@ -256,14 +290,11 @@ impl RedisCache {
         expected_version: i64,
         record: &Record,
     ) -> Result<RotateOutcome> {
-        let written: i64 = self
-            .rotate_in
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("moving a session to a new id"))?;
+        let mut call = self.eval(&self.rotate_in, &[&record.id]);
+        call.arg(expiry_ms(record));
+        write_record(&mut call, record);
+        let written: i64 =
+            self.invoke(&self.rotate_in, &call).await.map_err(cache_error("moving a session to a new id"))?;
         if written == -2 {
             return Ok(RotateOutcome::IdTaken);
         }
@@ -317,6 +348,15 @@ impl RedisCache {
     }
 }
 
+/// Appends a patch's new expiry (Unix ms), or an empty argument when the
+/// patch leaves the expiry alone.
+fn write_expiry(cmd: &mut Cmd, patch: &Patch) {
+    match patch.expires_at {
+        Some(expiry) => cmd.arg(expiry.timestamp_millis()),
+        None => cmd.arg(""),
+    };
+}
+
 /// Escapes a literal for a Redis glob pattern.
 fn escape_glob(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -336,8 +376,11 @@ impl CacheTier for RedisCache {
     }
 
     async fn get(&self, id: &SessionKey) -> Result<CacheLookup> {
+        let mut read = Cmd::with_capacity(2, 64);
+        read.arg("HGETALL");
+        self.write_key(&mut read, id);
         let fields: std::result::Result<Vec<Vec<u8>>, redis::RedisError> =
-            redis::cmd("HGETALL").arg(self.key(id)).query_async(&mut self.connection()).await;
+            read.query_async(&mut self.connection()).await;
         match fields {
             Ok(fields) => decode_fields(id, fields),
             Err(e) if e.code() == Some("WRONGTYPE") => self.read_old_format(id).await,
@@ -350,52 +393,31 @@ impl CacheTier for RedisCache {
     }
 
     async fn put(&self, record: &Record) -> Result<bool> {
-        let stored: i64 = self
-            .put
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(record.version)
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("writing a session"))?;
+        let mut call = self.eval(&self.put, &[&record.id]);
+        call.arg(expiry_ms(record)).arg(record.version);
+        write_record(&mut call, record);
+        let stored: i64 = self.invoke(&self.put, &call).await.map_err(cache_error("writing a session"))?;
         Ok(stored == 1)
     }
 
     async fn put_patched(&self, id: &SessionKey, patch: &Patch, version: i64) -> Result<bool> {
-        let (removed, items) = patch_fields(patch);
-        let applied: i64 = self
-            .put_patched
-            .key(self.key(id))
-            .arg(patch.expires_at.map(|t| t.timestamp_millis().to_string()).unwrap_or_default())
-            .arg(version)
-            .arg(patch.updated_at.timestamp_millis())
-            .arg(removed.len())
-            .arg(items.len())
-            .arg(removed)
-            .arg(items)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("writing a session"))?;
+        let (removed, items) = patch_counts(patch);
+        let mut call = self.eval(&self.put_patched, &[id]);
+        write_expiry(&mut call, patch);
+        call.arg(version).arg(patch.updated_at.timestamp_millis()).arg(removed).arg(items);
+        write_patch(&mut call, patch);
+        let applied: i64 = self.invoke(&self.put_patched, &call).await.map_err(cache_error("writing a session"))?;
         Ok(applied == 1)
     }
 
     async fn patch(&self, id: &SessionKey, patch: &Patch, bump: bool) -> Result<Option<i64>> {
-        let (removed, items) = patch_fields(patch);
-        let version: i64 = self
-            .patch
-            .key(self.key(id))
-            .arg(if bump { "1" } else { "0" })
-            .arg(record::MAX_VERSION)
-            .arg(removed.len())
-            .arg(items.len())
-            .arg(patch.expires_at.map(|t| t.timestamp_millis().to_string()).unwrap_or_default())
-            .arg(patch.updated_at.timestamp_millis())
-            .arg(removed)
-            .arg(items)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("saving a session"))?;
+        let (removed, items) = patch_counts(patch);
+        let mut call = self.eval(&self.patch, &[id]);
+        call.arg(if bump { "1" } else { "0" }).arg(record::MAX_VERSION).arg(removed).arg(items);
+        write_expiry(&mut call, patch);
+        call.arg(patch.updated_at.timestamp_millis());
+        write_patch(&mut call, patch);
+        let version: i64 = self.invoke(&self.patch, &call).await.map_err(cache_error("saving a session"))?;
         Ok((version >= 0).then_some(version))
     }
 
@@ -410,17 +432,13 @@ impl CacheTier for RedisCache {
 
     async fn tombstone(&self, id: &SessionKey, ttl: Duration, reason: Tombstone) -> Result<()> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: i64 = self
-            .tombstone
-            .key(self.key(id))
-            .arg(match reason {
-                Tombstone::Deleted => "deleted",
-                Tombstone::Moved => "moved",
-            })
-            .arg(ttl_ms)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("deleting a session"))?;
+        let mut call = self.eval(&self.tombstone, &[id]);
+        call.arg(match reason {
+            Tombstone::Deleted => "deleted",
+            Tombstone::Moved => "moved",
+        })
+        .arg(ttl_ms);
+        let _: i64 = self.invoke(&self.tombstone, &call).await.map_err(cache_error("deleting a session"))?;
         Ok(())
     }
 
@@ -429,15 +447,10 @@ impl CacheTier for RedisCache {
     }
 
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
-        let outcome: i64 = self
-            .update
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(expected_version)
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("saving a session"))?;
+        let mut call = self.eval(&self.update, &[&record.id]);
+        call.arg(expiry_ms(record)).arg(expected_version);
+        write_record(&mut call, record);
+        let outcome: i64 = self.invoke(&self.update, &call).await.map_err(cache_error("saving a session"))?;
         Ok(match outcome {
             1 => UpdateOutcome::Updated,
             0 => UpdateOutcome::Conflict,
@@ -449,17 +462,11 @@ impl CacheTier for RedisCache {
         if self.tagged {
             return self.rotate_across_slots(old, expected_version, record).await;
         }
-        let outcome: i64 = self
-            .rotate
-            .key(self.key(old))
-            .key(self.key(&record.id))
-            .arg(expiry_ms(record))
-            .arg(expected_version)
-            .arg(MOVED_MARKER_TTL_MS)
-            .arg(record_fields(record))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(cache_error("moving a session to a new id"))?;
+        let mut call = self.eval(&self.rotate, &[old, &record.id]);
+        call.arg(expiry_ms(record)).arg(expected_version).arg(MOVED_MARKER_TTL_MS);
+        write_record(&mut call, record);
+        let outcome: i64 =
+            self.invoke(&self.rotate, &call).await.map_err(cache_error("moving a session to a new id"))?;
         Ok(match outcome {
             1 => RotateOutcome::Rotated,
             0 => RotateOutcome::Conflict,
