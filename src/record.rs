@@ -9,13 +9,15 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
 
-/// The session data: a JSON object.
-pub type Data = Map<String, Value>;
+mod data;
+
+pub use data::{Data, DataIntoIter, DataIter};
 
 /// Envelope format version written by this build.
 pub const ENVELOPE_VERSION: u32 = 1;
@@ -89,7 +91,7 @@ fn has_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => has_nul_in(map),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
         _ => false,
     }
 }
@@ -180,6 +182,8 @@ impl Record {
         let corrupt = |reason: String| Error::Corrupt { id: "(envelope)".into(), reason };
         let envelope: EnvelopeOwned =
             serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a session envelope: {e}")))?;
+        let data = Data::from_object_text(envelope.data.get())
+            .ok_or_else(|| corrupt("not a session envelope: its data is not a JSON object".into()))?;
         if envelope.v != ENVELOPE_VERSION {
             return Err(corrupt(format!("envelope version {} is not supported", envelope.v)));
         }
@@ -195,7 +199,7 @@ impl Record {
             id,
             user_id: envelope.user_id,
             version: envelope.version,
-            data: envelope.data,
+            data,
         };
         fields.checked().map_err(corrupt)
     }
@@ -227,7 +231,9 @@ struct EnvelopeOwned {
     updated_at: i64,
     expires_at: i64,
     version: i64,
-    data: Data,
+    /// Split into its keys by [`Data::from_object_text`], which keeps each
+    /// value's text until it is read.
+    data: Box<RawValue>,
 }
 
 /// Compact JSON text of a data object.
@@ -235,14 +241,19 @@ pub fn encode_data(data: &Data) -> String {
     serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Parses a data column; it must hold a JSON object.
+/// Parses a data column; it must hold a JSON object. Each value is kept as
+/// its text until it is read ([`Data`]).
 ///
 /// # Errors
 ///
 /// [`Error::Corrupt`] when the text is not a JSON object.
 pub fn decode_data(id: &str, text: &str) -> Result<Data> {
+    if let Some(data) = Data::from_object_text(text) {
+        return Ok(data);
+    }
+    // Not an object: parsed again to say what it is instead.
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok(map.into()),
         Ok(other) => Err(Error::Corrupt {
             id: id.to_owned(),
             reason: format!("data is a JSON {}, not an object", json_kind(&other)),
@@ -289,7 +300,7 @@ mod tests {
         Record {
             id: SessionKey::generate().1,
             user_id: Some("alice".into()),
-            data: json!({"cart": [1, 2], "n": 3}).as_object().cloned().unwrap(),
+            data: json!({"cart": [1, 2], "n": 3}).as_object().cloned().unwrap().into(),
             created_at: t,
             updated_at: t,
             expires_at: t + chrono::Duration::days(7),
@@ -358,10 +369,10 @@ mod tests {
         for version in [-1, MAX_VERSION + 1] {
             assert_eq!(fields(version).checked().unwrap_err(), format!("version {version} is outside 0..=2^53"));
         }
-        let nul = json!({"a": ["x\u{0}"]}).as_object().cloned().unwrap();
+        let nul: Data = json!({"a": ["x\u{0}"]}).as_object().cloned().unwrap().into();
         assert!(matches!(check_writable(None, &nul, usize::MAX), Err(Error::InvalidInput(_))));
         assert!(matches!(check_writable(Some("u\u{0}"), &Data::new(), usize::MAX), Err(Error::InvalidInput(_))));
-        let text = json!({"a": "\\u0000"}).as_object().cloned().unwrap();
+        let text: Data = json!({"a": "\\u0000"}).as_object().cloned().unwrap().into();
         assert_eq!(check_writable(None, &text, 100).unwrap(), 15, "an escaped text is not a NUL");
         assert!(matches!(check_writable(None, &text, 14), Err(Error::TooLarge { size: 15, limit: 14 })));
     }

@@ -67,7 +67,7 @@ fn main() {
         let record = Record {
             id: SessionKey::generate().1,
             user_id: None,
-            data: fixtures::one_kb_data(),
+            data: fixtures::one_kb_data().into(),
             created_at: t,
             updated_at: t,
             expires_at: t + chrono::Duration::days(1),

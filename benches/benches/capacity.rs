@@ -94,7 +94,7 @@ fn main() {
                 let record = Record {
                     id: SessionKey::generate().1,
                     user_id: user,
-                    data: data(&mut letters, size),
+                    data: data(&mut letters, size).into(),
                     created_at: t,
                     updated_at: t,
                     expires_at: t + chrono::Duration::days(7),

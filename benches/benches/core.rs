@@ -20,7 +20,7 @@ mod pg_server;
 
 /// A session whose data encodes to about 1 KB.
 fn one_kb_record() -> Record {
-    let data = fixtures::one_kb_data();
+    let data = fixtures::one_kb_data().into();
     let t = now();
     let record = Record {
         id: SessionKey::generate().1,

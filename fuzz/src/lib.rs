@@ -234,7 +234,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let record = |user: Option<&str>, data: serde_json::Value, expires_in: i64| Record {
         id: SessionKey::of(&id),
         user_id: user.map(str::to_owned),
-        data: data.as_object().cloned().unwrap_or_default(),
+        data: data.as_object().cloned().unwrap_or_default().into(),
         created_at: at(-3600) + chrono::Duration::milliseconds(123),
         updated_at: at(-60),
         expires_at: at(expires_in) + chrono::Duration::milliseconds(456),

@@ -48,7 +48,7 @@ impl ExportLine {
             updated_at: record.updated_at,
             expires_at: record.expires_at,
             version: record.version,
-            data: Value::Object(record.data.clone()),
+            data: Value::from(record.data.clone()),
             last_seen_at: None,
             client_ip: None,
             user_agent: None,
@@ -160,6 +160,7 @@ impl ExportLine {
                 record::json_kind(&parsed.data)
             )));
         };
+        let data = record::Data::from(data);
         // The size limit is the caller's (`Admin::parse_line`).
         record::check_writable(parsed.user_id.as_deref(), &data, usize::MAX)?;
         for (what, text, limit) in
@@ -204,7 +205,7 @@ mod tests {
             let record = Record {
                 id: crate::id::SessionKey::generate().1,
                 user_id,
-                data: data.as_object().cloned().unwrap(),
+                data: data.as_object().cloned().unwrap().into(),
                 created_at: t,
                 updated_at: t,
                 expires_at: t,

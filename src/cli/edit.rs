@@ -45,7 +45,7 @@ fn parse_object(text: &str, source: &str) -> anyhow::Result<Data> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| Error::InvalidInput(format!("{source} is not valid JSON: {e}")))?;
     match value {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => Ok(map.into()),
         other => Err(Error::InvalidInput(format!(
             "{source} holds a JSON {}, but session data must be an object",
             json_kind(&other)
@@ -114,7 +114,7 @@ fn edit_in_editor(data: &Data) -> anyhow::Result<Option<Data>> {
     let Some(editor) = editor else {
         bail!("no edit given and neither $VISUAL nor $EDITOR is set; use --set, --unset or --replace");
     };
-    let original = serde_json::to_string_pretty(&Value::Object(data.clone()))? + "\n";
+    let original = serde_json::to_string_pretty(&Value::from(data.clone()))? + "\n";
     let mut file = tempfile::Builder::new().prefix("sessionctl-edit-").suffix(".json").tempfile()?;
     std::io::Write::write_all(&mut file, original.as_bytes())?;
     let path = file.path().to_owned();

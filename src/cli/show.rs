@@ -27,7 +27,7 @@ fn cache_word(state: &CacheState) -> &'static str {
 }
 
 fn pretty(record: &Record) -> String {
-    serde_json::to_string_pretty(&Value::Object(record.data.clone())).unwrap_or_default()
+    serde_json::to_string_pretty(&Value::from(record.data.clone())).unwrap_or_default()
 }
 
 fn metadata_table(record: &Record, tiers: &[(&str, String)]) -> comfy_table::Table {

@@ -282,7 +282,10 @@ impl Session {
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
     /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.get_value(key).await?.map(|value| from_value(key, value)).transpose()
+        // Straight from the value's text when it was not read yet.
+        let state = self.loaded().await?;
+        let read = state.record.as_ref().and_then(|r| r.data.get_as(key));
+        read.map(|value| value.map_err(|e| wrong_type(key, e))).transpose()
     }
 
     /// A value as JSON.
@@ -594,7 +597,11 @@ impl Session {
 
 /// A stored value as `T`; a clear error when it holds something else.
 fn from_value<T: DeserializeOwned>(key: &str, value: Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| Error::Config(format!("session value {key:?} has another type: {e}")))
+    serde_json::from_value(value).map_err(|e| wrong_type(key, e))
+}
+
+fn wrong_type(key: &str, error: serde_json::Error) -> Error {
+    Error::Config(format!("session value {key:?} has another type: {error}"))
 }
 
 fn to_value<T: Serialize>(key: &str, value: T) -> Result<Value> {

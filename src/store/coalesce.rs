@@ -152,7 +152,7 @@ mod tests {
         let b = Patch::new(now).with_removed("x").with_set("z", json!(2)).with_user_id(Some("u".into()));
         let c = Patch::new(now).with_set("x", json!(3));
         let merged = a.then(b).then(c);
-        assert_eq!(serde_json::Value::Object(merged.set.clone()), json!({"x": 3, "y": 1, "z": 2}));
+        assert_eq!(serde_json::Value::from(merged.set.clone()), json!({"x": 3, "y": 1, "z": 2}));
         assert!(merged.removed.is_empty(), "{:?}", merged.removed);
         assert_eq!(merged.user_id, Some(Some("u".into())));
     }

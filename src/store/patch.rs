@@ -117,7 +117,7 @@ mod tests {
         let mut r = Record {
             id: SessionKey::generate().1,
             user_id: None,
-            data: json!({"a": 1, "b": 2, "c": 3}).as_object().cloned().unwrap(),
+            data: json!({"a": 1, "b": 2, "c": 3}).as_object().cloned().unwrap().into(),
             created_at: now,
             updated_at: now,
             expires_at: now,
@@ -125,7 +125,7 @@ mod tests {
         };
         let patch = Patch::new(now).with_set("a", json!(10)).with_removed("b").with_user_id(Some("u".into()));
         patch.apply(&mut r, true).unwrap();
-        assert_eq!(Value::Object(r.data.clone()), json!({"a": 10, "c": 3}));
+        assert_eq!(Value::from(r.data.clone()), json!({"a": 10, "c": 3}));
         assert_eq!((r.version, r.user_id.as_deref()), (8, Some("u")));
         r.version = record::MAX_VERSION;
         assert!(patch.apply(&mut r, true).is_err(), "versions never pass 2^53");

@@ -113,7 +113,7 @@ pub async fn insert_if_absent_never_overwrites(db: Tiers) {
     let first = record("", chrono::Duration::hours(1), None);
     assert!(db.store.create(&first).await.unwrap());
     let mut second = first.clone();
-    second.data = json!({"other": true}).as_object().cloned().unwrap();
+    second.data = json!({"other": true}).as_object().cloned().unwrap().into();
     assert!(!db.store.create(&second).await.unwrap());
     assert_eq!(db.stored(&first.id).await.unwrap().data, first.data);
 }

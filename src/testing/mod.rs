@@ -229,7 +229,7 @@ pub fn record(user: Option<&str>, expires_in: chrono::Duration, data: serde_json
     Record {
         id: new_key(),
         user_id: user.map(str::to_owned),
-        data: data.as_object().cloned().expect("session data is a JSON object"),
+        data: data.as_object().cloned().expect("session data is a JSON object").into(),
         created_at: t,
         updated_at: t,
         expires_at: t + expires_in,

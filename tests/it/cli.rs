@@ -352,7 +352,7 @@ async fn edit_with_flags_validates_and_writes_with_the_version() {
     let id = alice.id.as_str();
     cli.ok(&["edit", id, "--set", "theme=\"light\"", "--set", "cart=[\"book\",\"pen\"]", "--unset", "n"]);
     let after = stored(&store, &alice.id).await.unwrap();
-    assert_eq!(Value::Object(after.data.clone()), json!({"cart": ["book", "pen"], "theme": "light"}));
+    assert_eq!(Value::from(after.data.clone()), json!({"cart": ["book", "pen"], "theme": "light"}));
     assert_eq!(after.version, 2);
 
     // Invalid input: a clear error, nothing written.
@@ -369,7 +369,7 @@ async fn edit_with_flags_validates_and_writes_with_the_version() {
 
     let output = cli.run_with_stdin(&["edit", id, "--replace", "-"], r#"{"fresh": 1}"#);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(Value::Object(stored(&store, &alice.id).await.unwrap().data), json!({"fresh": 1}));
+    assert_eq!(Value::from(stored(&store, &alice.id).await.unwrap().data), json!({"fresh": 1}));
     cli.fails(&["edit", harness::new_key().as_str(), "--set", "a=1"], 3);
 }
 
@@ -470,7 +470,7 @@ async fn import_validates_every_line_before_writing() {
 
     // Existing sessions are kept unless --replace.
     let mut changed = alice.clone();
-    changed.data = json!({"replaced": true}).as_object().cloned().unwrap();
+    changed.data = json!({"replaced": true}).as_object().cloned().unwrap().into();
     let line = sessionctl::admin::ExportLine::from_record(&changed).to_json();
     let output = cli.run_with_stdin(&["import", "-", "--output", "json"], &line);
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();

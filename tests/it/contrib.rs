@@ -124,7 +124,7 @@ fn expired_session() -> Record {
     Record {
         id: crate::harness::new_key(),
         user_id: Some("alice".into()),
-        data: json!({"cart": ["book"]}).as_object().cloned().unwrap(),
+        data: json!({"cart": ["book"]}).as_object().cloned().unwrap().into(),
         created_at: t - chrono::Duration::hours(2),
         updated_at: t - chrono::Duration::hours(2),
         expires_at: t - chrono::Duration::hours(1),

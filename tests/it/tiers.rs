@@ -55,7 +55,7 @@ async fn round_trips(db: TestDb) {
     session.insert("n", 3).await.unwrap();
     session.save().await.unwrap();
     let stored = db.db().load(&id).await.unwrap().unwrap();
-    assert_eq!(serde_json::Value::Object(stored.data), json!({"n": 3, "seen": true}));
+    assert_eq!(serde_json::Value::from(stored.data), json!({"n": 3, "seen": true}));
 
     // Database hit: a cache miss, the database, then a refill.
     db.cache.as_ref().unwrap().evict(std::slice::from_ref(&id)).await.unwrap();
@@ -253,7 +253,7 @@ async fn purge_drops_the_purged_ids_from_the_cache() {
         let record = sessionctl::Record {
             id: harness::new_key(),
             user_id: None,
-            data: json!({"n": 1}).as_object().cloned().unwrap(),
+            data: json!({"n": 1}).as_object().cloned().unwrap().into(),
             created_at: now,
             updated_at: now,
             expires_at: now + chrono::Duration::milliseconds(300),

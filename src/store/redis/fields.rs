@@ -39,7 +39,7 @@ fn write_data_field(cmd: &mut Cmd, key: &str) {
 }
 
 /// Appends a value's JSON text to `cmd` as one argument.
-fn write_value(cmd: &mut Cmd, value: &serde_json::Value) {
+fn write_value(cmd: &mut Cmd, value: &impl serde::Serialize) {
     let _ = serde_json::to_writer(cmd.writer_for_next_arg(), value);
 }
 
@@ -71,7 +71,8 @@ pub(super) fn write_record(cmd: &mut Cmd, record: &Record) {
     if let Some(user_id) = &record.user_id {
         cmd.arg("u").arg(user_id.as_str());
     }
-    for (key, value) in &record.data {
+    // A value never read is written as the text it was read as.
+    for (key, value) in record.data.entries() {
         write_data_field(cmd, key);
         write_value(cmd, value);
     }
@@ -147,8 +148,11 @@ pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<Cache
                     .strip_prefix(b"d:")
                     .and_then(|key| std::str::from_utf8(key).ok())
                     .ok_or_else(|| corrupt(format!("unknown field {:?}", String::from_utf8_lossy(&field))))?;
-                let value = serde_json::from_slice(&value).map_err(|e| corrupt(format!("value of {key:?}: {e}")))?;
-                data.insert(key.to_owned(), value);
+                // Kept as its text, checked to be JSON, until it is read.
+                let text = String::from_utf8(value).map_err(|_| corrupt(format!("value of {key:?} is not UTF-8")))?;
+                if !data.insert_text(key.to_owned(), text) {
+                    return Err(corrupt(format!("value of {key:?} is not JSON")));
+                }
             }
         }
     }
