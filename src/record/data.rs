@@ -66,15 +66,49 @@ impl Slot {
     }
 }
 
-/// Parses text already checked to be JSON. Only nesting deeper than the
-/// parser allows (128 levels, which the check does not count) fails; such a
-/// value made the whole session unreadable before values were parsed on
-/// first read, and now reads as null.
+/// Parses text already checked to be JSON nested no deeper than the parser
+/// allows ([`parses_later`]): it cannot fail. Should it, the value reads as
+/// null (and is still written back as its text) rather than panic.
 fn parse(text: &RawValue) -> Value {
     serde_json::from_str(text.get()).unwrap_or_else(|error| {
         tracing::warn!(%error, "a session value could not be parsed; it reads as null");
         Value::Null
     })
+}
+
+/// How deep serde_json parses arrays and objects into one another: the
+/// 128th level is refused.
+const MAX_NESTING: usize = 127;
+
+/// Whether JSON text (already checked to be JSON) is nested no deeper than
+/// [`MAX_NESTING`], so parsing it later cannot fail. Checking the text for
+/// JSON does not count levels, and a value nested deeper made its session a
+/// corrupt record when every value was parsed on read: it still does.
+fn parses_later(text: &str) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 impl Serialize for Slot {
@@ -93,23 +127,27 @@ impl Data {
     }
 
     /// Data from a JSON object's text, each value kept as its text until
-    /// first read. `None` when the text is not a JSON object. A key given twice keeps
-    /// its last value, as a map read from JSON does.
+    /// first read. `None` when the text is not a JSON object, or a value is
+    /// nested deeper than it can be parsed. A key given twice keeps its last
+    /// value, as a map read from JSON does.
     pub fn from_object_text(text: &str) -> Option<Data> {
         let entries: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).ok()?;
+        if !entries.values().all(|text| parses_later(text.get())) {
+            return None;
+        }
         Some(Data(entries.into_iter().map(|(key, text)| (key, Slot::of_text(text))).collect()))
     }
 
     /// Adds a value given as JSON text (checked to be JSON), parsed on
     /// first read. Returns false, leaving the data as it was, when the
-    /// text is not JSON.
+    /// text is not JSON (or nested deeper than it can be parsed).
     pub(crate) fn insert_text(&mut self, key: String, text: String) -> bool {
         match RawValue::from_string(text) {
-            Ok(text) => {
+            Ok(text) if parses_later(text.get()) => {
                 self.0.insert(key, Slot::of_text(text));
                 true
             }
-            Err(_) => false,
+            _ => false,
         }
     }
 
@@ -365,15 +403,20 @@ mod tests {
     }
 
     #[test]
-    fn a_value_nested_deeper_than_the_parser_allows_reads_as_null_and_is_kept() {
-        // Such a value once made its whole session unreadable (a corrupt
-        // record). Now the session reads; this one key reads as null, and
-        // is written back unchanged.
-        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let text = format!(r#"{{"deep":{deep},"n":1}}"#);
-        let data = Data::from_object_text(&text).unwrap();
-        assert_eq!(data["n"], json!(1));
-        assert_eq!(data["deep"], Value::Null);
-        assert_eq!(serde_json::to_string(&data).unwrap(), text);
+    fn a_value_nested_deeper_than_the_parser_allows_is_refused_as_before() {
+        // Checking text for JSON does not count levels; parsing does. Data
+        // that holds a value the parser would refuse is refused when read,
+        // as when every value was parsed then, never a value that later
+        // fails to parse.
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        for (levels, parses) in [(MAX_NESTING, true), (MAX_NESTING + 1, false)] {
+            assert_eq!(serde_json::from_str::<Value>(&nested(levels)).is_ok(), parses, "{levels} levels");
+            let text = format!(r#"{{"deep":{},"n":1}}"#, nested(levels));
+            assert_eq!(Data::from_object_text(&text).is_some(), parses, "{levels} levels");
+            assert_eq!(Data::new().insert_text("deep".into(), nested(levels)), parses, "{levels} levels");
+        }
+        // Brackets inside strings, escaped quotes among them, are not levels.
+        let text = format!(r#"{{"s":"\"{}","n":[1]}}"#, "[".repeat(300));
+        assert_eq!(Data::from_object_text(&text).unwrap()["n"], json!([1]));
     }
 }

@@ -259,4 +259,18 @@ mod tests {
         let error = decode_fields(&id, flat(&[("m", "1 2 3"), ("d:n", "1")])).unwrap_err();
         assert!(error.to_string().contains("no version"), "{error}");
     }
+
+    #[test]
+    fn a_value_that_is_not_json_is_a_corrupt_entry_though_values_are_parsed_on_read() {
+        let id = SessionKey::generate().1;
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for value in ["{", "", "[1,", deep.as_str()] {
+            let entry = flat(&[("v", "1"), ("m", "1700000000000 1700000000000 1800000000000"), ("d:n", value)]);
+            let error = decode_fields(&id, entry).unwrap_err();
+            assert!(matches!(error, Error::Corrupt { .. }), "{value:?}: {error}");
+        }
+        let mut entry = flat(&[("v", "1"), ("m", "1700000000000 1700000000000 1800000000000")]);
+        entry.extend([b"d:n".to_vec(), vec![0xff, b'1']]);
+        assert!(decode_fields(&id, entry).unwrap_err().to_string().contains("not UTF-8"));
+    }
 }
