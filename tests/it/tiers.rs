@@ -487,6 +487,26 @@ async fn a_damaged_cache_entry_is_replaced_from_the_database() {
     }
 }
 
+/// Values are parsed on their first read, but a value that is not JSON,
+/// or nested deeper than it parses, still makes the entry corrupt when it is
+/// read: the session is served from the database and the entry replaced,
+/// as when every value was parsed then (never a value that fails later).
+#[tokio::test]
+async fn a_damaged_value_in_a_cache_entry_is_replaced_from_the_database() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let Tiered { db, redis, mut connection, store, config, value, id, key } = tiered_session(server).await;
+    let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+    for damaged in ["{", "", "[1,", "\"open", deep.as_str()] {
+        let () = redis::cmd("HSET").arg(&key).arg("d:n").arg(damaged).query_async(&mut connection).await.unwrap();
+        let error = redis.get(&id).await.unwrap_err();
+        assert!(matches!(error, sessionctl::Error::Corrupt { .. }), "{damaged:?}: {error}");
+        let session = Session::new(store.clone(), config.clone(), Some(&value));
+        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "{damaged:?}: read from the database");
+        let stored = db.db().load(&id).await.unwrap().unwrap();
+        assert_eq!(redis.get(&id).await.unwrap(), CacheLookup::Hit(stored), "{damaged:?}: the entry was replaced");
+    }
+}
+
 /// A time in a field of its own wins over `m`'s for the decoder, and the
 /// scripts take it the same way: the next save folds it into `m`, so what
 /// is served before and after agrees (a trial found a lone `e` kept apart).
