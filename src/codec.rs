@@ -253,15 +253,18 @@ impl CookieCodec {
         };
         let id = SessionId::parse(id).map_err(|_| CookieError::Malformed)?;
         let expires_at = parse_expiry(expires)?;
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| CookieError::Malformed)?;
-        if mac.len() != MAC_LEN {
+        // Into a buffer on the stack: a MAC longer than ours does not fit.
+        let mut buffer = [0u8; MAC_LEN];
+        let decoded = URL_SAFE_NO_PAD.decode_slice(mac, &mut buffer).map_err(|_| CookieError::Malformed)?;
+        if decoded != MAC_LEN {
             return Err(CookieError::Malformed);
         }
+        let mac = &buffer[..];
         let key_index = self
             .keys
             .keys
             .iter()
-            .position(|key| key.reference_mac(id.as_str(), expires).verify_slice(&mac).is_ok())
+            .position(|key| key.reference_mac(id.as_str(), expires).verify_slice(mac).is_ok())
             .ok_or(CookieError::BadSignature)?;
         if expires_at <= now {
             return Err(CookieError::Expired);

@@ -205,6 +205,20 @@ async fn finish<B: Default>(session: Session, mut response: Response<B>) -> Resp
 /// the first that verifies.
 pub fn cookie_values<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Vec<String> {
     let mut values = Vec::new();
+    for_each_cookie_value(headers, name, |value| {
+        values.push(value.to_owned());
+        false
+    });
+    values
+}
+
+/// [`cookie_values`] without collecting them: calls `visit` with each, in
+/// order, until it returns `true`.
+pub(crate) fn for_each_cookie_value<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+    name: &str,
+    mut visit: impl FnMut(&str) -> bool,
+) {
     for header in headers {
         for pair in header.split(|&b| b == b';') {
             let pair = pair.trim_ascii();
@@ -219,12 +233,12 @@ pub fn cookie_values<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str
             if !value.is_empty()
                 && value.iter().all(|&b| b.is_ascii_graphic() && b != b'"')
                 && let Ok(value) = std::str::from_utf8(value)
+                && visit(value)
             {
-                values.push(value.to_owned());
+                return;
             }
         }
     }
-    values
 }
 
 /// The client's address and user agent, as device tracking records them:

@@ -164,21 +164,23 @@ impl Session {
         }
         let now = record::now();
         // Verify the cookie (signature, expiry) before any store I/O.
-        let candidates = std::mem::take(&mut state.cookie.candidates).into_values(&self.config.cookie.name);
-        for value in &candidates {
+        let candidates = std::mem::take(&mut state.cookie.candidates);
+        let cookie = &mut state.cookie;
+        candidates.visit(&self.config.cookie.name, |value| {
             match self.config.codec().decode_with_rotation(value, now) {
                 Ok((payload, old_key)) => {
-                    state.cookie.payload = Some(payload);
-                    state.cookie.resign = old_key;
-                    state.cookie.stale = false;
-                    break;
+                    cookie.payload = Some(payload);
+                    cookie.resign = old_key;
+                    cookie.stale = false;
+                    true
                 }
                 Err(reason) => {
                     tracing::debug!(%reason, "ignoring session cookie");
-                    state.cookie.stale = true;
+                    cookie.stale = true;
+                    false
                 }
             }
-        }
+        });
         match state.cookie.payload.clone() {
             None => {}
             Some(CookiePayload::Inline(record)) => {

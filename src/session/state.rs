@@ -60,15 +60,25 @@ pub(super) enum Candidates {
 }
 
 impl Candidates {
-    /// The values of the cookie named `name`, in the order sent.
-    pub(super) fn into_values(self, name: &str) -> Vec<String> {
+    /// Calls `visit` with each value of the cookie named `name`, in the
+    /// order sent, until it returns `true` (read from the headers in place:
+    /// nothing allocated).
+    pub(super) fn visit(&self, name: &str, mut visit: impl FnMut(&str) -> bool) {
         match self {
-            Candidates::None => Vec::new(),
-            Candidates::Values(values) => values,
-            #[cfg(feature = "axum")]
-            Candidates::Headers(first, more) => {
-                crate::web::cookie_values(std::iter::once(&first).chain(&more).map(http::HeaderValue::as_bytes), name)
+            Candidates::None => {}
+            Candidates::Values(values) => {
+                for value in values {
+                    if visit(value) {
+                        return;
+                    }
+                }
             }
+            #[cfg(feature = "axum")]
+            Candidates::Headers(first, more) => crate::web::for_each_cookie_value(
+                std::iter::once(first).chain(more).map(http::HeaderValue::as_bytes),
+                name,
+                visit,
+            ),
         }
     }
 }

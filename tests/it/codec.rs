@@ -163,6 +163,12 @@ fn malformed_values_are_errors() {
         assert!(codec.decode(&bad, Utc::now()).is_err(), "{bad:.60}");
     }
     assert_eq!(codec.decode(&"1.".repeat(5000), Utc::now()), Err(CookieError::TooLong));
+    // A signature one byte short or long (decoded into a 32-byte buffer) is
+    // malformed, not a wrong signature and not a panic.
+    for len in [0, 31, 33, 64] {
+        let value = format!("1.{id}.4102444800.{}", URL_SAFE_NO_PAD.encode(vec![7u8; len]));
+        assert_eq!(codec.decode(&value, Utc::now()), Err(CookieError::Malformed), "{len} bytes");
+    }
 }
 
 proptest! {
