@@ -507,6 +507,27 @@ async fn a_damaged_value_in_a_cache_entry_is_replaced_from_the_database() {
     }
 }
 
+/// A save after a database write unmarks the keys it persisted as quick
+/// writes, by their fields only: a user id that reads like a data field
+/// (`d:foo`) is a value, and a quick write of `foo` another request made
+/// stays marked until it is persisted.
+#[tokio::test]
+async fn a_user_id_that_looks_like_a_field_does_not_unmark_a_quick_write() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let Tiered { redis: _, mut connection, store, config, value, key, .. } = tiered_session(server).await;
+    let earlier = Session::new(store.clone(), config.clone(), Some(&value));
+    assert_eq!(earlier.get::<i32>("n").await.unwrap(), Some(1));
+    let quick = Session::new(store.clone(), config.clone(), Some(&value));
+    quick.insert_quick("foo", 1).await.unwrap();
+    quick.save().await.unwrap();
+    assert!(entry_fields(&mut connection, &key).await.contains(&"q:foo".to_owned()));
+
+    earlier.set_user_id(Some("d:foo".into())).await.unwrap();
+    assert_eq!(earlier.save().await.unwrap().status, SaveStatus::Saved);
+    let fields = entry_fields(&mut connection, &key).await;
+    assert!(fields.contains(&"q:foo".to_owned()), "the quick write is still unpersisted: {fields:?}");
+}
+
 /// A time in a field of its own wins over `m`'s for the decoder, and the
 /// scripts take it the same way: the next save folds it into `m`, so what
 /// is served before and after agrees (a trial found a lone `e` kept apart).

@@ -182,7 +182,10 @@ local items = tonumber(ARGV[5])
 call_range('HDEL', KEYS[1], 6, 5 + removed)
 if ARGV[1] ~= '' then e = ARGV[1] end
 put_meta(KEYS[1], strays, ARGV[2], c, ARGV[3], e, 6 + removed, 5 + removed + items)
-unmark_quick(KEYS[1], 6, 5 + removed + items, 1)
+-- Fields only: of the items, every other argument (a value, a user id
+-- such as `d:x`, is not a field).
+unmark_quick(KEYS[1], 6, 5 + removed, 1)
+unmark_quick(KEYS[1], 6 + removed, 5 + removed + items, 2)
 if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return 1
 "#;
