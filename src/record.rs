@@ -17,6 +17,7 @@ use crate::id::SessionKey;
 
 mod data;
 
+use data::VerbatimData;
 pub use data::{Data, DataIntoIter, DataIter};
 
 /// Envelope format version written by this build.
@@ -167,7 +168,7 @@ impl Record {
             created_at: self.created_at.timestamp_millis(),
             updated_at: self.updated_at.timestamp_millis(),
             expires_at: self.expires_at.timestamp_millis(),
-            data: &self.data,
+            data: VerbatimData(&self.data),
         };
         // Serializing a map of JSON values to a Vec cannot fail.
         serde_json::to_vec(&envelope).unwrap_or_default()
@@ -218,7 +219,7 @@ struct EnvelopeRef<'a> {
     created_at: i64,
     updated_at: i64,
     expires_at: i64,
-    data: &'a Data,
+    data: VerbatimData<'a>,
 }
 
 #[derive(Deserialize)]
@@ -236,9 +237,10 @@ struct EnvelopeOwned {
     data: Box<RawValue>,
 }
 
-/// Compact JSON text of a data object.
+/// Compact JSON text of a data object; a value never changed is the text
+/// it was read as.
 pub fn encode_data(data: &Data) -> String {
-    serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned())
+    serde_json::to_string(&VerbatimData(data)).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// Parses a data column; it must hold a JSON object. Each value is kept as

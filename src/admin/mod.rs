@@ -354,10 +354,10 @@ impl Admin {
             next.data = replace.clone();
         }
         for (key, value) in &edit.set {
-            next.data.insert(key.clone(), value.clone());
+            next.data.set(key.clone(), value.clone());
         }
         for key in &edit.unset {
-            next.data.remove(key);
+            next.data.discard(key);
         }
         if next.data == current.data {
             return Ok(None);

@@ -67,7 +67,7 @@ impl Slot {
 }
 
 /// Parses text already checked to be JSON nested no deeper than the parser
-/// allows ([`parses_later`]): it cannot fail. Should it, the value reads as
+/// allows ([`canonical`]): it cannot fail. Should it, the value reads as
 /// null (and is still written back as its text) rather than panic.
 fn parse(text: &RawValue) -> Value {
     serde_json::from_str(text.get()).unwrap_or_else(|error| {
@@ -76,19 +76,37 @@ fn parse(text: &RawValue) -> Value {
     })
 }
 
-/// How deep serde_json parses arrays and objects into one another: the
-/// 128th level is refused.
-const MAX_NESTING: usize = 127;
+/// How deep a value may nest arrays and objects: one level under what
+/// serde_json parses (128 is refused), as the object holding it is one
+/// more. A database column held no deeper values before values were parsed
+/// on first read.
+const MAX_NESTING: usize = 126;
 
-/// Whether JSON text (already checked to be JSON) is nested no deeper than
-/// [`MAX_NESTING`], so parsing it later cannot fail. Checking the text for
-/// JSON does not count levels, and a value nested deeper made its session a
-/// corrupt record when every value was parsed on read: it still does.
-fn parses_later(text: &str) -> bool {
+/// Numbers longer than this may be out of a double's range.
+const LONG_NUMBER: usize = 300;
+
+/// JSON text (already checked to be JSON) in the form a value is kept in
+/// until it is read: without whitespace outside strings (PostgreSQL's
+/// `jsonb` output has some, which would count against a session's size
+/// limit), and only when parsing it later cannot fail. Checking text for
+/// JSON counts neither nesting levels nor whether numbers fit a double or
+/// `\u` escapes pair up; a value that fails those made its session a
+/// corrupt record when every value was parsed on read, and still does:
+/// `None`. Text that may fail them (a surrogate escape, a number with an
+/// exponent or over [`LONG_NUMBER`] digits) is parsed to decide.
+fn canonical(text: Box<RawValue>) -> Option<Box<RawValue>> {
+    let bytes = text.get().as_bytes();
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in text.as_bytes() {
+    let (mut spaces, mut doubtful, mut number) = (false, false, 0usize);
+    for (at, &byte) in bytes.iter().enumerate() {
         if in_string {
             match byte {
+                b'u' if escaped => {
+                    // `\uD800`–`\uDFFF`: a surrogate, which must pair up.
+                    let hex = bytes.get(at + 1..at + 3).unwrap_or_default();
+                    doubtful |= matches!(hex, [b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F']);
+                    escaped = false;
+                }
                 _ if escaped => escaped = false,
                 b'\\' => escaped = true,
                 b'"' => in_string = false,
@@ -96,27 +114,80 @@ fn parses_later(text: &str) -> bool {
             }
             continue;
         }
+        // A number starts with `-` or a digit (the `e` of `true` is none).
+        if (number > 0 || matches!(byte, b'-' | b'0'..=b'9'))
+            && matches!(byte, b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E')
+        {
+            number += 1;
+            doubtful |= matches!(byte, b'e' | b'E') || number > LONG_NUMBER;
+            continue;
+        }
+        number = 0;
         match byte {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return false;
+                    return None;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b' ' | b'\t' | b'\n' | b'\r' => spaces = true,
             _ => {}
         }
     }
-    true
+    if doubtful && serde_json::from_str::<Value>(text.get()).is_err() {
+        return None;
+    }
+    if !spaces {
+        return Some(text);
+    }
+    let mut compact = String::with_capacity(bytes.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.get().chars() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        compact.push(c);
+    }
+    RawValue::from_string(compact).ok()
 }
 
-impl Serialize for Slot {
+/// A value as it is written to a tier (always with serde_json): the text
+/// it was read as when it was never changed.
+pub(crate) struct Verbatim<'a>(&'a Slot);
+
+impl Serialize for Verbatim<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.text {
+        match &self.0.text {
             Some(text) => text.serialize(serializer),
-            None => self.value().serialize(serializer),
+            None => self.0.value().serialize(serializer),
         }
+    }
+}
+
+/// The data as it is written to a tier (always with serde_json): a JSON
+/// object whose values never changed are the text they were read as. Any
+/// other serializer would get serde_json's private form of that text, so
+/// `Data`'s own `Serialize` writes values.
+pub(crate) struct VerbatimData<'a>(pub(crate) &'a Data);
+
+impl Serialize for VerbatimData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, slot) in &self.0.0 {
+            map.serialize_entry(key, &Verbatim(slot))?;
+        }
+        map.end()
     }
 }
 
@@ -126,28 +197,26 @@ impl Data {
         Data::default()
     }
 
-    /// Data from a JSON object's text, each value kept as its text until
-    /// first read. `None` when the text is not a JSON object, or a value is
-    /// nested deeper than it can be parsed. A key given twice keeps its last
-    /// value, as a map read from JSON does.
+    /// Data from a JSON object's text, each value kept as its text
+    /// ([`canonical`]) until first read. `None` when the text is not a JSON
+    /// object or a value would fail to parse. A key given twice keeps its
+    /// last value, as a map read from JSON does.
     pub fn from_object_text(text: &str) -> Option<Data> {
         let entries: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).ok()?;
-        if !entries.values().all(|text| parses_later(text.get())) {
-            return None;
-        }
-        Some(Data(entries.into_iter().map(|(key, text)| (key, Slot::of_text(text))).collect()))
+        let slots = entries.into_iter().map(|(key, text)| Some((key, Slot::of_text(canonical(text)?))));
+        slots.collect::<Option<_>>().map(Data)
     }
 
     /// Adds a value given as JSON text (checked to be JSON), parsed on
     /// first read. Returns false, leaving the data as it was, when the
-    /// text is not JSON (or nested deeper than it can be parsed).
+    /// text is not JSON or would fail to parse ([`canonical`]).
     pub(crate) fn insert_text(&mut self, key: String, text: String) -> bool {
-        match RawValue::from_string(text) {
-            Ok(text) if parses_later(text.get()) => {
+        match RawValue::from_string(text).ok().and_then(canonical) {
+            Some(text) => {
                 self.0.insert(key, Slot::of_text(text));
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
@@ -171,14 +240,12 @@ impl Data {
         self.0.get(key).map(Slot::value)
     }
 
-    /// The value of `key` as a `T`, read straight from its JSON text when it
-    /// was not parsed yet (no [`Value`] in between).
+    /// The value of `key` as a `T`, read from its [`Value`] (not from its
+    /// text, which would read some values differently, a `u128` past
+    /// `u64::MAX` or an object with a key twice, depending on whether
+    /// anything read the value before), without copying it.
     pub(crate) fn get_as<T: DeserializeOwned>(&self, key: &str) -> Option<serde_json::Result<T>> {
-        let slot = self.0.get(key)?;
-        Some(match (slot.value.get(), &slot.text) {
-            (None, Some(text)) => serde_json::from_str(text.get()),
-            _ => T::deserialize(slot.value()),
-        })
+        self.0.get(key).map(|slot| T::deserialize(slot.value()))
     }
 
     /// The value of `key`, to change in place.
@@ -194,6 +261,16 @@ impl Data {
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.0.remove(key).map(Slot::into_value)
+    }
+
+    /// Sets `key` without parsing the value it replaces.
+    pub(crate) fn set(&mut self, key: String, value: Value) {
+        self.0.insert(key, Slot::of(value));
+    }
+
+    /// Removes `key` without parsing its value.
+    pub(crate) fn discard(&mut self, key: &str) {
+        self.0.remove(key);
     }
 
     /// Removes every key.
@@ -212,10 +289,10 @@ impl Data {
         DataIter(self.0.iter())
     }
 
-    /// The keys and their values as they would be written: a value never
-    /// parsed as the text it was read as.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (&String, &Slot)> {
-        self.0.iter()
+    /// The keys and their values as they are written to a tier (with
+    /// serde_json): a value never changed as the text it was read as.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&String, Verbatim<'_>)> {
+        self.0.iter().map(|(key, slot)| (key, Verbatim(slot)))
     }
 }
 
@@ -233,9 +310,11 @@ impl PartialEq for Data {
     }
 }
 
+/// Key by key: a `Map` may iterate in insertion order (serde_json's
+/// `preserve_order`).
 impl PartialEq<Map<String, Value>> for Data {
     fn eq(&self, other: &Map<String, Value>) -> bool {
-        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b)
+        self.len() == other.len() && other.iter().all(|(key, value)| self.get(key) == Some(value))
     }
 }
 
@@ -330,13 +409,13 @@ impl<'a> Iterator for DataIter<'a> {
     }
 }
 
-/// As a JSON object; a value never parsed is written as the text it was
-/// read as.
+/// As a map of its values (each parsed now if it was not yet), so any
+/// serializer gets the values themselves.
 impl Serialize for Data {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.len()))?;
-        for (key, slot) in &self.0 {
-            map.serialize_entry(key, slot)?;
+        for (key, value) in self {
+            map.serialize_entry(key, value)?;
         }
         map.end()
     }
@@ -358,19 +437,43 @@ mod tests {
 
     const STORED: &str = r#"{"cart":[{"sku":"A-1","qty":2}, {"sku":"B-2","qty":1}],"n":1.50,"user":{"name":"Ada"}}"#;
 
+    /// What a tier is given to write.
+    fn written(data: &Data) -> String {
+        serde_json::to_string(&VerbatimData(data)).unwrap()
+    }
+
     #[test]
-    fn values_never_read_are_written_back_as_the_text_they_were_read_as() {
+    fn values_never_changed_are_written_back_as_the_text_they_were_read_as() {
         let mut data = Data::from_object_text(STORED).unwrap();
-        // The text as stored, down to its spacing and `1.50`: nothing parsed.
-        assert_eq!(serde_json::to_string(&data).unwrap(), STORED);
+        // The text as stored, down to `1.50`, without the space between
+        // the cart's lines: nothing parsed, nothing counted twice.
+        let compact = STORED.replace("}, {", "},{");
+        assert_eq!(written(&data), compact);
         assert_eq!(data.get("user"), Some(&json!({"name": "Ada"})));
-        assert_eq!(serde_json::to_string(&data).unwrap(), STORED, "a value read, not changed, keeps its text");
+        assert_eq!(written(&data), compact, "a value read, not changed, keeps its text");
         data.get_mut("cart").unwrap().as_array_mut().unwrap().pop();
         data.insert("n".into(), json!(2));
-        assert_eq!(
-            serde_json::to_string(&data).unwrap(),
-            r#"{"cart":[{"qty":2,"sku":"A-1"}],"n":2,"user":{"name":"Ada"}}"#
-        );
+        assert_eq!(written(&data), r#"{"cart":[{"qty":2,"sku":"A-1"}],"n":2,"user":{"name":"Ada"}}"#);
+    }
+
+    #[test]
+    fn any_serializer_gets_the_values_not_their_text() {
+        let data = Data::from_object_text(STORED).unwrap();
+        let pretty = serde_json::to_string_pretty(&data).unwrap();
+        assert!(pretty.contains("\"sku\": \"A-1\""), "nested values are formatted, not copied: {pretty}");
+        assert_eq!(serde_json::to_value(&data).unwrap(), serde_json::from_str::<Value>(STORED).unwrap());
+    }
+
+    #[test]
+    fn whitespace_outside_strings_is_not_kept() {
+        // PostgreSQL's `jsonb` output: the spaces would count against the
+        // session's size limit, though a save re-encoding the value would
+        // not write them.
+        let data = Data::from_object_text(r#"{"a": [1, 2, {"b": "x y"}],	"c" : "\" z"}"#).unwrap();
+        assert_eq!(written(&data), r#"{"a":[1,2,{"b":"x y"}],"c":"\" z"}"#);
+        let mut one = Data::new();
+        assert!(one.insert_text("a".into(), "[1,\n 2]".into()));
+        assert_eq!(written(&one), r#"{"a":[1,2]}"#);
     }
 
     #[test]
@@ -378,8 +481,8 @@ mod tests {
         let lazy = Data::from_object_text(STORED).unwrap();
         let parsed: Data = serde_json::from_str(STORED).unwrap();
         assert_eq!(lazy, parsed);
+        assert_eq!(lazy, serde_json::from_str::<Map<String, Value>>(STORED).unwrap());
         assert_eq!(lazy.get_as::<f64>("n").unwrap().unwrap(), 1.5);
-        assert_eq!(parsed.get_as::<f64>("n").unwrap().unwrap(), 1.5);
         assert!(lazy.get_as::<String>("n").unwrap().is_err(), "another type is an error, as from a parsed value");
         assert!(lazy.get_as::<String>("absent").is_none());
         let keys: Vec<&String> = lazy.keys().collect();
@@ -387,7 +490,19 @@ mod tests {
         assert_eq!(Value::from(lazy.clone()), serde_json::from_str::<Value>(STORED).unwrap());
         let mut taken = lazy;
         assert_eq!(taken.remove("user"), Some(json!({"name": "Ada"})));
-        assert_eq!(taken.len(), 2);
+        taken.discard("n");
+        taken.set("m".into(), json!(1));
+        assert_eq!(Value::from(taken), json!({"cart": [{"sku": "A-1", "qty": 2}, {"sku": "B-2", "qty": 1}], "m": 1}));
+    }
+
+    #[test]
+    fn a_type_reads_the_same_before_and_after_the_value_is_parsed() {
+        // Read from the text, a `u128` past u64::MAX would parse; read from
+        // a parsed value it does not. Every read goes through the value.
+        let data = Data::from_object_text(r#"{"big":123456789012345678901}"#).unwrap();
+        let first = data.get_as::<u128>("big").unwrap().is_ok();
+        data.get("big");
+        assert_eq!(data.get_as::<u128>("big").unwrap().is_ok(), first);
     }
 
     #[test]
@@ -403,15 +518,34 @@ mod tests {
     }
 
     #[test]
-    fn a_value_nested_deeper_than_the_parser_allows_is_refused_as_before() {
-        // Checking text for JSON does not count levels; parsing does. Data
-        // that holds a value the parser would refuse is refused when read,
-        // as when every value was parsed then, never a value that later
-        // fails to parse.
+    fn text_that_is_json_but_would_not_parse_is_refused_as_before() {
+        // Checked for JSON, these pass; parsed, they fail. When every value
+        // was parsed on read they made the session a corrupt record; they
+        // still do, rather than read as null later.
+        let long = "9".repeat(400);
+        for value in [r#""\ud800""#, r#""x\uDC00y""#, "1e400", "-1E400", long.as_str(), r#"[1, {"a": 2e999}]"#] {
+            let text = format!(r#"{{"v":{value},"n":1}}"#);
+            assert!(serde_json::from_str::<Value>(&text).is_err(), "{value}: the parser refuses it");
+            assert!(Data::from_object_text(&text).is_none(), "{value}");
+            assert!(!Data::new().insert_text("v".into(), value.into()), "{value}");
+        }
+        let fine = "9".repeat(300);
+        for value in [r#""\ud83d\ude00""#, "1e10", "-2.5E-3", fine.as_str(), "true", "false", "null"] {
+            let text = format!(r#"{{"v":{value}}}"#);
+            let data = Data::from_object_text(&text).unwrap_or_else(|| panic!("{value}"));
+            assert_eq!(data["v"], serde_json::from_str::<Value>(value).unwrap(), "{value}");
+        }
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_the_data_column_parses_is_refused_as_before() {
+        // The column's object is one level more than its values: 126
+        // levels in a value read, 127 were refused (a corrupt record) and
+        // still are, from the column, an envelope or a Redis field.
         let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
         for (levels, parses) in [(MAX_NESTING, true), (MAX_NESTING + 1, false)] {
-            assert_eq!(serde_json::from_str::<Value>(&nested(levels)).is_ok(), parses, "{levels} levels");
             let text = format!(r#"{{"deep":{},"n":1}}"#, nested(levels));
+            assert_eq!(serde_json::from_str::<Value>(&text).is_ok(), parses, "{levels} levels");
             assert_eq!(Data::from_object_text(&text).is_some(), parses, "{levels} levels");
             assert_eq!(Data::new().insert_text("deep".into(), nested(levels)), parses, "{levels} levels");
         }

@@ -369,7 +369,7 @@ impl Session {
         if state.record.as_ref().and_then(|r| r.data.get(key)) == Some(&value) {
             return Ok(());
         }
-        self.record_mut(state).data.insert(key.to_owned(), value.clone());
+        self.record_mut(state).data.set(key.to_owned(), value.clone());
         state.pending.changes.insert(key.to_owned(), Change::Set(value));
         state.mark(quick);
         Ok(())

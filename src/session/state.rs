@@ -248,10 +248,10 @@ impl State {
         for (key, change) in &self.pending.changes {
             match change {
                 Change::Set(value) => {
-                    data.insert(key.clone(), value.clone());
+                    data.set(key.clone(), value.clone());
                 }
                 Change::Remove => {
-                    data.remove(key);
+                    data.discard(key);
                 }
             }
         }

@@ -89,10 +89,10 @@ impl Patch {
             record.version = record::next_version(&record.id, record.version)?;
         }
         for key in &self.removed {
-            record.data.remove(key);
+            record.data.discard(key);
         }
         for (key, value) in &self.set {
-            record.data.insert(key.clone(), value.clone());
+            record.data.set(key.clone(), value.clone());
         }
         if let Some(user_id) = &self.user_id {
             record.user_id.clone_from(user_id);

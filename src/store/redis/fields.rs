@@ -74,7 +74,7 @@ pub(super) fn write_record(cmd: &mut Cmd, record: &Record) {
     // A value never read is written as the text it was read as.
     for (key, value) in record.data.entries() {
         write_data_field(cmd, key);
-        write_value(cmd, value);
+        write_value(cmd, &value);
     }
 }
 
