@@ -492,42 +492,39 @@ async fn tiered_session(server: &RedisServer) -> Tiered {
 /// A cache entry the decoder refuses (damaged by hand in a trial; a future
 /// layout would look the same) is replaced from the database by the next
 /// read, instead of sending every read to the database until it expires;
-/// the scripts do not take it for a live entry either.
+/// the scripts do not take damaged times for a live entry either. Values
+/// are parsed on their first read, but one that is not JSON, or nested
+/// deeper than it parses, still makes the entry corrupt when it is read, as
+/// when every value was parsed then (never a value that fails later).
 #[tokio::test]
 async fn a_damaged_cache_entry_is_replaced_from_the_database() {
     let Some(server) = harness::redis_server::shared() else { return };
     let Tiered { db, redis, mut connection, store, config, value, id, key } = tiered_session(server).await;
-    for damaged in ["garbage", "1 2", "1796136360872 1796136361080 1796136360872 1796741160872", "x 2 3", " 2 3"] {
-        let () = redis::cmd("HSET").arg(&key).arg("m").arg(damaged).query_async(&mut connection).await.unwrap();
-        let error = redis.get(&id).await.unwrap_err();
-        assert!(matches!(error, sessionctl::Error::Corrupt { .. }), "{damaged:?}: {error}");
-        let patch = sessionctl::store::Patch::new(sessionctl::record::now()).with_set("n", json!(9));
-        assert_eq!(redis.patch(&id, &patch, true).await.unwrap(), None, "{damaged:?}: not a live entry to the scripts");
-
-        let session = Session::new(store.clone(), config.clone(), Some(&value));
-        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "{damaged:?}: read from the database");
-        let stored = db.db().load(&id).await.unwrap().unwrap();
-        assert_eq!(redis.get(&id).await.unwrap(), CacheLookup::Hit(stored), "{damaged:?}: the entry was replaced");
-    }
-}
-
-/// Values are parsed on their first read, but a value that is not JSON,
-/// or nested deeper than it parses, still makes the entry corrupt when it is
-/// read: the session is served from the database and the entry replaced,
-/// as when every value was parsed then (never a value that fails later).
-#[tokio::test]
-async fn a_damaged_value_in_a_cache_entry_is_replaced_from_the_database() {
-    let Some(server) = harness::redis_server::shared() else { return };
-    let Tiered { db, redis, mut connection, store, config, value, id, key } = tiered_session(server).await;
     let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
-    for damaged in ["{", "", "[1,", "\"open", deep.as_str()] {
-        let () = redis::cmd("HSET").arg(&key).arg("d:n").arg(damaged).query_async(&mut connection).await.unwrap();
+    let times = ["garbage", "1 2", "1796136360872 1796136361080 1796136360872 1796741160872", "x 2 3", " 2 3"];
+    let values = ["{", "", "[1,", "\"open", deep.as_str()];
+    let damage = times.iter().map(|t| ("m", *t)).chain(values.iter().map(|v| ("d:n", *v)));
+    for (field, damaged) in damage {
+        let () = redis::cmd("HSET").arg(&key).arg(field).arg(damaged).query_async(&mut connection).await.unwrap();
         let error = redis.get(&id).await.unwrap_err();
-        assert!(matches!(error, sessionctl::Error::Corrupt { .. }), "{damaged:?}: {error}");
+        assert!(matches!(error, sessionctl::Error::Corrupt { .. }), "{field} {damaged:?}: {error}");
+        if field == "m" {
+            let patch = sessionctl::store::Patch::new(sessionctl::record::now()).with_set("n", json!(9));
+            assert_eq!(
+                redis.patch(&id, &patch, true).await.unwrap(),
+                None,
+                "{damaged:?}: not a live entry to the scripts"
+            );
+        }
+
         let session = Session::new(store.clone(), config.clone(), Some(&value));
-        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "{damaged:?}: read from the database");
+        assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1), "{field} {damaged:?}: read from the database");
         let stored = db.db().load(&id).await.unwrap().unwrap();
-        assert_eq!(redis.get(&id).await.unwrap(), CacheLookup::Hit(stored), "{damaged:?}: the entry was replaced");
+        assert_eq!(
+            redis.get(&id).await.unwrap(),
+            CacheLookup::Hit(stored),
+            "{field} {damaged:?}: the entry was replaced"
+        );
     }
 }
 
