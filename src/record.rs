@@ -51,18 +51,20 @@ fn version_in_range(version: i64) -> std::result::Result<i64, String> {
 
 /// What data written from outside a request (an imported line, an admin
 /// edit) must be as well, as a request's save would have it: storable by
-/// every database and within `max_size`. Returns its size.
+/// every database, readable back, and within `max_size`. Returns its size.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] for a NUL character in the user id or the data,
-/// [`Error::TooLarge`] for data over `max_size`.
+/// or a value nested too deep ([`check_storable`]); [`Error::TooLarge`] for
+/// data over `max_size`.
 pub(crate) fn check_writable(user_id: Option<&str>, data: &Data, max_size: usize) -> Result<usize> {
     if let Some(user_id) = user_id {
         check_storable_str("user id", user_id)?;
     }
-    if has_nul_in(data) {
-        return Err(Error::InvalidInput("data contains a NUL character, which sessions cannot store".into()));
+    for (key, value) in data {
+        check_storable_str("a data key", key)?;
+        check_storable(&format!("data value {key:?}"), value)?;
     }
     let text = encode_data(data);
     if text.len() > max_size {
@@ -71,34 +73,57 @@ pub(crate) fn check_writable(user_id: Option<&str>, data: &Data, max_size: usize
     Ok(text.len())
 }
 
-/// Refuses what one of the databases cannot hold, so every backend behaves
-/// the same: a NUL character (PostgreSQL's `text` and `jsonb` refuse it) in a
-/// user id, a data key or any string inside a value. Checked when the value
-/// is set, so the handler gets a typed error it can answer with a 400 rather
-/// than a failed save after the response was decided.
+/// Refuses what one of the databases cannot hold, or what could not be read
+/// back, so every backend behaves the same: a NUL character (PostgreSQL's
+/// `text` and `jsonb` refuse it) in a user id, a data key or any string
+/// inside a value, and arrays and objects nested more than
+/// [`MAX_VALUE_NESTING`] deep (saved, such a session could no longer be
+/// loaded, or not exported and imported back).
+/// Checked when the value is set, so the handler gets a typed error it can
+/// answer with a 400 rather than a failed save, or a session lost on its
+/// next read, after the response was decided.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] when the value holds a NUL character (in a key or a
-/// string), which not every database can store.
+/// string), which not every database can store, or nests too deep.
 pub fn check_storable(what: &str, value: &Value) -> Result<()> {
-    if has_nul(value) {
-        return Err(Error::InvalidInput(format!("{what} contains a NUL character, which sessions cannot store")));
+    // Walked with a stack of its own, not by recursion: the value may be
+    // deeper than the thread's stack allows.
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let nested = match value {
+            Value::String(s) if s.contains('\0') => return Err(nul_in(what)),
+            Value::Array(items) => {
+                pending.extend(items.iter().map(|item| (item, depth + 1)));
+                true
+            }
+            Value::Object(map) => {
+                if map.keys().any(|key| key.contains('\0')) {
+                    return Err(nul_in(what));
+                }
+                pending.extend(map.values().map(|item| (item, depth + 1)));
+                true
+            }
+            _ => false,
+        };
+        if nested && depth + 1 > MAX_VALUE_NESTING {
+            return Err(Error::InvalidInput(format!(
+                "{what} nests arrays and objects more than {MAX_VALUE_NESTING} deep, which sessions cannot read back"
+            )));
+        }
     }
     Ok(())
 }
 
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
+/// How deep a value set in a session may nest arrays and objects: JSON's
+/// parser refuses a 128th level, and an export line holds a value two
+/// levels down (the line, its data), so 125. Values already stored are read
+/// up to one level deeper, as before this bound.
+pub const MAX_VALUE_NESTING: usize = data::MAX_NESTING - 1;
 
-fn has_nul_in(data: &Data) -> bool {
-    data.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+fn nul_in(what: &str) -> Error {
+    Error::InvalidInput(format!("{what} contains a NUL character, which sessions cannot store"))
 }
 
 /// [`check_storable`] for a key or a user id.

@@ -219,4 +219,25 @@ mod tests {
             assert_eq!(ExportLine::parse_session(&line).unwrap(), (record.clone(), device));
         }
     }
+
+    #[test]
+    fn the_deepest_value_a_session_takes_is_exported_and_imported_back() {
+        let levels = crate::record::MAX_VALUE_NESTING;
+        let deep: serde_json::Value =
+            serde_json::from_str(&format!("{}{}", "[".repeat(levels), "]".repeat(levels))).unwrap();
+        crate::record::check_storable("deep", &deep).unwrap();
+        let t = crate::record::now();
+        let mut data = crate::record::Data::new();
+        data.insert("deep".into(), deep);
+        let record = Record {
+            id: crate::id::SessionKey::generate().1,
+            user_id: None,
+            data,
+            created_at: t,
+            updated_at: t,
+            expires_at: t,
+            version: 1,
+        };
+        assert_eq!(ExportLine::parse(&ExportLine::of_record(&record)).unwrap(), record);
+    }
 }

@@ -80,7 +80,7 @@ fn parse(text: &RawValue) -> Value {
 /// serde_json parses (128 is refused), as the object holding it is one
 /// more. A database column held no deeper values before values were parsed
 /// on first read.
-const MAX_NESTING: usize = 126;
+pub(crate) const MAX_NESTING: usize = 126;
 
 /// Numbers longer than this may be out of a double's range.
 const LONG_NUMBER: usize = 300;
@@ -197,10 +197,12 @@ impl Data {
         Data::default()
     }
 
-    /// Data from a JSON object's text, each value kept as its text
-    /// ([`canonical`]) until first read. `None` when the text is not a JSON
-    /// object or a value would fail to parse. A key given twice keeps its
-    /// last value, as a map read from JSON does.
+    /// Data from a JSON object's text, each value kept as its text (without
+    /// whitespace outside strings) until first read. `None` when the text is
+    /// not a JSON object, or a value would fail to parse: nested more than
+    /// 126 deep, an unpaired surrogate escape, a number past a double's
+    /// range. A key given twice keeps its last value, as a map read from
+    /// JSON does.
     pub fn from_object_text(text: &str) -> Option<Data> {
         let entries: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).ok()?;
         let slots = entries.into_iter().map(|(key, text)| Some((key, Slot::of_text(canonical(text)?))));

@@ -384,19 +384,32 @@ pub async fn values_a_database_cannot_hold_are_refused_when_set(db: Tiers) {
     let config = Arc::new(super::config());
     let cookie = start(&db, &config, json!({"n": 1})).await;
     let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    // Arrays nested `levels` deep; the deepest a session can hold and read
+    // back (and export and import) is `MAX_VALUE_NESTING`.
+    let nested = |levels: usize| {
+        let text = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        serde_json::from_str::<serde_json::Value>(&text).expect("within the parser's bound")
+    };
+    let deepest = crate::record::MAX_VALUE_NESTING;
     for result in [
         session.set_user_id(Some("a\0b".into())).await,
         session.insert("k", "a\0b").await,
         session.insert("k\0", 1).await,
         session.insert("k", json!({"nested": ["x\0"]})).await,
+        session.insert("k", nested(deepest + 1)).await,
+        session.insert("k", json!({"a": nested(deepest)})).await,
     ] {
         assert!(matches!(result, Err(Error::InvalidInput(_))), "{result:?}");
     }
     session.insert("ok", "fine").await.unwrap();
+    session.insert("deep", nested(deepest)).await.unwrap();
     assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved, "the rest of the request still saves");
     let check = Session::new(db.store.clone(), config, Some(&cookie));
     assert_eq!(check.user_id().await.unwrap(), None);
-    assert_eq!(check.data().await.unwrap(), json!({"n": 1, "ok": "fine"}).as_object().cloned().unwrap());
+    assert_eq!(
+        check.data().await.unwrap(),
+        json!({"deep": nested(deepest), "n": 1, "ok": "fine"}).as_object().cloned().unwrap()
+    );
 }
 
 /// Versions never wrap and stop at two to the 53.
