@@ -35,6 +35,23 @@ fn demo_binary() -> PathBuf {
     demo
 }
 
+/// A demo started with a configuration it cannot use says why in one line,
+/// as the error's message (it printed `Error: UnsupportedUrl("")`, the
+/// debug form), and exits 1.
+#[test]
+fn a_misconfigured_demo_says_why_in_one_line() {
+    let output = Command::new(demo_binary())
+        .env("SESSIONCTL_DATABASE_URL", "")
+        .env("SESSIONCTL_SECRET", SECRET)
+        .args(["--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: unsupported database URL scheme \"\""), "{stderr}");
+}
+
 /// One demo process on a free port, killed when dropped.
 struct AppNode {
     base: String,
