@@ -59,7 +59,11 @@ async fn new_sessions(store: &Store, config: &Arc<SessionConfig>, count: usize) 
 }
 
 /// Ends every connection the store holds (as `pg_terminate_backend` from
-/// an admin, an idle reaper or a failover would); returns how many.
+/// an admin, an idle reaper or a failover would); returns how many it
+/// ended. One the store closed itself between the listing and the kill (it
+/// drops its idle connections after a failure: under load, after an earlier
+/// cut) is already gone, and `pg_terminate_backend` answers false for it:
+/// an assertion that every one was killed failed a CI run that way.
 async fn cut_store_connections(admin: &PgPool) -> usize {
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -68,8 +72,7 @@ async fn cut_store_connections(admin: &PgPool) -> usize {
     .fetch_all(admin)
     .await
     .unwrap();
-    assert!(killed.iter().all(|k| *k));
-    killed.len()
+    killed.iter().filter(|killed| **killed).count()
 }
 
 /// Increments the session's counter: `Ok` when the save landed.
@@ -257,7 +260,7 @@ async fn connections_cut_under_load_fail_only_the_requests_at_the_cut() {
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         cuts.push(Instant::now());
-        cut_store_connections(&admin).await;
+        assert!(cut_store_connections(&admin).await > 0, "a cut under load ends the connections in use");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let workers = load.stop().await;
