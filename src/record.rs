@@ -208,11 +208,11 @@ impl Record {
         let corrupt = |reason: String| Error::Corrupt { id: "(envelope)".into(), reason };
         let envelope: EnvelopeOwned =
             serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a session envelope: {e}")))?;
-        let data = Data::from_object_text(envelope.data.get())
-            .ok_or_else(|| corrupt("not a session envelope: its data is not a JSON object".into()))?;
         if envelope.v != ENVELOPE_VERSION {
             return Err(corrupt(format!("envelope version {} is not supported", envelope.v)));
         }
+        let data = Data::from_object_text(envelope.data.get())
+            .ok_or_else(|| corrupt("not a session envelope: its data is not a JSON object".into()))?;
         // An envelope written before ids were hashed (a cookie-only cookie
         // a browser still holds, an old cache entry) names the id: read
         // it as the id's key.

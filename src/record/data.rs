@@ -97,7 +97,9 @@ const LONG_NUMBER: usize = 300;
 fn canonical(text: Box<RawValue>) -> Option<Box<RawValue>> {
     let bytes = text.get().as_bytes();
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    let (mut spaces, mut doubtful, mut number) = (false, false, 0usize);
+    let (mut doubtful, mut number) = (false, 0usize);
+    // From the first whitespace outside a string on: the text without it.
+    let mut compact: Option<Vec<u8>> = None;
     for (at, &byte) in bytes.iter().enumerate() {
         if in_string {
             match byte {
@@ -112,54 +114,42 @@ fn canonical(text: Box<RawValue>) -> Option<Box<RawValue>> {
                 b'"' => in_string = false,
                 _ => {}
             }
-            continue;
-        }
-        // A number starts with `-` or a digit (the `e` of `true` is none).
-        if (number > 0 || matches!(byte, b'-' | b'0'..=b'9'))
+        } else if (number > 0 || matches!(byte, b'-' | b'0'..=b'9'))
             && matches!(byte, b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E')
         {
+            // A number starts with `-` or a digit (the `e` of `true` is none).
             number += 1;
             doubtful |= matches!(byte, b'e' | b'E') || number > LONG_NUMBER;
-            continue;
-        }
-        number = 0;
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return None;
+        } else {
+            number = 0;
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return None;
+                    }
                 }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    compact.get_or_insert_with(|| bytes[..at].to_vec());
+                    continue;
+                }
+                _ => {}
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b' ' | b'\t' | b'\n' | b'\r' => spaces = true,
-            _ => {}
+        }
+        if let Some(compact) = &mut compact {
+            compact.push(byte);
         }
     }
     if doubtful && serde_json::from_str::<Value>(text.get()).is_err() {
         return None;
     }
-    if !spaces {
-        return Some(text);
+    match compact {
+        None => Some(text),
+        // Only ASCII whitespace was left out: still UTF-8, still JSON.
+        Some(compact) => RawValue::from_string(String::from_utf8(compact).ok()?).ok(),
     }
-    let mut compact = String::with_capacity(bytes.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.get().chars() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            continue;
-        }
-        compact.push(c);
-    }
-    RawValue::from_string(compact).ok()
 }
 
 /// A value as it is written to a tier (always with serde_json): the text

@@ -284,7 +284,7 @@ impl Session {
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
     /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        // Straight from the value's text when it was not read yet.
+        // From the stored value itself, not a copy of it.
         let state = self.loaded().await?;
         let read = state.record.as_ref().and_then(|r| r.data.get_as(key));
         read.map(|value| value.map_err(|e| wrong_type(key, e))).transpose()

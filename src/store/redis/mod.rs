@@ -173,15 +173,26 @@ impl RedisCache {
 
     /// The key a session is stored under.
     pub fn key(&self, id: &SessionKey) -> String {
-        if self.tagged { format!("{}{{{}}}", self.prefix, id) } else { format!("{}{}", self.prefix, id) }
+        self.key_of(id).to_string()
     }
 
-    /// Appends the key a session is stored under to `cmd`, as [`key`](Self::key) spells it.
+    /// The key a session is stored under, to write where it goes: the
+    /// prefix, then the session key (as a hash tag on a cluster).
+    fn key_of<'a>(&'a self, id: &'a SessionKey) -> impl std::fmt::Display + 'a {
+        struct Key<'a>(&'a RedisCache, &'a SessionKey);
+        impl std::fmt::Display for Key<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let Key(cache, id) = self;
+                if cache.tagged { write!(f, "{}{{{id}}}", cache.prefix) } else { write!(f, "{}{id}", cache.prefix) }
+            }
+        }
+        Key(self, id)
+    }
+
+    /// Appends the key a session is stored under to `cmd`.
     fn write_key(&self, cmd: &mut Cmd, id: &SessionKey) {
-        let mut key = cmd.writer_for_next_arg();
-        // Writes into the command's own buffer: they cannot fail.
-        let _ =
-            if self.tagged { write!(key, "{}{{{}}}", self.prefix, id) } else { write!(key, "{}{}", self.prefix, id) };
+        // Writes into the command's own buffer: it cannot fail.
+        let _ = write!(cmd.writer_for_next_arg(), "{}", self.key_of(id));
     }
 
     /// An `EVALSHA` of `script` on the keys of `ids`; the caller appends
@@ -299,14 +310,9 @@ impl RedisCache {
             return Ok(RotateOutcome::IdTaken);
         }
         let new_key = self.key(&record.id);
-        let moved: std::result::Result<i64, _> = self
-            .rotate_out
-            .key(self.key(old))
-            .arg(expected_version)
-            .arg(MOVED_MARKER_TTL_MS)
-            .arg(&new_key)
-            .invoke_async(&mut self.connection())
-            .await;
+        let mut call = self.eval(&self.rotate_out, &[old]);
+        call.arg(expected_version).arg(MOVED_MARKER_TTL_MS).arg(&new_key);
+        let moved: std::result::Result<i64, _> = self.invoke(&self.rotate_out, &call).await;
         let outcome = match moved {
             Ok(1) => return Ok(RotateOutcome::Rotated),
             Ok(0) => RotateOutcome::Conflict,
