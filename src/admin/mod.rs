@@ -282,7 +282,8 @@ impl Admin {
 
     /// Sessions matching `filter`, by expiry, at most `limit`. A limit of
     /// up to 10,000 is listed in one query (one scan of the table, which
-    /// has no index on expiry), more in pages of 500.
+    /// has no index on expiry; SQLite splits it by id across cores), more
+    /// in pages of 500.
     pub fn list(&self, filter: Filter, limit: Option<u64>) -> Lister {
         Lister {
             store: self.store.clone(),

@@ -23,7 +23,7 @@ use super::{
     RawRow, RotateOutcome, ScanCursor, SchemaStatus, SessionSummary, StateFilter, StatsRow, UpdateOutcome, parse_ids,
 };
 use crate::error::{Error, Result};
-use crate::id::SessionKey;
+use crate::id::{self, SessionKey};
 use crate::record::{self, Record};
 
 mod purge;
@@ -68,7 +68,13 @@ pub struct SqliteDatabase {
     /// For file databases: how to open the purge's own connection.
     purge_options: Option<SqliteConnectOptions>,
     purge: Arc<tokio::sync::Mutex<Option<PurgeConnection>>>,
+    /// How many parts of the id space a listing that reads the whole table
+    /// scans side by side.
+    scan_parts: usize,
 }
+
+/// At most this many scans side by side (the pool holds 8 connections).
+const SCAN_PARTS_MAX: usize = 4;
 
 impl SqliteDatabase {
     /// How many migrations the database has recorded (0 before the first).
@@ -178,7 +184,12 @@ impl SqliteDatabase {
             pool.connect_with(options).await.map_err(Error::db(BACKEND, "opening the database"))
         })
         .await?;
-        Ok(SqliteDatabase { pool, purge_options, purge: Arc::default() })
+        // Each part of a whole-table listing takes a core (and a connection).
+        let scan_parts = match in_memory {
+            true => 1,
+            false => std::thread::available_parallelism().map_or(1, |cores| cores.get().min(SCAN_PARTS_MAX)),
+        };
+        Ok(SqliteDatabase { pool, purge_options, purge: Arc::default(), scan_parts })
     }
 
     /// The underlying pool, for callers that need raw SQL (benchmarks).
@@ -737,14 +748,35 @@ impl DatabaseMaintenance for SqliteDatabase {
         after: Option<&ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Record>> {
-        let mut query = scan_query(filter, now);
-        if let Some(after) = after {
-            query.push(" AND (expires_at, id) > (").push_bind(ms(after.expires_at)).push(", ");
-            query.push_bind(after.id.as_str().to_owned()).push(")");
+        // Without a user (whose index finds the rows) this reads the whole
+        // table: one scan of each part of the id space, side by side on
+        // connections of their own, each keeping its first `limit`.
+        let parts = if filter.user_id.is_some() { 1 } else { self.scan_parts };
+        let bounds: Vec<String> = (1..parts).map(|part| id::key_at_fraction(part as f64 / parts as f64)).collect();
+        let scans = (0..parts).map(|part| {
+            let mut query = scan_query(filter, now);
+            if let Some(from) = part.checked_sub(1).map(|below| &bounds[below]) {
+                query.push(" AND id >= ").push_bind(from.clone());
+            }
+            if let Some(to) = bounds.get(part) {
+                query.push(" AND id < ").push_bind(to.clone());
+            }
+            if let Some(after) = after {
+                query.push(" AND (expires_at, id) > (").push_bind(ms(after.expires_at)).push(", ");
+                query.push_bind(after.id.as_str().to_owned()).push(")");
+            }
+            query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
+            async move {
+                let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+                rows.iter().map(row_to_record).collect::<Result<Vec<_>>>()
+            }
+        });
+        let mut records: Vec<Record> = futures_util::future::try_join_all(scans).await?.into_iter().flatten().collect();
+        if parts > 1 {
+            records.sort_unstable_by(|a, b| (a.expires_at, a.id.as_str()).cmp(&(b.expires_at, b.id.as_str())));
+            records.truncate(limit as usize);
         }
-        query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
-        rows.iter().map(row_to_record).collect()
+        Ok(records)
     }
 
     async fn scan_by_id(
@@ -879,4 +911,62 @@ async fn move_rows(connection: &mut SqliteConnection, moves: &[(String, String)]
             .map_err(Error::db(BACKEND, OP))?;
     }
     tx.commit().await.map_err(Error::db(BACKEND, OP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing that reads the whole table is split into parts of the id
+    /// space scanned side by side: whatever the number of parts, each page
+    /// is the next `limit` sessions by expiry, then id, and the pages
+    /// together are every matching session once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listing_split_by_id_reads_as_one_sorted_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+        let mut database = SqliteDatabase::connect_with(&url, Duration::from_secs(15), true).await.unwrap();
+        database.migrate().await.unwrap();
+        let now = record::truncate_millis(record::now());
+        let mut all = Vec::new();
+        for n in 0..600_i64 {
+            let (_, id) = SessionKey::generate();
+            // Expiries repeat (ties are ordered by id) and half have passed.
+            let expires_at = now + chrono::Duration::seconds(n % 40 - 20);
+            let record = Record {
+                id,
+                user_id: None,
+                data: serde_json::Map::from_iter([("n".to_owned(), n.into())]).into(),
+                created_at: now,
+                updated_at: now,
+                expires_at,
+                version: 1,
+            };
+            assert!(database.insert_if_absent(&record).await.unwrap());
+            all.push(record);
+        }
+        all.sort_by(|a, b| (a.expires_at, a.id.as_str()).cmp(&(b.expires_at, b.id.as_str())));
+        let active: Vec<&Record> = all.iter().filter(|r| r.expires_at > now).collect();
+        let ids = |records: &[&Record]| records.iter().map(|r| r.id.to_string()).collect::<Vec<_>>();
+        for parts in [1, 2, 3, 4] {
+            database.scan_parts = parts;
+            for (filter, expected) in [
+                (Filter::default(), all.iter().collect::<Vec<_>>()),
+                (Filter { state: StateFilter::Active, ..Filter::default() }, active.clone()),
+            ] {
+                for limit in [1, 7, 250, 1000] {
+                    let mut listed = Vec::new();
+                    let mut cursor = None;
+                    loop {
+                        let page = database.scan(&filter, now, cursor.as_ref(), limit).await.unwrap();
+                        assert!(page.len() <= limit as usize, "{parts} parts, limit {limit}");
+                        let Some(last) = page.last() else { break };
+                        cursor = Some(ScanCursor::after(last));
+                        listed.extend(page.iter().map(|r| r.id.to_string()));
+                    }
+                    assert_eq!(listed, ids(&expected), "{parts} parts, limit {limit}, {:?}", filter.state);
+                }
+            }
+        }
+    }
 }
