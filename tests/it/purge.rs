@@ -278,6 +278,67 @@ async fn purge_memory_and_wal_stay_bounded_on_a_table_larger_than_the_budget() {
     assert!(wal_bytes < 32 << 20, "the WAL grew to {} MiB", wal_bytes >> 20);
 }
 
+/// The same table with an app saving a session every ~2 ms beside the
+/// purge. A WAL starts over only when a write begins with all of it copied
+/// back, and the app's commits land after every checkpoint: the WAL grew
+/// with everything the purge deleted (to 1.6 GB on 10M rows) and kept that
+/// size on disk. The purge now restarts it once it passes 8,000 frames (31 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_while_the_app_writes_beside_the_purge() {
+    let db = big_sqlite_padded(150_000, 300).await;
+    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let database: Arc<dyn DatabaseTier> =
+        Arc::new(sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap());
+    let mut live = database.scan(&Filter::state(StateFilter::Active), now(), None, 50).await.unwrap();
+    assert_eq!(live.len(), 50);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (database, stop) = (database.clone(), stop.clone());
+        async move {
+            let (mut saves, mut failures) = (0_u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let record = &mut live[saves as usize % 50];
+                let expected = record.version;
+                record.version += 1;
+                record.data.insert("n".into(), json!(saves));
+                match database.update(record, expected).await {
+                    Ok(sessionctl::store::UpdateOutcome::Updated) => {}
+                    other => failures.push(format!("{other:?}")),
+                }
+                saves += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (saves, failures)
+        }
+    });
+    let wal = format!("{file}-wal");
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = std::thread::spawn({
+        let sampling = sampling.clone();
+        move || {
+            let mut wal_bytes = 0u64;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                wal_bytes = wal_bytes.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            wal_bytes
+        }
+    });
+    let output = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || sessionctl(&url, &["purge-expired", "--output", "json"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (saves, failures) = writer.await.unwrap();
+    let wal_bytes = sampler.join().unwrap();
+    assert_eq!(json_output(&output)["deleted"].as_u64(), Some(75_000));
+    assert!(saves > 50 && failures.is_empty(), "{saves} saves, failed: {failures:?}");
+    assert!(wal_bytes < 40 << 20, "the WAL grew to {} MiB beside the app", wal_bytes >> 20);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_and_exits_0_with_what_was_done() {
     let db = big_sqlite(200_000).await;

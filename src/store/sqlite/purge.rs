@@ -87,12 +87,18 @@ const MAX_BATCHES_PER_CHECKPOINT: u32 = 2;
 impl Checkpointer {
     /// Before a write: waits for the running checkpoint if the WAL has
     /// grown past `lag` frames, or it has run through
-    /// [`MAX_BATCHES_PER_CHECKPOINT`] batches.
+    /// [`MAX_BATCHES_PER_CHECKPOINT`] batches. A WAL then past both `lag`
+    /// and [`RESTART_FRAMES`] is started over ([`restart`]).
     async fn settle_if_behind(&mut self, lag: i64) {
         let behind = |frames: i64, batches: u32| frames > lag || batches >= MAX_BATCHES_PER_CHECKPOINT;
-        if matches!(self, Checkpointer::Running(task, frames, batches) if behind(*frames, *batches) && !task.is_finished())
-        {
+        if matches!(self, Checkpointer::Running(_, frames, batches) if behind(*frames, *batches)) {
             self.settle().await;
+        }
+        if let Checkpointer::Idle(connection, frames) = self
+            && *frames > lag.max(RESTART_FRAMES)
+            && let Some(left) = restart(connection).await
+        {
+            *frames = left;
         }
     }
 
@@ -148,6 +154,43 @@ async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(connection).await.ok()?;
     row.try_get::<i64, _>(1).ok()
 }
+
+/// Makes the next write start the WAL over, once it is past
+/// [`RESTART_FRAMES`] with no checkpoint running. A passive checkpoint
+/// copies what it can, but a WAL only starts over when a write begins with
+/// all of it copied, and an app committing every few milliseconds adds
+/// frames after every checkpoint: beside such an app the WAL grew with
+/// everything the purge deleted (1.6 GB on 10M rows), stayed that size on
+/// disk, and every batch waited for a checkpoint (RELIABILITY.md). After a
+/// passive checkpoint, `RESTART` copies the few frames committed since,
+/// holding the write lock for that and its fsyncs (under 1 ms at the
+/// median, 20–85 ms at worst on 10M rows here), then waits at most
+/// [`RESTART_BUSY_MS`] for readers to leave the WAL; app writes queue
+/// behind it meanwhile. Returns the WAL size (frames) the next batch goes
+/// by: 0 once it will start over, the size as it stands when refused.
+async fn restart(connection: &mut SqliteConnection) -> Option<i64> {
+    // A passive one first: what the purge wrote while the last one ran is
+    // copied without holding the lock.
+    checkpoint(connection).await;
+    let set_busy = |ms: u64| sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"));
+    sqlx::query(set_busy(RESTART_BUSY_MS)).execute(&mut *connection).await.ok()?;
+    let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *connection).await;
+    sqlx::query(set_busy(0)).execute(&mut *connection).await.ok()?;
+    let row = row.ok()?;
+    let (busy, frames) = (row.try_get::<i64, _>(0).ok()?, row.try_get::<i64, _>(1).ok()?);
+    Some(if busy == 0 { 0 } else { frames })
+}
+
+/// WAL size (frames, 31 MiB) past which the purge starts it over. Each
+/// restart may hold the app's writes for its fsyncs, so not much less: at
+/// 500 frames (every few batches) the app's saves beside a 10M-row purge
+/// had a p99 of 79 ms, at 6,000 33–55 ms, at 8,000 18–22 ms (12 ms with
+/// the WAL left to grow; BENCHMARKS.md).
+const RESTART_FRAMES: i64 = 8_000;
+
+/// How long a checkpoint that restarts the WAL waits for the write lock
+/// and for readers to leave the WAL (app writes wait behind it).
+const RESTART_BUSY_MS: u64 = 10;
 
 /// Page cache of the purge connection (16 MiB, in KiB as SQLite wants): room
 /// for a window's pages between the read that finds its end and the DELETE.
