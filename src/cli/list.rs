@@ -52,7 +52,7 @@ pub struct ListArgs {
     pub filter: FilterArgs,
 }
 
-/// Prints the sessions: a table (one per page of 500), or JSON lines.
+/// Prints the sessions: a table per page (500 sessions, then up to 10,000), or JSON lines.
 pub async fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let admin = ctx.admin(Access::Read).await?;
     // A user's sessions are their devices: where each was last seen.

@@ -212,6 +212,33 @@ async fn list_filters_sorts_by_expiry_and_streams_json_lines() {
     );
 }
 
+/// Past 10,000 sessions a listing by expiry goes in pages, each a scan of
+/// the table: 500 first (what `| head` needs), then larger ones, so a
+/// listing of 5M sessions is ~500 scans rather than 10,000. Every session
+/// once, in expiry order.
+#[tokio::test]
+async fn a_long_listing_takes_larger_pages_after_the_first() {
+    let (_dir, _url, store, seeded) = seeded_sqlite().await;
+    for n in 0..2_600_i64 {
+        let expires_in = Duration::seconds(60 + (n * 7_919) % 100_000);
+        assert!(store.create(&record(None, expires_in, json!({ "n": n }))).await.unwrap());
+    }
+    let admin = sessionctl::admin::Admin::new(store, None);
+    let mut lister = admin.list(sessionctl::Filter::default(), None);
+    let (mut sizes, mut listed) = (Vec::new(), Vec::new());
+    loop {
+        let page = lister.next_page().await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        sizes.push(page.len());
+        listed.extend(page.into_iter().map(|r| (r.expires_at, r.id.to_string())));
+    }
+    assert_eq!(sizes, [500, 2_000, 103]);
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "in expiry order, each once");
+    assert!(seeded.iter().all(|r| listed.iter().any(|(_, id)| *id == r.id.to_string())));
+}
+
 #[tokio::test]
 async fn list_into_a_closed_pipe_exits_0() {
     let (dir, url, store, _) = seeded_sqlite().await;
