@@ -69,9 +69,14 @@ pub struct SqliteDatabase {
     purge_options: Option<SqliteConnectOptions>,
     purge: Arc<tokio::sync::Mutex<Option<PurgeConnection>>>,
     /// How many parts of the id space a listing that reads the whole table
-    /// scans side by side.
+    /// scans side by side (1 for an app's database, opened with `create`).
     scan_parts: usize,
 }
+
+/// The WAL size, in bytes, a restarted WAL is truncated to (64 MiB: twice
+/// the size past which the purge restarts it, so the purge's own cycles
+/// never truncate and grow it again).
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// At most this many scans side by side (the pool holds 8 connections).
 const SCAN_PARTS_MAX: usize = 4;
@@ -159,7 +164,11 @@ impl SqliteDatabase {
             .map_err(Error::db(BACKEND, "parsing the database URL"))?
             .create_if_missing(create)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            // A WAL that grew (a purge beside the app, a long reader) is cut
+            // back to this when it next starts over; SQLite keeps it at its
+            // largest size otherwise, for as long as a connection is open.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
         if create {
             // The app's database: WAL, so readers never wait for a writer.
             options = options.journal_mode(SqliteJournalMode::Wal);
@@ -184,8 +193,9 @@ impl SqliteDatabase {
             pool.connect_with(options).await.map_err(Error::db(BACKEND, "opening the database"))
         })
         .await?;
-        // Each part of a whole-table listing takes a core (and a connection).
-        let scan_parts = match in_memory {
+        // Each part of a whole-table listing takes a core and a connection:
+        // for the admin tool only (an app's connections serve its requests).
+        let scan_parts = match in_memory || create {
             true => 1,
             false => std::thread::available_parallelism().map_or(1, |cores| cores.get().min(SCAN_PARTS_MAX)),
         };
@@ -750,7 +760,11 @@ impl DatabaseMaintenance for SqliteDatabase {
     ) -> Result<Vec<Record>> {
         // Without a user (whose index finds the rows) this reads the whole
         // table: one scan of each part of the id space, side by side on
-        // connections of their own, each keeping its first `limit`.
+        // connections of their own, each keeping its first `limit`. Only
+        // the rows listed are decoded (a damaged row another part kept but
+        // the page does not list fails nothing). Each part reads its own
+        // snapshot: like two pages, a page may see a session moved between
+        // them twice or not at all.
         let parts = if filter.user_id.is_some() { 1 } else { self.scan_parts };
         let bounds: Vec<String> = (1..parts).map(|part| id::key_at_fraction(part as f64 / parts as f64)).collect();
         let scans = (0..parts).map(|part| {
@@ -766,17 +780,19 @@ impl DatabaseMaintenance for SqliteDatabase {
                 query.push_bind(after.id.as_str().to_owned()).push(")");
             }
             query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
-            async move {
-                let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
-                rows.iter().map(row_to_record).collect::<Result<Vec<_>>>()
-            }
+            async move { query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions")) }
         });
-        let mut records: Vec<Record> = futures_util::future::try_join_all(scans).await?.into_iter().flatten().collect();
+        let mut rows: Vec<SqliteRow> = futures_util::future::try_join_all(scans).await?.into_iter().flatten().collect();
         if parts > 1 {
-            records.sort_unstable_by(|a, b| (a.expires_at, a.id.as_str()).cmp(&(b.expires_at, b.id.as_str())));
-            records.truncate(limit as usize);
+            // What the query sorted by; a row without them is decoded (and
+            // reported) first.
+            fn order(row: &SqliteRow) -> (Option<i64>, Option<&str>) {
+                (row.try_get("expires_at").ok(), row.try_get("id").ok())
+            }
+            rows.sort_by(|a, b| order(a).cmp(&order(b)));
+            rows.truncate(limit as usize);
         }
-        Ok(records)
+        rows.iter().map(row_to_record).collect()
     }
 
     async fn scan_by_id(

@@ -28,6 +28,8 @@ pub(super) struct PurgeConnection {
     data_version: Option<i64>,
     /// The WAL lag the next batch allows its checkpoints.
     lag: i64,
+    /// The WAL size past which the next batch starts it over.
+    restart_at: i64,
     /// The window the next batch walks, at most the one asked for: halved
     /// after a batch held the write lock over [`LOCK_CEILING`], grown back
     /// after one under [`LOCK_FLOOR`].
@@ -88,17 +90,33 @@ impl Checkpointer {
     /// Before a write: waits for the running checkpoint if the WAL has
     /// grown past `lag` frames, or it has run through
     /// [`MAX_BATCHES_PER_CHECKPOINT`] batches. A WAL then past both `lag`
-    /// and [`RESTART_FRAMES`] is started over ([`restart`]).
-    async fn settle_if_behind(&mut self, lag: i64) {
+    /// and `restart_at` (at first [`RESTART_FRAMES`]) is started over
+    /// ([`restart`]); when that is refused (a reader holds on to the WAL),
+    /// the next try waits for the WAL to grow by half as much again, so a
+    /// long reader does not cost the app a held lock every batch.
+    async fn settle_if_behind(&mut self, lag: i64, restart_at: &mut i64) {
         let behind = |frames: i64, batches: u32| frames > lag || batches >= MAX_BATCHES_PER_CHECKPOINT;
         if matches!(self, Checkpointer::Running(_, frames, batches) if behind(*frames, *batches)) {
             self.settle().await;
         }
-        if let Checkpointer::Idle(connection, frames) = self
-            && *frames > lag.max(RESTART_FRAMES)
-            && let Some(left) = restart(connection).await
-        {
-            *frames = left;
+        let Checkpointer::Idle(connection, frames) = self else { return };
+        if *frames <= lag.max(*restart_at) {
+            return;
+        }
+        match restart(connection).await {
+            Some(Restarted { frames: 0, held }) => {
+                *frames = 0;
+                *restart_at = RESTART_FRAMES;
+                // App writers that met the lock sleep in SQLite's back-off
+                // (1, 2, 5, 10, 15, 20, 25 ms …): let them in before the
+                // purge's next DELETE takes it again.
+                tokio::time::sleep(held.clamp(Duration::from_millis(1), Duration::from_millis(25))).await;
+            }
+            Some(Restarted { frames: left, .. }) => {
+                *frames = left;
+                *restart_at = left + RESTART_FRAMES / 2;
+            }
+            None => *restart_at = *frames + RESTART_FRAMES / 2,
         }
     }
 
@@ -149,43 +167,59 @@ impl Checkpointer {
 }
 
 /// One passive checkpoint (copies what it can without waiting for, or
-/// blocking, anyone); returns the WAL size in frames.
+/// blocking, anyone); returns the WAL size in frames. `None` when unknown:
+/// a checkpoint refused because another connection's runs (an app commit's
+/// automatic one) reports -1, as does a database not in WAL mode.
 async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(connection).await.ok()?;
-    row.try_get::<i64, _>(1).ok()
+    row.try_get::<i64, _>(1).ok().filter(|frames| *frames >= 0)
 }
 
-/// Makes the next write start the WAL over, once it is past
-/// [`RESTART_FRAMES`] with no checkpoint running. A passive checkpoint
-/// copies what it can, but a WAL only starts over when a write begins with
-/// all of it copied, and an app committing every few milliseconds adds
-/// frames after every checkpoint: beside such an app the WAL grew with
-/// everything the purge deleted (1.6 GB on 10M rows), stayed that size on
-/// disk, and every batch waited for a checkpoint (RELIABILITY.md). After a
-/// passive checkpoint, `RESTART` copies the few frames committed since,
-/// holding the write lock for that and its fsyncs (under 1 ms at the
-/// median, 20–85 ms at worst on 10M rows here), then waits at most
-/// [`RESTART_BUSY_MS`] for readers to leave the WAL; app writes queue
-/// behind it meanwhile. Returns the WAL size (frames) the next batch goes
-/// by: 0 once it will start over, the size as it stands when refused.
-async fn restart(connection: &mut SqliteConnection) -> Option<i64> {
+/// What a [`restart`] did: the WAL size the next batch goes by (0 once it
+/// will start over, the size as it stands when refused), and how long the
+/// `RESTART` held the write lock.
+struct Restarted {
+    frames: i64,
+    held: Duration,
+}
+
+/// Makes the next write start the WAL over. A passive checkpoint copies
+/// what it can, but a WAL only starts over when a write begins with all of
+/// it copied, and an app committing every few milliseconds adds frames
+/// after every checkpoint: beside such an app the WAL grew with everything
+/// the purge deleted (1.6 GB on 10M rows), stayed that size on disk, and
+/// every batch waited for a checkpoint (RELIABILITY.md). After a passive
+/// checkpoint, `RESTART` copies the few frames committed since, holding the
+/// write lock for that and its fsyncs, then waits at most
+/// [`RESTART_BUSY_MS`] for readers to leave the WAL, still holding it (at
+/// a 500-frame bound on 10M rows here: under 1 ms at the median, 36 ms at
+/// the 90th percentile, 84 ms at worst). `None` when the figures are
+/// unknown (an error, or another connection's checkpoint running).
+async fn restart(connection: &mut SqliteConnection) -> Option<Restarted> {
     // A passive one first: what the purge wrote while the last one ran is
     // copied without holding the lock.
     checkpoint(connection).await;
     let set_busy = |ms: u64| sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"));
     sqlx::query(set_busy(RESTART_BUSY_MS)).execute(&mut *connection).await.ok()?;
+    let started = std::time::Instant::now();
     let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *connection).await;
+    let held = started.elapsed();
     sqlx::query(set_busy(0)).execute(&mut *connection).await.ok()?;
     let row = row.ok()?;
     let (busy, frames) = (row.try_get::<i64, _>(0).ok()?, row.try_get::<i64, _>(1).ok()?);
-    Some(if busy == 0 { 0 } else { frames })
+    match (busy, frames) {
+        (0, _) => Some(Restarted { frames: 0, held }),
+        (_, frames) if frames >= 0 => Some(Restarted { frames, held }),
+        _ => None,
+    }
 }
 
 /// WAL size (frames, 31 MiB) past which the purge starts it over. Each
 /// restart may hold the app's writes for its fsyncs, so not much less: at
 /// 500 frames (every few batches) the app's saves beside a 10M-row purge
-/// had a p99 of 79 ms, at 6,000 33–55 ms, at 8,000 18–22 ms (12 ms with
-/// the WAL left to grow; BENCHMARKS.md).
+/// had a p99 of 79 ms, at 6,000 33–55 ms, at 8,000 18–34 ms (12–18 ms
+/// with the WAL left to grow; BENCHMARKS.md). [`super::JOURNAL_SIZE_LIMIT`]
+/// is twice this.
 const RESTART_FRAMES: i64 = 8_000;
 
 /// How long a checkpoint that restarts the WAL waits for the write lock
@@ -269,6 +303,7 @@ impl DatabasePurge for SqliteDatabase {
                 dense: false,
                 data_version: None,
                 lag: CHECKPOINT_LAG_FRAMES,
+                restart_at: RESTART_FRAMES,
                 window: None,
             });
         }
@@ -281,7 +316,7 @@ impl DatabasePurge for SqliteDatabase {
             window,
             return_ids,
             &mut state.dense,
-            Some((&mut state.checkpointer, state.lag)),
+            Some((&mut state.checkpointer, state.lag, &mut state.restart_at)),
         )
         .await;
         let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut state.connection).await.ok();
@@ -383,7 +418,7 @@ async fn purge_batch(
     window: u32,
     return_ids: bool,
     dense: &mut bool,
-    checkpointer: Option<(&mut Checkpointer, i64)>,
+    checkpointer: Option<(&mut Checkpointer, i64, &mut i64)>,
 ) -> Result<PurgeBatch> {
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
@@ -437,8 +472,8 @@ async fn purge_batch(
         (false, None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
     };
     let second = if by_id { expired_ids.as_deref() } else { upper.as_deref() };
-    if let Some((checkpointer, lag)) = checkpointer {
-        checkpointer.settle_if_behind(lag).await;
+    if let Some((checkpointer, lag, restart_at)) = checkpointer {
+        checkpointer.settle_if_behind(lag, restart_at).await;
     }
     // The DELETE is its own transaction: a write statement takes the write
     // lock when it starts, as `BEGIN IMMEDIATE` would, but outside an
