@@ -933,6 +933,38 @@ async fn move_rows(connection: &mut SqliteConnection, moves: &[(String, String)]
 mod tests {
     use super::*;
 
+    /// A damaged row that one part keeps but the page does not list fails
+    /// nothing: only the rows listed are decoded (when every part's rows
+    /// were, `list --limit 1` failed on a row it would never have shown).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_row_the_page_does_not_list_fails_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+        let mut database = SqliteDatabase::connect_with(&url, Duration::from_secs(15), true).await.unwrap();
+        database.migrate().await.unwrap();
+        database.scan_parts = 2;
+        let now = record::truncate_millis(record::now());
+        let insert = |id: String, data: &'static str, expires_in: i64| {
+            sqlx::query(
+                "INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+                 VALUES (?1, ?2, NULL, ?3, ?3, ?4, 1)",
+            )
+            .bind(id)
+            .bind(data)
+            .bind(ms(now))
+            .bind(ms(now) + expires_in)
+        };
+        // One in each half of the id space: the first to expire is sound,
+        // the other's data is not JSON.
+        insert("A".repeat(32), r#"{"n":1}"#, 1_000).execute(&database.pool).await.unwrap();
+        insert("z".repeat(32), "{", 60_000).execute(&database.pool).await.unwrap();
+        let page = database.scan(&Filter::default(), now, None, 1).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id.as_str(), "A".repeat(32));
+        let error = database.scan(&Filter::default(), now, None, 2).await.unwrap_err();
+        assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    }
+
     /// A listing that reads the whole table is split into parts of the id
     /// space scanned side by side: whatever the number of parts, each page
     /// is the next `limit` sessions by expiry, then id, and the pages
