@@ -933,15 +933,21 @@ async fn move_rows(connection: &mut SqliteConnection, moves: &[(String, String)]
 mod tests {
     use super::*;
 
+    /// An app's database file, migrated, in a temp dir kept while it lives.
+    async fn file_database() -> (tempfile::TempDir, SqliteDatabase) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+        let database = SqliteDatabase::connect_with(&url, Duration::from_secs(15), true).await.unwrap();
+        database.migrate().await.unwrap();
+        (dir, database)
+    }
+
     /// A damaged row that one part keeps but the page does not list fails
     /// nothing: only the rows listed are decoded (when every part's rows
     /// were, `list --limit 1` failed on a row it would never have shown).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_damaged_row_the_page_does_not_list_fails_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
-        let mut database = SqliteDatabase::connect_with(&url, Duration::from_secs(15), true).await.unwrap();
-        database.migrate().await.unwrap();
+        let (_dir, mut database) = file_database().await;
         database.scan_parts = 2;
         let now = record::truncate_millis(record::now());
         let insert = |id: String, data: &'static str, expires_in: i64| {
@@ -971,10 +977,7 @@ mod tests {
     /// together are every matching session once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_listing_split_by_id_reads_as_one_sorted_scan() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
-        let mut database = SqliteDatabase::connect_with(&url, Duration::from_secs(15), true).await.unwrap();
-        database.migrate().await.unwrap();
+        let (_dir, mut database) = file_database().await;
         let now = record::truncate_millis(record::now());
         let mut all = Vec::new();
         for n in 0..600_i64 {
