@@ -340,6 +340,39 @@ async fn the_wal_stays_bounded_while_the_app_writes_beside_the_purge() {
     assert!(wal_bytes < 40 << 20, "the WAL grew to {} MiB beside the app", wal_bytes >> 20);
 }
 
+/// SQLite keeps a WAL file at its largest size for as long as a connection
+/// is open: one that grew (a purge beside the app before the restart, a long
+/// reader, one big import) stayed that size on disk. Every connection now
+/// sets `journal_size_limit`, so the file is cut back to 64 MiB when the
+/// WAL next starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_that_grew_is_cut_back_when_it_starts_over() {
+    let db = harness::sqlite().await;
+    let file = db.url.trim_start_matches("sqlite://").to_owned();
+    let database = sessionctl::store::sqlite::SqliteDatabase::connect(&db.url).await.unwrap();
+    let wal_mib = || std::fs::metadata(format!("{file}-wal")).map_or(0, |m| m.len()) >> 20;
+    // One transaction of ~80 MB: its frames all go into the WAL.
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO sessions (id, data, user_id, created_at, updated_at, expires_at, version)
+         SELECT substr(replace(replace(hex(randomblob(18)), 'E', '-'), 'F', '_'), 1, 32),
+                json_object('pad', hex(randomblob(2000))), NULL, 0, 0, 0, 1
+         FROM n",
+    )
+    .execute(database.pool())
+    .await
+    .unwrap();
+    let grown = wal_mib();
+    assert!(grown > 70, "the WAL must outgrow the limit first: {grown} MiB");
+    // Copied back, then the next write starts it over.
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(database.pool()).await.unwrap();
+    sqlx::query("UPDATE sessions SET version = 2 WHERE id = (SELECT min(id) FROM sessions)")
+        .execute(database.pool())
+        .await
+        .unwrap();
+    assert!(wal_mib() <= 64, "the WAL file stayed at {} MiB (it had grown to {grown})", wal_mib());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_and_exits_0_with_what_was_done() {
     let db = big_sqlite(200_000).await;
