@@ -171,8 +171,15 @@ impl Checkpointer {
 /// a checkpoint refused because another connection's runs (an app commit's
 /// automatic one) reports -1, as does a database not in WAL mode.
 async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(connection).await.ok()?;
-    row.try_get::<i64, _>(1).ok().filter(|frames| *frames >= 0)
+    wal_checkpoint(connection, "PASSIVE").await.map(|(_, frames)| frames).filter(|frames| *frames >= 0)
+}
+
+/// `PRAGMA wal_checkpoint(mode)`: whether it was refused (`busy`), and the
+/// WAL size in frames (-1 when unknown).
+async fn wal_checkpoint(connection: &mut SqliteConnection, mode: &'static str) -> Option<(bool, i64)> {
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA wal_checkpoint({mode})"))).fetch_one(connection).await.ok()?;
+    Some((row.try_get::<i64, _>(0).ok()? != 0, row.try_get::<i64, _>(1).ok()?))
 }
 
 /// What a [`restart`] did: the WAL size the next batch goes by (0 once it
@@ -202,15 +209,13 @@ async fn restart(connection: &mut SqliteConnection) -> Option<Restarted> {
     let set_busy = |ms: u64| sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"));
     sqlx::query(set_busy(RESTART_BUSY_MS)).execute(&mut *connection).await.ok()?;
     let started = std::time::Instant::now();
-    let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut *connection).await;
+    let outcome = wal_checkpoint(connection, "RESTART").await;
     let held = started.elapsed();
     sqlx::query(set_busy(0)).execute(&mut *connection).await.ok()?;
-    let row = row.ok()?;
-    let (busy, frames) = (row.try_get::<i64, _>(0).ok()?, row.try_get::<i64, _>(1).ok()?);
-    match (busy, frames) {
-        (0, _) => Some(Restarted { frames: 0, held }),
-        (_, frames) if frames >= 0 => Some(Restarted { frames, held }),
-        _ => None,
+    match outcome? {
+        (false, _) => Some(Restarted { frames: 0, held }),
+        (true, frames) if frames >= 0 => Some(Restarted { frames, held }),
+        (true, _) => None,
     }
 }
 
