@@ -43,7 +43,7 @@ use tower::{Layer, Service};
 
 use crate::config::{CookieConfig, DeviceTracking, MAX_USER_AGENT, SameSite, SessionConfig};
 use crate::record;
-use crate::session::{CookieUpdate, Session};
+use crate::session::{CookieUpdate, Session, Setup};
 use crate::store::Store;
 
 /// Adds a [`Session`] to every request.
@@ -72,7 +72,8 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> SessionService<S> {
-        SessionService { inner, store: self.store.clone(), config: self.config.clone() }
+        let setup = Setup { store: self.store.clone(), config: self.config.clone() };
+        SessionService { inner, setup: Arc::new(setup) }
     }
 }
 
@@ -80,8 +81,9 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    store: Store,
-    config: Arc<SessionConfig>,
+    /// The store and config behind one reference count: hyper clones the
+    /// service for every request, and the request's session takes one more.
+    setup: Arc<Setup>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
@@ -102,12 +104,8 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // The Cookie headers are handed over as they are (a reference
         // count each): parsed only if the handler uses the session.
-        let mut session = Session::with_cookie_headers(
-            self.store.clone(),
-            self.config.clone(),
-            request.headers().get_all(COOKIE).iter(),
-        );
-        if let Some(tracking) = &self.config.devices {
+        let mut session = Session::with_cookie_headers(self.setup.clone(), request.headers().get_all(COOKIE).iter());
+        if let Some(tracking) = &self.setup.config.devices {
             let (client_ip, user_agent) = client_of(&request, tracking);
             session = session.with_client(client_ip, user_agent);
         }

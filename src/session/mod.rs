@@ -81,6 +81,15 @@ impl SaveOutcome {
     }
 }
 
+/// The store and the configuration, shared by every session a layer
+/// hands out behind one reference count: a request's handle costs one
+/// increment of a count every worker thread writes, not two.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<SessionConfig>,
+}
+
 /// What the clones of one request's session share.
 #[derive(Debug)]
 struct Shared {
@@ -88,14 +97,14 @@ struct Shared {
     /// untouched session is skipped after the handler without a lock.
     touched: AtomicBool,
     state: Mutex<State>,
+    setup: Arc<Setup>,
 }
 
-/// A session, as one request sees it. Cheap to clone; clones share state.
+/// A session, as one request sees it. Cheap to clone (one reference count
+/// of the request's own); clones share state.
 #[derive(Clone, Debug)]
 pub struct Session {
     shared: Arc<Shared>,
-    store: Store,
-    config: Arc<SessionConfig>,
 }
 
 impl Session {
@@ -112,27 +121,26 @@ impl Session {
     /// one too): the first that verifies is used, so a tossed cookie cannot
     /// hide the real one.
     pub fn with_candidates(store: Store, config: Arc<SessionConfig>, cookie_candidates: Vec<String>) -> Session {
-        Session::with_state(store, config, Candidates::Values(cookie_candidates))
+        Session::with_state(Arc::new(Setup { store, config }), Candidates::Values(cookie_candidates))
     }
 
     /// The layer's handle: the request's `Cookie` headers, parsed on first
     /// use.
     #[cfg(feature = "axum")]
     pub(crate) fn with_cookie_headers<'a>(
-        store: Store,
-        config: Arc<SessionConfig>,
+        setup: Arc<Setup>,
         mut headers: impl Iterator<Item = &'a http::HeaderValue>,
     ) -> Session {
         let candidates = match headers.next() {
             None => Candidates::None,
             Some(first) => Candidates::Headers(first.clone(), headers.cloned().collect()),
         };
-        Session::with_state(store, config, candidates)
+        Session::with_state(setup, candidates)
     }
 
-    fn with_state(store: Store, config: Arc<SessionConfig>, candidates: Candidates) -> Session {
-        let shared = Shared { touched: AtomicBool::new(false), state: Mutex::new(State::new(candidates)) };
-        Session { shared: Arc::new(shared), store, config }
+    fn with_state(setup: Arc<Setup>, candidates: Candidates) -> Session {
+        let shared = Shared { touched: AtomicBool::new(false), state: Mutex::new(State::new(candidates)), setup };
+        Session { shared: Arc::new(shared) }
     }
 
     /// Tells the session who is asking (the client's address and user
@@ -147,12 +155,12 @@ impl Session {
 
     /// The configuration this session was made with.
     pub(crate) fn config(&self) -> &SessionConfig {
-        &self.config
+        &self.shared.setup.config
     }
 
     /// The store this session lives in.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.shared.setup.store
     }
 
     /// Loads the session on first use; later calls return at once.
@@ -166,8 +174,8 @@ impl Session {
         // Verify the cookie (signature, expiry) before any store I/O.
         let candidates = std::mem::take(&mut state.cookie.candidates);
         let cookie = &mut state.cookie;
-        candidates.visit(&self.config.cookie.name, |value| {
-            match self.config.codec().decode_with_rotation(value, now) {
+        candidates.visit(&self.config().cookie.name, |value| {
+            match self.config().codec().decode_with_rotation(value, now) {
                 Ok((payload, old_key)) => {
                     cookie.payload = Some(payload);
                     cookie.resign = old_key;
@@ -200,9 +208,9 @@ impl Session {
         }
         state.loaded = true;
         if let Some(record) = state.record.as_mut()
-            && self.config.needs_refresh(record.created_at, record.expires_at, now)
+            && self.config().needs_refresh(record.created_at, record.expires_at, now)
         {
-            record.expires_at = self.config.expiry_for(record.created_at, now);
+            record.expires_at = self.config().expiry_for(record.created_at, now);
             state.pending.expiry_changed = true;
         }
         Ok(state)
@@ -213,8 +221,8 @@ impl Session {
     /// rolling deploy), moved there first.
     async fn lookup_id(&self, id: &SessionId, now: DateTime<Utc>) -> Result<Lookup> {
         let key = SessionKey::of(id);
-        match self.store.lookup(&key, now).await? {
-            Lookup::Missing if self.store.move_id_to_key(id).await => self.store.lookup(&key, now).await,
+        match self.store().lookup(&key, now).await? {
+            Lookup::Missing if self.store().move_id_to_key(id).await => self.store().lookup(&key, now).await,
             found => Ok(found),
         }
     }
@@ -231,7 +239,7 @@ impl Session {
                     data: Data::new(),
                     created_at: now,
                     updated_at: now,
-                    expires_at: self.config.expiry_for(now, now),
+                    expires_at: self.config().expiry_for(now, now),
                     version: 0,
                 }
             }
@@ -519,7 +527,7 @@ impl Session {
             let Some(user_id) = record.user_id.clone() else { return Ok(Vec::new()) };
             (user_id, state.pending.rotate_from.clone().unwrap_or_else(|| record.id.clone()))
         };
-        let sessions = self.store.user_sessions(&user_id, record::now()).await?;
+        let sessions = self.store().user_sessions(&user_id, record::now()).await?;
         Ok(sessions
             .into_iter()
             .map(|summary| {

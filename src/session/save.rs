@@ -24,7 +24,7 @@ impl Session {
     /// [`Error::Timeout`]); nothing of this request's changes is kept then.
     pub async fn save(&self) -> Result<SaveOutcome> {
         let outcome = self.save_changes().await?;
-        if let Some(tracking) = &self.config.devices {
+        if let Some(tracking) = &self.config().devices {
             self.record_device(tracking.throttle).await;
         }
         Ok(outcome)
@@ -42,7 +42,7 @@ impl Session {
             }
         };
         let device = crate::store::Device::seen(record::now(), client.0, client.1);
-        if let Err(error) = self.store.record_device(&id, device, throttle).await {
+        if let Err(error) = self.store().record_device(&id, device, throttle).await {
             tracing::warn!(%error, "could not record the session's device");
         }
     }
@@ -57,7 +57,7 @@ impl Session {
         if !state.loaded {
             return Some(false);
         }
-        if state.pending.terminated || state.cookie.moved || state.cookie.resign || self.config.devices.is_some() {
+        if state.pending.terminated || state.cookie.moved || state.cookie.resign || self.config().devices.is_some() {
             return None;
         }
         let quiet = match &state.record {
@@ -99,7 +99,7 @@ impl Session {
             let cookie = match (state.cookie.resign, state.origin) {
                 (true, Origin::Stored { .. }) => self.reference_cookie(state.id.as_ref(), record),
                 (true, Origin::Cookie) => CookieUpdate::Set {
-                    value: self.config.codec().encode_inline(record),
+                    value: self.config().codec().encode_inline(record),
                     expires_at: record.expires_at,
                 },
                 _ => CookieUpdate::Keep,
@@ -108,8 +108,8 @@ impl Session {
             return Ok(SaveOutcome::new(SaveStatus::Unchanged, cookie));
         }
         let data_size = record::encode_data(&record.data).len();
-        if data_size > self.config.max_size {
-            return Err(Error::TooLarge { size: data_size, limit: self.config.max_size });
+        if data_size > self.config().max_size {
+            return Err(Error::TooLarge { size: data_size, limit: self.config().max_size });
         }
         let new_user = if state.pending.user_changed { record.user_id.clone() } else { None };
         let outcome = if self.fits_cookie(record) {
@@ -119,12 +119,12 @@ impl Session {
         };
         if let (Some(user_id), Some(limit), Some(saved)) = (
             new_user,
-            self.config.max_sessions_per_user,
+            self.config().max_sessions_per_user,
             state.record.as_ref().filter(|_| outcome.status == SaveStatus::Saved),
         ) {
             // The login is saved whatever happens here; a limit not applied
             // now is applied by the user's next login.
-            if let Err(error) = self.store.limit_user_sessions(&user_id, &saved.id, limit).await {
+            if let Err(error) = self.store().limit_user_sessions(&user_id, &saved.id, limit).await {
                 tracing::warn!(%error, "could not apply the per-user session limit");
             }
         }
@@ -132,7 +132,7 @@ impl Session {
     }
 
     fn fits_cookie(&self, record: &Record) -> bool {
-        let threshold = self.config.cookie_only_threshold;
+        let threshold = self.config().cookie_only_threshold;
         threshold > 0
             && record.user_id.is_none()
             && CookieCodec::inline_len(record.to_envelope().len(), record.expires_at) <= threshold
@@ -140,10 +140,10 @@ impl Session {
 
     async fn save_terminated(&self, state: &mut State) -> Result<SaveOutcome> {
         if let Some(old) = state.pending.rotate_from.take() {
-            self.store.delete(&old).await?;
+            self.store().delete(&old).await?;
         }
         if let (Origin::Stored { .. }, Some(record)) = (state.origin, state.record.as_ref()) {
-            self.store.delete(&record.id).await?;
+            self.store().delete(&record.id).await?;
         }
         let had_cookie = state.cookie.payload.is_some() || state.cookie.stale;
         state.reset_to_empty();
@@ -156,7 +156,7 @@ impl Session {
             && let Some(record) = state.record.as_ref()
         {
             // Expired under us: make sure no copy lingers in any tier.
-            self.store.delete(&record.id).await?;
+            self.store().delete(&record.id).await?;
         }
         state.reset_to_empty();
         Ok(SaveOutcome::new(SaveStatus::Gone, CookieUpdate::Remove))
@@ -165,12 +165,12 @@ impl Session {
     async fn save_in_cookie(&self, state: &mut State, now: DateTime<Utc>) -> Result<SaveOutcome> {
         // Moving from the store into the cookie: the stored copy goes.
         if let Some(old) = state.pending.rotate_from.take() {
-            self.store.delete(&old).await?;
+            self.store().delete(&old).await?;
         }
         if let Origin::Stored { .. } = state.origin
             && let Some(record) = state.record.as_ref()
         {
-            self.store.delete(&record.id).await?;
+            self.store().delete(&record.id).await?;
         }
         // Carried whole in the cookie now: it has no id of its own (a
         // later move back into the store gives it a fresh one).
@@ -178,7 +178,7 @@ impl Session {
         let record = state.record.as_mut().expect("checked by save");
         record.updated_at = now;
         record.version += 1;
-        let value = self.config.codec().encode_inline(record);
+        let value = self.config().codec().encode_inline(record);
         let expires_at = record.expires_at;
         state.origin = Origin::Cookie;
         state.mark_saved();
@@ -198,8 +198,8 @@ impl Session {
         let patch = state.patch(now, !quick_only);
         let base = state.record.as_ref().expect("checked by save");
         if quick_only
-            && self.store.has_quick_writes()
-            && let PatchOutcome::Patched(fresh) = self.store.write_quick(base, &patch).await?
+            && self.store().has_quick_writes()
+            && let PatchOutcome::Patched(fresh) = self.store().write_quick(base, &patch).await?
         {
             // No live cache entry to change (evicted, or the cache failed):
             // fall through and save normally, so nothing is lost.
@@ -210,7 +210,7 @@ impl Session {
             return Ok(outcome);
         }
         let base = state.record.as_ref().expect("checked by save");
-        match self.store.patch(base, &patch).await? {
+        match self.store().patch(base, &patch).await? {
             PatchOutcome::Patched(fresh) => Ok(self.saved(state, fresh, state.pending.expiry_changed)),
             PatchOutcome::Missing => Ok(self.gone(state)),
         }
@@ -245,12 +245,12 @@ impl Session {
     async fn save_whole(&self, state: &mut State, now: DateTime<Utc>, version: i64) -> Result<SaveOutcome> {
         let mut expected = version;
         let mut conflicts = 0u32;
-        for _ in 0..self.config.max_save_attempts {
+        for _ in 0..self.config().max_save_attempts {
             let record = state.record.as_mut().expect("checked by save");
             record.updated_at = now;
             record.version = record::next_version(&record.id, expected)?;
             let result = match state.pending.rotate_from.clone() {
-                Some(old) => match self.store.rotate(&old, expected, record).await? {
+                Some(old) => match self.store().rotate(&old, expected, record).await? {
                     RotateOutcome::Rotated => Ok(()),
                     RotateOutcome::Conflict => Err(UpdateOutcome::Conflict),
                     RotateOutcome::Missing => Err(UpdateOutcome::Missing),
@@ -261,7 +261,7 @@ impl Session {
                         continue;
                     }
                 },
-                None => self.store.update(record, expected).await?.into_result(),
+                None => self.store().update(record, expected).await?.into_result(),
             };
             match result {
                 Ok(()) => {
@@ -274,7 +274,7 @@ impl Session {
                     conflicts += 1;
                     backoff(conflicts).await;
                     let stored_id = state.pending.rotate_from.clone().unwrap_or_else(|| record.id.clone());
-                    match self.store.load_fresh(&stored_id, now).await? {
+                    match self.store().load_fresh(&stored_id, now).await? {
                         None => return Ok(self.gone(state)),
                         Some(fresh) => {
                             expected = fresh.version;
@@ -285,7 +285,7 @@ impl Session {
             }
         }
         let id = state.record.as_ref().map(|r| r.id.to_string()).unwrap_or_default();
-        Err(Error::Conflict { id, attempts: self.config.max_save_attempts })
+        Err(Error::Conflict { id, attempts: self.config().max_save_attempts })
     }
 
     async fn save_new(&self, state: &mut State, now: DateTime<Utc>) -> Result<SaveOutcome> {
@@ -302,8 +302,8 @@ impl Session {
         record.version = 1;
         // Insert-if-absent: a colliding id (astronomically unlikely with
         // 144 random bits) gets a fresh id instead of overwriting.
-        for _ in 0..self.config.max_save_attempts {
-            if self.store.create(record).await? {
+        for _ in 0..self.config().max_save_attempts {
+            if self.store().create(record).await? {
                 let cookie = self.reference_cookie(state.id.as_ref(), record);
                 state.origin = Origin::Stored { version: record.version };
                 state.pending.rotate_from = None;
@@ -314,14 +314,14 @@ impl Session {
             state.id = Some(id);
             record.id = key;
         }
-        Err(Error::Conflict { id: record.id.to_string(), attempts: self.config.max_save_attempts })
+        Err(Error::Conflict { id: record.id.to_string(), attempts: self.config().max_save_attempts })
     }
 
     /// The cookie that points at the stored `record`, whose id is `id`.
     fn reference_cookie(&self, id: Option<&SessionId>, record: &Record) -> CookieUpdate {
         match id {
             Some(id) => CookieUpdate::Set {
-                value: self.config.codec().encode_reference(id, record.expires_at),
+                value: self.config().codec().encode_reference(id, record.expires_at),
                 expires_at: record.expires_at,
             },
             // Every stored session this request holds came from a cookie or
