@@ -302,8 +302,16 @@ pub fn json_kind(value: &Value) -> &'static str {
 }
 
 /// The current time at the millisecond precision every tier stores.
+///
+/// Read as milliseconds from the system clock and converted once: going
+/// through `Utc::now()` and then truncating converted to a calendar date
+/// twice, on every request's hot path.
 pub fn now() -> DateTime<Utc> {
-    truncate_millis(Utc::now())
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    match since_epoch.ok().and_then(|d| i64::try_from(d.as_millis()).ok()).and_then(from_millis) {
+        Some(now) => now,
+        None => truncate_millis(Utc::now()),
+    }
 }
 
 /// Drops sub-millisecond precision so a time round-trips through every tier
@@ -333,6 +341,16 @@ mod tests {
             expires_at: t + chrono::Duration::days(7),
             version: 4,
         }
+    }
+
+    #[test]
+    fn now_is_the_clock_at_whole_milliseconds() {
+        let before = Utc::now();
+        let now = now();
+        let after = Utc::now();
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000_000, 0);
+        assert_eq!(truncate_millis(now), now);
+        assert!(truncate_millis(before) <= now && now <= after, "{before} <= {now} <= {after}");
     }
 
     #[test]
