@@ -249,6 +249,7 @@ impl Session {
 
     /// Whether the handler used the session at all (without waiting for a
     /// lock): when not, there is nothing to save or vary on.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // the web layer's
     pub(crate) fn was_touched(&self) -> bool {
         self.shared.touched.load(Ordering::Relaxed)
     }

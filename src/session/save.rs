@@ -52,6 +52,7 @@ impl Session {
     /// read, or used and left empty — so the web layer answers at once;
     /// `None` when a save is needed (or the state is busy). The conditions
     /// are `save_changes`' own early returns.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // the web layer's
     pub(crate) fn needs_no_save(&self) -> Option<bool> {
         let state = self.shared.state.try_lock().ok()?;
         if !state.loaded {

@@ -63,6 +63,7 @@ impl Candidates {
     /// Calls `visit` with each value of the cookie named `name`, in the
     /// order sent, until it returns `true` (read from the headers in place:
     /// nothing allocated).
+    #[cfg_attr(not(feature = "axum"), allow(unused_variables))] // `name` is for the headers
     pub(super) fn visit(&self, name: &str, mut visit: impl FnMut(&str) -> bool) {
         match self {
             Candidates::None => {}
