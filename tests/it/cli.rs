@@ -257,6 +257,22 @@ async fn list_into_a_closed_pipe_exits_0() {
     assert!(output.stderr.is_empty(), "no error printed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// An export a backup script writes to a full disk must fail loudly: a
+/// truncated file with exit 0 would pass for a backup.
+#[tokio::test]
+async fn output_to_a_full_disk_is_one_line_and_exit_1() {
+    let (dir, url, _store, _) = seeded_sqlite().await;
+    let cli = Run::new(dir.path(), &url);
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").expect("Linux has /dev/full");
+    for args in [&["export"][..], &["list", "--output", "json"], &["stats"], &["purge-expired", "--dry-run"]] {
+        let output = cli.command(args).stdout(full()).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot write the output") && stderr.contains("No space left"), "{args:?}: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn stats_counts_sizes_and_expiry_range() {
     let (dir, url, _store, [_, alice_old, anon]) = seeded_sqlite().await;

@@ -183,3 +183,67 @@ fn import_lines_the_library_would_refuse_are_refused() {
         assert!(matches!(parse(&bad), Err(sessionctl::Error::InvalidInput(_))), "{bad}");
     }
 }
+
+/// Sets SQLite's page limit on every connection of the pool (all eight
+/// held at once, so each gets it): `None` caps the file at its size now,
+/// which fails the next write that grows it as a full disk does.
+async fn cap_pages(database: &sessionctl::store::sqlite::SqliteDatabase, pages: Option<i64>) {
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(database.pool().acquire().await.unwrap());
+    }
+    for connection in &mut held {
+        let pages = match pages {
+            Some(pages) => pages,
+            None => sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut **connection).await.unwrap(),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+            .execute(&mut **connection)
+            .await
+            .unwrap();
+    }
+}
+
+/// A full disk fails the saves it meets, and only those: once there is
+/// room again, every save goes through. Before, SQLite's own rollback of a
+/// failed write left sqlx counting a transaction open on that connection,
+/// which then refused every later save ("attempted to call begin_with at
+/// non-zero transaction depth") until the app restarted.
+#[tokio::test]
+async fn saves_go_through_again_once_a_full_disk_has_room() {
+    use sessionctl::store::sqlite::SqliteDatabase;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let database =
+        Arc::new(SqliteDatabase::connect_with(&url, std::time::Duration::from_secs(10), true).await.unwrap());
+    sessionctl::DatabaseCore::migrate(&*database).await.unwrap();
+    let store = sessionctl::Store::new(database.clone());
+    let config = Arc::new(SessionConfig::new(harness::keys()));
+    let first = Session::new(store.clone(), config.clone(), None);
+    first.insert("cart", "x".repeat(20_000)).await.unwrap();
+    let cookie = set_value(&first.save().await.unwrap());
+    // Each save replaces the cart with a slightly longer one.
+    let save = |n: usize| {
+        let session = Session::new(store.clone(), config.clone(), Some(&cookie));
+        async move {
+            session.insert("cart", "x".repeat(20_000 + n)).await.unwrap();
+            session.save().await.map(|outcome| outcome.status).map_err(|error| error.to_string())
+        }
+    };
+
+    cap_pages(&database, None).await;
+    let mut failed = 0;
+    for n in 1..=16 {
+        // A connection the pool replaced has no cap (it is per connection),
+        // where a disk would still be full: only the failures are checked.
+        if let Err(error) = save(n).await {
+            assert!(error.contains("full"), "{error}");
+            failed += 1;
+        }
+    }
+    assert!(failed >= 1, "the capped connections fail the saves: {failed} of 16 failed");
+    cap_pages(&database, Some(1_073_741_823)).await;
+    for n in 17..=48 {
+        assert_eq!(save(n).await, Ok(SaveStatus::Saved), "save {n}, with room again");
+    }
+}

@@ -189,6 +189,26 @@ impl SqliteDatabase {
             // hands a connection out is only a hop to its worker thread.
             .test_before_acquire(false)
             .acquire_timeout(timeout);
+        // A connection handed back with its transaction still open is
+        // closed, not reused. When a write fails on a full disk or an I/O
+        // error, SQLite rolls the transaction back itself; the rollback sqlx
+        // sends when the transaction is dropped then finds none and fails,
+        // sqlx's count of open transactions stays at one, and every later
+        // `BEGIN` on that connection is refused: the app could not save a
+        // session again until it restarted (RELIABILITY.md). The rollback sqlx
+        // queued runs before the ping. `:memory:` keeps its one connection:
+        // closing it would drop the database.
+        let pool = match in_memory {
+            true => pool,
+            false => pool.after_release(|connection, _| {
+                Box::pin(async move {
+                    if connection.is_in_transaction() {
+                        connection.ping().await?;
+                    }
+                    Ok(!connection.is_in_transaction())
+                })
+            }),
+        };
         let pool = super::timed::bounded(BACKEND, "opening the database", timeout, async {
             pool.connect_with(options).await.map_err(Error::db(BACKEND, "opening the database"))
         })
