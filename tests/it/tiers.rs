@@ -693,3 +693,53 @@ async fn writes_land_after_redis_forgets_its_scripts() {
         assert_eq!(session.get_value("n").await.unwrap(), None, "deleted");
     }
 }
+
+/// Sets a Redis server's configuration parameter with redis-cli.
+fn redis_config(url: &str, parameter: &str, value: &str) {
+    let status = std::process::Command::new("redis-cli")
+        .args(["-u", url, "config", "set", parameter, value])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("redis-cli comes with redis-server");
+    assert!(status.success());
+}
+
+/// Redis at its memory limit (`maxmemory` with `noeviction`, the default
+/// policy): on Redis alone a key-level save fails with Redis' own error,
+/// never reported saved, and reads are served; in front of a database the
+/// save lands there and the next read sees it, not the cached copy the
+/// cache could not update. Once Redis has room, saves go through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_out_of_memory_fails_only_what_it_cannot_hold() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let cache = harness::redis_cache_at(&url);
+    let options = StoreOptions::default().with_cache_timeout(Duration::from_millis(500));
+    let alone = Store::cache_only(cache.clone(), options.clone());
+    let mut db = harness::sqlite().await;
+    db.store = Store::tiered(db.database.clone().unwrap(), cache, options);
+    let config = Arc::new(harness::config());
+    let (alone_cookie, _) = start(&alone, &config).await;
+    let (tiered_cookie, _) = start(&db.store, &config).await;
+    let session = |store: &Store, cookie: &str| Session::new(store.clone(), config.clone(), Some(cookie));
+
+    redis_config(&url, "maxmemory", "1");
+    let full = session(&alone, &alone_cookie);
+    assert_eq!(full.get::<u64>("n").await.unwrap(), Some(1), "reads are served");
+    full.insert("n", 2).await.unwrap();
+    let error = full.save().await.expect_err("Redis alone has nowhere to keep it");
+    assert!(error.to_string().contains("OOM"), "{error}");
+    let tiered = session(&db.store, &tiered_cookie);
+    tiered.insert("n", 2).await.unwrap();
+    assert_eq!(tiered.save().await.unwrap().status, SaveStatus::Saved);
+    for _ in 0..2 {
+        assert_eq!(session(&db.store, &tiered_cookie).get::<u64>("n").await.unwrap(), Some(2), "not the cached 1");
+    }
+    assert_eq!(session(&alone, &alone_cookie).get::<u64>("n").await.unwrap(), Some(1), "the refused save is not there");
+
+    redis_config(&url, "maxmemory", "0");
+    let room = session(&alone, &alone_cookie);
+    room.insert("n", 3).await.unwrap();
+    assert_eq!(room.save().await.unwrap().status, SaveStatus::Saved);
+    assert_eq!(session(&alone, &alone_cookie).get::<u64>("n").await.unwrap(), Some(3));
+}
