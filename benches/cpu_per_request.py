@@ -31,8 +31,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(port):
-    for _ in range(300):
+def wait_for(port, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
             return
@@ -117,4 +118,5 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-main()
+if __name__ == "__main__":
+    main()

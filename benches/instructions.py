@@ -29,27 +29,12 @@ Prints the instructions per request and, with BREAKDOWN=1, the share of
 each crate (from the source path of each function, inlined code counted
 where it lands).
 """
-import collections, os, random, re, shutil, socket, subprocess, sys, tempfile, time, http.client
+import collections, os, random, re, shutil, subprocess, sys, tempfile, time, http.client
+
+from cpu_per_request import free_port, wait_for  # the same directory
 
 SESSIONS = 200
 COUNTS = (1000, 3000)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit(f"nothing listens on {port}")
 
 
 def drive(port, path, n):
@@ -87,7 +72,7 @@ def count(tmp, path, n, app):
     )
     try:
         wait_for(redis_port)
-        wait_for(port)
+        wait_for(port, seconds=60)  # valgrind starts the app slowly
         drive(port, path, n)
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
         # The dump is written when the app next runs; the file appears then.
