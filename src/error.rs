@@ -151,6 +151,19 @@ pub enum Error {
     UnsupportedUrl(String),
 }
 
+/// A driver's error as another request that shared the call sees it: its
+/// message.
+#[derive(Debug)]
+struct SharedMessage(String);
+
+impl std::fmt::Display for SharedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SharedMessage {}
+
 /// Why a cookie value was rejected. None of these leak key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -192,17 +205,34 @@ impl Error {
     }
 
     /// A copy of this error for another request that shared the failed
-    /// operation.
+    /// operation: the same kind and message. A driver's error is not
+    /// cloneable: the copy carries its message (the request that made the
+    /// call keeps the driver's error itself).
     pub(crate) fn shared(error: &Error) -> Error {
+        let message = |source: &BoxedError| -> BoxedError { Box::new(SharedMessage(source.to_string())) };
         match error {
             Error::Shared(inner) => Error::Shared(inner.clone()),
-            // Cheap, cloneable kinds are copied as they are.
-            Error::Timeout { backend, operation, after } => Error::Timeout { backend, operation, after: *after },
+            Error::Cookie(reason) => Error::Cookie(reason.clone()),
+            Error::Key(reason) => Error::Key(reason.clone()),
+            Error::Config(reason) => Error::Config(reason.clone()),
+            Error::InvalidId(reason) => Error::InvalidId(reason.clone()),
+            Error::TooLarge { size, limit } => Error::TooLarge { size: *size, limit: *limit },
+            Error::Conflict { id, attempts } => Error::Conflict { id: id.clone(), attempts: *attempts },
             Error::Corrupt { id, reason } => Error::Corrupt { id: id.clone(), reason: reason.clone() },
+            Error::Database { backend, operation, source } => {
+                Error::Database { backend, operation, source: message(source) }
+            }
+            Error::Timeout { backend, operation, after } => Error::Timeout { backend, operation, after: *after },
+            Error::Migrate { backend, source } => Error::Migrate { backend, source: message(source) },
+            Error::Schema { backend, message } => Error::Schema { backend, message: message.clone() },
+            Error::NoDatabase(path) => Error::NoDatabase(path.clone()),
             Error::Cache { backend, operation, message } => {
                 Error::Cache { backend, operation, message: message.clone() }
             }
-            other => Error::Shared(std::sync::Arc::new(Error::Config(other.to_string()))),
+            Error::NotFound(what) => Error::NotFound(what.clone()),
+            Error::InvalidInput(reason) => Error::InvalidInput(reason.clone()),
+            Error::Unsupported { backend, operation } => Error::Unsupported { backend, operation },
+            Error::UnsupportedUrl(scheme) => Error::UnsupportedUrl(scheme.clone()),
         }
     }
 }
@@ -380,7 +410,26 @@ pub(crate) fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Error, redact_url};
+
+    /// Concurrent saves of one session share one write; when it fails,
+    /// each request's error reads as the one that made the call did.
+    /// (Before, the others read "invalid configuration: database error …",
+    /// and were not taken for database errors.)
+    #[test]
+    fn a_shared_failure_keeps_its_kind_and_message() {
+        let failed = Error::Database {
+            backend: "sqlite",
+            operation: "saving a session",
+            source: Box::new(sqlx::Error::Protocol("disk I/O error".into())),
+        };
+        let shared = Error::shared(&failed);
+        assert_eq!(shared.to_string(), failed.to_string());
+        assert!(shared.is_database(), "{shared:?}");
+        let conflict = Error::Conflict { id: "abc".into(), attempts: 3 };
+        assert!(matches!(Error::shared(&conflict), Error::Conflict { attempts: 3, .. }));
+        assert_eq!(Error::shared(&conflict).to_string(), conflict.to_string());
+    }
 
     #[test]
     fn passwords_are_masked() {
