@@ -184,33 +184,47 @@ fn import_lines_the_library_would_refuse_are_refused() {
     }
 }
 
-/// Sets SQLite's page limit on every connection of the pool (all eight
-/// held at once, so each gets it): `None` caps the file at its size now,
-/// which fails the next write that grows it as a full disk does.
-async fn cap_pages(database: &sessionctl::store::sqlite::SqliteDatabase, pages: Option<i64>) {
+/// Held by the tests that fault SQLite connections: the library retires
+/// every pooled connection opened before a fault that can leave one
+/// read-only, process-wide, so one such test would retire the other's.
+static CONNECTION_FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Every connection of the pool, held at once (eight), so a setting made
+/// on each reaches them all.
+async fn every_connection(
+    database: &sessionctl::store::sqlite::SqliteDatabase,
+) -> Vec<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(database.pool().acquire().await.unwrap());
     }
-    for connection in &mut held {
+    held
+}
+
+/// Sets SQLite's page limit on every connection of the pool: `None` caps
+/// the file at its size now, which fails the next write that grows it as a
+/// full disk does.
+async fn cap_pages(database: &sessionctl::store::sqlite::SqliteDatabase, pages: Option<i64>) {
+    for mut connection in every_connection(database).await {
         let pages = match pages {
             Some(pages) => pages,
-            None => sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut **connection).await.unwrap(),
+            None => sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *connection).await.unwrap(),
         };
         sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
-            .execute(&mut **connection)
+            .execute(&mut *connection)
             .await
             .unwrap();
     }
 }
 
-/// A full disk fails the saves it meets, and only those: once there is
-/// room again, every save goes through. Before, SQLite's own rollback of a
-/// failed write left sqlx counting a transaction open on that connection,
-/// which then refused every later save ("attempted to call begin_with at
-/// non-zero transaction depth") until the app restarted.
-#[tokio::test]
-async fn saves_go_through_again_once_a_full_disk_has_room() {
+/// An app on a fresh SQLite file, with one session whose cart each save
+/// replaces with a slightly longer one: the database (for its pool), and
+/// the save of number `n`.
+async fn sqlite_app() -> (
+    tempfile::TempDir,
+    Arc<sessionctl::store::sqlite::SqliteDatabase>,
+    impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<SaveStatus, String>>>>,
+) {
     use sessionctl::store::sqlite::SqliteDatabase;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
@@ -222,15 +236,25 @@ async fn saves_go_through_again_once_a_full_disk_has_room() {
     let first = Session::new(store.clone(), config.clone(), None);
     first.insert("cart", "x".repeat(20_000)).await.unwrap();
     let cookie = set_value(&first.save().await.unwrap());
-    // Each save replaces the cart with a slightly longer one.
-    let save = |n: usize| {
+    let save = move |n: usize| {
         let session = Session::new(store.clone(), config.clone(), Some(&cookie));
-        async move {
+        Box::pin(async move {
             session.insert("cart", "x".repeat(20_000 + n)).await.unwrap();
             session.save().await.map(|outcome| outcome.status).map_err(|error| error.to_string())
-        }
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
     };
+    (dir, database, save)
+}
 
+/// A full disk fails the saves it meets, and only those: once there is
+/// room again, every save goes through. Before, SQLite's own rollback of a
+/// failed write left sqlx counting a transaction open on that connection,
+/// which then refused every later save ("attempted to call begin_with at
+/// non-zero transaction depth") until the app restarted.
+#[tokio::test]
+async fn saves_go_through_again_once_a_full_disk_has_room() {
+    let _alone = CONNECTION_FAULTS.lock().await;
+    let (_dir, database, save) = sqlite_app().await;
     cap_pages(&database, None).await;
     let mut failed = 0;
     for n in 1..=16 {
@@ -245,5 +269,26 @@ async fn saves_go_through_again_once_a_full_disk_has_room() {
     cap_pages(&database, Some(1_073_741_823)).await;
     for n in 17..=48 {
         assert_eq!(save(n).await, Ok(SaveStatus::Saved), "save {n}, with room again");
+    }
+}
+
+/// Connections SQLite opened read-only (a file it could not open for
+/// writing: a filesystem remounted read-only after an error, an immutable
+/// file, a WAL another user created) stay read-only for life, after the
+/// file is writable again: every save on them failed ("attempt to write a
+/// readonly database") until the pool retired them, 10 minutes idle or an
+/// hour old. Simulated with `query_only`, which fails writes the same way;
+/// the first such failure now retires the connections opened before it.
+#[tokio::test]
+async fn saves_go_through_again_once_connections_left_read_only_are_replaced() {
+    let _alone = CONNECTION_FAULTS.lock().await;
+    let (_dir, database, save) = sqlite_app().await;
+    for mut connection in every_connection(&database).await {
+        sqlx::query("PRAGMA query_only = 1").execute(&mut *connection).await.unwrap();
+    }
+    let error = save(1).await.expect_err("every connection is read-only");
+    assert!(error.contains("readonly"), "{error}");
+    for n in 2..=33 {
+        assert_eq!(save(n).await, Ok(SaveStatus::Saved), "save {n}: the read-only connections are retired");
     }
 }

@@ -81,6 +81,52 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 /// At most this many scans side by side (the pool holds 8 connections).
 const SCAN_PARTS_MAX: usize = 4;
 
+/// [`Error::db`] for SQLite, noting a failure after which a pooled
+/// connection may never write again (see [`note_failure`]).
+fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| {
+        note_failure(&source);
+        Error::db(BACKEND, operation)(source)
+    }
+}
+
+/// When (µs after [`clock_base`]) a write last failed in a way that can
+/// leave a connection unable to write for the rest of its life: read-only
+/// (`SQLITE_READONLY`: SQLite opens a file it may not write read-only, as
+/// after a filesystem remounted read-only, an immutable file, the WAL
+/// created by another user), an I/O error, a file it could not open. Pooled
+/// connections opened before then are closed as they come back instead of
+/// being reused: with the fault gone, new ones write. Process-wide: a second
+/// database in the process reconnects too, which costs it nothing else.
+static LAST_CONNECTION_FAULT_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn clock_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+fn note_failure(error: &sqlx::Error) {
+    const READONLY: i64 = 8;
+    const IOERR: i64 = 10;
+    const CANTOPEN: i64 = 14;
+    let code = error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i64>().ok());
+    if code.is_some_and(|code| matches!(code & 0xff, READONLY | IOERR | CANTOPEN)) {
+        let now = u64::try_from(clock_base().elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        LAST_CONNECTION_FAULT_US.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether a connection opened `age` ago predates the last fault that can
+/// leave a connection unable to write.
+fn opened_before_last_fault(age: Duration) -> bool {
+    let fault = LAST_CONNECTION_FAULT_US.load(std::sync::atomic::Ordering::Relaxed);
+    if fault == 0 {
+        return false;
+    }
+    let opened = clock_base().elapsed().saturating_sub(age);
+    u64::try_from(opened.as_micros()).unwrap_or(u64::MAX) <= fault
+}
+
 impl SqliteDatabase {
     /// How many migrations the database has recorded (0 before the first).
     async fn applied_steps(&self) -> i64 {
@@ -93,9 +139,9 @@ impl SqliteDatabase {
     /// than handed back to the pool so set.
     async fn move_rows_securely(&self, moves: &[(String, String)]) -> Result<()> {
         const OP: &str = "moving sessions to their keys";
-        let connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        let connection = self.pool.acquire().await.map_err(db_error(OP))?;
         let mut connection = connection.detach();
-        sqlx::query("PRAGMA secure_delete = ON").execute(&mut connection).await.map_err(Error::db(BACKEND, OP))?;
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut connection).await.map_err(db_error(OP))?;
         let moved = move_rows(&mut connection, moves).await;
         let _ = connection.close().await;
         moved
@@ -122,7 +168,7 @@ impl SqliteDatabase {
                 .fetch_one(&self.pool)
                 .await
         };
-        read.await.map_err(Error::db(BACKEND, "reading the schema version"))
+        read.await.map_err(db_error("reading the schema version"))
     }
 
     /// Opens (creating if missing) the database a `sqlite:` URL names.
@@ -161,7 +207,7 @@ impl SqliteDatabase {
     /// than the timeout.
     pub async fn connect_with(url: &str, timeout: Duration, create: bool) -> Result<SqliteDatabase> {
         let mut options = SqliteConnectOptions::from_str(url)
-            .map_err(Error::db(BACKEND, "parsing the database URL"))?
+            .map_err(db_error("parsing the database URL"))?
             .create_if_missing(create)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
@@ -189,28 +235,34 @@ impl SqliteDatabase {
             // hands a connection out is only a hop to its worker thread.
             .test_before_acquire(false)
             .acquire_timeout(timeout);
-        // A connection handed back with its transaction still open is
-        // closed, not reused. When a write fails on a full disk or an I/O
-        // error, SQLite rolls the transaction back itself; the rollback sqlx
-        // sends when the transaction is dropped then finds none and fails,
-        // sqlx's count of open transactions stays at one, and every later
-        // `BEGIN` on that connection is refused: the app could not save a
-        // session again until it restarted (RELIABILITY.md). The rollback sqlx
-        // queued runs before the ping. `:memory:` keeps its one connection:
-        // closing it would drop the database.
+        // Connections that would fail every later write are closed, not
+        // reused (RELIABILITY.md; each kept the app from saving a session
+        // again until it restarted):
+        // - when handed out, one opened before a fault that can leave it
+        //   read-only for life ([`note_failure`]);
+        // - when handed back, one whose transaction is still open: when a write fails on a
+        //   full disk or an I/O error, SQLite rolls the transaction back
+        //   itself; the rollback sqlx sends when the transaction is dropped
+        //   then finds none and fails, sqlx's count of open transactions
+        //   stays at one, and every later `BEGIN` is refused. The rollback
+        //   sqlx queued runs before the ping.
+        // `:memory:` keeps its one connection: closing it would drop the
+        // database.
         let pool = match in_memory {
             true => pool,
-            false => pool.after_release(|connection, _| {
-                Box::pin(async move {
-                    if connection.is_in_transaction() {
-                        connection.ping().await?;
-                    }
-                    Ok(!connection.is_in_transaction())
-                })
-            }),
+            false => pool
+                .before_acquire(|_, meta| Box::pin(std::future::ready(Ok(!opened_before_last_fault(meta.age)))))
+                .after_release(|connection, _| {
+                    Box::pin(async move {
+                        if connection.is_in_transaction() {
+                            connection.ping().await?;
+                        }
+                        Ok(!connection.is_in_transaction())
+                    })
+                }),
         };
         let pool = super::timed::bounded(BACKEND, "opening the database", timeout, async {
-            pool.connect_with(options).await.map_err(Error::db(BACKEND, "opening the database"))
+            pool.connect_with(options).await.map_err(db_error("opening the database"))
         })
         .await?;
         // Each part of a whole-table listing takes a core and a connection:
@@ -246,13 +298,8 @@ impl ImportWriter for SqliteImport {
             ids.push_bind(record.id.as_str());
         }
         query.push(")");
-        let existing: std::collections::HashSet<String> = query
-            .build_query_scalar()
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(Error::db(BACKEND, OP))?
-            .into_iter()
-            .collect();
+        let existing: std::collections::HashSet<String> =
+            query.build_query_scalar().fetch_all(&mut *self.tx).await.map_err(db_error(OP))?.into_iter().collect();
         let blank = Device::default();
         let written: Vec<(&Record, &Device)> = records
             .iter()
@@ -283,13 +330,13 @@ impl ImportWriter for SqliteImport {
                   last_seen_at = excluded.last_seen_at, client_ip = excluded.client_ip,
                   user_agent = excluded.user_agent",
             );
-            query.build().execute(&mut *self.tx).await.map_err(Error::db(BACKEND, OP))?;
+            query.build().execute(&mut *self.tx).await.map_err(db_error(OP))?;
         }
         Ok(ImportCounts::of_batch(records.len(), existing.len(), replace))
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(Error::db(BACKEND, "committing an import"))
+        self.tx.commit().await.map_err(db_error("committing an import"))
     }
 }
 
@@ -462,7 +509,7 @@ impl DatabaseCore for SqliteDatabase {
                 .fetch_all(&self.pool)
                 .await
         };
-        let applied = read.await.map_err(Error::db(BACKEND, "reading the schema version"))?;
+        let applied = read.await.map_err(db_error("reading the schema version"))?;
         let ids_to_move = self.ids_to_move().await?;
         super::migrations::status(BACKEND, super::migrations::SQLITE_STEPS, &applied, ids_to_move)
     }
@@ -472,7 +519,7 @@ impl DatabaseCore for SqliteDatabase {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "moving a session to its key"))?;
+            .map_err(db_error("moving a session to its key"))?;
         if found.is_none() {
             return Ok(false);
         }
@@ -487,7 +534,7 @@ impl DatabaseCore for SqliteDatabase {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         let found = ids.len() as u64;
         if ids.is_empty() {
             return Ok(0);
@@ -509,7 +556,7 @@ impl DatabaseCore for SqliteDatabase {
             sqlx::query_as("SELECT kind, key_prefix FROM session_cache_tier WHERE singleton = 1")
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, "reading the apps' cache tier"))?;
+                .map_err(db_error("reading the apps' cache tier"))?;
         Ok(row.map(|(kind, prefix)| AppCache::from_columns(&kind, prefix)))
     }
 
@@ -527,7 +574,7 @@ impl DatabaseCore for SqliteDatabase {
         .bind(ms(crate::record::now()))
         .execute(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "recording the cache tier"))?;
+        .map_err(db_error("recording the cache tier"))?;
         Ok(())
     }
 
@@ -535,7 +582,7 @@ impl DatabaseCore for SqliteDatabase {
         let result = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
             .execute(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "creating a session"))?;
+            .map_err(db_error("creating a session"))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -544,7 +591,7 @@ impl DatabaseCore for SqliteDatabase {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "loading a session"))?;
+            .map_err(db_error("loading a session"))?;
         row.as_ref().map(row_to_record).transpose()
     }
 
@@ -555,7 +602,7 @@ impl DatabaseCore for SqliteDatabase {
             .bind(expected_version)
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "saving a session"))?;
+            .map_err(db_error("saving a session"))?;
         if row.is_some() {
             return Ok(UpdateOutcome::Updated);
         }
@@ -563,7 +610,7 @@ impl DatabaseCore for SqliteDatabase {
             .bind(record.id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "saving a session"))?;
+            .map_err(db_error("saving a session"))?;
         Ok(if exists.is_some() { UpdateOutcome::Conflict } else { UpdateOutcome::Missing })
     }
 
@@ -574,9 +621,8 @@ impl DatabaseCore for SqliteDatabase {
         // SQLite's JSON functions cannot do this faithfully in the UPDATE
         // itself: `json_patch` merges nested objects and drops keys whose
         // value is null, and `json_set` paths cannot name every key.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
-        let row =
-            sqlx::query(LOAD_SQL).bind(id.as_str()).fetch_optional(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
+        let row = sqlx::query(LOAD_SQL).bind(id.as_str()).fetch_optional(&mut *tx).await.map_err(db_error(OP))?;
         let Some(row) = row else { return Ok(None) };
         let mut record = row_to_record(&row)?;
         // A patch never brings an expired session back: an admin's `expire`
@@ -585,36 +631,36 @@ impl DatabaseCore for SqliteDatabase {
             return Ok(None);
         }
         patch.apply(&mut record, true)?;
-        bind_update(sqlx::query(update_sql!()), &record).execute(&mut *tx).await.map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        bind_update(sqlx::query(update_sql!()), &record).execute(&mut *tx).await.map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(Some(record.version))
     }
 
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
         let deleted = sqlx::query("DELETE FROM sessions WHERE id = ? AND version = ?")
             .bind(old.as_str())
             .bind(expected_version)
             .execute(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         if deleted.rows_affected() == 0 {
             let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = ?")
                 .bind(old.as_str())
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
+                .map_err(db_error(OP))?;
             return Ok(if exists.is_some() { RotateOutcome::Conflict } else { RotateOutcome::Missing });
         }
         let inserted = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
             .execute(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         if inserted.rows_affected() == 0 {
             return Ok(RotateOutcome::IdTaken);
         }
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(RotateOutcome::Rotated)
     }
 
@@ -623,7 +669,7 @@ impl DatabaseCore for SqliteDatabase {
             .bind(id.as_str())
             .execute(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "deleting a session"))?;
+            .map_err(db_error("deleting a session"))?;
         Ok(result.rows_affected() > 0)
     }
 }
@@ -636,7 +682,7 @@ impl DatabaseAccounts for SqliteDatabase {
                 .bind(user_id)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, "deleting a user's sessions"))?;
+                .map_err(db_error("deleting a user's sessions"))?;
         Ok(parse_ids(ids))
     }
 
@@ -648,7 +694,7 @@ impl DatabaseAccounts for SqliteDatabase {
             .bind(id.as_str())
             .execute(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "recording a device"))?;
+            .map_err(db_error("recording a device"))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -658,7 +704,7 @@ impl DatabaseAccounts for SqliteDatabase {
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, "reading a device"))?;
+                .map_err(db_error("reading a device"))?;
         Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
     }
 
@@ -674,7 +720,7 @@ impl DatabaseAccounts for SqliteDatabase {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "listing a user's sessions"))?;
+        .map_err(db_error("listing a user's sessions"))?;
         rows.into_iter()
             .map(|(id, created, updated, expires, seen, client_ip, user_agent)| {
                 let time = |ms: i64| {
@@ -714,7 +760,7 @@ impl DatabaseAccounts for SqliteDatabase {
         .bind(ms(now))
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "limiting a user's sessions"))?;
+        .map_err(db_error("limiting a user's sessions"))?;
         Ok(parse_ids(ids))
     }
 
@@ -728,7 +774,7 @@ impl DatabaseAccounts for SqliteDatabase {
         .bind(keep.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "deleting a user's other sessions"))?;
+        .map_err(db_error("deleting a user's other sessions"))?;
         Ok(parse_ids(ids))
     }
 }
@@ -746,7 +792,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         )
         .execute(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "writing a session"))?;
+        .map_err(db_error("writing a session"))?;
         Ok(())
     }
 
@@ -762,7 +808,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         }
         query.push(") AND (last_seen_at IS NOT NULL OR client_ip IS NOT NULL OR user_agent IS NOT NULL)");
         let rows: Vec<(String, Option<i64>, Option<String>, Option<String>)> =
-            query.build_query_as().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "reading devices"))?;
+            query.build_query_as().fetch_all(&self.pool).await.map_err(db_error("reading devices"))?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
@@ -800,7 +846,7 @@ impl DatabaseMaintenance for SqliteDatabase {
                 query.push_bind(after.id.as_str().to_owned()).push(")");
             }
             query.push(" ORDER BY expires_at, id LIMIT ").push_bind(i64::from(limit));
-            async move { query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions")) }
+            async move { query.build().fetch_all(&self.pool).await.map_err(db_error("listing sessions")) }
         });
         let mut rows: Vec<SqliteRow> = futures_util::future::try_join_all(scans).await?.into_iter().flatten().collect();
         if parts > 1 {
@@ -827,12 +873,12 @@ impl DatabaseMaintenance for SqliteDatabase {
             query.push(" AND id > ").push_bind(after.as_str().to_owned());
         }
         query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        let rows = query.build().fetch_all(&self.pool).await.map_err(db_error("listing sessions"))?;
         rows.iter().map(row_to_record).collect()
     }
 
     async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, "starting an import"))?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error("starting an import"))?;
         Ok(Box::new(SqliteImport { tx }))
     }
 
@@ -840,7 +886,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM sessions");
         push_filter(&mut query, filter, now);
         let count: i64 =
-            query.build_query_scalar().fetch_one(&self.pool).await.map_err(Error::db(BACKEND, "counting sessions"))?;
+            query.build_query_scalar().fetch_one(&self.pool).await.map_err(db_error("counting sessions"))?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -855,7 +901,7 @@ impl DatabaseMaintenance for SqliteDatabase {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "expiring a session"))?;
+            .map_err(db_error("expiring a session"))?;
             if row.is_some() {
                 expired.push(id.clone());
             }
@@ -873,7 +919,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "expiring a user's sessions"))?;
+        .map_err(db_error("expiring a user's sessions"))?;
         Ok(parse_ids(ids))
     }
 
@@ -887,11 +933,8 @@ impl DatabaseMaintenance for SqliteDatabase {
             list.push_bind(id.as_str().to_owned());
         }
         query.push(")");
-        let found: Vec<String> = query
-            .build_query_scalar()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(Error::db(BACKEND, "looking up sessions"))?;
+        let found: Vec<String> =
+            query.build_query_scalar().fetch_all(&self.pool).await.map_err(db_error("looking up sessions"))?;
         Ok(parse_ids(found))
     }
 
@@ -905,7 +948,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
+        .map_err(db_error(OP))?;
         Ok(rows
             .into_iter()
             .map(|(id, size, expires_at, has_user)| StatsRow {
@@ -922,7 +965,7 @@ impl DatabaseMaintenance for SqliteDatabase {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL")
             .fetch_one(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "counting sessions with a user"))?;
+            .map_err(db_error("counting sessions with a user"))?;
         Ok(count.max(0) as u64)
     }
 }
@@ -930,7 +973,7 @@ impl DatabaseMaintenance for SqliteDatabase {
 /// Moves rows from their id to their key in one write transaction.
 async fn move_rows(connection: &mut SqliteConnection, moves: &[(String, String)]) -> Result<()> {
     const OP: &str = "moving sessions to their keys";
-    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
     for (id, key) in moves {
         // A row already under the key (an app that hashes wrote it
         // meanwhile) is the newer one: the row under the id goes.
@@ -939,14 +982,10 @@ async fn move_rows(connection: &mut SqliteConnection, moves: &[(String, String)]
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(db_error(OP))?;
     }
-    tx.commit().await.map_err(Error::db(BACKEND, OP))
+    tx.commit().await.map_err(db_error(OP))
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Connection as _, Row, SqliteConnection};
 
-use super::{BACKEND, SqliteDatabase, TICK_RETENTION_MS, ms};
-use crate::error::{Error, Result};
+use super::{SqliteDatabase, TICK_RETENTION_MS, db_error, ms};
+use crate::error::Result;
 use crate::id::key_fraction;
 use crate::record;
 use crate::store::{DatabasePurge, PurgeBatch, parse_ids};
@@ -242,12 +242,12 @@ const PURGE_CACHE_KIB: i64 = 16 * 1024;
 impl DatabasePurge for SqliteDatabase {
     async fn try_claim_tick(&self, tick: DateTime<Utc>, claimant: &str) -> Result<bool> {
         const OP: &str = "claiming a purge tick";
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
         sqlx::query("DELETE FROM purge_ticks WHERE tick < ?")
             .bind(ms(tick) - TICK_RETENTION_MS)
             .execute(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         let claimed = sqlx::query(
             "INSERT INTO purge_ticks (tick, claimed_by, claimed_at) VALUES (?, ?, ?)
              ON CONFLICT (tick) DO UPDATE SET claimed_at = excluded.claimed_at
@@ -258,8 +258,8 @@ impl DatabasePurge for SqliteDatabase {
         .bind(ms(record::now()))
         .execute(&mut *tx)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(claimed.rows_affected() == 1)
     }
 
@@ -277,7 +277,7 @@ impl DatabasePurge for SqliteDatabase {
         const OP: &str = "purging expired sessions";
         let Some(options) = &self.purge_options else {
             // In memory: the pool's one connection is the database.
-            let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+            let mut connection = self.pool.acquire().await.map_err(db_error(OP))?;
             return purge_batch(&mut connection, now, after, window, return_ids, &mut false, None).await;
         };
         let mut purge = self.purge.lock().await;
@@ -297,7 +297,7 @@ impl DatabasePurge for SqliteDatabase {
                 }
                 Ok(connection)
             };
-            let connection = open().await.map_err(Error::db(BACKEND, OP))?;
+            let connection = open().await.map_err(db_error(OP))?;
             let checkpointer = match open().await {
                 Ok(connection) => Checkpointer::Idle(connection, 0),
                 Err(_) => Checkpointer::Gone,
@@ -438,7 +438,7 @@ async fn purge_batch(
                 .fetch_optional(&mut *connection)
                 .await
         );
-        (upper.map_err(Error::db(BACKEND, OP))?, None, false)
+        (upper.map_err(db_error(OP))?, None, false)
     } else {
         let (read, _) = while_busy!(
             sqlx::query_as::<_, (i64, Option<String>, i64, Option<String>)>(
@@ -452,7 +452,7 @@ async fn purge_batch(
             .fetch_one(&mut *connection)
             .await
         );
-        let (rows, upper, expired, ids) = read.map_err(Error::db(BACKEND, OP))?;
+        let (rows, upper, expired, ids) = read.map_err(db_error(OP))?;
         let upper = if rows < window { None } else { upper };
         let sparse = upper.is_some() && expired <= window / SPARSE_WINDOW_SHARE;
         let none_expired = upper.is_some() && expired == 0;
@@ -490,13 +490,13 @@ async fn purge_batch(
     let bind = || sqlx::query(sql).bind(after).bind(second).bind(ms(now));
     let ((deleted, deleted_count), write_lock) = if return_ids {
         let (rows, write_lock) = while_busy!(bind().fetch_all(&mut *connection).await);
-        let rows = rows.map_err(Error::db(BACKEND, OP))?;
+        let rows = rows.map_err(db_error(OP))?;
         let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get::<String, _>(0).ok()).collect();
         let count = ids.len() as u64;
         ((parse_ids(ids), count), write_lock)
     } else {
         let (result, write_lock) = while_busy!(bind().execute(&mut *connection).await);
-        ((Vec::new(), result.map_err(Error::db(BACKEND, OP))?.rows_affected()), write_lock)
+        ((Vec::new(), result.map_err(db_error(OP))?.rows_affected()), write_lock)
     };
     *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
     Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
