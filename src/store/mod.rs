@@ -24,6 +24,7 @@ use crate::id::SessionKey;
 use crate::record::Record;
 
 mod coalesce;
+mod faults;
 mod maintenance;
 pub mod memory;
 mod migrations;

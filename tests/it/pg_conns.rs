@@ -421,3 +421,32 @@ async fn requests_abandoned_mid_statement_do_not_churn_connections() {
     assert!(opened <= 12, "{opened} connections opened for {cut} abandoned requests");
     increment(&store, &config, &cookie).await.unwrap();
 }
+
+/// Connections opened while the server refused writes (a standby, or the
+/// old primary during a failover, before the URL reaches the new one) are
+/// read-only for life: every save on them failed ("cannot execute … in a
+/// read-only transaction") until the 10-minute idle reaper closed them.
+/// Now a write refused as read-only closes the connection, and the next
+/// one opened writes. Simulated with the database's
+/// `default_transaction_read_only`, which a connection takes when it opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_opened_read_only_are_replaced_once_the_server_takes_writes() {
+    let Some((store, admin)) = store_on(None, Duration::from_secs(15)).await else { return };
+    let config = Arc::new(harness::config());
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&admin).await.unwrap();
+    let set = |setting: &str| format!("ALTER DATABASE \"{database}\" {setting}");
+    sqlx::query(sqlx::AssertSqlSafe(set("SET default_transaction_read_only = on"))).execute(&admin).await.unwrap();
+    for _ in 0..4 {
+        let session = Session::new(store.clone(), config.clone(), None);
+        session.insert("n", 0).await.unwrap();
+        let error = session.save().await.expect_err("the server refuses writes");
+        assert!(error.to_string().contains("read-only transaction"), "{error}");
+    }
+    sqlx::query(sqlx::AssertSqlSafe(set("RESET default_transaction_read_only"))).execute(&admin).await.unwrap();
+    for n in 0..8 {
+        let session = Session::new(store.clone(), config.clone(), None);
+        session.insert("n", n).await.unwrap();
+        let saved = session.save().await.map(|outcome| outcome.status).map_err(|error| error.to_string());
+        assert_eq!(saved, Ok(sessionctl::SaveStatus::Saved), "save {n}, with the server taking writes again");
+    }
+}

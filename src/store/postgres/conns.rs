@@ -21,6 +21,10 @@
 //!   server (a FATAL error: a restart, `pg_terminate_backend`) is closed,
 //!   and the idle ones with it, since a server that closed one has usually
 //!   closed them all;
+//! * so is one whose write the server refused as read-only (a standby, or
+//!   a primary demoted by a failover): a connection takes the server's
+//!   read-only state when it opens and keeps it, so it would fail every
+//!   later write; a new one may reach the new primary;
 //! * connections idle for ten minutes, or thirty minutes old, are closed,
 //!   like sqlx's defaults (checked every minute).
 //!
@@ -159,12 +163,13 @@ impl Conns {
 }
 
 /// Whether the connection is unusable after `error`: it broke below SQL,
-/// or the server ended the session (a FATAL error: class 57P, operator
-/// intervention, or 08, connection exception).
+/// the server ended the session (a FATAL error: class 57P, operator
+/// intervention, or 08, connection exception), or it is read-only (25006,
+/// `read_only_sql_transaction`: opened on a server that takes no writes).
 fn ended(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(error) => {
-            error.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
+            error.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08") || code == "25006")
         }
         sqlx::Error::RowNotFound
         | sqlx::Error::ColumnNotFound(_)

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
+use super::faults::FaultClock;
 use super::migrations::AppliedRow;
 use super::{
     AppCache, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, DatabasePurge, Device, Filter, ImportCounts,
@@ -56,7 +57,7 @@ impl super::PurgeLock for AdvisoryLock {
             .bind(PURGE_LOCK_KEY)
             .execute(&mut *self.connection)
             .await
-            .map_err(Error::db(BACKEND, "releasing the purge lock"))?;
+            .map_err(db_error("releasing the purge lock"))?;
         // Closing (see `try_purge_lock`) also ends the session cleanly.
         Ok(())
     }
@@ -89,7 +90,7 @@ impl PostgresDatabase {
                 .fetch_one(&self.pool)
                 .await
         };
-        read.await.map_err(Error::db(BACKEND, "reading the schema version"))
+        read.await.map_err(db_error("reading the schema version"))
     }
 
     /// Connects to the database a `postgres://` URL names.
@@ -116,12 +117,12 @@ impl PostgresDatabase {
     /// than the timeout.
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<PostgresDatabase> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(Error::db(BACKEND, "parsing the database URL"))?
+            .map_err(db_error("parsing the database URL"))?
             .application_name("sessionctl");
         // One direct connection first: an unreachable server or a refused
         // login is reported as such, at once, instead of as a pool timeout.
         let probe = super::timed::bounded(BACKEND, "connecting", timeout, async {
-            PgConnection::connect_with(&options).await.map_err(Error::db(BACKEND, "connecting"))
+            PgConnection::connect_with(&options).await.map_err(db_error("connecting"))
         })
         .await?;
         probe.close().await.ok();
@@ -130,7 +131,7 @@ impl PostgresDatabase {
         // the next purge, which is harmless, and a walk of thousands of
         // batches does not wait for thousands of flushes. Its connection
         // closes a minute after the purge.
-        let purge_pool = PgPoolOptions::new()
+        let purge_pool = retire_read_only(PgPoolOptions::new())
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(Duration::from_secs(60))
@@ -139,7 +140,10 @@ impl PostgresDatabase {
         // 16 connections at most, as with one pool: 12 for the request
         // path, 4 for logins' id rotation, accounts and the admin tool.
         let conns = conns::Conns::new(options.clone(), 12, timeout);
-        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(timeout).connect_lazy_with(options);
+        let pool = retire_read_only(PgPoolOptions::new())
+            .max_connections(4)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
         Ok(PostgresDatabase { conns, pool, purge_pool })
     }
 
@@ -147,6 +151,32 @@ impl PostgresDatabase {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// [`Error::db`] for PostgreSQL, noting a write the server refused as
+/// read-only ([`READ_ONLY_FAULTS`]).
+fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| {
+        if source.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "25006") {
+            READ_ONLY_FAULTS.note();
+        }
+        Error::db(BACKEND, operation)(source)
+    }
+}
+
+/// Writes refused as read-only (25006, `read_only_sql_transaction`): a
+/// connection opened on a server that takes no writes (a standby, a primary
+/// demoted by a failover) keeps that state for life. The pools retire the
+/// connections opened before the last one as they hand them out, so new
+/// ones may reach the new primary; the request path's own connections are
+/// closed on the error itself (`conns.rs`).
+static READ_ONLY_FAULTS: FaultClock = FaultClock::new();
+
+/// Hands out no connection opened before the last read-only refusal.
+fn retire_read_only(options: PgPoolOptions) -> PgPoolOptions {
+    options.before_acquire(|_, meta| {
+        Box::pin(std::future::ready(Ok(!READ_ONLY_FAULTS.opened_before_last_fault(meta.age))))
+    })
 }
 
 fn row_to_record(row: &PgRow) -> Result<Record> {
@@ -256,7 +286,7 @@ impl ImportWriter for PostgresImport {
                 .bind(&ids)
                 .fetch_all(&mut *self.tx)
                 .await
-                .map_err(Error::db(BACKEND, OP))?
+                .map_err(db_error(OP))?
                 .into_iter()
                 .collect();
         let blank = Device::default();
@@ -304,13 +334,13 @@ impl ImportWriter for PostgresImport {
             .bind(&agents)
             .execute(&mut *self.tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         }
         Ok(ImportCounts::of_batch(records.len(), existing.len(), replace))
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(Error::db(BACKEND, "committing an import"))
+        self.tx.commit().await.map_err(db_error("committing an import"))
     }
 }
 
@@ -338,31 +368,31 @@ impl DatabaseCore for PostgresDatabase {
                 .fetch_all(&self.pool)
                 .await
         };
-        let applied = read.await.map_err(Error::db(BACKEND, "reading the schema version"))?;
+        let applied = read.await.map_err(db_error("reading the schema version"))?;
         let ids_to_move = self.ids_to_move().await?;
         super::migrations::status(BACKEND, super::migrations::POSTGRES_STEPS, &applied, ids_to_move)
     }
 
     async fn move_id_to_key(&self, id: &crate::SessionId) -> Result<bool> {
         const OP: &str = "moving a session to its key";
-        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
         let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         if found.is_none() {
             return Ok(false);
         }
         let key = SessionKey::of(id).as_str().to_owned();
         move_rows(&mut tx, &[id.as_str().to_owned()], &[key]).await?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(true)
     }
 
     async fn move_to_keys_batch(&self, limit: u32) -> Result<u64> {
         const OP: &str = "moving sessions to their keys";
-        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
         // Locked as they are read, so an older app's write to one of them
         // waits for the move instead of racing it.
         let ids: Vec<String> =
@@ -370,14 +400,14 @@ impl DatabaseCore for PostgresDatabase {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
+                .map_err(db_error(OP))?;
         let found = ids.len() as u64;
         if ids.is_empty() {
             return Ok(0);
         }
         let (old, keys): (Vec<String>, Vec<String>) = super::migrations::keys_to_move(ids).into_iter().unzip();
         move_rows(&mut tx, &old, &keys).await?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(found)
     }
 
@@ -386,7 +416,7 @@ impl DatabaseCore for PostgresDatabase {
             sqlx::query_as("SELECT kind, key_prefix FROM session_cache_tier WHERE singleton = 1")
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, "reading the apps' cache tier"))?;
+                .map_err(db_error("reading the apps' cache tier"))?;
         Ok(row.map(|(kind, prefix)| AppCache::from_columns(&kind, prefix)))
     }
 
@@ -404,7 +434,7 @@ impl DatabaseCore for PostgresDatabase {
         .bind(prefix)
         .execute(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "recording the cache tier"))?;
+        .map_err(db_error("recording the cache tier"))?;
         Ok(())
     }
 
@@ -415,7 +445,7 @@ impl DatabaseCore for PostgresDatabase {
                 bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record).execute(conn).await
             })
             .await
-            .map_err(Error::db(BACKEND, "creating a session"))?;
+            .map_err(db_error("creating a session"))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -425,7 +455,7 @@ impl DatabaseCore for PostgresDatabase {
             .conns
             .run(async |conn| sqlx::query(sql).bind(id.as_str()).fetch_optional(conn).await)
             .await
-            .map_err(Error::db(BACKEND, "loading a session"))?;
+            .map_err(db_error("loading a session"))?;
         row.as_ref().map(row_to_record).transpose()
     }
 
@@ -447,13 +477,10 @@ impl DatabaseCore for PostgresDatabase {
         .bind(record.expires_at)
         .bind(record.version)
         .bind(expected_version);
-        let row = self
-            .conns
-            .run(async |conn| query.fetch_one(conn).await)
-            .await
-            .map_err(Error::db(BACKEND, "saving a session"))?;
-        let updated: i64 = row.try_get("updated").map_err(Error::db(BACKEND, "saving a session"))?;
-        let present: bool = row.try_get("present").map_err(Error::db(BACKEND, "saving a session"))?;
+        let row =
+            self.conns.run(async |conn| query.fetch_one(conn).await).await.map_err(db_error("saving a session"))?;
+        let updated: i64 = row.try_get("updated").map_err(db_error("saving a session"))?;
+        let present: bool = row.try_get("present").map_err(db_error("saving a session"))?;
         Ok(match (updated, present) {
             (1.., _) => UpdateOutcome::Updated,
             (_, true) => UpdateOutcome::Conflict,
@@ -482,7 +509,7 @@ impl DatabaseCore for PostgresDatabase {
         .bind(patch.updated_at)
         .bind(record::MAX_VERSION);
         let row: Option<i64> =
-            self.conns.run(async |conn| query.fetch_optional(conn).await).await.map_err(Error::db(BACKEND, OP))?;
+            self.conns.run(async |conn| query.fetch_optional(conn).await).await.map_err(db_error(OP))?;
         if let Some(version) = row {
             return Ok(Some(version));
         }
@@ -495,7 +522,7 @@ impl DatabaseCore for PostgresDatabase {
                     .await
             })
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         // Gone, expired (a patch never brings an expired session back: an
         // admin's `expire` must hold against saves already under way), or
         // at the version limit.
@@ -507,32 +534,32 @@ impl DatabaseCore for PostgresDatabase {
 
     async fn rotate(&self, old: &SessionKey, expected_version: i64, record: &Record) -> Result<RotateOutcome> {
         const OP: &str = "moving a session to a new id";
-        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
         if let Some(user_id) = &record.user_id {
-            lock_user(&mut tx, user_id, false).await.map_err(Error::db(BACKEND, OP))?;
+            lock_user(&mut tx, user_id, false).await.map_err(db_error(OP))?;
         }
         let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1 AND version = $2")
             .bind(old.as_str())
             .bind(expected_version)
             .execute(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         if deleted.rows_affected() == 0 {
             let exists = sqlx::query("SELECT 1 FROM sessions WHERE id = $1")
                 .bind(old.as_str())
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
+                .map_err(db_error(OP))?;
             return Ok(if exists.is_some() { RotateOutcome::Conflict } else { RotateOutcome::Missing });
         }
         let inserted = bind_record(sqlx::query(insert_sql!("ON CONFLICT (id) DO NOTHING")), record)
             .execute(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         if inserted.rows_affected() == 0 {
             return Ok(RotateOutcome::IdTaken);
         }
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(RotateOutcome::Rotated)
     }
 
@@ -541,7 +568,7 @@ impl DatabaseCore for PostgresDatabase {
             .conns
             .run(async |conn| sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.as_str()).execute(conn).await)
             .await
-            .map_err(Error::db(BACKEND, "deleting a session"))?;
+            .map_err(db_error("deleting a session"))?;
         Ok(result.rows_affected() > 0)
     }
 }
@@ -550,14 +577,14 @@ impl DatabaseCore for PostgresDatabase {
 impl DatabaseAccounts for PostgresDatabase {
     async fn delete_by_user(&self, user_id: &str) -> Result<Vec<SessionKey>> {
         const OP: &str = "deleting a user's sessions";
-        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
-        lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+        lock_user(&mut tx, user_id, true).await.map_err(db_error(OP))?;
         let ids: Vec<String> = sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
             .bind(user_id)
             .fetch_all(&mut *tx)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(parse_ids(ids))
     }
 
@@ -567,11 +594,8 @@ impl DatabaseAccounts for PostgresDatabase {
             .bind(device.client_ip.as_deref())
             .bind(device.user_agent.as_deref())
             .bind(id.as_str());
-        let result = self
-            .conns
-            .run(async |conn| query.execute(conn).await)
-            .await
-            .map_err(Error::db(BACKEND, "recording a device"))?;
+        let result =
+            self.conns.run(async |conn| query.execute(conn).await).await.map_err(db_error("recording a device"))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -581,7 +605,7 @@ impl DatabaseAccounts for PostgresDatabase {
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, "reading a device"))?;
+                .map_err(db_error("reading a device"))?;
         Ok(row.map_or_else(Device::default, |(seen, client_ip, user_agent)| device_of(seen, client_ip, user_agent)))
     }
 
@@ -605,7 +629,7 @@ impl DatabaseAccounts for PostgresDatabase {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "listing a user's sessions"))?;
+        .map_err(db_error("listing a user's sessions"))?;
         rows.into_iter()
             .map(|(id, created_at, updated_at, expires_at, seen, client_ip, user_agent)| {
                 Ok(SessionSummary {
@@ -628,8 +652,8 @@ impl DatabaseAccounts for PostgresDatabase {
         now: DateTime<Utc>,
     ) -> Result<Vec<SessionKey>> {
         const OP: &str = "limiting a user's sessions";
-        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
-        lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+        lock_user(&mut tx, user_id, true).await.map_err(db_error(OP))?;
         let ids: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 AND id NOT IN (
                  SELECT id FROM sessions WHERE user_id = $1 AND id <> $2 AND expires_at > $4
@@ -642,15 +666,15 @@ impl DatabaseAccounts for PostgresDatabase {
         .bind(now)
         .fetch_all(&mut *tx)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(parse_ids(ids))
     }
 
     async fn delete_by_user_except(&self, user_id: &str, keep: &SessionKey) -> Result<Vec<SessionKey>> {
         const OP: &str = "deleting a user's other sessions";
-        let mut tx = self.pool.begin().await.map_err(Error::db(BACKEND, OP))?;
-        lock_user(&mut tx, user_id, true).await.map_err(Error::db(BACKEND, OP))?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+        lock_user(&mut tx, user_id, true).await.map_err(db_error(OP))?;
         let ids: Vec<String> = sqlx::query_scalar(
             "DELETE FROM sessions WHERE user_id = $1 AND id <> $2
                  AND EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND user_id = $1)
@@ -660,8 +684,8 @@ impl DatabaseAccounts for PostgresDatabase {
         .bind(keep.as_str())
         .fetch_all(&mut *tx)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
-        tx.commit().await.map_err(Error::db(BACKEND, OP))?;
+        .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
         Ok(parse_ids(ids))
     }
 }
@@ -679,7 +703,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         )
         .execute(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "writing a session"))?;
+        .map_err(db_error("writing a session"))?;
         Ok(())
     }
 
@@ -692,7 +716,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "reading devices"))?;
+        .map_err(db_error("reading devices"))?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, seen, client_ip, user_agent)| {
@@ -717,7 +741,7 @@ impl DatabaseMaintenance for PostgresDatabase {
             query.push_bind(after.id.as_str().to_owned()).push(")");
         }
         query.push(" ORDER BY date_trunc('milliseconds', expires_at), id LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        let rows = query.build().fetch_all(&self.pool).await.map_err(db_error("listing sessions"))?;
         rows.iter().map(row_to_record).collect()
     }
 
@@ -733,12 +757,12 @@ impl DatabaseMaintenance for PostgresDatabase {
             query.push(" AND id > ").push_bind(after.as_str().to_owned());
         }
         query.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await.map_err(Error::db(BACKEND, "listing sessions"))?;
+        let rows = query.build().fetch_all(&self.pool).await.map_err(db_error("listing sessions"))?;
         rows.iter().map(row_to_record).collect()
     }
 
     async fn begin_import(&self) -> Result<Box<dyn ImportWriter>> {
-        let tx = self.pool.begin().await.map_err(Error::db(BACKEND, "starting an import"))?;
+        let tx = self.pool.begin().await.map_err(db_error("starting an import"))?;
         Ok(Box::new(PostgresImport { tx }))
     }
 
@@ -746,7 +770,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM sessions");
         push_filter(&mut query, filter, now);
         let count: i64 =
-            query.build_query_scalar().fetch_one(&self.pool).await.map_err(Error::db(BACKEND, "counting sessions"))?;
+            query.build_query_scalar().fetch_one(&self.pool).await.map_err(db_error("counting sessions"))?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
@@ -760,7 +784,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "expiring sessions"))?;
+        .map_err(db_error("expiring sessions"))?;
         Ok(parse_ids(expired))
     }
 
@@ -773,7 +797,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "expiring a user's sessions"))?;
+        .map_err(db_error("expiring a user's sessions"))?;
         Ok(parse_ids(ids))
     }
 
@@ -783,7 +807,7 @@ impl DatabaseMaintenance for PostgresDatabase {
             .bind(&ids)
             .fetch_all(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "looking up sessions"))?;
+            .map_err(db_error("looking up sessions"))?;
         Ok(parse_ids(found))
     }
 
@@ -796,7 +820,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, "computing statistics"))?;
+        .map_err(db_error("computing statistics"))?;
         Ok(rows
             .into_iter()
             .map(|(id, size, expires_at, has_user)| StatsRow { id, size: size.max(0) as u64, expires_at, has_user })
@@ -807,7 +831,7 @@ impl DatabaseMaintenance for PostgresDatabase {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE user_id IS NOT NULL")
             .fetch_one(&self.pool)
             .await
-            .map_err(Error::db(BACKEND, "counting sessions with a user"))?;
+            .map_err(db_error("counting sessions with a user"))?;
         Ok(count.max(0) as u64)
     }
 }
@@ -826,13 +850,13 @@ impl DatabasePurge for PostgresDatabase {
         .bind(claimant)
         .execute(&self.pool)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
+        .map_err(db_error(OP))?;
         Ok(claimed.rows_affected() == 1)
     }
 
     async fn try_purge_lock(&self) -> Result<Option<Box<dyn super::PurgeLock>>> {
         const OP: &str = "taking the purge lock";
-        let mut connection = self.pool.acquire().await.map_err(Error::db(BACKEND, OP))?;
+        let mut connection = self.pool.acquire().await.map_err(db_error(OP))?;
         // Should the guard be dropped without `release` (an error, a panic,
         // or a timeout that cancels this call after the server granted the
         // lock), the connection is closed instead of going back to the pool
@@ -842,7 +866,7 @@ impl DatabasePurge for PostgresDatabase {
             .bind(PURGE_LOCK_KEY)
             .fetch_one(&mut *connection)
             .await
-            .map_err(Error::db(BACKEND, OP))?;
+            .map_err(db_error(OP))?;
         Ok(granted.then(|| Box::new(AdvisoryLock { connection }) as Box<dyn super::PurgeLock>))
     }
 
@@ -874,9 +898,9 @@ impl DatabasePurge for PostgresDatabase {
                 )
                 .fetch_one(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
-                let per_block: Option<f64> = row.try_get("per_block").map_err(Error::db(BACKEND, OP))?;
-                let blocks: i64 = row.try_get("blocks").map_err(Error::db(BACKEND, OP))?;
+                .map_err(db_error(OP))?;
+                let per_block: Option<f64> = row.try_get("per_block").map_err(db_error(OP))?;
+                let blocks: i64 = row.try_get("blocks").map_err(db_error(OP))?;
                 let per_block = per_block.unwrap_or(30.0).max(1.0);
                 let base = ((f64::from(window) / per_block).ceil() as i64).max(1);
                 (0, base, blocks, base)
@@ -887,7 +911,7 @@ impl DatabasePurge for PostgresDatabase {
             blocks = sqlx::query_scalar("SELECT pg_relation_size('sessions') / current_setting('block_size')::bigint")
                 .fetch_one(&self.pool)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
+                .map_err(db_error(OP))?;
             if start >= blocks {
                 return Ok(PurgeBatch {
                     deleted: Vec::new(),
@@ -911,7 +935,7 @@ impl DatabasePurge for PostgresDatabase {
                     .bind(now)
                     .fetch_all(&self.purge_pool)
                     .await
-                    .map_err(Error::db(BACKEND, OP))?;
+                    .map_err(db_error(OP))?;
             let count = ids.len() as u64;
             (parse_ids(ids), count)
         } else {
@@ -921,7 +945,7 @@ impl DatabasePurge for PostgresDatabase {
                 .bind(now)
                 .execute(&self.purge_pool)
                 .await
-                .map_err(Error::db(BACKEND, OP))?;
+                .map_err(db_error(OP))?;
             (Vec::new(), result.rows_affected())
         };
         let write_lock = locked_at.elapsed();
@@ -955,11 +979,11 @@ async fn move_rows(tx: &mut sqlx::Transaction<'_, Postgres>, old: &[String], key
     .bind(keys)
     .execute(&mut **tx)
     .await
-    .map_err(Error::db(BACKEND, OP))?;
+    .map_err(db_error(OP))?;
     sqlx::query("DELETE FROM sessions WHERE id = ANY($1::text[])")
         .bind(old)
         .execute(&mut **tx)
         .await
-        .map_err(Error::db(BACKEND, OP))?;
+        .map_err(db_error(OP))?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection as _, QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use super::faults::FaultClock;
 use super::migrations::AppliedRow;
 use super::{
     AppCache, DatabaseAccounts, DatabaseCore, DatabaseMaintenance, Device, Filter, ImportCounts, ImportWriter, Patch,
@@ -82,7 +83,7 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 const SCAN_PARTS_MAX: usize = 4;
 
 /// [`Error::db`] for SQLite, noting a failure after which a pooled
-/// connection may never write again (see [`note_failure`]).
+/// connection may never write again ([`CONNECTION_FAULTS`]).
 fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| {
         note_failure(&source);
@@ -90,20 +91,11 @@ fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
-/// When (µs after [`clock_base`]) a write last failed in a way that can
-/// leave a connection unable to write for the rest of its life: read-only
-/// (`SQLITE_READONLY`: SQLite opens a file it may not write read-only, as
-/// after a filesystem remounted read-only, an immutable file, the WAL
-/// created by another user), an I/O error, a file it could not open. Pooled
-/// connections opened before then are closed as they come back instead of
-/// being reused: with the fault gone, new ones write. Process-wide: a second
-/// database in the process reconnects too, which costs it nothing else.
-static LAST_CONNECTION_FAULT_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn clock_base() -> std::time::Instant {
-    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    *BASE.get_or_init(std::time::Instant::now)
-}
+/// Faults after which a pooled connection may never write again: a call
+/// failed read-only (`SQLITE_READONLY`), with an I/O error, or on a file
+/// SQLite could not open ([`crate::store::faults`]). Any I/O error counts,
+/// a read's too: the pool is then reopened once, which is cheap.
+static CONNECTION_FAULTS: FaultClock = FaultClock::new();
 
 fn note_failure(error: &sqlx::Error) {
     const READONLY: i64 = 8;
@@ -111,20 +103,8 @@ fn note_failure(error: &sqlx::Error) {
     const CANTOPEN: i64 = 14;
     let code = error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i64>().ok());
     if code.is_some_and(|code| matches!(code & 0xff, READONLY | IOERR | CANTOPEN)) {
-        let now = u64::try_from(clock_base().elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
-        LAST_CONNECTION_FAULT_US.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        CONNECTION_FAULTS.note();
     }
-}
-
-/// Whether a connection opened `age` ago predates the last fault that can
-/// leave a connection unable to write.
-fn opened_before_last_fault(age: Duration) -> bool {
-    let fault = LAST_CONNECTION_FAULT_US.load(std::sync::atomic::Ordering::Relaxed);
-    if fault == 0 {
-        return false;
-    }
-    let opened = clock_base().elapsed().saturating_sub(age);
-    u64::try_from(opened.as_micros()).unwrap_or(u64::MAX) <= fault
 }
 
 impl SqliteDatabase {
@@ -239,7 +219,7 @@ impl SqliteDatabase {
         // reused (RELIABILITY.md; each kept the app from saving a session
         // again until it restarted):
         // - when handed out, one opened before a fault that can leave it
-        //   read-only for life ([`note_failure`]);
+        //   read-only for life ([`CONNECTION_FAULTS`]);
         // - when handed back, one whose transaction is still open: when a write fails on a
         //   full disk or an I/O error, SQLite rolls the transaction back
         //   itself; the rollback sqlx sends when the transaction is dropped
@@ -251,7 +231,9 @@ impl SqliteDatabase {
         let pool = match in_memory {
             true => pool,
             false => pool
-                .before_acquire(|_, meta| Box::pin(std::future::ready(Ok(!opened_before_last_fault(meta.age)))))
+                .before_acquire(|_, meta| {
+                    Box::pin(std::future::ready(Ok(!CONNECTION_FAULTS.opened_before_last_fault(meta.age))))
+                })
                 .after_release(|connection, _| {
                     Box::pin(async move {
                         if connection.is_in_transaction() {
