@@ -1,6 +1,7 @@
 //! Throwaway `redis-server` processes for tests and benchmarks (std only).
 //!
-//! Each listens on 127.0.0.1 at a free port, persists nothing, and is killed
+//! Each listens on 127.0.0.1 at a free port, persists nothing outside a
+//! directory of its own (a replica's received dataset), and is killed
 //! when dropped; a watchdog also kills it if the calling process dies first.
 //! Fault tests can stop it, start it again on the same port, or pause it.
 
@@ -49,6 +50,11 @@ pub fn available() -> bool {
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Its working directory: a server made a replica writes the dataset it
+    /// receives there (`dump.rdb`), and loads it when it starts again. Not
+    /// the tests' working directory, whose `dump.rdb` every later server
+    /// would load.
+    dir: PathBuf,
 }
 
 static SHARED: OnceLock<Option<RedisServer>> = OnceLock::new();
@@ -71,7 +77,10 @@ impl RedisServer {
         if !available() {
             return None;
         }
-        let mut server = RedisServer { port: super::pg_server::free_port(), child: None };
+        let port = super::pg_server::free_port();
+        let dir = std::env::temp_dir().join(format!("sessionctl-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        let mut server = RedisServer { port, child: None, dir };
         server.start_again();
         Some(server)
     }
@@ -79,7 +88,8 @@ impl RedisServer {
     /// Starts the server (again) on its port.
     pub fn start_again(&mut self) {
         let port = self.port.to_string();
-        self.child = Some(spawn(&["--port", &port, "--save", "", "--appendonly", "no"], self.port));
+        let dir = self.dir.display().to_string();
+        self.child = Some(spawn(&["--port", &port, "--save", "", "--appendonly", "no", "--dir", &dir], self.port));
     }
 
     /// Kills the server (as a crash would).
@@ -106,6 +116,11 @@ impl RedisServer {
         assert!(status.success());
     }
 
+    /// The port it listens on (loopback).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `redis://127.0.0.1:PORT/`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
@@ -118,5 +133,6 @@ impl Drop for RedisServer {
             let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
         }
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

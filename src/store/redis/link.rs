@@ -2,6 +2,13 @@
 //! Redis Cluster (`redis+cluster://`), or the primary that a set of
 //! Sentinels names (`redis+sentinel://`).
 //!
+//! - **One server**: the `redis` crate's connection manager, which
+//!   reconnects when the connection breaks. A server that answers
+//!   `READONLY` (a primary demoted by a failover, while the URL's name now
+//!   reaches the new one, as a managed Redis's endpoint does) gets a new
+//!   connection too, and the call is sent again (it cannot have run): the
+//!   manager alone keeps the connection to the demoted server, and every
+//!   write failed for as long as it stayed open.
 //! - **Cluster**: the `redis` crate's async cluster client, which follows
 //!   MOVED/ASK redirections and failovers by itself. Commands are routed by
 //!   their key; the cache keeps each of its scripts to one key, so nothing
@@ -184,7 +191,7 @@ fn host_and_port(text: &str, default_port: u16) -> std::result::Result<(String, 
 /// shares the underlying connections).
 #[derive(Clone)]
 pub(super) enum Link {
-    Single(ConnectionManager),
+    Single(Arc<SingleLink>),
     Cluster(ClusterConnection),
     Sentinel(Arc<SentinelLink>),
 }
@@ -203,8 +210,10 @@ impl Link {
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_secs(1));
-                let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
-                Ok(Link::Single(connection))
+                let connection =
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(invalid)?;
+                let current = std::sync::Mutex::new((0, connection));
+                Ok(Link::Single(Arc::new(SingleLink { client, config, current })))
             }
             Target::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.urls())
@@ -274,7 +283,7 @@ pub(super) fn kind_description(error: &redis::RedisError) -> &'static str {
 impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Link::Single(connection) => connection.req_packed_command(cmd),
+            Link::Single(link) => Box::pin(link.command(cmd)),
             Link::Cluster(connection) => connection.req_packed_command(cmd),
             Link::Sentinel(link) => Box::pin(link.command(cmd)),
         }
@@ -287,7 +296,7 @@ impl ConnectionLike for Link {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Link::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Single(link) => Box::pin(link.commands(pipeline, offset, count)),
             Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
             Link::Sentinel(link) => Box::pin(link.commands(pipeline, offset, count)),
         }
@@ -295,11 +304,72 @@ impl ConnectionLike for Link {
 
     fn get_db(&self) -> i64 {
         match self {
-            Link::Single(connection) => connection.get_db(),
+            Link::Single(link) => link.current().1.get_db(),
             Link::Cluster(connection) => connection.get_db(),
             Link::Sentinel(_) => 0,
         }
     }
+}
+
+/// One server, through the `redis` crate's connection manager, replaced
+/// when the server it reaches answers `READONLY` (see the module's doc).
+pub(super) struct SingleLink {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// The manager in use, and a number that tells it from its successors.
+    current: std::sync::Mutex<(u64, ConnectionManager)>,
+}
+
+impl SingleLink {
+    fn current(&self) -> (u64, ConnectionManager) {
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Whether the server refused to write (the call did not run): an
+    /// error, or an error reply (redis-rs hands a command's error reply
+    /// back as a value, turned into an error later), coded `READONLY`.
+    fn refused_as_read_only<T>(result: &RedisResult<T>, reply: impl Fn(&T) -> bool) -> bool {
+        match result {
+            Err(error) => error.code() == Some("READONLY"),
+            Ok(value) => reply(value),
+        }
+    }
+
+    /// After the manager of `generation` met a `READONLY` refusal: replace
+    /// it, once, by whichever call saw it first.
+    fn replace(&self, generation: u64) {
+        let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.0 == generation
+            && let Ok(fresh) = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        {
+            *current = (generation + 1, fresh);
+        }
+    }
+
+    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let (generation, mut connection) = self.current();
+        let result = connection.req_packed_command(cmd).await;
+        if !Self::refused_as_read_only(&result, read_only_reply) {
+            return result;
+        }
+        self.replace(generation);
+        self.current().1.req_packed_command(cmd).await
+    }
+
+    async fn commands(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        let (generation, mut connection) = self.current();
+        let result = connection.req_packed_commands(pipeline, offset, count).await;
+        if !Self::refused_as_read_only(&result, |values| values.iter().any(read_only_reply)) {
+            return result;
+        }
+        self.replace(generation);
+        self.current().1.req_packed_commands(pipeline, offset, count).await
+    }
+}
+
+/// An error reply coded `READONLY`.
+fn read_only_reply(value: &Value) -> bool {
+    matches!(value, Value::ServerError(error) if error.code() == "READONLY")
 }
 
 /// The primary the Sentinels name, asked again after a failure.

@@ -211,15 +211,20 @@ impl RedisCache {
     /// Sends a call [`eval`](Self::eval) built; when Redis does not know
     /// the script (restarted, `SCRIPT FLUSH`, a failover to a replica that
     /// never loaded it) loads it and sends the call again, as
-    /// `Script::invoke_async` does.
+    /// `Script::invoke_async` does. Twice at most: the link may reach a new
+    /// primary while this runs (`link.rs`), which has not loaded it either.
     async fn invoke<T: FromRedisValue>(&self, script: &Script, cmd: &Cmd) -> redis::RedisResult<T> {
         let mut connection = self.connection();
-        match cmd.query_async(&mut connection).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                script.load_async(&mut connection).await?;
-                cmd.query_async(&mut connection).await
+        let no_script = |e: &redis::RedisError| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
+        let mut loads = 0;
+        loop {
+            match cmd.query_async(&mut connection).await {
+                Err(e) if no_script(&e) && loads < 2 => {
+                    script.load_async(&mut connection).await?;
+                    loads += 1;
+                }
+                result => return result,
             }
-            result => result,
         }
     }
 
