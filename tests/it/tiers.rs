@@ -830,3 +830,31 @@ async fn a_failover_behind_one_name_reaches_the_new_primary() {
         assert_eq!(read.get::<u64>("n").await.unwrap(), Some(n), "read back from the new primary");
     }
 }
+
+/// Connections the server on `port` has accepted since it started.
+fn connections_received(port: u16) -> u64 {
+    let info = redis_cli(port, &["info", "stats"]);
+    let line = info.lines().find_map(|line| line.strip_prefix("total_connections_received:"));
+    line.expect("INFO stats names it").trim().parse().unwrap()
+}
+
+/// A URL that names a replica for good (a mistake, not a failover): every
+/// write fails with the replica's own message, and the link does not open
+/// a connection for each (it tries a new one at most once a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_naming_a_replica_fails_writes_without_a_connection_each() {
+    let (Some(primary), Some(replica)) = (RedisServer::start(), RedisServer::start()) else { return };
+    redis_cli(replica.port(), &["replicaof", "127.0.0.1", &primary.port().to_string()]);
+    let store = Store::cache_only(harness::redis_cache_at(&replica.url()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let before = connections_received(replica.port());
+    for n in 0..30 {
+        let session = Session::new(store.clone(), config.clone(), None);
+        session.insert("n", n).await.unwrap();
+        let error = session.save().await.expect_err("a replica takes no writes");
+        assert!(error.to_string().contains("read only replica"), "{error}");
+    }
+    // Less the INFO call of this count.
+    let opened = connections_received(replica.port()) - before - 1;
+    assert!(opened <= 3, "{opened} connections opened for 30 refused saves");
+}

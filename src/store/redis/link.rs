@@ -213,7 +213,8 @@ impl Link {
                 let connection =
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(invalid)?;
                 let current = std::sync::Mutex::new((0, connection));
-                Ok(Link::Single(Arc::new(SingleLink { client, config, current })))
+                let replaced_at = std::sync::Mutex::new(None);
+                Ok(Link::Single(Arc::new(SingleLink { client, config, current, replaced_at })))
             }
             Target::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.urls())
@@ -318,6 +319,10 @@ pub(super) struct SingleLink {
     config: ConnectionManagerConfig,
     /// The manager in use, and a number that tells it from its successors.
     current: std::sync::Mutex<(u64, ConnectionManager)>,
+    /// When the manager was last replaced: at most once a second, so a URL
+    /// that names a replica for good (a mistake) fails its writes without
+    /// opening a connection for each.
+    replaced_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl SingleLink {
@@ -336,13 +341,19 @@ impl SingleLink {
     }
 
     /// After the manager of `generation` met a `READONLY` refusal: replace
-    /// it, once, by whichever call saw it first.
+    /// it, once, by whichever call saw it first, and not again within a
+    /// second.
     fn replace(&self, generation: u64) {
+        let mut replaced_at = self.replaced_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if replaced_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
         let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if current.0 == generation
             && let Ok(fresh) = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
         {
             *current = (generation + 1, fresh);
+            *replaced_at = Some(std::time::Instant::now());
         }
     }
 
