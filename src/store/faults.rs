@@ -10,7 +10,9 @@
 //!   standby, a primary demoted by a failover) keeps that state.
 //!
 //! Process-wide per backend: a second database of the same kind in the
-//! process reconnects too, which costs it nothing else.
+//! process reconnects too, which costs it nothing else. No I/O here (a
+//! clock and an atomic), so nothing to time out: the pools' own acquire
+//! timeouts bound the reconnects it causes.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,24 @@ impl FaultClock {
     /// A fault happened now.
     pub(crate) fn note(&self) {
         self.last_us.fetch_max(micros(base().elapsed()).max(1), Ordering::Relaxed);
+    }
+
+    /// Notes `error` as a fault when the database's code for it is one
+    /// `is_fault` names.
+    pub(crate) fn note_if(&self, error: &sqlx::Error, is_fault: impl Fn(&str) -> bool) {
+        if error.as_database_error().and_then(|e| e.code()).is_some_and(|code| is_fault(&code)) {
+            self.note();
+        }
+    }
+
+    /// `options` handing out no connection opened before the last fault
+    /// (closed instead, and a new one opened).
+    pub(crate) fn retire_opened_before<DB: sqlx::Database>(
+        &'static self,
+        options: sqlx::pool::PoolOptions<DB>,
+    ) -> sqlx::pool::PoolOptions<DB> {
+        options
+            .before_acquire(move |_, meta| Box::pin(std::future::ready(Ok(!self.opened_before_last_fault(meta.age)))))
     }
 
     /// Whether a connection opened `age` ago was opened before the last

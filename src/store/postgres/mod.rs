@@ -131,7 +131,8 @@ impl PostgresDatabase {
         // the next purge, which is harmless, and a walk of thousands of
         // batches does not wait for thousands of flushes. Its connection
         // closes a minute after the purge.
-        let purge_pool = retire_read_only(PgPoolOptions::new())
+        let purge_pool = READ_ONLY_FAULTS
+            .retire_opened_before(PgPoolOptions::new())
             .max_connections(1)
             .min_connections(0)
             .idle_timeout(Duration::from_secs(60))
@@ -140,7 +141,8 @@ impl PostgresDatabase {
         // 16 connections at most, as with one pool: 12 for the request
         // path, 4 for logins' id rotation, accounts and the admin tool.
         let conns = conns::Conns::new(options.clone(), 12, timeout);
-        let pool = retire_read_only(PgPoolOptions::new())
+        let pool = READ_ONLY_FAULTS
+            .retire_opened_before(PgPoolOptions::new())
             .max_connections(4)
             .acquire_timeout(timeout)
             .connect_lazy_with(options);
@@ -157,9 +159,7 @@ impl PostgresDatabase {
 /// read-only ([`READ_ONLY_FAULTS`]).
 fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| {
-        if source.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "25006") {
-            READ_ONLY_FAULTS.note();
-        }
+        READ_ONLY_FAULTS.note_if(&source, |code| code == "25006");
         Error::db(BACKEND, operation)(source)
     }
 }
@@ -171,13 +171,6 @@ fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 /// ones may reach the new primary; the request path's own connections are
 /// closed on the error itself (`conns.rs`).
 static READ_ONLY_FAULTS: FaultClock = FaultClock::new();
-
-/// Hands out no connection opened before the last read-only refusal.
-fn retire_read_only(options: PgPoolOptions) -> PgPoolOptions {
-    options.before_acquire(|_, meta| {
-        Box::pin(std::future::ready(Ok(!READ_ONLY_FAULTS.opened_before_last_fault(meta.age))))
-    })
-}
 
 fn row_to_record(row: &PgRow) -> Result<Record> {
     let raw = (|| -> std::result::Result<RawRow, sqlx::Error> {

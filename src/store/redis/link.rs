@@ -212,9 +212,8 @@ impl Link {
                     .set_max_delay(Duration::from_secs(1));
                 let connection =
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(invalid)?;
-                let current = std::sync::Mutex::new((0, connection));
-                let replaced_at = std::sync::Mutex::new(None);
-                Ok(Link::Single(Arc::new(SingleLink { client, config, current, replaced_at })))
+                let current = std::sync::Mutex::new(Current { generation: 0, manager: connection, replaced_at: None });
+                Ok(Link::Single(Arc::new(SingleLink { client, config, current })))
             }
             Target::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.urls())
@@ -305,7 +304,7 @@ impl ConnectionLike for Link {
 
     fn get_db(&self) -> i64 {
         match self {
-            Link::Single(link) => link.current().1.get_db(),
+            Link::Single(link) => link.manager().1.get_db(),
             Link::Cluster(connection) => connection.get_db(),
             Link::Sentinel(_) => 0,
         }
@@ -317,17 +316,29 @@ impl ConnectionLike for Link {
 pub(super) struct SingleLink {
     client: redis::Client,
     config: ConnectionManagerConfig,
-    /// The manager in use, and a number that tells it from its successors.
-    current: std::sync::Mutex<(u64, ConnectionManager)>,
-    /// When the manager was last replaced: at most once a second, so a URL
+    current: std::sync::Mutex<Current>,
+}
+
+/// The manager in use.
+struct Current {
+    /// A number that tells it from its successors.
+    generation: u64,
+    manager: ConnectionManager,
+    /// When it replaced the one before: at most once a second, so a URL
     /// that names a replica for good (a mistake) fails its writes without
     /// opening a connection for each.
-    replaced_at: std::sync::Mutex<Option<std::time::Instant>>,
+    replaced_at: Option<std::time::Instant>,
 }
 
 impl SingleLink {
-    fn current(&self) -> (u64, ConnectionManager) {
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The manager in use, and its generation.
+    fn manager(&self) -> (u64, ConnectionManager) {
+        let current = self.current();
+        (current.generation, current.manager.clone())
     }
 
     /// Whether the server refused to write (the call did not run): an
@@ -344,37 +355,33 @@ impl SingleLink {
     /// it, once, by whichever call saw it first, and not again within a
     /// second.
     fn replace(&self, generation: u64) {
-        let mut replaced_at = self.replaced_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if replaced_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
-            return;
-        }
-        let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if current.0 == generation
-            && let Ok(fresh) = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        let mut current = self.current();
+        if current.generation == generation
+            && current.replaced_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+            && let Ok(manager) = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
         {
-            *current = (generation + 1, fresh);
-            *replaced_at = Some(std::time::Instant::now());
+            *current = Current { generation: generation + 1, manager, replaced_at: Some(std::time::Instant::now()) };
         }
     }
 
     async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
-        let (generation, mut connection) = self.current();
+        let (generation, mut connection) = self.manager();
         let result = connection.req_packed_command(cmd).await;
         if !Self::refused_as_read_only(&result, read_only_reply) {
             return result;
         }
         self.replace(generation);
-        self.current().1.req_packed_command(cmd).await
+        self.manager().1.req_packed_command(cmd).await
     }
 
     async fn commands(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
-        let (generation, mut connection) = self.current();
+        let (generation, mut connection) = self.manager();
         let result = connection.req_packed_commands(pipeline, offset, count).await;
         if !Self::refused_as_read_only(&result, |values| values.iter().any(read_only_reply)) {
             return result;
         }
         self.replace(generation);
-        self.current().1.req_packed_commands(pipeline, offset, count).await
+        self.manager().1.req_packed_commands(pipeline, offset, count).await
     }
 }
 

@@ -101,10 +101,10 @@ fn note_failure(error: &sqlx::Error) {
     const READONLY: i64 = 8;
     const IOERR: i64 = 10;
     const CANTOPEN: i64 = 14;
-    let code = error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i64>().ok());
-    if code.is_some_and(|code| matches!(code & 0xff, READONLY | IOERR | CANTOPEN)) {
-        CONNECTION_FAULTS.note();
-    }
+    // The extended code; its low byte is the primary one.
+    CONNECTION_FAULTS.note_if(error, |code| {
+        code.parse::<i64>().is_ok_and(|code| matches!(code & 0xff, READONLY | IOERR | CANTOPEN))
+    });
 }
 
 impl SqliteDatabase {
@@ -220,28 +220,24 @@ impl SqliteDatabase {
         // again until it restarted):
         // - when handed out, one opened before a fault that can leave it
         //   read-only for life ([`CONNECTION_FAULTS`]);
-        // - when handed back, one whose transaction is still open: when a write fails on a
-        //   full disk or an I/O error, SQLite rolls the transaction back
-        //   itself; the rollback sqlx sends when the transaction is dropped
-        //   then finds none and fails, sqlx's count of open transactions
-        //   stays at one, and every later `BEGIN` is refused. The rollback
-        //   sqlx queued runs before the ping.
+        // - when handed back, one whose transaction is still open: when a
+        //   write fails on a full disk or an I/O error, SQLite rolls the
+        //   transaction back itself; the rollback sqlx sends when the
+        //   transaction is dropped then finds none and fails, sqlx's count
+        //   of open transactions stays at one, and every later `BEGIN` is
+        //   refused. The rollback sqlx queued runs before the ping.
         // `:memory:` keeps its one connection: closing it would drop the
         // database.
         let pool = match in_memory {
             true => pool,
-            false => pool
-                .before_acquire(|_, meta| {
-                    Box::pin(std::future::ready(Ok(!CONNECTION_FAULTS.opened_before_last_fault(meta.age))))
+            false => CONNECTION_FAULTS.retire_opened_before(pool).after_release(|connection, _| {
+                Box::pin(async move {
+                    if connection.is_in_transaction() {
+                        connection.ping().await?;
+                    }
+                    Ok(!connection.is_in_transaction())
                 })
-                .after_release(|connection, _| {
-                    Box::pin(async move {
-                        if connection.is_in_transaction() {
-                            connection.ping().await?;
-                        }
-                        Ok(!connection.is_in_transaction())
-                    })
-                }),
+            }),
         };
         let pool = super::timed::bounded(BACKEND, "opening the database", timeout, async {
             pool.connect_with(options).await.map_err(db_error("opening the database"))
