@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sessionctl::store::CacheLookup;
 use sessionctl::store::redis::RedisCache;
-use sessionctl::{CacheTier, Session, SessionConfig, Store, StoreOptions};
+use sessionctl::{CacheTier, SaveStatus, Session, SessionConfig, Store, StoreOptions};
 
 use crate::cli::Run;
 use crate::harness::{self, record, redis_cluster};
@@ -324,6 +324,87 @@ async fn a_sentinel_failover_under_load_loses_nothing_with_a_database_behind() {
     let key = Session::new(store.clone(), config.clone(), Some(cookie.as_str())).key().await.unwrap().unwrap();
     assert!(matches!(cache.get(&key).await.unwrap(), CacheLookup::Hit(_)));
     assert_eq!(setup.primary_port(), setup.replica.port);
+}
+
+/// A switchover by hand (the replica promoted, the Sentinels pointed at it,
+/// the old primary made its replica) closes no client connection, so the
+/// one the cache holds to the old primary is answered `READONLY`: the cache
+/// asks the Sentinels again and the saves land on the new primary. Before,
+/// only an `Err` was checked, and redis-rs hands a `READONLY` reply back
+/// as a value: every save failed while that connection stayed open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_that_closes_no_connection_reaches_the_new_primary() {
+    let Some(setup) = tokio::task::spawn_blocking(redis_cluster::RedisSentinel::start).await.unwrap() else {
+        return;
+    };
+    let cache = Arc::new(RedisCache::connect(&setup.url(), &prefix("switchover"), Duration::from_secs(2)).unwrap());
+    let store = Store::cache_only(cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let session = Session::new(store.clone(), config.clone(), None);
+    session.insert("n", 1).await.unwrap();
+    let cookie = harness::cookie_of(&session.save().await.unwrap());
+    let setup = tokio::task::spawn_blocking(move || {
+        let mut setup = setup;
+        setup.wait_for_the_replica();
+        setup.switch_over();
+        setup
+    })
+    .await
+    .unwrap();
+    assert_eq!(setup.primary_port(), setup.primary.port, "the Sentinels name the new primary");
+    for n in 2..5 {
+        let session = Session::new(store.clone(), config.clone(), Some(&cookie));
+        session.insert("n", n).await.unwrap();
+        let saved = session.save().await.map(|outcome| outcome.status).map_err(|error| error.to_string());
+        assert_eq!(saved, Ok(SaveStatus::Saved), "save {n}, after the switchover");
+        let read = Session::new(store.clone(), config.clone(), Some(&cookie));
+        assert_eq!(read.get::<u64>("n").await.unwrap(), Some(n), "read back from the new primary");
+    }
+}
+
+/// A primary demoted while the Sentinels still name it (they take seconds
+/// to notice): its writes fail with its own `READONLY` message, each without
+/// a connection of its own (the Sentinels are asked again once a second),
+/// and reads are still served on the connection kept meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_the_sentinels_still_name_serves_reads_without_a_connection_per_write() {
+    let Some(setup) = tokio::task::spawn_blocking(redis_cluster::RedisSentinel::start).await.unwrap() else {
+        return;
+    };
+    let cache = Arc::new(RedisCache::connect(&setup.url(), &prefix("demoted"), Duration::from_secs(2)).unwrap());
+    let store = Store::cache_only(cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let session = Session::new(store.clone(), config.clone(), None);
+    session.insert("n", 1).await.unwrap();
+    let cookie = harness::cookie_of(&session.save().await.unwrap());
+    let (old, promoted) = (setup.primary.port, setup.replica.port.to_string());
+    tokio::task::block_in_place(|| setup.wait_for_the_replica());
+    redis_cluster::cli(setup.replica.port, &["replicaof", "no", "one"]);
+    redis_cluster::cli(old, &["replicaof", "127.0.0.1", &promoted]);
+    let before = connections_received(old);
+    let started = Instant::now();
+    for n in 2..32 {
+        let session = Session::new(store.clone(), config.clone(), Some(&cookie));
+        session.insert("n", n).await.unwrap();
+        let error = session.save().await.expect_err("a replica refuses the write").to_string();
+        assert!(error.contains("read only replica"), "save {n}: {error}");
+        let read = Session::new(store.clone(), config.clone(), Some(&cookie));
+        assert_eq!(read.get::<u64>("n").await.unwrap(), Some(1), "read {n} is served");
+    }
+    let opened = connections_received(old) - before;
+    // Asking the Sentinels opens one connection per Sentinel naming it (to
+    // check its role): 3 here, 91 for 30 saves before the once-a-second
+    // bound, which allows 4 per second begun.
+    let allowed = 4 * (1 + started.elapsed().as_secs());
+    assert!(opened <= allowed, "{opened} connections for 30 refused saves (at most {allowed})");
+    drop(setup);
+}
+
+/// Connections the server on `port` has accepted since it started.
+fn connections_received(port: u16) -> u64 {
+    let info = redis_cluster::cli(port, &["info", "stats"]);
+    let line = info.lines().find_map(|line| line.strip_prefix("total_connections_received:"));
+    line.expect("INFO stats names it").trim().parse().unwrap()
 }
 
 /// The cluster client resends a call whose connection dropped, so either

@@ -272,6 +272,40 @@ impl RedisSentinel {
         format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
     }
 
+    /// Waits until the replica has all the primary has written.
+    pub fn wait_for_the_replica(&self) {
+        let offset = |port: u16, field: &str| {
+            let info = cli(port, &["info", "replication"]);
+            info.lines().find_map(|line| line.strip_prefix(field)?.trim().parse::<u64>().ok())
+        };
+        let written = offset(self.primary.port, "master_repl_offset:").expect("INFO names the offset");
+        wait_for("the replica catches up", Duration::from_secs(20), || {
+            offset(self.replica.port, "slave_repl_offset:").is_some_and(|read| read >= written)
+        });
+    }
+
+    /// A switchover by hand, as an operator runs one without the Sentinels'
+    /// failover: the replica is promoted, the Sentinels are pointed at it,
+    /// and the old primary becomes its replica. Unlike a failover, nothing
+    /// closes the clients' connections to the old primary, which answer
+    /// every write `READONLY` from then on. The roles are swapped after it.
+    pub fn switch_over(&mut self) {
+        let promoted = self.replica.port.to_string();
+        cli(self.replica.port, &["replicaof", "no", "one"]);
+        // Within a second: a Sentinel reconfigures a replica that claims to
+        // be a primary only after seconds.
+        for sentinel in &self.sentinels {
+            cli(sentinel.port, &["sentinel", "remove", MASTER_NAME]);
+            cli(sentinel.port, &["sentinel", "monitor", MASTER_NAME, "127.0.0.1", &promoted, "2"]);
+            cli(sentinel.port, &["sentinel", "set", MASTER_NAME, "down-after-milliseconds", "1000"]);
+        }
+        cli(self.primary.port, &["replicaof", "127.0.0.1", &promoted]);
+        wait_for("the old primary syncs from the new one", Duration::from_secs(20), || {
+            cli(self.primary.port, &["info", "replication"]).contains("master_link_status:up")
+        });
+        std::mem::swap(&mut self.primary, &mut self.replica);
+    }
+
     /// The port the Sentinels name as the primary now.
     pub fn primary_port(&self) -> u16 {
         let live = self.sentinels.iter().find(|s| !s.is_down()).expect("no Sentinel left");

@@ -14,10 +14,14 @@
 //!   their key; the cache keeps each of its scripts to one key, so nothing
 //!   crosses slots.
 //! - **Sentinel**: a multiplexed connection to the primary the Sentinels
-//!   name. A connection that breaks, or a server that answers `READONLY`
-//!   (a primary demoted by a failover), is dropped; the next call asks the
-//!   Sentinels again. A call is resent only when it cannot have run (the
-//!   connection was refused, or the server refused to write).
+//!   name. A connection that breaks is dropped; the next call asks the
+//!   Sentinels again. A server that answers `READONLY` (a primary demoted
+//!   by a switchover that closed no connection: the Sentinels' own failover
+//!   closes them) has the Sentinels asked again at once, at most once a
+//!   second; its connection is kept until they name a server that answers
+//!   as a primary, so reads are still served meanwhile. A call is resent
+//!   only when it cannot have run (the connection was refused, or the
+//!   server refused to write).
 //!
 //! None of this logs or reports the URL: it may hold a password.
 
@@ -253,11 +257,7 @@ impl Link {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
-                Ok(Link::Sentinel(Arc::new(SentinelLink {
-                    client: tokio::sync::Mutex::new(client),
-                    current: std::sync::Mutex::new(None),
-                    config,
-                })))
+                Ok(Link::Sentinel(Arc::new(SentinelLink::new(client, config))))
             }
         }
     }
@@ -341,23 +341,13 @@ impl SingleLink {
         (current.generation, current.manager.clone())
     }
 
-    /// Whether the server refused to write (the call did not run): an
-    /// error, or an error reply (redis-rs hands a command's error reply
-    /// back as a value, turned into an error later), coded `READONLY`.
-    fn refused_as_read_only<T>(result: &RedisResult<T>, reply: impl Fn(&T) -> bool) -> bool {
-        match result {
-            Err(error) => error.code() == Some("READONLY"),
-            Ok(value) => reply(value),
-        }
-    }
-
     /// After the manager of `generation` met a `READONLY` refusal: replace
     /// it, once, by whichever call saw it first, and not again within a
     /// second.
     fn replace(&self, generation: u64) {
         let mut current = self.current();
         if current.generation == generation
-            && current.replaced_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+            && current.replaced_at.is_none_or(|at| at.elapsed() >= READ_ONLY_RECONNECT_EVERY)
             && let Ok(manager) = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
         {
             *current = Current { generation: generation + 1, manager, replaced_at: Some(std::time::Instant::now()) };
@@ -367,7 +357,7 @@ impl SingleLink {
     async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
         let (generation, mut connection) = self.manager();
         let result = connection.req_packed_command(cmd).await;
-        if !Self::refused_as_read_only(&result, read_only_reply) {
+        if !refused_as_read_only(&result, read_only_reply) {
             return result;
         }
         self.replace(generation);
@@ -377,11 +367,21 @@ impl SingleLink {
     async fn commands(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
         let (generation, mut connection) = self.manager();
         let result = connection.req_packed_commands(pipeline, offset, count).await;
-        if !Self::refused_as_read_only(&result, |values| values.iter().any(read_only_reply)) {
+        if !refused_as_read_only(&result, |values| values.iter().any(read_only_reply)) {
             return result;
         }
         self.replace(generation);
         self.manager().1.req_packed_commands(pipeline, offset, count).await
+    }
+}
+
+/// Whether the server refused to write (the call did not run): an error,
+/// or an error reply (redis-rs hands a command's error reply back as a
+/// value, turned into an error later), coded `READONLY`.
+fn refused_as_read_only<T>(result: &RedisResult<T>, reply: impl Fn(&T) -> bool) -> bool {
+    match result {
+        Err(error) => error.code() == Some("READONLY"),
+        Ok(value) => reply(value),
     }
 }
 
@@ -390,68 +390,147 @@ fn read_only_reply(value: &Value) -> bool {
     matches!(value, Value::ServerError(error) if error.code() == "READONLY")
 }
 
+/// How long a link keeps a connection that was answered `READONLY` before
+/// it opens another for the same reason: a URL that names a replica for
+/// good (a mistake), or Sentinels that name a demoted primary for a while,
+/// fail their writes without opening a connection for each.
+const READ_ONLY_RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
 /// The primary the Sentinels name, asked again after a failure.
 pub(super) struct SentinelLink {
     client: tokio::sync::Mutex<SentinelClient>,
-    /// The connection in use, and a number that tells it from its successors.
-    current: std::sync::Mutex<Option<(u64, MultiplexedConnection)>>,
+    state: std::sync::Mutex<SentinelState>,
     config: AsyncConnectionConfig,
 }
 
+/// The connection a Sentinel link uses.
+#[derive(Default)]
+struct SentinelState {
+    /// The connection in use, and a number that tells it from its
+    /// predecessors and successors.
+    current: Option<(u64, MultiplexedConnection)>,
+    /// The number the next connection takes.
+    next_generation: u64,
+    /// When the Sentinels were last asked again because a server answered
+    /// `READONLY` (see [`READ_ONLY_RECONNECT_EVERY`]).
+    reconnected_at: Option<std::time::Instant>,
+}
+
+/// What a Sentinel link does after a call.
+#[derive(Debug, PartialEq, Eq)]
+enum Then {
+    /// Hand the result back.
+    Answer,
+    /// Send the call again, on the connection in use (it cannot have run).
+    Resend,
+    /// Ask the Sentinels for the primary, then send the call again.
+    Reconnect,
+}
+
 impl SentinelLink {
-    fn current(&self) -> std::sync::MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn new(client: SentinelClient, config: AsyncConnectionConfig) -> SentinelLink {
+        SentinelLink { client: tokio::sync::Mutex::new(client), state: Default::default(), config }
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, SentinelState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The connection in use, or a new one to the primary the Sentinels name.
     async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(current) = self.current().clone() {
+        if let Some(current) = self.state().current.clone() {
             return Ok(current);
         }
         let mut client = self.client.lock().await;
         // Another call may have connected while this one waited.
-        if let Some(current) = self.current().clone() {
+        if let Some(current) = self.state().current.clone() {
             return Ok(current);
         }
         let connection = client.get_async_connection_with_config(&self.config).await?;
-        let mut current = self.current();
-        let generation = current.as_ref().map_or(0, |(generation, _)| generation + 1);
-        *current = Some((generation, connection.clone()));
-        Ok((generation, connection))
+        Ok(self.state().install(connection))
     }
 
-    /// After an error: forget the connection if it is the one that failed
-    /// in a way a new primary could answer. Returns whether the call can be
-    /// sent again (it cannot have run).
-    fn after_error(&self, generation: u64, error: &redis::RedisError) -> bool {
-        let demoted = error.code() == Some("READONLY");
-        let unsent = error.is_connection_refusal();
-        if demoted || unsent || error.is_unrecoverable_error() || error.is_timeout() {
-            let mut current = self.current();
-            if current.as_ref().is_some_and(|(g, _)| *g == generation) {
-                *current = None;
+    /// After the server of the connection of `generation` refused to write:
+    /// a connection to the primary the Sentinels name now takes its place.
+    /// When they name none that answers as a primary (they have not caught
+    /// up yet), the connection is kept, so reads are still served.
+    async fn reconnect(&self, generation: u64) {
+        let mut client = self.client.lock().await;
+        if !self.state().in_use(generation) {
+            return;
+        }
+        if let Ok(connection) = client.get_async_connection_with_config(&self.config).await {
+            let mut state = self.state();
+            if state.in_use(generation) {
+                state.install(connection);
             }
         }
-        demoted || unsent
+    }
+
+    /// After a call on the connection of `generation`. A connection that
+    /// broke is forgotten, and the call sent again when it cannot have run
+    /// (the connection was refused). A server that refused to write (a
+    /// demoted primary: the call did not run) has the Sentinels asked
+    /// again, at most once a second.
+    fn after<T>(&self, generation: u64, result: &RedisResult<T>, read_only: impl Fn(&T) -> bool) -> Then {
+        if refused_as_read_only(result, read_only) {
+            let mut state = self.state();
+            if !state.in_use(generation) {
+                // Another call replaced it already: try the newer one.
+                return Then::Resend;
+            }
+            if state.reconnected_at.is_some_and(|at| at.elapsed() < READ_ONLY_RECONNECT_EVERY) {
+                return Then::Answer;
+            }
+            state.reconnected_at = Some(std::time::Instant::now());
+            return Then::Reconnect;
+        }
+        let Err(error) = result else { return Then::Answer };
+        let unsent = error.is_connection_refusal();
+        if unsent || error.is_unrecoverable_error() || error.is_timeout() {
+            let mut state = self.state();
+            if state.in_use(generation) {
+                state.current = None;
+            }
+        }
+        if unsent { Then::Resend } else { Then::Answer }
     }
 
     async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
         let (generation, mut connection) = self.connection().await?;
-        match connection.req_packed_command(cmd).await {
-            Err(error) if self.after_error(generation, &error) => {
-                self.connection().await?.1.req_packed_command(cmd).await
-            }
-            result => result,
+        let result = connection.req_packed_command(cmd).await;
+        match self.after(generation, &result, read_only_reply) {
+            Then::Answer => return result,
+            Then::Reconnect => self.reconnect(generation).await,
+            Then::Resend => {}
         }
+        self.connection().await?.1.req_packed_command(cmd).await
     }
 
     async fn commands(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
         let (generation, mut connection) = self.connection().await?;
-        match connection.req_packed_commands(pipeline, offset, count).await {
-            Err(error) if self.after_error(generation, &error) => {
-                self.connection().await?.1.req_packed_commands(pipeline, offset, count).await
-            }
-            result => result,
+        let result = connection.req_packed_commands(pipeline, offset, count).await;
+        match self.after(generation, &result, |values| values.iter().any(read_only_reply)) {
+            Then::Answer => return result,
+            Then::Reconnect => self.reconnect(generation).await,
+            Then::Resend => {}
         }
+        self.connection().await?.1.req_packed_commands(pipeline, offset, count).await
+    }
+}
+
+impl SentinelState {
+    /// Whether the connection of `generation` is the one in use.
+    fn in_use(&self, generation: u64) -> bool {
+        self.current.as_ref().is_some_and(|(g, _)| *g == generation)
+    }
+
+    /// Makes `connection` the one in use; its generation with it.
+    fn install(&mut self, connection: MultiplexedConnection) -> (u64, MultiplexedConnection) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.current = Some((generation, connection.clone()));
+        (generation, connection)
     }
 }
 
