@@ -154,6 +154,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // The library's warnings and errors on stderr (a save that failed, a
+    // Redis cache that keeps its data on disk); RUST_LOG=debug for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
     let mut args = std::env::args().skip(1);
     let mut addr: SocketAddr = "127.0.0.1:3000".parse()?;
     while let Some(arg) = args.next() {

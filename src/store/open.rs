@@ -161,9 +161,18 @@ impl StoreConfig {
         };
         let cache: Option<Arc<dyn CacheTier>> = match (&self.cache, &self.redis_url, self.memory_cache) {
             (Some(custom), ..) => Some(custom.clone()),
-            (None, redis_url, memory_cache) => {
-                self.builtin_cache(redis_url.as_deref(), memory_cache, database.is_some())?
+            (None, Some(url), _) => {
+                let redis = self.redis_cache(url, database.is_some())?;
+                if database.is_some() && self.open_as == OpenAs::App {
+                    warn_if_kept_on_disk(&redis, self.options.cache_timeout_for(true)).await;
+                }
+                Some(Arc::new(redis))
             }
+            (None, None, Some(memory)) => {
+                let staleness = database.is_some().then_some(memory.staleness);
+                Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
+            }
+            (None, None, None) => None,
         };
         if let (Some(database), OpenAs::App) = (&database, self.open_as) {
             let ours = match (&self.cache, &self.redis_url, self.memory_cache) {
@@ -182,25 +191,31 @@ impl StoreConfig {
         }
     }
 
-    /// The Redis or in-process cache the settings name, if any.
-    fn builtin_cache(
-        &self,
-        redis_url: Option<&str>,
-        memory_cache: Option<MemoryCacheConfig>,
-        has_database: bool,
-    ) -> Result<Option<Arc<dyn CacheTier>>> {
-        Ok(match (redis_url, memory_cache) {
-            (Some(url), _) => Some(Arc::new(redis::RedisCache::connect(
-                url,
-                self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
-                self.options.cache_timeout_for(has_database),
-            )?)),
-            (None, Some(memory)) => {
-                let staleness = has_database.then_some(memory.staleness);
-                Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
-            }
-            (None, None) => None,
-        })
+    /// The Redis cache the settings name.
+    fn redis_cache(&self, url: &str, has_database: bool) -> Result<redis::RedisCache> {
+        redis::RedisCache::connect(
+            url,
+            self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
+            self.options.cache_timeout_for(has_database),
+        )
+    }
+}
+
+/// Warns when the Redis in front of the database keeps its data on disk:
+/// after a crash it would come back with its entries as of its last save,
+/// and serve the sessions deleted or revoked since until they expire (a
+/// cache that went backwards, which the apps cannot tell). Asked once, as
+/// the app opens its store, within the cache's timeout; a Redis that does
+/// not answer is left to the first request to report.
+async fn warn_if_kept_on_disk(redis: &redis::RedisCache, timeout: std::time::Duration) {
+    let Ok(kept) = tokio::time::timeout(timeout, redis.kept_on_disk()).await else { return };
+    if !kept.is_empty() {
+        tracing::warn!(
+            kept = kept.join(", "),
+            "the Redis cache keeps its data on disk: restarted after a crash, it would serve sessions \
+             deleted or revoked since its last save again; run it as a cache (save \"\", appendonly no: \
+             contrib/redis-cache.conf)"
+        );
     }
 }
 

@@ -858,3 +858,87 @@ async fn a_url_naming_a_replica_fails_writes_without_a_connection_each() {
     let opened = connections_received(replica.port()) - before - 1;
     assert!(opened <= 3, "{opened} connections opened for 30 refused saves");
 }
+
+/// Log lines written while the guard lives (this thread's), as text.
+fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<std::sync::Mutex<Vec<u8>>>) {
+    #[derive(Clone)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = Lines(lines.clone());
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    (tracing::subscriber::set_default(subscriber), lines)
+}
+
+/// A Redis in front of a database that keeps its data on disk would, after
+/// a crash, serve the sessions deleted or revoked since its last save
+/// (RELIABILITY.md): the app says so once, as it opens its store, naming
+/// what the server reported and not its URL. A Redis run as a cache, or
+/// the admin tool, says nothing.
+#[tokio::test]
+async fn an_app_is_told_when_its_redis_cache_keeps_its_data_on_disk() {
+    let Some(redis) = RedisServer::start() else { return };
+    let db = harness::sqlite().await;
+    let open = |open_as| {
+        let store = sessionctl::StoreConfig::new().with_database_url(db.url.clone()).with_redis_url(redis.url());
+        async move { store.with_open_as(open_as).open().await.map(drop) }
+    };
+    let warnings = |lines: &Arc<std::sync::Mutex<Vec<u8>>>| {
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        text.lines().filter(|line| line.contains("WARN")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    let (guard, lines) = capture_logs();
+    open(sessionctl::OpenAs::App).await.unwrap();
+    assert_eq!(warnings(&lines), Vec::<String>::new(), "a Redis that keeps nothing");
+    drop(guard);
+
+    redis_cli(redis.port(), &["config", "set", "appendonly", "yes"]);
+    redis_cli(redis.port(), &["config", "set", "save", "300 10"]);
+    let (guard, lines) = capture_logs();
+    open(sessionctl::OpenAs::App).await.unwrap();
+    let said = warnings(&lines);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("serve sessions deleted or revoked since its last save"), "{}", said[0]);
+    assert!(said[0].contains("appendonly yes") && said[0].contains("save \\\"300 10\\\""), "{}", said[0]);
+    assert!(!said[0].contains(&redis.port().to_string()), "no URL: {}", said[0]);
+    open(sessionctl::OpenAs::Admin).await.unwrap();
+    assert_eq!(warnings(&lines).len(), 1, "the admin tool is not told");
+    drop(guard);
+}
+
+/// `contrib/redis/redis-cache.conf` is a file redis-server starts from, and
+/// a Redis run from it keeps nothing on disk: the app is not warned.
+#[tokio::test]
+async fn a_redis_run_from_the_shipped_cache_config_keeps_nothing_on_disk() {
+    if !harness::redis_server::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Redis' own defaults, which keep snapshots, then the shipped file.
+    let config = dir.path().join("redis.conf");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/redis/redis-cache.conf");
+    std::fs::write(&config, format!("save 3600 1\ninclude {}\n", shipped.display())).unwrap();
+    let port = harness::free_port();
+    let (port_text, dir_text) = (port.to_string(), dir.path().display().to_string());
+    let mut child =
+        harness::redis_server::spawn(&[config.to_str().unwrap(), "--port", &port_text, "--dir", &dir_text], port);
+    assert_eq!(redis_cli(port, &["config", "get", "save"]).lines().nth(1).map(str::trim), Some(""));
+    assert_eq!(redis_cli(port, &["config", "get", "appendonly"]).lines().nth(1), Some("no"));
+    let db = harness::sqlite().await;
+    let (guard, lines) = capture_logs();
+    let store = sessionctl::StoreConfig::new().with_database_url(db.url.clone());
+    store.with_redis_url(format!("redis://127.0.0.1:{port}/")).open().await.unwrap();
+    let logged = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    assert!(!logged.contains("WARN"), "{logged}");
+    drop(guard);
+    let _ = child.kill();
+    let _ = child.wait();
+}

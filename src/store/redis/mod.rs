@@ -171,6 +171,41 @@ impl RedisCache {
     /// The forms of URL [`connect`](Self::connect) accepts, for messages.
     pub const URL_FORMS: &'static str = link::URL_FORMS;
 
+    /// What this Redis says, or shows in its settings, about keeping its
+    /// data on disk: `appendonly yes`, the snapshot points of `save`, keys
+    /// it loaded from disk when it started. Restarted after a crash, such a
+    /// server holds its entries as they were at its last save, so sessions
+    /// deleted or revoked since are served again (RELIABILITY.md). Empty
+    /// when it keeps nothing, or does not say (a managed Redis may refuse
+    /// `CONFIG`); not asked on a cluster, whose nodes answer one by one.
+    pub async fn kept_on_disk(&self) -> Vec<String> {
+        if self.tagged {
+            return Vec::new();
+        }
+        let mut connection = self.connection();
+        let mut kept = Vec::new();
+        if let Ok(info) = redis::cmd("INFO").arg("persistence").query_async::<String>(&mut connection).await {
+            let field =
+                |name: &str| info.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+            if field("aof_enabled") == Some("1") {
+                kept.push("appendonly yes".to_owned());
+            }
+            if let Some(loaded) = field("rdb_last_load_keys_loaded").and_then(|n| n.parse::<u64>().ok())
+                && loaded > 0
+            {
+                kept.push(format!("{loaded} keys loaded from disk at its start"));
+            }
+        }
+        let save: redis::RedisResult<std::collections::HashMap<String, String>> =
+            redis::cmd("CONFIG").arg("GET").arg("save").query_async(&mut connection).await;
+        if let Some(points) = save.ok().and_then(|mut settings| settings.remove("save"))
+            && !points.trim().is_empty()
+        {
+            kept.push(format!("save \"{}\"", points.trim()));
+        }
+        kept
+    }
+
     /// The key a session is stored under.
     pub fn key(&self, id: &SessionKey) -> String {
         self.key_of(id).to_string()
