@@ -228,6 +228,9 @@ impl Store {
         let database = database.map(|database| {
             Arc::new(timed::TimedDatabase::new(database, options.database_timeout)) as Arc<dyn DatabaseTier>
         });
+        if let (Some(_), Some(cache)) = (&database, &cache) {
+            cache.in_front_of_database();
+        }
         Store {
             inner: Arc::new(StoreInner {
                 database,

@@ -161,13 +161,7 @@ impl StoreConfig {
         };
         let cache: Option<Arc<dyn CacheTier>> = match (&self.cache, &self.redis_url, self.memory_cache) {
             (Some(custom), ..) => Some(custom.clone()),
-            (None, Some(url), _) => {
-                let redis = self.redis_cache(url, database.is_some())?;
-                if database.is_some() && self.open_as == OpenAs::App {
-                    warn_if_kept_on_disk(&redis, self.options.cache_timeout_for(true)).await;
-                }
-                Some(Arc::new(redis))
-            }
+            (None, Some(url), _) => Some(Arc::new(self.redis_cache(url, database.is_some())?)),
             (None, None, Some(memory)) => {
                 let staleness = database.is_some().then_some(memory.staleness);
                 Some(Arc::new(memory::MemoryCache::new(memory.capacity, staleness)))
@@ -198,24 +192,6 @@ impl StoreConfig {
             self.redis_prefix.as_deref().unwrap_or(redis::DEFAULT_PREFIX),
             self.options.cache_timeout_for(has_database),
         )
-    }
-}
-
-/// Warns when the Redis in front of the database keeps its data on disk:
-/// after a crash it would come back with its entries as of its last save,
-/// and serve the sessions deleted or revoked since until they expire (a
-/// cache that went backwards, which the apps cannot tell). Asked once, as
-/// the app opens its store, within the cache's timeout; a Redis that does
-/// not answer is left to the first request to report.
-async fn warn_if_kept_on_disk(redis: &redis::RedisCache, timeout: std::time::Duration) {
-    let Ok(kept) = tokio::time::timeout(timeout, redis.kept_on_disk()).await else { return };
-    if !kept.is_empty() {
-        tracing::warn!(
-            kept = kept.join(", "),
-            "the Redis cache keeps its data on disk: restarted after a crash, it would serve sessions \
-             deleted or revoked since its last save again; run it as a cache (save \"\", appendonly no: \
-             contrib/redis-cache.conf)"
-        );
     }
 }
 

@@ -613,6 +613,11 @@ pub enum Tombstone {
 pub trait CacheTier: Send + Sync + fmt::Debug {
     /// `redis`, `memory`: for messages and metrics.
     fn backend(&self) -> &'static str;
+    /// Called when a [`Store`](super::Store) puts this cache in front of a
+    /// database. Redis then writes an epoch into its entries and takes
+    /// those of another epoch (restored by a restart of its server) for
+    /// absent. The default does nothing.
+    fn in_front_of_database(&self) {}
     /// What is cached for the id.
     async fn get(&self, id: &SessionKey) -> Result<CacheLookup>;
     /// Refill after a database read: stores only into an empty slot, so it

@@ -59,6 +59,9 @@ impl CacheTier for Faulty {
     fn backend(&self) -> &'static str {
         "faulty"
     }
+    fn in_front_of_database(&self) {
+        self.inner.in_front_of_database();
+    }
     async fn get(&self, id: &SessionKey) -> Result<CacheLookup> {
         self.check("get").await?;
         self.inner.get(id).await

@@ -59,7 +59,7 @@ fn times_in(text: &str) -> Option<[i64; 3]> {
 /// what lets a script change one key without parsing the others. Written
 /// straight into the command's buffer (a field or value of its own cost
 /// two allocations each: measured, BENCHMARKS.md issue #9).
-pub(super) fn write_record(cmd: &mut Cmd, record: &Record) {
+pub(super) fn write_record(cmd: &mut Cmd, record: &Record, epoch: Option<&str>) {
     cmd.arg("v").arg(record.version).arg("m");
     let _ = write!(
         cmd.writer_for_next_arg(),
@@ -68,6 +68,10 @@ pub(super) fn write_record(cmd: &mut Cmd, record: &Record) {
         record.updated_at.timestamp_millis(),
         record.expires_at.timestamp_millis()
     );
+    // Third, where `INSERT_IF_EMPTY` looks for it.
+    if let Some(epoch) = epoch {
+        cmd.arg(super::epoch::FIELD).arg(epoch);
+    }
     if let Some(user_id) = &record.user_id {
         cmd.arg("u").arg(user_id.as_str());
     }
@@ -104,8 +108,9 @@ pub(super) fn write_patch(cmd: &mut Cmd, patch: &Patch) {
     }
 }
 
-/// Decodes an entry's fields (as HGETALL returns them, flat).
-pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<CacheLookup> {
+/// Decodes an entry's fields (as HGETALL returns them, flat). With an
+/// epoch, a live entry of another (or none) reads as absent (`epoch.rs`).
+pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>, epoch: Option<&str>) -> Result<CacheLookup> {
     if flat.is_empty() {
         return Ok(CacheLookup::Miss);
     }
@@ -116,6 +121,7 @@ pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<Cache
     // The times in `m`; a time in a field of its own (the earlier layout,
     // or an earlier release's patch of this one) wins.
     let mut packed = None;
+    let mut entry_epoch = None;
     let mut pairs = flat.into_iter();
     while let (Some(field), Some(value)) = (pairs.next(), pairs.next()) {
         let number = || -> Result<i64> {
@@ -135,6 +141,7 @@ pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<Cache
                 })?;
                 packed = Some(times);
             }
+            b"g" => entry_epoch = Some(value),
             b"v" => version = Some(number()?),
             b"c" => created = Some(number()?),
             b"t" => updated = Some(number()?),
@@ -155,6 +162,11 @@ pub(super) fn decode_fields(id: &SessionKey, flat: Vec<Vec<u8>>) -> Result<Cache
                 }
             }
         }
+    }
+    if let Some(epoch) = epoch
+        && entry_epoch.as_deref() != Some(epoch.as_bytes())
+    {
+        return Ok(CacheLookup::Miss);
     }
     if let Some([c, t, e]) = packed {
         (created, updated, expires) = (created.or(Some(c)), updated.or(Some(t)), expires.or(Some(e)));
@@ -237,26 +249,54 @@ mod tests {
             ("t", "1700000001000"),
             ("e", "1800000000000"),
         ]);
-        let CacheLookup::Hit(record) = decode_fields(&id, current).unwrap() else { panic!("not a hit") };
+        let CacheLookup::Hit(record) = decode_fields(&id, current, None).unwrap() else { panic!("not a hit") };
         assert_eq!((record.version, record.user_id.as_deref(), record.data["n"].as_i64()), (7, Some("ada"), Some(1)));
         assert_eq!(record.updated_at.timestamp_millis(), 1_700_000_001_000);
         assert_eq!(record.expires_at.timestamp_millis(), 1_800_000_000_000);
-        assert_eq!(decode_fields(&id, earlier).unwrap(), CacheLookup::Hit(record.clone()));
-        assert_eq!(decode_fields(&id, patched_by_earlier).unwrap(), CacheLookup::Hit(record.clone()));
+        assert_eq!(decode_fields(&id, earlier, None).unwrap(), CacheLookup::Hit(record.clone()));
+        assert_eq!(decode_fields(&id, patched_by_earlier, None).unwrap(), CacheLookup::Hit(record.clone()));
         // What `write_record` writes reads back as the record.
         let mut cmd = Cmd::new();
-        write_record(&mut cmd, &record);
-        assert_eq!(decode_fields(&id, args_of(&cmd)).unwrap(), CacheLookup::Hit(record));
+        write_record(&mut cmd, &record, None);
+        assert_eq!(decode_fields(&id, args_of(&cmd), None).unwrap(), CacheLookup::Hit(record));
+    }
+
+    #[test]
+    fn in_an_epoch_only_entries_of_that_epoch_are_hits_and_tombstones_stay() {
+        let id = SessionKey::generate().1;
+        let live = [("v", "7"), ("m", "1700000000000 1700000001000 1800000000000"), ("d:n", "1")];
+        let with = |epoch: &'static str| {
+            let mut fields = live.to_vec();
+            fields.push(("g", epoch));
+            flat(&fields)
+        };
+        let CacheLookup::Hit(record) = decode_fields(&id, with("AbC"), Some("AbC")).unwrap() else { panic!() };
+        assert_eq!(record.version, 7);
+        // Another epoch's, or written outside one (an earlier release, or
+        // before the cache was put in front of a database): absent.
+        assert_eq!(decode_fields(&id, with("XyZ"), Some("AbC")).unwrap(), CacheLookup::Miss);
+        assert_eq!(decode_fields(&id, flat(&live), Some("AbC")).unwrap(), CacheLookup::Miss);
+        // Without an epoch (cache only) the field is ignored.
+        assert!(matches!(decode_fields(&id, with("XyZ"), None).unwrap(), CacheLookup::Hit(_)));
+        // A deletion is one whatever its epoch.
+        let tombstone = flat(&[("x", "deleted"), ("g", "XyZ")]);
+        assert_eq!(decode_fields(&id, tombstone, Some("AbC")).unwrap(), CacheLookup::Deleted);
+        // `write_record` writes the epoch third, where the refill script looks.
+        let mut cmd = Cmd::new();
+        write_record(&mut cmd, &record, Some("AbC"));
+        let written = args_of(&cmd);
+        assert_eq!((written[4].as_slice(), written[5].as_slice()), (&b"g"[..], &b"AbC"[..]));
+        assert_eq!(decode_fields(&id, written, Some("AbC")).unwrap(), CacheLookup::Hit(record));
     }
 
     #[test]
     fn damaged_times_are_a_corrupt_entry_not_a_panic() {
         let id = SessionKey::generate().1;
         for times in ["", "1", "1 2", "1 2 3 4", "1  2 3", "x 1 2", "1 2 99999999999999999999", "1 2 3 "] {
-            let error = decode_fields(&id, flat(&[("v", "1"), ("m", times), ("d:n", "1")])).unwrap_err();
+            let error = decode_fields(&id, flat(&[("v", "1"), ("m", times), ("d:n", "1")]), None).unwrap_err();
             assert!(matches!(error, Error::Corrupt { .. }), "{times:?}: {error}");
         }
-        let error = decode_fields(&id, flat(&[("m", "1 2 3"), ("d:n", "1")])).unwrap_err();
+        let error = decode_fields(&id, flat(&[("m", "1 2 3"), ("d:n", "1")]), None).unwrap_err();
         assert!(error.to_string().contains("no version"), "{error}");
     }
 
@@ -266,11 +306,11 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         for value in ["{", "", "[1,", deep.as_str()] {
             let entry = flat(&[("v", "1"), ("m", "1700000000000 1700000000000 1800000000000"), ("d:n", value)]);
-            let error = decode_fields(&id, entry).unwrap_err();
+            let error = decode_fields(&id, entry, None).unwrap_err();
             assert!(matches!(error, Error::Corrupt { .. }), "{value:?}: {error}");
         }
         let mut entry = flat(&[("v", "1"), ("m", "1700000000000 1700000000000 1800000000000")]);
         entry.extend([b"d:n".to_vec(), vec![0xff, b'1']]);
-        assert!(decode_fields(&id, entry).unwrap_err().to_string().contains("not UTF-8"));
+        assert!(decode_fields(&id, entry, None).unwrap_err().to_string().contains("not UTF-8"));
     }
 }

@@ -13,7 +13,10 @@
 //! deletion marker ("tombstone", a hash with one field `x`), a refill only
 //! fills an empty slot, and cache-only updates compare-and-set on the version.
 //! Entries in the string format of earlier releases are read (and rewritten
-//! as hashes) so an upgrade does not lose cache-only sessions.
+//! as hashes) so an upgrade does not lose cache-only sessions. In front of a
+//! database each entry also holds the epoch it was written in (`g`), and
+//! entries of another epoch, restored by a restart of the server, read as
+//! absent (`epoch.rs`).
 //!
 //! The connection is created lazily (an app starts even while Redis is
 //! down) and re-established by itself after a failure. The URL, which may
@@ -28,6 +31,7 @@
 //! reports the conflict. A process that dies between the two leaves the
 //! old session in place and an unreferenced copy that expires with it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,6 +44,7 @@ use crate::error::{Error, Result};
 use crate::id::SessionKey;
 use crate::record::{self, Record};
 
+mod epoch;
 mod fields;
 mod link;
 mod scripts;
@@ -75,6 +80,10 @@ pub struct RedisCache {
     rotate_out: Script,
     tombstone: Script,
     live_keys: Script,
+    /// In front of a database: the epoch entries are written in and read
+    /// back from (`epoch.rs`).
+    epoch: Arc<epoch::Epoch>,
+    epoch_script: Script,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -165,46 +174,13 @@ impl RedisCache {
             rotate_out: script(ROTATE_OUT),
             tombstone: script(TOMBSTONE),
             live_keys: script(LIVE_KEYS),
+            epoch: Arc::default(),
+            epoch_script: Script::new(epoch::EPOCH),
         })
     }
 
     /// The forms of URL [`connect`](Self::connect) accepts, for messages.
     pub const URL_FORMS: &'static str = link::URL_FORMS;
-
-    /// What this Redis says, or shows in its settings, about keeping its
-    /// data on disk: `appendonly yes`, the snapshot points of `save`, keys
-    /// it loaded from disk when it started. Restarted after a crash, such a
-    /// server holds its entries as they were at its last save, so sessions
-    /// deleted or revoked since are served again (RELIABILITY.md). Empty
-    /// when it keeps nothing, or does not say (a managed Redis may refuse
-    /// `CONFIG`); not asked on a cluster, whose nodes answer one by one.
-    pub async fn kept_on_disk(&self) -> Vec<String> {
-        if self.tagged {
-            return Vec::new();
-        }
-        let mut connection = self.connection();
-        let mut kept = Vec::new();
-        if let Ok(info) = redis::cmd("INFO").arg("persistence").query_async::<String>(&mut connection).await {
-            let field =
-                |name: &str| info.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
-            if field("aof_enabled") == Some("1") {
-                kept.push("appendonly yes".to_owned());
-            }
-            if let Some(loaded) = field("rdb_last_load_keys_loaded").and_then(|n| n.parse::<u64>().ok())
-                && loaded > 0
-            {
-                kept.push(format!("{loaded} keys loaded from disk at its start"));
-            }
-        }
-        let save: redis::RedisResult<std::collections::HashMap<String, String>> =
-            redis::cmd("CONFIG").arg("GET").arg("save").query_async(&mut connection).await;
-        if let Some(points) = save.ok().and_then(|mut settings| settings.remove("save"))
-            && !points.trim().is_empty()
-        {
-            kept.push(format!("save \"{}\"", points.trim()));
-        }
-        kept
-    }
 
     /// The key a session is stored under.
     pub fn key(&self, id: &SessionKey) -> String {
@@ -259,6 +235,31 @@ impl RedisCache {
                     loads += 1;
                 }
                 result => return result,
+            }
+        }
+    }
+
+    /// The epoch to write entries in and require of them (`epoch.rs`), or
+    /// none when the cache is not in front of a database; asked of the
+    /// server once a second, and after a failed read.
+    async fn epoch_token(&self) -> redis::RedisResult<Option<Arc<str>>> {
+        if !self.epoch.is_on() {
+            return Ok(None);
+        }
+        match self.epoch.claim() {
+            epoch::Claim::Known(token) => Ok(Some(token)),
+            epoch::Claim::Ask => {
+                let mut call = Cmd::with_capacity(5, 64);
+                call.arg("EVALSHA").arg(self.epoch_script.get_hash()).arg(1);
+                let (token, ttl_ms) = epoch::arguments();
+                call.arg(epoch::key(&self.prefix)).arg(token).arg(ttl_ms);
+                match self.invoke::<String>(&self.epoch_script, &call).await {
+                    Ok(token) => Ok(Some(self.epoch.learn(&token))),
+                    Err(error) => {
+                        self.epoch.suspect();
+                        Err(error)
+                    }
+                }
             }
         }
     }
@@ -325,9 +326,10 @@ impl RedisCache {
     }
 
     async fn insert_if_empty(&self, record: &Record, operation: &'static str) -> Result<bool> {
+        let epoch = self.epoch_token().await.map_err(cache_error(operation))?;
         let mut call = self.eval(&self.insert_if_empty, &[&record.id]);
         call.arg(expiry_ms(record));
-        write_record(&mut call, record);
+        write_record(&mut call, record, epoch.as_deref());
         let written: i64 = self.invoke(&self.insert_if_empty, &call).await.map_err(cache_error(operation))?;
         Ok(written == 1)
     }
@@ -343,7 +345,7 @@ impl RedisCache {
     ) -> Result<RotateOutcome> {
         let mut call = self.eval(&self.rotate_in, &[&record.id]);
         call.arg(expiry_ms(record));
-        write_record(&mut call, record);
+        write_record(&mut call, record, None);
         let written: i64 =
             self.invoke(&self.rotate_in, &call).await.map_err(cache_error("moving a session to a new id"))?;
         if written == -2 {
@@ -377,12 +379,14 @@ impl RedisCache {
 
     /// Reads an entry left in the string format of earlier releases, and
     /// rewrites it as a hash (unless something newer got there first).
-    async fn read_old_format(&self, id: &SessionKey) -> Result<CacheLookup> {
+    async fn read_old_format(&self, id: &SessionKey, in_an_epoch: bool) -> Result<CacheLookup> {
         let value: Option<Vec<u8>> =
             self.connection().get(self.key(id)).await.map_err(cache_error("reading a session"))?;
         let lookup = match value {
             None => CacheLookup::Miss,
             Some(bytes) if bytes == OLD_TOMBSTONE.as_bytes() => CacheLookup::Deleted,
+            // Of no epoch: the database's copy replaces it.
+            Some(_) if in_an_epoch => CacheLookup::Miss,
             Some(bytes) => Record::from_envelope(&bytes)
                 .map(CacheLookup::Hit)
                 .map_err(|e| Error::Corrupt { id: id.to_string(), reason: format!("cache entry: {e}") })?,
@@ -422,15 +426,26 @@ impl CacheTier for RedisCache {
     }
 
     async fn get(&self, id: &SessionKey) -> Result<CacheLookup> {
+        let epoch = self.epoch_token().await.map_err(cache_error("reading a session"))?;
         let mut read = Cmd::with_capacity(2, 64);
         read.arg("HGETALL");
         self.write_key(&mut read, id);
         let fields: std::result::Result<Vec<Vec<u8>>, redis::RedisError> =
             read.query_async(&mut self.connection()).await;
         match fields {
-            Ok(fields) => decode_fields(id, fields),
-            Err(e) if e.code() == Some("WRONGTYPE") => self.read_old_format(id).await,
-            Err(e) => Err(cache_error("reading a session")(e)),
+            Ok(fields) => decode_fields(id, fields, epoch.as_deref()),
+            Err(e) if e.code() == Some("WRONGTYPE") => self.read_old_format(id, epoch.is_some()).await,
+            Err(e) => {
+                self.epoch.suspect();
+                Err(cache_error("reading a session")(e))
+            }
+        }
+    }
+
+    fn in_front_of_database(&self) {
+        // A cluster has no epoch (`epoch.rs`).
+        if !self.tagged {
+            self.epoch.switch_on();
         }
     }
 
@@ -439,9 +454,10 @@ impl CacheTier for RedisCache {
     }
 
     async fn put(&self, record: &Record) -> Result<bool> {
+        let epoch = self.epoch_token().await.map_err(cache_error("writing a session"))?;
         let mut call = self.eval(&self.put, &[&record.id]);
         call.arg(expiry_ms(record)).arg(record.version);
-        write_record(&mut call, record);
+        write_record(&mut call, record, epoch.as_deref());
         let stored: i64 = self.invoke(&self.put, &call).await.map_err(cache_error("writing a session"))?;
         Ok(stored == 1)
     }
@@ -495,7 +511,7 @@ impl CacheTier for RedisCache {
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
         let mut call = self.eval(&self.update, &[&record.id]);
         call.arg(expiry_ms(record)).arg(expected_version);
-        write_record(&mut call, record);
+        write_record(&mut call, record, None);
         let outcome: i64 = self.invoke(&self.update, &call).await.map_err(cache_error("saving a session"))?;
         Ok(match outcome {
             1 => UpdateOutcome::Updated,
@@ -510,7 +526,7 @@ impl CacheTier for RedisCache {
         }
         let mut call = self.eval(&self.rotate, &[old, &record.id]);
         call.arg(expiry_ms(record)).arg(expected_version).arg(MOVED_MARKER_TTL_MS);
-        write_record(&mut call, record);
+        write_record(&mut call, record, None);
         let outcome: i64 =
             self.invoke(&self.rotate, &call).await.map_err(cache_error("moving a session to a new id"))?;
         Ok(match outcome {

@@ -142,10 +142,13 @@ pub(super) fn source(body: &str) -> String {
 
 /// Refill after a database read, and cache-only creation: only into an
 /// empty slot (never over a live entry or a tombstone). KEYS[1]; ARGV
-/// expiry ms, then the record's fields. Returns 1 written, 0 refused.
+/// expiry ms, then the record's fields (`v`, `m`, then `g` and the epoch
+/// when in front of a database). A live entry of another epoch, or of none,
+/// is as good as empty there (`epoch.rs`). Returns 1 written, 0 refused.
 pub(super) const INSERT_IF_EMPTY: &str = r#"
 local k = kind(KEYS[1])
-if k == 'live' or k == 'tomb' then return 0 end
+if k == 'tomb' then return 0 end
+if k == 'live' and not (ARGV[6] == 'g' and redis.call('HGET', KEYS[1], 'g') ~= ARGV[7]) then return 0 end
 write_whole(KEYS[1], 2, ARGV[1])
 return 1
 "#;
