@@ -992,3 +992,51 @@ async fn a_redis_user_limited_to_the_prefix_and_refused_info_still_caches() {
     assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
     let () = redis::cmd("ACL").arg(&["DELUSER", user.as_str()][..]).query_async(&mut admin).await.unwrap();
 }
+
+/// The database restored from a backup under a running Redis, by other
+/// means than `sessionctl import` (`pg_restore`, a file copy): the cache
+/// still holds copies newer than the database and would serve them (a
+/// write then lands in the database behind a copy that hides it).
+/// Deleting the epoch key, as README's restore steps say, has the apps read
+/// every session from the database again within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_database_restore_deleting_the_epoch_key_serves_what_was_restored() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let (redis, mut connection) = redis_tier(server).await;
+    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (kept, kept_id) = start(&store, &config).await;
+    let key = redis.key(&kept_id);
+    let epoch_key = format!("{}epoch", key.strip_suffix(&kept_id.to_string()).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup.db");
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    sqlx::query("VACUUM INTO ?").bind(backup.display().to_string()).execute(&pool).await.unwrap();
+
+    let session = Session::new(store.clone(), config.clone(), Some(&kept));
+    session.insert("n", 2).await.unwrap();
+    session.save().await.unwrap();
+    let (later, _) = start(&store, &config).await;
+    // The restore: the table as the backup has it.
+    let mut restore = pool.acquire().await.unwrap();
+    sqlx::query("ATTACH ? AS backup").bind(backup.display().to_string()).execute(&mut *restore).await.unwrap();
+    for step in ["BEGIN", "DELETE FROM sessions", "INSERT INTO sessions SELECT * FROM backup.sessions", "COMMIT"] {
+        sqlx::query(sqlx::AssertSqlSafe(step)).execute(&mut *restore).await.unwrap();
+    }
+    let n = |cookie: &str| {
+        let session = Session::new(store.clone(), config.clone(), Some(cookie));
+        async move { session.get::<u64>("n").await.unwrap() }
+    };
+    assert_eq!(n(&kept).await, Some(2), "the cache's copy, newer than the restored row");
+
+    let deleted: i64 = redis::cmd("DEL").arg(&epoch_key).query_async(&mut connection).await.unwrap();
+    assert_eq!(deleted, 1, "{epoch_key}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(n(&kept).await, Some(1), "as restored");
+    assert_eq!(n(&later).await, None, "created after the backup");
+    let session = Session::new(store.clone(), config.clone(), Some(&kept));
+    session.insert("n", 5).await.unwrap();
+    session.save().await.unwrap();
+    assert_eq!(n(&kept).await, Some(5), "a write after the restore is read back");
+}
