@@ -1040,3 +1040,26 @@ async fn after_a_database_restore_deleting_the_epoch_key_serves_what_was_restore
     session.save().await.unwrap();
     assert_eq!(n(&kept).await, Some(5), "a write after the restore is read back");
 }
+
+/// The epoch key overwritten by hand with another type of value: the next
+/// ask replaces it with a new epoch rather than fail every read after it.
+#[tokio::test]
+async fn an_epoch_key_overwritten_with_a_hash_is_replaced_not_an_error() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let db = harness::sqlite().await;
+    let (redis, mut connection) = redis_tier(server).await;
+    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let (value, id) = start(&store, &config).await;
+    let key = redis.key(&id);
+    let epoch_key = format!("{}epoch", key.strip_suffix(&id.to_string()).unwrap());
+    let () = redis::cmd("DEL").arg(&epoch_key).query_async(&mut connection).await.unwrap();
+    let () = redis::cmd("HSET").arg(&epoch_key).arg("by").arg("hand").query_async(&mut connection).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let session = Session::new(store.clone(), config.clone(), Some(&value));
+    assert_eq!(session.get::<i32>("n").await.unwrap(), Some(1));
+    assert!(matches!(redis.get(&id).await.unwrap(), CacheLookup::Hit(_)), "cached again, in a new epoch");
+    assert_eq!(store.ops().cache_errors, 0);
+    let kind: String = redis::cmd("TYPE").arg(&epoch_key).query_async(&mut connection).await.unwrap();
+    assert_eq!(kind, "string");
+}

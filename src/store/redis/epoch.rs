@@ -45,9 +45,11 @@ const UNTOLD_TTL_MS: u64 = 60_000;
 pub(super) const EPOCH: &str = r#"
 local info = redis.pcall('INFO', 'server')
 local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or '-'
-local stored = redis.call('GET', KEYS[1])
+-- Anything but a string there (a key of another type set by hand) is
+-- replaced, not an error that would leave every read without the cache.
+local stored = redis.pcall('GET', KEYS[1])
 local token
-if stored then
+if type(stored) == 'string' then
   local at = string.find(stored, ' ', 1, true)
   if at and string.sub(stored, 1, at - 1) == run then token = string.sub(stored, at + 1) end
 end
