@@ -11,10 +11,10 @@
 //! promoted replica's is its own) beside the token. The script that reads
 //! it compares the run id with the server's own (`INFO server`) and, when
 //! they differ, starts a new epoch; being one script, two apps that notice
-//! at once agree on one token. Each app asks at most once a second, and
-//! before its next read after a failed call (the restart broke its
-//! connection), so entries restored by a restart are served for at most
-//! about a second, not until they expire.
+//! at once agree on one token. Each app asks once a second, and after a
+//! failed read or ask (a restart breaks its connection) every read asks
+//! until one is answered, so entries restored by a restart are served for
+//! at most about a second, not until they expire.
 //!
 //! An entry of another epoch reads as absent: the store reads the database
 //! and refills it, and the refill replaces it (`INSERT_IF_EMPTY` takes it
@@ -42,22 +42,41 @@ const UNTOLD_TTL_MS: u64 = 60_000;
 /// the epoch key; ARGV[1] a new token, used when a new epoch starts; ARGV[2]
 /// the epoch key's lifetime in ms when the server does not tell its run id
 /// (`-` stands for it then).
+///
+/// - A caller that cannot tell the run id trusts what is stored, and one
+///   that can adopts a token stored by the other kind: apps under Redis
+///   users with and without `INFO` agree, rather than start new epochs in
+///   turn.
+/// - Nothing is written when nothing changes, and a write refused as
+///   `READONLY` (the URL names a replica, or a primary demoted a moment
+///   ago) leaves the stored token in force: a replica's data is its
+///   primary's, and so is its epoch.
+/// - The stale key is deleted before the new one is set, so a server at its
+///   memory limit (`noeviction`) can still start an epoch; one that cannot
+///   fails the call, and the reads go to the database meanwhile.
+/// - Anything but a string at the key (set by hand) is replaced.
 pub(super) const EPOCH: &str = r#"
 local info = redis.pcall('INFO', 'server')
 local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or '-'
--- Anything but a string there (a key of another type set by hand) is
--- replaced, not an error that would leave every read without the cache.
 local stored = redis.pcall('GET', KEYS[1])
-local token
+local by, kept
 if type(stored) == 'string' then
   local at = string.find(stored, ' ', 1, true)
-  if at and string.sub(stored, 1, at - 1) == run then token = string.sub(stored, at + 1) end
+  if at then by, kept = string.sub(stored, 1, at - 1), string.sub(stored, at + 1) end
 end
-if not token then
-  token = ARGV[1]
-  redis.call('SET', KEYS[1], run .. ' ' .. token)
+if kept and (by == run or run == '-') then
+  if by == '-' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
+  return kept
 end
-if run == '-' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
+local token = ARGV[1]
+if kept and by == '-' then token = kept end
+local done = redis.pcall('DEL', KEYS[1])
+if not (type(done) == 'table' and done.err) then done = redis.pcall('SET', KEYS[1], run .. ' ' .. token) end
+if type(done) == 'table' and done.err then
+  if kept and string.find(done.err, 'READONLY', 1, true) then return kept end
+  return redis.error_reply(done.err)
+end
+if run == '-' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
 return token
 "#;
 
@@ -83,23 +102,70 @@ pub(super) struct Epoch {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The token in force; none until first asked, and after a failure.
     token: Option<Arc<str>>,
     /// When the server was last asked (or a call claimed the asking).
     asked_at: Option<Instant>,
-    /// A call failed since: ask before the next read.
-    suspect: bool,
 }
 
 /// What [`Epoch::claim`] leaves the caller to do.
-pub(super) enum Claim {
+pub(super) enum Claim<'a> {
     /// Use this token.
     Known(Arc<str>),
-    /// Ask the server (and [`Epoch::learn`] the answer); the token known so
-    /// far, if any, is no longer to be trusted.
-    Ask,
+    /// Ask the server, and [`Asking::learn`] the answer.
+    Ask(Asking<'a>),
+}
+
+/// An ask in flight. Dropped without an answer (the call failed, or was cut
+/// off by the cache's timeout), it leaves the epoch unknown, so the next
+/// call asks again rather than trust the token from before.
+pub(super) struct Asking<'a> {
+    epoch: &'a Epoch,
+    learned: bool,
+}
+
+impl Asking<'_> {
+    /// The server's answer.
+    pub(super) fn learn(mut self, token: &str) -> Arc<str> {
+        self.learned = true;
+        let token: Arc<str> = token.into();
+        self.epoch.state().token = Some(token.clone());
+        token
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        if !self.learned {
+            self.epoch.suspect();
+        }
+    }
+}
+
+/// A read in flight: dropped without [`answered`](Self::answered) (it
+/// failed, or was cut off), it makes the epoch [`suspect`](Epoch::suspect).
+pub(super) struct Unanswered<'a>(Option<&'a Epoch>);
+
+impl Unanswered<'_> {
+    pub(super) fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(epoch) = self.0 {
+            epoch.suspect();
+        }
+    }
 }
 
 impl Epoch {
+    /// A read about to be sent (see [`Unanswered`]).
+    pub(super) fn unanswered(&self) -> Unanswered<'_> {
+        Unanswered(Some(self))
+    }
+
     pub(super) fn switch_on(&self) {
         self.on.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -112,34 +178,26 @@ impl Epoch {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The token to use, or the task of asking for it: once a second, and
-    /// before the next read after a failure. One caller is given the task;
-    /// the others meanwhile use the token known (when there is one: the
-    /// first callers all ask). A task dropped halfway is claimed again a
-    /// second later.
-    pub(super) fn claim(&self) -> Claim {
+    /// The token to use, or the task of asking for it. Once a second one
+    /// caller is given the task while the others use the token in force;
+    /// while no token is (at first, and after a failure) every caller asks:
+    /// after a restart none may read with the token from before.
+    pub(super) fn claim(&self) -> Claim<'_> {
         let mut state = self.state();
-        let due = state.suspect || state.asked_at.is_none_or(|at| at.elapsed() >= CHECK_EVERY);
+        let due = state.asked_at.is_none_or(|at| at.elapsed() >= CHECK_EVERY);
         match &state.token {
             Some(token) if !due => Claim::Known(token.clone()),
             _ => {
                 state.asked_at = Some(Instant::now());
-                state.suspect = false;
-                Claim::Ask
+                Claim::Ask(Asking { epoch: self, learned: false })
             }
         }
     }
 
-    /// The server's answer to a claimed task.
-    pub(super) fn learn(&self, token: &str) -> Arc<str> {
-        let token: Arc<str> = token.into();
-        self.state().token = Some(token.clone());
-        token
-    }
-
-    /// A call failed: the server may have restarted.
+    /// A call failed: the server may have restarted. The token from before
+    /// is not used again until the server is asked.
     pub(super) fn suspect(&self) {
-        self.state().suspect = true;
+        self.state().token = None;
     }
 }
 
@@ -147,4 +205,50 @@ impl Epoch {
 fn new_token() -> String {
     let id = crate::id::SessionId::generate();
     id.as_str()[..12].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(claim: Claim<'_>) -> Option<Arc<str>> {
+        match claim {
+            Claim::Known(token) => Some(token),
+            Claim::Ask(_) => None,
+        }
+    }
+
+    #[test]
+    fn after_a_failure_every_caller_asks_until_one_is_answered() {
+        let epoch = Epoch::default();
+        let Claim::Ask(asking) = epoch.claim() else { panic!("the first caller asks") };
+        assert_eq!(&*asking.learn("one"), "one");
+        // Within the second, the token in force.
+        assert_eq!(known(epoch.claim()).as_deref(), Some("one"));
+        // A read that failed: nobody reads with the token from before.
+        drop(epoch.unanswered());
+        let (first, second) = (epoch.claim(), epoch.claim());
+        assert!(matches!((&first, &second), (Claim::Ask(_), Claim::Ask(_))));
+        // An ask cut off leaves it unknown: the next caller asks too.
+        drop(first);
+        drop(second);
+        assert!(known(epoch.claim()).is_none());
+        let Claim::Ask(asking) = epoch.claim() else { panic!() };
+        asking.learn("two");
+        assert_eq!(known(epoch.claim()).as_deref(), Some("two"));
+        // An answered read changes nothing.
+        epoch.unanswered().answered();
+        assert_eq!(known(epoch.claim()).as_deref(), Some("two"));
+    }
+
+    #[test]
+    fn once_a_second_one_caller_asks_while_the_others_use_the_token() {
+        let epoch = Epoch::default();
+        let Claim::Ask(asking) = epoch.claim() else { panic!() };
+        asking.learn("one");
+        epoch.state().asked_at = Some(Instant::now() - CHECK_EVERY);
+        let Claim::Ask(asking) = epoch.claim() else { panic!("due") };
+        assert_eq!(known(epoch.claim()).as_deref(), Some("one"), "the others meanwhile");
+        asking.learn("one");
+    }
 }

@@ -248,18 +248,13 @@ impl RedisCache {
         }
         match self.epoch.claim() {
             epoch::Claim::Known(token) => Ok(Some(token)),
-            epoch::Claim::Ask => {
+            epoch::Claim::Ask(asking) => {
                 let mut call = Cmd::with_capacity(5, 64);
                 call.arg("EVALSHA").arg(self.epoch_script.get_hash()).arg(1);
                 let (token, ttl_ms) = epoch::arguments();
                 call.arg(epoch::key(&self.prefix)).arg(token).arg(ttl_ms);
-                match self.invoke::<String>(&self.epoch_script, &call).await {
-                    Ok(token) => Ok(Some(self.epoch.learn(&token))),
-                    Err(error) => {
-                        self.epoch.suspect();
-                        Err(error)
-                    }
-                }
+                let token: String = self.invoke(&self.epoch_script, &call).await?;
+                Ok(Some(asking.learn(&token)))
             }
         }
     }
@@ -345,6 +340,7 @@ impl RedisCache {
     ) -> Result<RotateOutcome> {
         let mut call = self.eval(&self.rotate_in, &[&record.id]);
         call.arg(expiry_ms(record));
+        // A cluster has no epoch.
         write_record(&mut call, record, None);
         let written: i64 =
             self.invoke(&self.rotate_in, &call).await.map_err(cache_error("moving a session to a new id"))?;
@@ -430,15 +426,25 @@ impl CacheTier for RedisCache {
         let mut read = Cmd::with_capacity(2, 64);
         read.arg("HGETALL");
         self.write_key(&mut read, id);
+        // A read that fails, or is cut off by the cache's timeout, may have
+        // met a restarted server: the epoch is asked again before the next.
+        let unanswered = epoch.is_some().then(|| self.epoch.unanswered());
         let fields: std::result::Result<Vec<Vec<u8>>, redis::RedisError> =
             read.query_async(&mut self.connection()).await;
         match fields {
-            Ok(fields) => decode_fields(id, fields, epoch.as_deref()),
-            Err(e) if e.code() == Some("WRONGTYPE") => self.read_old_format(id, epoch.is_some()).await,
-            Err(e) => {
-                self.epoch.suspect();
-                Err(cache_error("reading a session")(e))
+            Ok(fields) => {
+                if let Some(read) = unanswered {
+                    read.answered();
+                }
+                decode_fields(id, fields, epoch.as_deref())
             }
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                if let Some(read) = unanswered {
+                    read.answered();
+                }
+                self.read_old_format(id, epoch.is_some()).await
+            }
+            Err(e) => Err(cache_error("reading a session")(e)),
         }
     }
 
@@ -463,22 +469,26 @@ impl CacheTier for RedisCache {
     }
 
     async fn put_patched(&self, id: &SessionKey, patch: &Patch, version: i64) -> Result<bool> {
+        let epoch = self.epoch_token().await.map_err(cache_error("writing a session"))?;
         let (removed, items) = patch_counts(patch);
         let mut call = self.eval(&self.put_patched, &[id]);
         write_expiry(&mut call, patch);
         call.arg(version).arg(patch.updated_at.timestamp_millis()).arg(removed).arg(items);
         write_patch(&mut call, patch);
+        call.arg(epoch.as_deref().unwrap_or(""));
         let applied: i64 = self.invoke(&self.put_patched, &call).await.map_err(cache_error("writing a session"))?;
         Ok(applied == 1)
     }
 
     async fn patch(&self, id: &SessionKey, patch: &Patch, bump: bool) -> Result<Option<i64>> {
+        let epoch = self.epoch_token().await.map_err(cache_error("saving a session"))?;
         let (removed, items) = patch_counts(patch);
         let mut call = self.eval(&self.patch, &[id]);
         call.arg(if bump { "1" } else { "0" }).arg(record::MAX_VERSION).arg(removed).arg(items);
         write_expiry(&mut call, patch);
         call.arg(patch.updated_at.timestamp_millis());
         write_patch(&mut call, patch);
+        call.arg(epoch.as_deref().unwrap_or(""));
         let version: i64 = self.invoke(&self.patch, &call).await.map_err(cache_error("saving a session"))?;
         Ok((version >= 0).then_some(version))
     }
@@ -509,9 +519,10 @@ impl CacheTier for RedisCache {
     }
 
     async fn update(&self, record: &Record, expected_version: i64) -> Result<UpdateOutcome> {
+        let epoch = self.epoch_token().await.map_err(cache_error("saving a session"))?;
         let mut call = self.eval(&self.update, &[&record.id]);
         call.arg(expiry_ms(record)).arg(expected_version);
-        write_record(&mut call, record, None);
+        write_record(&mut call, record, epoch.as_deref());
         let outcome: i64 = self.invoke(&self.update, &call).await.map_err(cache_error("saving a session"))?;
         Ok(match outcome {
             1 => UpdateOutcome::Updated,
@@ -524,9 +535,10 @@ impl CacheTier for RedisCache {
         if self.tagged {
             return self.rotate_across_slots(old, expected_version, record).await;
         }
+        let epoch = self.epoch_token().await.map_err(cache_error("moving a session to a new id"))?;
         let mut call = self.eval(&self.rotate, &[old, &record.id]);
         call.arg(expiry_ms(record)).arg(expected_version).arg(MOVED_MARKER_TTL_MS);
-        write_record(&mut call, record, None);
+        write_record(&mut call, record, epoch.as_deref());
         let outcome: i64 =
             self.invoke(&self.rotate, &call).await.map_err(cache_error("moving a session to a new id"))?;
         Ok(match outcome {

@@ -52,15 +52,16 @@ end"#,
     (
         "meta",
         r#"-- A live entry's version, creation and expiry times, as the strings
--- stored, and whether a time is in a field of its own (`c`, `t`, `e`: the
--- earlier layout, or a patch by an earlier release) rather than in `m`;
+-- stored, whether a time is in a field of its own (`c`, `t`, `e`: the
+-- earlier layout, or a patch by an earlier release) rather than in `m`,
+-- and its epoch (`g`, false when it has none);
 -- nothing for an absent key, a tombstone, an entry in the older string
 -- format, or times that are not whole numbers (what the decoder refuses:
 -- such an entry is evicted by the next read in front of a database). One
 -- call; plain finds, not a pattern, to split `m` (a four-capture pattern
 -- cost the script ~2 µs). An absent field reads as false.
 local function meta(key)
-  local f = redis.pcall('HMGET', key, 'v', 'm', 'c', 't', 'e')
+  local f = redis.pcall('HMGET', key, 'v', 'm', 'c', 't', 'e', 'g')
   if f.err or not f[1] then return end
   local c, e = f[3], f[5]
   if f[2] then
@@ -71,7 +72,7 @@ local function meta(key)
     e = e or string.sub(f[2], b + 1)
   end
   if not (c and e and string.find(c, '^%-?%d+$') and string.find(e, '^%-?%d+$')) then return end
-  return f[1], c, e, (f[3] or f[4] or f[5]) ~= false
+  return f[1], c, e, (f[3] or f[4] or f[5]) ~= false, f[6]
 end"#,
     ),
     ("version", "local function version(key)\n  return tonumber(redis.call('HGET', key, 'v'))\nend"),
@@ -143,12 +144,19 @@ pub(super) fn source(body: &str) -> String {
 /// Refill after a database read, and cache-only creation: only into an
 /// empty slot (never over a live entry or a tombstone). KEYS[1]; ARGV
 /// expiry ms, then the record's fields (`v`, `m`, then `g` and the epoch
-/// when in front of a database). A live entry of another epoch, or of none,
-/// is as good as empty there (`epoch.rs`). Returns 1 written, 0 refused.
+/// when in front of a database). In front of a database a live entry of
+/// another epoch, or of none, is as good as empty (`epoch.rs`), unless its
+/// version is above the refill's: a process on the epoch before (for up to
+/// a second), or of an earlier release, wrote it after this refill's read.
+/// Returns 1 written, 0 refused.
 pub(super) const INSERT_IF_EMPTY: &str = r#"
 local k = kind(KEYS[1])
 if k == 'tomb' then return 0 end
-if k == 'live' and not (ARGV[6] == 'g' and redis.call('HGET', KEYS[1], 'g') ~= ARGV[7]) then return 0 end
+if k == 'live' then
+  if ARGV[6] ~= 'g' then return 0 end
+  local entry = redis.call('HMGET', KEYS[1], 'g', 'v')
+  if entry[1] == ARGV[7] or (tonumber(entry[2]) or 0) > tonumber(ARGV[3]) then return 0 end
+end
 write_whole(KEYS[1], 2, ARGV[1])
 return 1
 "#;
@@ -166,22 +174,28 @@ return 1
 
 /// After a database patch: KEYS[1]; ARGV expiry ms or '', new version,
 /// updated ms, count of removed fields, count of patch items, the removed
-/// fields, the patch items. When the entry is the version just before, the
-/// patch is applied to it (keeping quick writes, unmarking the keys it
-/// persisted), and the script returns 1. An older entry is deleted (the
-/// next read refills it): -1. The same or a newer version, a tombstone, or
-/// no entry: 0, untouched.
+/// fields, the patch items, then the epoch or ''. When the entry is the
+/// version just before, the patch is applied to it (keeping quick writes,
+/// unmarking the keys it persisted), and the script returns 1. An older
+/// entry, or one of another epoch (which no read would take), is deleted
+/// (the next read refills it): -1. The same or a newer version, a
+/// tombstone, or no entry: 0, untouched.
 pub(super) const PUT_PATCHED: &str = r#"
-local v, c, e, strays = meta(KEYS[1])
+local v, c, e, strays, g = meta(KEYS[1])
 local current = tonumber(v)
 local new = tonumber(ARGV[2])
+local removed = tonumber(ARGV[4])
+local items = tonumber(ARGV[5])
+local epoch = ARGV[6 + removed + items] or ''
+if current ~= nil and epoch ~= '' and g ~= epoch then
+  redis.call('DEL', KEYS[1])
+  return -1
+end
 if current == nil or current >= new then return 0 end
 if current ~= new - 1 then
   redis.call('DEL', KEYS[1])
   return -1
 end
-local removed = tonumber(ARGV[4])
-local items = tonumber(ARGV[5])
 call_range('HDEL', KEYS[1], 6, 5 + removed)
 if ARGV[1] ~= '' then e = ARGV[1] end
 put_meta(KEYS[1], strays, ARGV[2], c, ARGV[3], e, 6 + removed, 5 + removed + items)
@@ -195,14 +209,18 @@ return 1
 
 /// Key-level changes to a live entry: KEYS[1]; ARGV bump (1/0), largest
 /// version, count of removed fields, count of patch items, expiry ms or '',
-/// updated ms, the removed fields, the patch items. Without bump (a quick
-/// write) the changed keys are marked `q:<key>` until a database save
-/// persists them. Returns the entry's version after the change, or -1 when
-/// there is no live entry.
+/// updated ms, the removed fields, the patch items, then the epoch or ''.
+/// Without bump (a quick write) the changed keys are marked `q:<key>` until
+/// a database save persists them. Returns the entry's version after the
+/// change, or -1 when there is no live entry of this epoch (one of another
+/// reads as absent, and the next refill replaces it: a quick write made
+/// there would be lost).
 pub(super) const PATCH: &str = r#"
-local v, c, e, strays = meta(KEYS[1])
+local v, c, e, strays, g = meta(KEYS[1])
 local current = tonumber(v)
 if current == nil then return -1 end
+local epoch = ARGV[7 + tonumber(ARGV[3]) + tonumber(ARGV[4])] or ''
+if epoch ~= '' and g ~= epoch then return -1 end
 if ARGV[1] == '1' then
   if current >= tonumber(ARGV[2]) then
     return redis.error_reply('session version is at its limit')
