@@ -326,6 +326,21 @@ async fn a_sentinel_failover_under_load_loses_nothing_with_a_database_behind() {
     assert_eq!(setup.primary_port(), setup.replica.port);
 }
 
+/// A Sentinel setup of its own, a cache-only store through it, and the
+/// cookie of a session saved there with `n` = 1; `None` without Redis.
+async fn sentinels_with_a_session(
+    name: &str,
+) -> Option<(redis_cluster::RedisSentinel, Store, Arc<SessionConfig>, String)> {
+    let setup = tokio::task::spawn_blocking(redis_cluster::RedisSentinel::start).await.unwrap()?;
+    let cache = Arc::new(RedisCache::connect(&setup.url(), &prefix(name), Duration::from_secs(2)).unwrap());
+    let store = Store::cache_only(cache, StoreOptions::default());
+    let config = Arc::new(harness::config());
+    let session = Session::new(store.clone(), config.clone(), None);
+    session.insert("n", 1).await.unwrap();
+    let cookie = harness::cookie_of(&session.save().await.unwrap());
+    Some((setup, store, config, cookie))
+}
+
 /// A switchover by hand (the replica promoted, the Sentinels pointed at it,
 /// the old primary made its replica) closes no client connection, so the
 /// one the cache holds to the old primary is answered `READONLY`: the cache
@@ -334,15 +349,7 @@ async fn a_sentinel_failover_under_load_loses_nothing_with_a_database_behind() {
 /// as a value: every save failed while that connection stayed open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_that_closes_no_connection_reaches_the_new_primary() {
-    let Some(setup) = tokio::task::spawn_blocking(redis_cluster::RedisSentinel::start).await.unwrap() else {
-        return;
-    };
-    let cache = Arc::new(RedisCache::connect(&setup.url(), &prefix("switchover"), Duration::from_secs(2)).unwrap());
-    let store = Store::cache_only(cache, StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let session = Session::new(store.clone(), config.clone(), None);
-    session.insert("n", 1).await.unwrap();
-    let cookie = harness::cookie_of(&session.save().await.unwrap());
+    let Some((setup, store, config, cookie)) = sentinels_with_a_session("switchover").await else { return };
     let setup = tokio::task::spawn_blocking(move || {
         let mut setup = setup;
         setup.wait_for_the_replica();
@@ -368,15 +375,7 @@ async fn a_switchover_that_closes_no_connection_reaches_the_new_primary() {
 /// and reads are still served on the connection kept meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_primary_the_sentinels_still_name_serves_reads_without_a_connection_per_write() {
-    let Some(setup) = tokio::task::spawn_blocking(redis_cluster::RedisSentinel::start).await.unwrap() else {
-        return;
-    };
-    let cache = Arc::new(RedisCache::connect(&setup.url(), &prefix("demoted"), Duration::from_secs(2)).unwrap());
-    let store = Store::cache_only(cache, StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let session = Session::new(store.clone(), config.clone(), None);
-    session.insert("n", 1).await.unwrap();
-    let cookie = harness::cookie_of(&session.save().await.unwrap());
+    let Some((setup, store, config, cookie)) = sentinels_with_a_session("demoted").await else { return };
     let (old, promoted) = (setup.primary.port, setup.replica.port.to_string());
     tokio::task::block_in_place(|| setup.wait_for_the_replica());
     redis_cluster::cli(setup.replica.port, &["replicaof", "no", "one"]);

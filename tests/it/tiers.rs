@@ -963,13 +963,10 @@ async fn an_entry_of_no_epoch_in_front_of_a_database_is_replaced_by_the_database
     assert!(matches!(redis.get(&id).await.unwrap(), CacheLookup::Hit(r) if r.data["n"] == 1));
 }
 
-/// A least-privilege Redis user, limited to the prefix's keys and refused
-/// `INFO` (`-@dangerous`): the epoch lives under the prefix and does without
-/// the run id (its key then expires a minute after the apps last ask), so
-/// sessions are still served from the cache, with no cache error.
-#[tokio::test]
-async fn a_redis_user_limited_to_the_prefix_and_refused_info_still_caches() {
-    let Some(server) = harness::redis_server::shared() else { return };
+/// A least-privilege Redis user on `server`, limited to the keys of a
+/// prefix of its own and refused `INFO` (`-@dangerous`): an admin
+/// connection (to delete the user), the user's name, the prefix, its URL.
+async fn user_without_info(server: &RedisServer) -> (redis::aio::MultiplexedConnection, String, String, String) {
     let client = redis::Client::open(server.url()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     let user = format!("limited{}", harness::new_key().to_string().to_lowercase());
@@ -978,6 +975,22 @@ async fn a_redis_user_limited_to_the_prefix_and_refused_info_still_caches() {
     let setuser = ["SETUSER", user.as_str(), "on", ">limitedpw", keys.as_str(), "+@all", "-@dangerous"];
     let () = redis::cmd("ACL").arg(&setuser[..]).query_async(&mut admin).await.unwrap();
     let url = server.url().replacen("redis://", &format!("redis://{user}:limitedpw@"), 1);
+    (admin, user, prefix, url)
+}
+
+/// The epoch key of the prefix `redis` writes `id` under.
+fn epoch_key(redis: &sessionctl::store::redis::RedisCache, id: &SessionKey) -> String {
+    format!("{}epoch", redis.key(id).strip_suffix(&id.to_string()).unwrap())
+}
+
+/// A least-privilege Redis user, limited to the prefix's keys and refused
+/// `INFO` (`-@dangerous`): the epoch lives under the prefix and does without
+/// the run id (its key then expires a minute after the apps last ask), so
+/// sessions are still served from the cache, with no cache error.
+#[tokio::test]
+async fn a_redis_user_limited_to_the_prefix_and_refused_info_still_caches() {
+    let Some(server) = harness::redis_server::shared() else { return };
+    let (mut admin, user, prefix, url) = user_without_info(server).await;
     let cache = sessionctl::store::redis::RedisCache::connect(&url, &prefix, Duration::from_secs(5)).unwrap();
     let db = harness::sqlite().await;
     let store = Store::tiered(db.db().clone(), Arc::new(cache.clone()), StoreOptions::default());
@@ -1008,8 +1021,7 @@ async fn after_a_database_restore_deleting_the_epoch_key_serves_what_was_restore
     let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
     let config = Arc::new(harness::config());
     let (kept, kept_id) = start(&store, &config).await;
-    let key = redis.key(&kept_id);
-    let epoch_key = format!("{}epoch", key.strip_suffix(&kept_id.to_string()).unwrap());
+    let epoch_key = epoch_key(&redis, &kept_id);
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("backup.db");
     let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
@@ -1052,8 +1064,7 @@ async fn an_epoch_key_overwritten_with_a_hash_is_replaced_not_an_error() {
     let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
     let config = Arc::new(harness::config());
     let (value, id) = start(&store, &config).await;
-    let key = redis.key(&id);
-    let epoch_key = format!("{}epoch", key.strip_suffix(&id.to_string()).unwrap());
+    let epoch_key = epoch_key(&redis, &id);
     let () = redis::cmd("DEL").arg(&epoch_key).query_async(&mut connection).await.unwrap();
     let () = redis::cmd("HSET").arg(&epoch_key).arg("by").arg("hand").query_async(&mut connection).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -1173,14 +1184,7 @@ async fn a_replica_in_front_of_a_database_serves_its_primarys_epoch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_with_and_without_info_share_one_epoch() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let user = format!("noinfo{}", harness::new_key().to_string().to_lowercase());
-    let prefix = format!("{user}:");
-    let keys = format!("~{prefix}*");
-    let setuser = ["SETUSER", user.as_str(), "on", ">noinfopw", keys.as_str(), "+@all", "-@dangerous"];
-    let () = redis::cmd("ACL").arg(&setuser[..]).query_async(&mut admin).await.unwrap();
-    let limited_url = server.url().replacen("redis://", &format!("redis://{user}:noinfopw@"), 1);
+    let (mut admin, user, prefix, limited_url) = user_without_info(server).await;
     let connect = |url: &str| sessionctl::store::redis::RedisCache::connect(url, &prefix, Duration::from_secs(5));
     let (full, limited) = (connect(&server.url()).unwrap(), connect(&limited_url).unwrap());
     let db = harness::sqlite().await;
