@@ -948,11 +948,7 @@ async fn sessions_ended_before_redis_restarts_from_a_snapshot_stay_ended() {
 #[tokio::test]
 async fn an_entry_of_no_epoch_in_front_of_a_database_is_replaced_by_the_databases_copy() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let db = harness::sqlite().await;
-    let (redis, mut connection) = redis_tier(server).await;
-    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let (value, id) = start(&store, &config).await;
+    let Tiered { db: _db, redis, mut connection, store, config, value, id, key: _ } = tiered_session(server).await;
     let key = redis.key(&id);
     let () = redis::cmd("HDEL").arg(&key).arg("g").query_async(&mut connection).await.unwrap();
     let () = redis::cmd("HSET").arg(&key).arg("d:n").arg("99").query_async(&mut connection).await.unwrap();
@@ -1016,11 +1012,8 @@ async fn a_redis_user_limited_to_the_prefix_and_refused_info_still_caches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_database_restore_deleting_the_epoch_key_serves_what_was_restored() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let db = harness::sqlite().await;
-    let (redis, mut connection) = redis_tier(server).await;
-    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let (kept, kept_id) = start(&store, &config).await;
+    let Tiered { db, redis, mut connection, store, config, value: kept, id: kept_id, key: _ } =
+        tiered_session(server).await;
     let epoch_key = epoch_key(&redis, &kept_id);
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("backup.db");
@@ -1059,11 +1052,7 @@ async fn after_a_database_restore_deleting_the_epoch_key_serves_what_was_restore
 #[tokio::test]
 async fn an_epoch_key_overwritten_with_a_hash_is_replaced_not_an_error() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let db = harness::sqlite().await;
-    let (redis, mut connection) = redis_tier(server).await;
-    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let (value, id) = start(&store, &config).await;
+    let Tiered { db: _db, redis, mut connection, store, config, value, id, key: _ } = tiered_session(server).await;
     let epoch_key = epoch_key(&redis, &id);
     let () = redis::cmd("DEL").arg(&epoch_key).query_async(&mut connection).await.unwrap();
     let () = redis::cmd("HSET").arg(&epoch_key).arg("by").arg("hand").query_async(&mut connection).await.unwrap();
@@ -1118,11 +1107,7 @@ async fn concurrent_reads_at_once_after_a_restart_from_a_snapshot_serve_no_ended
 #[tokio::test]
 async fn an_entry_of_another_epoch_newer_than_the_refill_stays_and_takes_no_quick_write() {
     let Some(server) = harness::redis_server::shared() else { return };
-    let db = harness::sqlite().await;
-    let (redis, mut connection) = redis_tier(server).await;
-    let store = Store::tiered(db.db().clone(), Arc::new(redis.clone()), StoreOptions::default());
-    let config = Arc::new(harness::config());
-    let (value, id) = start(&store, &config).await;
+    let Tiered { db, redis, mut connection, store, config, value, id, key: _ } = tiered_session(server).await;
     let key = redis.key(&id);
     let () =
         redis::cmd("HSET").arg(&key).arg(&["g", "other", "v", "9"][..]).query_async(&mut connection).await.unwrap();
