@@ -1041,6 +1041,12 @@ async fn after_a_database_restore_deleting_the_epoch_key_serves_what_was_restore
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(n(&kept).await, Some(1), "as restored");
     assert_eq!(n(&later).await, None, "created after the backup");
+    // The entry of the epoch before, newer than the restored row, is kept
+    // from refills for 5 s after it was written (a process still on that
+    // epoch may have written it), then replaced: the session is cached again.
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    assert_eq!(n(&kept).await, Some(1));
+    assert!(matches!(redis.get(&kept_id).await.unwrap(), CacheLookup::Hit(r) if r.version == 1), "cached again");
     let session = Session::new(store.clone(), config.clone(), Some(&kept));
     session.insert("n", 5).await.unwrap();
     session.save().await.unwrap();
@@ -1178,6 +1184,18 @@ async fn apps_with_and_without_info_share_one_epoch() {
     let config = Arc::new(harness::config());
     let (_, by_full) = start(&one, &config).await;
     let (_, by_limited) = start(&other, &config).await;
+    // The key, stored by an app that cannot tell the run id, then adopted
+    // by one that can, keeps a lifetime, which the first does not renew:
+    // without the second (an admin tool run once) it lapses, and a restart
+    // is told apart again.
+    let epoch_key = format!("{prefix}epoch");
+    let pttl = |mut admin: redis::aio::MultiplexedConnection| {
+        let key = epoch_key.clone();
+        async move {
+            let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut admin).await.unwrap();
+            ttl
+        }
+    };
     for round in 0..2 {
         for (cache, name) in [(&full, "with INFO"), (&limited, "without")] {
             for id in [&by_full, &by_limited] {
@@ -1185,7 +1203,12 @@ async fn apps_with_and_without_info_share_one_epoch() {
                 assert!(matches!(lookup, CacheLookup::Hit(_)), "round {round}, {name}: {lookup:?}");
             }
         }
+        let before = pttl(admin.clone()).await;
+        assert!(before > 0, "round {round}: a lifetime");
         tokio::time::sleep(Duration::from_millis(1100)).await;
+        let () = limited.get(&by_full).await.map(drop).unwrap();
+        let after = pttl(admin.clone()).await;
+        assert!(after > 0 && after <= before - 1000, "round {round}: not renewed ({before} → {after})");
     }
     let () = redis::cmd("ACL").arg(&["DELUSER", user.as_str()][..]).query_async(&mut admin).await.unwrap();
 }

@@ -12,14 +12,17 @@
 //! it compares the run id with the server's own (`INFO server`) and, when
 //! they differ, starts a new epoch; being one script, two apps that notice
 //! at once agree on one token. Each app asks once a second, and after a
-//! failed read or ask (a restart breaks its connection) every read asks
-//! until one is answered, so entries restored by a restart are served for
-//! at most about a second, not until they expire.
+//! failed call (a restart breaks its connection) before its next read, so
+//! entries restored by a restart are served for at most about a second, not
+//! until they expire.
 //!
 //! An entry of another epoch reads as absent: the store reads the database
 //! and refills it, and the refill replaces it (`INSERT_IF_EMPTY` takes it
-//! for an empty slot). Tombstones are kept whatever their epoch: a session
-//! deleted before the restart is still deleted. A cache-only store (Redis
+//! for an empty slot, unless it is newer and written in the last 5 s:
+//! `replaceable` in `scripts.rs`). Tombstones are kept whatever their
+//! epoch: a session deleted before the restart is still deleted. After a
+//! failed call (a read, a write, or an ask) the token is forgotten, and
+//! every read waits for one ask, sent one at a time, before it reads. A cache-only store (Redis
 //! holds the only copy) and a Redis Cluster (one epoch key could not speak
 //! for every primary) have no epoch.
 
@@ -40,13 +43,18 @@ const UNTOLD_TTL_MS: u64 = 60_000;
 /// Returns the current epoch's token, starting a new epoch when the server
 /// that holds the data is not the one that made the stored one. KEYS[1]
 /// the epoch key; ARGV[1] a new token, used when a new epoch starts; ARGV[2]
-/// the epoch key's lifetime in ms when the server does not tell its run id
-/// (`-` stands for it then).
+/// the key's lifetime in ms when a caller that cannot tell the run id (`-`
+/// stands for it) is about.
 ///
 /// - A caller that cannot tell the run id trusts what is stored, and one
-///   that can adopts a token stored by the other kind: apps under Redis
-///   users with and without `INFO` agree, rather than start new epochs in
-///   turn.
+///   that can adopts a token stored without one: apps under Redis users
+///   with and without `INFO` agree, rather than start new epochs in turn.
+/// - Such a caller keeps alive only a key stored without a run id, and
+///   gives a lifetime to one that has none: a key with a run id it trusts
+///   lapses a minute after the last caller that can tell asked (an admin
+///   tool run once, say), and a restart is told apart again from then on.
+///   A key that never met such a caller has no lifetime, so apps that can
+///   tell keep their epoch through a quiet night.
 /// - Nothing is written when nothing changes, and a write refused as
 ///   `READONLY` (the URL names a replica, or a primary demoted a moment
 ///   ago) leaves the stored token in force: a replica's data is its
@@ -65,18 +73,26 @@ if type(stored) == 'string' then
   if at then by, kept = string.sub(stored, 1, at - 1), string.sub(stored, at + 1) end
 end
 if kept and (by == run or run == '-') then
-  if by == '-' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if (run == '-' and (by == '-' or ttl == -1)) or (run ~= '-' and ttl >= 0) then
+    redis.pcall('PEXPIRE', KEYS[1], ARGV[2])
+  end
   return kept
 end
-local token = ARGV[1]
-if kept and by == '-' then token = kept end
+local token, lasting = ARGV[1], run == '-'
+if kept and by == '-' then token, lasting = kept, true end
 local done = redis.pcall('DEL', KEYS[1])
-if not (type(done) == 'table' and done.err) then done = redis.pcall('SET', KEYS[1], run .. ' ' .. token) end
+if not (type(done) == 'table' and done.err) then
+  if lasting then
+    done = redis.pcall('SET', KEYS[1], run .. ' ' .. token, 'PX', ARGV[2])
+  else
+    done = redis.pcall('SET', KEYS[1], run .. ' ' .. token)
+  end
+end
 if type(done) == 'table' and done.err then
   if kept and string.find(done.err, 'READONLY', 1, true) then return kept end
   return redis.error_reply(done.err)
 end
-if run == '-' then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
 return token
 "#;
 
@@ -98,6 +114,10 @@ pub(super) struct Epoch {
     /// Whether the cache is in front of a database.
     on: std::sync::atomic::AtomicBool,
     state: std::sync::Mutex<State>,
+    /// Held by the ask in flight: one at a time, so a failure (when every
+    /// read is given an ask) sends one script to the server, not one per
+    /// read, and those queued behind it take its answer.
+    one_ask: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +126,9 @@ struct State {
     token: Option<Arc<str>>,
     /// When the server was last asked (or a call claimed the asking).
     asked_at: Option<Instant>,
+    /// How many answers were learned: tells an ask queued behind another
+    /// that it was answered meanwhile.
+    answers: u64,
 }
 
 /// What [`Epoch::claim`] leaves the caller to do.
@@ -122,14 +145,30 @@ pub(super) enum Claim<'a> {
 pub(super) struct Asking<'a> {
     epoch: &'a Epoch,
     learned: bool,
+    /// [`State::answers`] when it was claimed.
+    answers: u64,
 }
 
-impl Asking<'_> {
+impl<'a> Asking<'a> {
+    /// Waits for the ask in flight, if any (see [`Epoch::one_ask`]); the
+    /// token when that ask was answered meanwhile, so none is needed.
+    pub(super) async fn queue(&mut self) -> (tokio::sync::MutexGuard<'a, ()>, Option<Arc<str>>) {
+        let epoch: &'a Epoch = self.epoch;
+        let turn = epoch.one_ask.lock().await;
+        let state = self.epoch.state();
+        let answered = state.token.clone().filter(|_| state.answers != self.answers);
+        drop(state);
+        self.learned |= answered.is_some();
+        (turn, answered)
+    }
+
     /// The server's answer.
     pub(super) fn learn(mut self, token: &str) -> Arc<str> {
         self.learned = true;
         let token: Arc<str> = token.into();
-        self.epoch.state().token = Some(token.clone());
+        let mut state = self.epoch.state();
+        state.token = Some(token.clone());
+        state.answers += 1;
         token
     }
 }
@@ -189,7 +228,7 @@ impl Epoch {
             Some(token) if !due => Claim::Known(token.clone()),
             _ => {
                 state.asked_at = Some(Instant::now());
-                Claim::Ask(Asking { epoch: self, learned: false })
+                Claim::Ask(Asking { epoch: self, learned: false, answers: state.answers })
             }
         }
     }
@@ -239,6 +278,20 @@ mod tests {
         // An answered read changes nothing.
         epoch.unanswered().answered();
         assert_eq!(known(epoch.claim()).as_deref(), Some("two"));
+    }
+
+    #[tokio::test]
+    async fn an_ask_queued_behind_another_takes_its_answer_and_sends_none() {
+        let epoch = Epoch::default();
+        let (Claim::Ask(mut first), Claim::Ask(mut second)) = (epoch.claim(), epoch.claim()) else { panic!() };
+        let (turn, answered) = first.queue().await;
+        assert!(answered.is_none(), "the first asks");
+        first.learn("one");
+        drop(turn);
+        let (_turn, answered) = second.queue().await;
+        assert_eq!(answered.as_deref(), Some("one"), "the second takes its answer");
+        drop(second);
+        assert_eq!(known(epoch.claim()).as_deref(), Some("one"), "and does not make it suspect");
     }
 
     #[test]

@@ -234,6 +234,12 @@ impl RedisCache {
                     script.load_async(&mut connection).await?;
                     loads += 1;
                 }
+                Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                    // A write that met a restarted server, too: the reads
+                    // after it ask for the epoch first.
+                    self.epoch.suspect();
+                    return Err(e);
+                }
                 result => return result,
             }
         }
@@ -248,7 +254,11 @@ impl RedisCache {
         }
         match self.epoch.claim() {
             epoch::Claim::Known(token) => Ok(Some(token)),
-            epoch::Claim::Ask(asking) => {
+            epoch::Claim::Ask(mut asking) => {
+                let (_turn, answered) = asking.queue().await;
+                if answered.is_some() {
+                    return Ok(answered);
+                }
                 let mut call = Cmd::with_capacity(5, 64);
                 call.arg("EVALSHA").arg(self.epoch_script.get_hash()).arg(1);
                 let (token, ttl_ms) = epoch::arguments();

@@ -77,6 +77,23 @@ end"#,
     ),
     ("version", "local function version(key)\n  return tonumber(redis.call('HGET', key, 'v'))\nend"),
     (
+        "replaceable",
+        r#"-- Whether a live entry may be replaced by a record of `version` written
+-- in `epoch` (`epoch.rs`): it is of another epoch (or none), and not newer
+-- than the record, unless it was written over 5 s ago. A newer one written
+-- since is a process's still on the epoch before (for up to a second), or
+-- of an earlier release: the record, read before it, must not hide it. An
+-- older one is what a restored database leaves behind.
+local function replaceable(key, epoch, version)
+  local entry = redis.call('HMGET', key, 'g', 'v', 'm')
+  if entry[1] == epoch then return false end
+  if (tonumber(entry[2]) or 0) <= version then return true end
+  local updated = entry[3] and tonumber(string.match(entry[3], '^%-?%d+ (%-?%d+) '))
+  local now = redis.call('TIME')
+  return not updated or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - updated > 5000
+end"#,
+    ),
+    (
         "put_meta",
         r#"-- HSET of `v`, `m` (created, updated, expiry) and the pairs
 -- ARGV[first..last], in as few calls as `unpack` allows; times in fields of
@@ -145,29 +162,28 @@ pub(super) fn source(body: &str) -> String {
 /// empty slot (never over a live entry or a tombstone). KEYS[1]; ARGV
 /// expiry ms, then the record's fields (`v`, `m`, then `g` and the epoch
 /// when in front of a database). In front of a database a live entry of
-/// another epoch, or of none, is as good as empty (`epoch.rs`), unless its
-/// version is above the refill's: a process on the epoch before (for up to
-/// a second), or of an earlier release, wrote it after this refill's read.
-/// Returns 1 written, 0 refused.
+/// another epoch, or of none, is as good as empty (`epoch.rs`) when
+/// `replaceable`. Returns 1 written, 0 refused.
 pub(super) const INSERT_IF_EMPTY: &str = r#"
 local k = kind(KEYS[1])
 if k == 'tomb' then return 0 end
-if k == 'live' then
-  if ARGV[6] ~= 'g' then return 0 end
-  local entry = redis.call('HMGET', KEYS[1], 'g', 'v')
-  if entry[1] == ARGV[7] or (tonumber(entry[2]) or 0) > tonumber(ARGV[3]) then return 0 end
-end
+if k == 'live' and not (ARGV[6] == 'g' and replaceable(KEYS[1], ARGV[7], tonumber(ARGV[3]))) then return 0 end
 write_whole(KEYS[1], 2, ARGV[1])
 return 1
 "#;
 
-/// After a database write: KEYS[1]; ARGV expiry ms, version, fields.
-/// Returns 1 stored, 0 refused (the same or a newer version, which may hold
-/// quick writes the record does not, or a tombstone).
+/// After a database write: KEYS[1]; ARGV expiry ms, version, fields (`v`,
+/// `m`, then `g` and the epoch in front of a database). Returns 1 stored, 0
+/// refused (the same or a newer version, which may hold quick writes the
+/// record does not, unless it is of another epoch and `replaceable`; or a
+/// tombstone).
 pub(super) const PUT: &str = r#"
 local k = kind(KEYS[1])
 if k == 'tomb' then return 0 end
-if k == 'live' and version(KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+if k == 'live' and version(KEYS[1]) >= tonumber(ARGV[2])
+  and not (ARGV[7] == 'g' and replaceable(KEYS[1], ARGV[8], tonumber(ARGV[2]))) then
+  return 0
+end
 write_whole(KEYS[1], 3, ARGV[1])
 return 1
 "#;
