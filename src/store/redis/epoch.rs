@@ -22,9 +22,9 @@
 //! `replaceable` in `scripts.rs`). Tombstones are kept whatever their
 //! epoch: a session deleted before the restart is still deleted. After a
 //! failed call (a read, a write, or an ask) the token is forgotten, and
-//! every read waits for one ask, sent one at a time, before it reads. A cache-only store (Redis
-//! holds the only copy) and a Redis Cluster (one epoch key could not speak
-//! for every primary) have no epoch.
+//! every read waits for one ask, sent one at a time, before it reads. A
+//! cache-only store (Redis holds the only copy) and a Redis Cluster (one
+//! epoch key could not speak for every primary) have no epoch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,9 +35,10 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The hash field holding an entry's epoch.
 pub(super) const FIELD: &str = "g";
 
-/// How long the epoch key outlives the last app's asking when the server
-/// does not tell its run id (a Redis user refused `INFO`): then only a
-/// snapshot older than this, restored at a restart, is seen for what it is.
+/// How long the epoch key outlives the last ask that renews it when apps
+/// that cannot tell the run id (a Redis user refused `INFO`) are about (see
+/// [`EPOCH`]): for them only a snapshot older than this, restored at a
+/// restart, is seen for what it is.
 const UNTOLD_TTL_MS: u64 = 60_000;
 
 /// Returns the current epoch's token, starting a new epoch when the server
