@@ -1130,6 +1130,22 @@ async fn an_entry_of_another_epoch_newer_than_the_refill_stays_and_takes_no_quic
     let stored = db.db().load(&id).await.unwrap().unwrap();
     assert_eq!(stored.data.get("seen").and_then(|v| v.as_bool()), Some(true), "in the database, not lost");
 
+    // The same in an earlier release's layout (its times in fields of
+    // their own, no epoch), written just now: kept too.
+    let now = chrono::Utc::now().timestamp_millis().to_string();
+    let earlier = [("v", "9"), ("c", now.as_str()), ("t", now.as_str()), ("e", "4102444800000")];
+    let () = redis::pipe()
+        .del(&key)
+        .ignore()
+        .hset_multiple(&key, &earlier)
+        .ignore()
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    redis.fill(&stored).await.unwrap();
+    let v: String = redis::cmd("HGET").arg(&key).arg("v").query_async(&mut connection).await.unwrap();
+    assert_eq!(v, "9", "an earlier release's newer entry, not replaced by an older refill");
+
     // An older entry of another epoch is replaced.
     let () =
         redis::cmd("HSET").arg(&key).arg(&["g", "other", "v", "1"][..]).query_async(&mut connection).await.unwrap();
@@ -1210,6 +1226,12 @@ async fn apps_with_and_without_info_share_one_epoch() {
         let after = pttl(admin.clone()).await;
         assert!(after > 0 && after <= before - 1000, "round {round}: not renewed ({before} → {after})");
     }
+    // Once no app that cannot tell has asked for a minute (its mark lapsed),
+    // an app that can takes the lifetime off: no new epoch on a quiet night.
+    let () = redis::cmd("DEL").arg(format!("{prefix}epoch:untold")).query_async(&mut admin).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let () = full.get(&by_full).await.map(drop).unwrap();
+    assert_eq!(pttl(admin.clone()).await, -1, "no lifetime without the mark");
     let () = redis::cmd("ACL").arg(&["DELUSER", user.as_str()][..]).query_async(&mut admin).await.unwrap();
 }
 

@@ -35,27 +35,30 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The hash field holding an entry's epoch.
 pub(super) const FIELD: &str = "g";
 
-/// How long the epoch key outlives the last ask that renews it when apps
-/// that cannot tell the run id (a Redis user refused `INFO`) are about (see
-/// [`EPOCH`]): for them only a snapshot older than this, restored at a
-/// restart, is seen for what it is.
+/// How long the mark of apps that cannot tell the run id (a Redis user
+/// refused `INFO`) lasts after their last ask, and the epoch key after the
+/// last ask that renews it while they are about (see [`EPOCH`]): for them
+/// only a snapshot older than this, restored at a restart, is told apart.
 const UNTOLD_TTL_MS: u64 = 60_000;
 
 /// Returns the current epoch's token, starting a new epoch when the server
 /// that holds the data is not the one that made the stored one. KEYS[1]
-/// the epoch key; ARGV[1] a new token, used when a new epoch starts; ARGV[2]
-/// the key's lifetime in ms when a caller that cannot tell the run id (`-`
-/// stands for it) is about.
+/// the epoch key, KEYS[2] the mark of callers that cannot tell the run id;
+/// ARGV[1] a new token, used when a new epoch starts; ARGV[2] the lifetime
+/// in ms of the mark, and of the epoch key while the mark is there.
 ///
-/// - A caller that cannot tell the run id trusts what is stored, and one
-///   that can adopts a token stored without one: apps under Redis users
-///   with and without `INFO` agree, rather than start new epochs in turn.
-/// - Such a caller keeps alive only a key stored without a run id, and
-///   gives a lifetime to one that has none: a key with a run id it trusts
-///   lapses a minute after the last caller that can tell asked (an admin
-///   tool run once, say), and a restart is told apart again from then on.
-///   A key that never met such a caller has no lifetime, so apps that can
-///   tell keep their epoch through a quiet night.
+/// - A caller that cannot tell the run id (`-` stands for it) trusts what
+///   is stored and renews the mark; one that can adopts a token stored
+///   without one: apps under Redis users with and without `INFO` agree,
+///   rather than start new epochs in turn.
+/// - While the mark is there the epoch key has a lifetime, renewed only by
+///   asks that can be trusted with it: a caller that cannot tell renews a
+///   key stored without a run id (and gives one with none a lifetime), one
+///   that can renews a key of its run id. So a run-id key such callers
+///   trust lapses a minute after the last caller that could tell asked (an
+///   admin tool run once, say), and a restart is told apart again. Once
+///   the mark has lapsed, a caller that can tell takes the lifetime off:
+///   apps that can tell keep their epoch through a quiet night.
 /// - Nothing is written when nothing changes, and a write refused as
 ///   `READONLY` (the URL names a replica, or a primary demoted a moment
 ///   ago) leaves the stored token in force: a replica's data is its
@@ -67,6 +70,8 @@ const UNTOLD_TTL_MS: u64 = 60_000;
 pub(super) const EPOCH: &str = r#"
 local info = redis.pcall('INFO', 'server')
 local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or '-'
+if run == '-' then redis.pcall('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+local marked = run == '-' or redis.call('EXISTS', KEYS[2]) == 1
 local stored = redis.pcall('GET', KEYS[1])
 local by, kept
 if type(stored) == 'string' then
@@ -75,16 +80,20 @@ if type(stored) == 'string' then
 end
 if kept and (by == run or run == '-') then
   local ttl = redis.call('PTTL', KEYS[1])
-  if (run == '-' and (by == '-' or ttl == -1)) or (run ~= '-' and ttl >= 0) then
+  if run == '-' then
+    if by == '-' or ttl == -1 then redis.pcall('PEXPIRE', KEYS[1], ARGV[2]) end
+  elseif marked then
     redis.pcall('PEXPIRE', KEYS[1], ARGV[2])
+  elseif ttl >= 0 then
+    redis.pcall('PERSIST', KEYS[1])
   end
   return kept
 end
-local token, lasting = ARGV[1], run == '-'
-if kept and by == '-' then token, lasting = kept, true end
+local token = ARGV[1]
+if kept and by == '-' then token = kept end
 local done = redis.pcall('DEL', KEYS[1])
 if not (type(done) == 'table' and done.err) then
-  if lasting then
+  if marked then
     done = redis.pcall('SET', KEYS[1], run .. ' ' .. token, 'PX', ARGV[2])
   else
     done = redis.pcall('SET', KEYS[1], run .. ' ' .. token)
@@ -102,6 +111,12 @@ return token
 /// key is 32 characters).
 pub(super) fn key(prefix: &str) -> String {
     format!("{prefix}epoch")
+}
+
+/// The mark of callers that cannot tell the run id (see [`EPOCH`]), beside
+/// the epoch key.
+pub(super) fn untold_key(prefix: &str) -> String {
+    format!("{prefix}epoch:untold")
 }
 
 /// The arguments of [`EPOCH`] after the key.
@@ -130,6 +145,9 @@ struct State {
     /// How many answers were learned: tells an ask queued behind another
     /// that it was answered meanwhile.
     answers: u64,
+    /// How many failures were met: an answer sent before one (by the
+    /// server that failed, maybe) is not learned.
+    failures: u64,
 }
 
 /// What [`Epoch::claim`] leaves the caller to do.
@@ -148,6 +166,8 @@ pub(super) struct Asking<'a> {
     learned: bool,
     /// [`State::answers`] when it was claimed.
     answers: u64,
+    /// [`State::failures`] when its turn came, before it is sent.
+    failures: u64,
 }
 
 impl<'a> Asking<'a> {
@@ -158,19 +178,25 @@ impl<'a> Asking<'a> {
         let turn = epoch.one_ask.lock().await;
         let state = self.epoch.state();
         let answered = state.token.clone().filter(|_| state.answers != self.answers);
+        self.failures = state.failures;
         drop(state);
         self.learned |= answered.is_some();
         (turn, answered)
     }
 
-    /// The server's answer.
-    pub(super) fn learn(mut self, token: &str) -> Arc<str> {
+    /// The server's answer, unless a call failed while it was on its way
+    /// (it may come from the server that failed): then none, and the epoch
+    /// stays unknown.
+    pub(super) fn learn(mut self, token: &str) -> Option<Arc<str>> {
+        let mut state = self.epoch.state();
+        if state.failures != self.failures {
+            return None;
+        }
         self.learned = true;
         let token: Arc<str> = token.into();
-        let mut state = self.epoch.state();
         state.token = Some(token.clone());
         state.answers += 1;
-        token
+        Some(token)
     }
 }
 
@@ -229,7 +255,7 @@ impl Epoch {
             Some(token) if !due => Claim::Known(token.clone()),
             _ => {
                 state.asked_at = Some(Instant::now());
-                Claim::Ask(Asking { epoch: self, learned: false, answers: state.answers })
+                Claim::Ask(Asking { epoch: self, learned: false, answers: state.answers, failures: state.failures })
             }
         }
     }
@@ -237,7 +263,9 @@ impl Epoch {
     /// A call failed: the server may have restarted. The token from before
     /// is not used again until the server is asked.
     pub(super) fn suspect(&self) {
-        self.state().token = None;
+        let mut state = self.state();
+        state.token = None;
+        state.failures += 1;
     }
 }
 
@@ -262,7 +290,7 @@ mod tests {
     fn after_a_failure_every_caller_asks_until_one_is_answered() {
         let epoch = Epoch::default();
         let Claim::Ask(asking) = epoch.claim() else { panic!("the first caller asks") };
-        assert_eq!(&*asking.learn("one"), "one");
+        assert_eq!(asking.learn("one").as_deref(), Some("one"));
         // Within the second, the token in force.
         assert_eq!(known(epoch.claim()).as_deref(), Some("one"));
         // A read that failed: nobody reads with the token from before.
@@ -293,6 +321,19 @@ mod tests {
         assert_eq!(answered.as_deref(), Some("one"), "the second takes its answer");
         drop(second);
         assert_eq!(known(epoch.claim()).as_deref(), Some("one"), "and does not make it suspect");
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_before_a_failure_is_not_learned() {
+        let epoch = Epoch::default();
+        let Claim::Ask(mut asking) = epoch.claim() else { panic!() };
+        let (turn, _) = asking.queue().await;
+        // A read fails while the ask is on its way: the answer may be the
+        // failed server's.
+        drop(epoch.unanswered());
+        drop(turn);
+        assert!(asking.learn("before").is_none());
+        assert!(known(epoch.claim()).is_none(), "still unknown: asked again");
     }
 
     #[test]

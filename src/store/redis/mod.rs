@@ -229,18 +229,24 @@ impl RedisCache {
         let no_script = |e: &redis::RedisError| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
         let mut loads = 0;
         loop {
-            match cmd.query_async(&mut connection).await {
+            let sent = match cmd.query_async(&mut connection).await {
                 Err(e) if no_script(&e) && loads < 2 => {
-                    script.load_async(&mut connection).await?;
                     loads += 1;
+                    script.load_async(&mut connection).await.map(|_| None)
                 }
-                Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
-                    // A write that met a restarted server, too: the reads
-                    // after it ask for the epoch first.
-                    self.epoch.suspect();
+                result => result.map(Some),
+            };
+            match sent {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                        // A write that met a restarted server, too: the
+                        // reads after it ask for the epoch first.
+                        self.epoch.suspect();
+                    }
                     return Err(e);
                 }
-                result => return result,
             }
         }
     }
@@ -259,12 +265,19 @@ impl RedisCache {
                 if answered.is_some() {
                     return Ok(answered);
                 }
-                let mut call = Cmd::with_capacity(5, 64);
-                call.arg("EVALSHA").arg(self.epoch_script.get_hash()).arg(1);
+                let mut call = Cmd::with_capacity(6, 96);
+                call.arg("EVALSHA").arg(self.epoch_script.get_hash()).arg(2);
+                call.arg(epoch::key(&self.prefix)).arg(epoch::untold_key(&self.prefix));
                 let (token, ttl_ms) = epoch::arguments();
-                call.arg(epoch::key(&self.prefix)).arg(token).arg(ttl_ms);
+                call.arg(token).arg(ttl_ms);
                 let token: String = self.invoke(&self.epoch_script, &call).await?;
-                Ok(Some(asking.learn(&token)))
+                match asking.learn(&token) {
+                    Some(token) => Ok(Some(token)),
+                    None => Err(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a call failed while the epoch was asked; it is asked again",
+                    ))),
+                }
             }
         }
     }

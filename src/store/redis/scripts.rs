@@ -80,17 +80,22 @@ end"#,
         "replaceable",
         r#"-- Whether a live entry may be replaced by a record of `version` written
 -- in `epoch` (`epoch.rs`): it is of another epoch (or none), and not newer
--- than the record, unless it was written over 5 s ago. A newer one written
+-- than the record, unless it was written over 5 s ago (its updated time,
+-- the app's clock, against Redis' own: apps' clocks off by seconds move
+-- the window). A newer one written
 -- since is a process's still on the epoch before (for up to a second), or
 -- of an earlier release: the record, read before it, must not hide it. An
 -- older one is what a restored database leaves behind.
 local function replaceable(key, epoch, version)
-  local entry = redis.call('HMGET', key, 'g', 'v', 'm')
+  local entry = redis.call('HMGET', key, 'g', 'v', 'm', 't')
   if entry[1] == epoch then return false end
   if (tonumber(entry[2]) or 0) <= version then return true end
-  local updated = entry[3] and tonumber(string.match(entry[3], '^%-?%d+ (%-?%d+) '))
+  -- The updated time: a `t` field of its own wins (an earlier release's
+  -- patch, or its layout), as the decoder reads it. None: newer, kept.
+  local updated = tonumber(entry[4]) or (entry[3] and tonumber(string.match(entry[3], '^%-?%d+ (%-?%d+) ')))
+  if not updated then return false end
   local now = redis.call('TIME')
-  return not updated or tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - updated > 5000
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - updated > 5000
 end"#,
     ),
     (
