@@ -454,19 +454,13 @@ impl CacheTier for RedisCache {
         let unanswered = epoch.is_some().then(|| self.epoch.unanswered());
         let fields: std::result::Result<Vec<Vec<u8>>, redis::RedisError> =
             read.query_async(&mut self.connection()).await;
+        let old_format = matches!(&fields, Err(e) if e.code() == Some("WRONGTYPE"));
+        if let Some(read) = unanswered.filter(|_| fields.is_ok() || old_format) {
+            read.answered();
+        }
         match fields {
-            Ok(fields) => {
-                if let Some(read) = unanswered {
-                    read.answered();
-                }
-                decode_fields(id, fields, epoch.as_deref())
-            }
-            Err(e) if e.code() == Some("WRONGTYPE") => {
-                if let Some(read) = unanswered {
-                    read.answered();
-                }
-                self.read_old_format(id, epoch.is_some()).await
-            }
+            Ok(fields) => decode_fields(id, fields, epoch.as_deref()),
+            Err(_) if old_format => self.read_old_format(id, epoch.is_some()).await,
             Err(e) => Err(cache_error("reading a session")(e)),
         }
     }
