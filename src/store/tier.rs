@@ -114,8 +114,9 @@ pub struct PurgeBatch {
     pub next: Option<String>,
     /// Share of the table walked so far, 0 to 1 (an estimate, for progress).
     pub progress: f64,
-    /// How long this batch held the write lock (SQLite: its `BEGIN
-    /// IMMEDIATE` transaction; PostgreSQL: its DELETE, row locks only).
+    /// How long this batch held the write lock (SQLite: its DELETE, or a
+    /// checkpoint that started the WAL over, whichever held it longer;
+    /// PostgreSQL: its DELETE, row locks only).
     pub write_lock: Duration,
 }
 

@@ -340,6 +340,31 @@ async fn the_wal_stays_bounded_while_the_app_writes_beside_the_purge() {
     assert!(wal_bytes < 40 << 20, "the WAL grew to {} MiB beside the app", wal_bytes >> 20);
 }
 
+/// A reader that keeps a transaction open (a long `export`, a report) keeps
+/// the WAL from being copied back, so the purge starts it over under the
+/// write lock, and that `RESTART` waits up to 10 ms for the reader while
+/// holding the lock the app's writes need. The purge reported only its
+/// DELETEs' locks (~1 ms for 500 rows here), not those restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_restart_under_the_write_lock_counts_in_the_reported_lock() {
+    let db = big_sqlite_padded(150_000, 300).await;
+    let mut reader = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&mut reader).await.unwrap();
+    assert_eq!(rows, 150_000);
+    let output = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || sessionctl(&url, &["purge-expired", "--batch-size", "500", "--output", "json"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    let summary = json_output(&output);
+    assert_eq!(summary["deleted"].as_u64(), Some(75_000));
+    let lock = summary["longest_write_lock_ms"].as_u64().unwrap();
+    assert!(lock >= 10, "a restart held the lock while waiting for the reader, not reported: {summary}");
+}
+
 /// SQLite keeps a WAL file at its largest size for as long as a connection
 /// is open: one that grew (a purge beside the app before the restart, a long
 /// reader, one big import) stayed that size on disk. Every connection now

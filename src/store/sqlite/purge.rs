@@ -94,14 +94,31 @@ impl Checkpointer {
     /// ([`restart`]); when that is refused (a reader holds on to the WAL),
     /// the next try waits for the WAL to grow by half as much again, so a
     /// long reader does not cost the app a held lock every batch.
-    async fn settle_if_behind(&mut self, lag: i64, restart_at: &mut i64) {
+    ///
+    /// Returns how long a restart held the write lock (zero when none
+    /// ran): the app's writes wait that long, so the batch reports it.
+    async fn settle_if_behind(&mut self, lag: i64, restart_at: &mut i64) -> Duration {
         let behind = |frames: i64, batches: u32| frames > lag || batches >= MAX_BATCHES_PER_CHECKPOINT;
         if matches!(self, Checkpointer::Running(_, frames, batches) if behind(*frames, *batches)) {
             self.settle().await;
         }
-        let Checkpointer::Idle(connection, frames) = self else { return };
-        if *frames <= lag.max(*restart_at) {
-            return;
+        let Checkpointer::Idle(connection, frames) = self else { return Duration::ZERO };
+        if *frames <= lag.max(UNLOCKED_RESTART_FRAMES) {
+            return Duration::ZERO;
+        }
+        if *frames <= *restart_at {
+            // First without the lock: once a checkpoint has copied the whole
+            // WAL, the next write (the DELETE that follows at once, or an
+            // app's) starts it over, unless a transaction begun before still
+            // reads it; the next checkpoint's report tells.
+            for _ in 0..UNLOCKED_RESTART_TRIES {
+                match wal_checkpoint(connection, "PASSIVE").await {
+                    Some(Checkpointed { busy: false, frames: log, copied }) if log >= 0 && copied == log => break,
+                    Some(Checkpointed { frames: log, .. }) if log >= 0 => *frames = log,
+                    _ => break,
+                }
+            }
+            return Duration::ZERO;
         }
         match restart(connection).await {
             Some(Restarted { frames: 0, held }) => {
@@ -111,12 +128,17 @@ impl Checkpointer {
                 // (1, 2, 5, 10, 15, 20, 25 ms …): let them in before the
                 // purge's next DELETE takes it again.
                 tokio::time::sleep(held.clamp(Duration::from_millis(1), Duration::from_millis(25))).await;
+                held
             }
-            Some(Restarted { frames: left, .. }) => {
+            Some(Restarted { frames: left, held }) => {
                 *frames = left;
                 *restart_at = left + RESTART_FRAMES / 2;
+                held
             }
-            None => *restart_at = *frames + RESTART_FRAMES / 2,
+            None => {
+                *restart_at = *frames + RESTART_FRAMES / 2;
+                Duration::ZERO
+            }
         }
     }
 
@@ -142,6 +164,7 @@ impl Checkpointer {
                 *self = Checkpointer::Running(
                     tokio::spawn(async move {
                         let reported = checkpoint(&mut connection).await.unwrap_or(frames);
+                        tracing::trace!(frames = reported, "purge: WAL size");
                         (connection, reported)
                     }),
                     frames,
@@ -171,15 +194,29 @@ impl Checkpointer {
 /// a checkpoint refused because another connection's runs (an app commit's
 /// automatic one) reports -1, as does a database not in WAL mode.
 async fn checkpoint(connection: &mut SqliteConnection) -> Option<i64> {
-    wal_checkpoint(connection, "PASSIVE").await.map(|(_, frames)| frames).filter(|frames| *frames >= 0)
+    wal_checkpoint(connection, "PASSIVE").await.map(|done| done.frames).filter(|frames| *frames >= 0)
 }
 
-/// `PRAGMA wal_checkpoint(mode)`: whether it was refused (`busy`), and the
-/// WAL size in frames (-1 when unknown).
-async fn wal_checkpoint(connection: &mut SqliteConnection, mode: &'static str) -> Option<(bool, i64)> {
+/// What `PRAGMA wal_checkpoint` answered.
+struct Checkpointed {
+    /// Refused: another checkpoint ran, or (`RESTART`) the lock or the
+    /// readers were not had in time.
+    busy: bool,
+    /// The WAL's size in frames (-1 when unknown).
+    frames: i64,
+    /// How many of them are now copied into the database (-1 when unknown).
+    copied: i64,
+}
+
+/// `PRAGMA wal_checkpoint(mode)`.
+async fn wal_checkpoint(connection: &mut SqliteConnection, mode: &'static str) -> Option<Checkpointed> {
     let row =
         sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA wal_checkpoint({mode})"))).fetch_one(connection).await.ok()?;
-    Some((row.try_get::<i64, _>(0).ok()? != 0, row.try_get::<i64, _>(1).ok()?))
+    Some(Checkpointed {
+        busy: row.try_get::<i64, _>(0).ok()? != 0,
+        frames: row.try_get::<i64, _>(1).ok()?,
+        copied: row.try_get::<i64, _>(2).ok()?,
+    })
 }
 
 /// What a [`restart`] did: the WAL size the next batch goes by (0 once it
@@ -211,11 +248,12 @@ async fn restart(connection: &mut SqliteConnection) -> Option<Restarted> {
     let started = std::time::Instant::now();
     let outcome = wal_checkpoint(connection, "RESTART").await;
     let held = started.elapsed();
+    tracing::debug!(held_ms = held.as_secs_f64() * 1e3, "purge: WAL restarted under the write lock");
     sqlx::query(set_busy(0)).execute(&mut *connection).await.ok()?;
     match outcome? {
-        (false, _) => Some(Restarted { frames: 0, held }),
-        (true, frames) if frames >= 0 => Some(Restarted { frames, held }),
-        (true, _) => None,
+        Checkpointed { busy: false, .. } => Some(Restarted { frames: 0, held }),
+        Checkpointed { frames, .. } if frames >= 0 => Some(Restarted { frames, held }),
+        Checkpointed { .. } => None,
     }
 }
 
@@ -226,6 +264,19 @@ async fn restart(connection: &mut SqliteConnection) -> Option<Restarted> {
 /// with the WAL left to grow; BENCHMARKS.md). [`super::JOURNAL_SIZE_LIMIT`]
 /// is twice this.
 const RESTART_FRAMES: i64 = 8_000;
+
+/// WAL size (frames, 16 MiB) past which the purge has it copied whole
+/// before its DELETE, so that the DELETE (or the app's next write) starts
+/// it over with no lock held for it; past [`RESTART_FRAMES`] it is started
+/// over under the write lock ([`restart`]), which holds the app's writes
+/// for its fsyncs (25–76 ms in 5 of 99 on ten million rows). Beside an app
+/// saving every ~2 ms the first way usually worked within a few batches
+/// (~400 frames each), and the second ran 13 times per purge instead of
+/// ~50 (BENCHMARKS.md).
+const UNLOCKED_RESTART_FRAMES: i64 = RESTART_FRAMES / 2;
+
+/// Passive checkpoints a batch runs to have the WAL copied whole.
+const UNLOCKED_RESTART_TRIES: u32 = 2;
 
 /// How long a checkpoint that restarts the WAL waits for the write lock
 /// and for readers to leave the WAL (app writes wait behind it).
@@ -278,7 +329,8 @@ impl DatabasePurge for SqliteDatabase {
         let Some(options) = &self.purge_options else {
             // In memory: the pool's one connection is the database.
             let mut connection = self.pool.acquire().await.map_err(db_error(OP))?;
-            return purge_batch(&mut connection, now, after, window, return_ids, &mut false, None).await;
+            let batch = purge_batch(&mut connection, now, after, window, return_ids, &mut false, None).await;
+            return batch.map(|(batch, _)| batch);
         };
         let mut purge = self.purge.lock().await;
         if purge.is_none() {
@@ -328,15 +380,16 @@ impl DatabasePurge for SqliteDatabase {
         let quiet = version.is_some() && version == state.data_version;
         state.lag = if quiet { QUIET_CHECKPOINT_LAG_FRAMES } else { CHECKPOINT_LAG_FRAMES };
         state.data_version = version;
-        if let Ok(batch) = &result {
-            state.window = if batch.write_lock > LOCK_CEILING {
+        if let Ok((_, delete_lock)) = &result {
+            state.window = if *delete_lock > LOCK_CEILING {
                 Some((window / 2).max(MIN_WINDOW.min(window)))
-            } else if batch.write_lock < LOCK_FLOOR {
+            } else if *delete_lock < LOCK_FLOOR {
                 Some(window.saturating_add(window / 4))
             } else {
                 Some(window)
             };
         }
+        let result = result.map(|(batch, _)| batch);
         let walk_over = !matches!(&result, Ok(batch) if batch.next.is_some());
         // A passive checkpoint after every batch, in the background: the
         // app's own commits then find the WAL already copied back and never
@@ -424,7 +477,7 @@ async fn purge_batch(
     return_ids: bool,
     dense: &mut bool,
     checkpointer: Option<(&mut Checkpointer, i64, &mut i64)>,
-) -> Result<PurgeBatch> {
+) -> Result<(PurgeBatch, Duration)> {
     const OP: &str = "purging expired sessions";
     let after = after.unwrap_or("");
     let window = i64::from(window.max(1));
@@ -461,7 +514,10 @@ async fn purge_batch(
     let progress = upper.as_deref().map_or(1.0, key_fraction);
     if none_expired {
         let write_lock = Duration::ZERO;
-        return Ok(PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: upper, progress, write_lock });
+        return Ok((
+            PurgeBatch { deleted: Vec::new(), deleted_count: 0, next: upper, progress, write_lock },
+            write_lock,
+        ));
     }
     // Range statements in two shapes, so the primary key bounds the range on
     // both ends (an `upper IS NULL OR` would make every batch scan to the end).
@@ -477,9 +533,10 @@ async fn purge_batch(
         (false, None, false) => "DELETE FROM sessions WHERE id > ?1 AND expires_at <= ?3",
     };
     let second = if by_id { expired_ids.as_deref() } else { upper.as_deref() };
-    if let Some((checkpointer, lag, restart_at)) = checkpointer {
-        checkpointer.settle_if_behind(lag, restart_at).await;
-    }
+    let restart_held = match checkpointer {
+        Some((checkpointer, lag, restart_at)) => checkpointer.settle_if_behind(lag, restart_at).await,
+        None => Duration::ZERO,
+    };
     // The DELETE is its own transaction: a write statement takes the write
     // lock when it starts, as `BEGIN IMMEDIATE` would, but outside an
     // explicit transaction SQLite keeps no statement journal of the pages it
@@ -499,5 +556,8 @@ async fn purge_batch(
         ((Vec::new(), result.map_err(db_error(OP))?.rows_affected()), write_lock)
     };
     *dense = deleted_count.saturating_mul(SPARSE_WINDOW_SHARE as u64) > window as u64;
-    Ok(PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock })
+    // The window is sized by the DELETE's own lock; what the batch reports
+    // also counts a restart's, which the app's writes waited for as well.
+    let batch = PurgeBatch { deleted, deleted_count, next: upper, progress, write_lock: write_lock.max(restart_held) };
+    Ok((batch, write_lock))
 }
