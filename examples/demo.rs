@@ -39,6 +39,9 @@ fn internal(error: sessionctl::Error) -> Response {
 async fn counter(session: Session) -> Response {
     let visits: u64 = match session.get("visits").await {
         Ok(visits) => visits.unwrap_or(0) + 1,
+        // Written as something else (by an earlier version of this page):
+        // counted again from here rather than failing every request.
+        Err(sessionctl::Error::WrongType { .. }) => 1,
         Err(e) => return internal(e),
     };
     if let Err(e) = session.insert("visits", visits).await {

@@ -52,6 +52,17 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// A session value is not of the type the handler asked for (a value
+    /// written by an earlier release of the app, say). The session is left
+    /// as it was.
+    #[error("session value {key:?} has another type: {reason}")]
+    WrongType {
+        /// The session key.
+        key: String,
+        /// What serde found instead.
+        reason: String,
+    },
+
     /// A stored record (database row or cache entry) cannot be decoded.
     #[error("stored session {id} is corrupt: {reason}")]
     Corrupt {
@@ -218,6 +229,7 @@ impl Error {
             Error::InvalidId(reason) => Error::InvalidId(reason.clone()),
             Error::TooLarge { size, limit } => Error::TooLarge { size: *size, limit: *limit },
             Error::Conflict { id, attempts } => Error::Conflict { id: id.clone(), attempts: *attempts },
+            Error::WrongType { key, reason } => Error::WrongType { key: key.clone(), reason: reason.clone() },
             Error::Corrupt { id, reason } => Error::Corrupt { id: id.clone(), reason: reason.clone() },
             Error::Database { backend, operation, source } => {
                 Error::Database { backend, operation, source: message(source) }

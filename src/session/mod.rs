@@ -291,7 +291,9 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
+    /// fails is bypassed), or [`Error::WrongType`] when the value is not a
+    /// `T` (a value written by an earlier release of the app, say: match it
+    /// to drop or convert the value rather than fail the request).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         // From the stored value itself, not a copy of it.
         let state = self.loaded().await?;
@@ -349,8 +351,8 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), [`Error::Config`] for a value that does not serialize to
-    /// JSON, [`Error::InvalidInput`] for one holding a NUL character.
+    /// fails is bypassed), [`Error::InvalidInput`] for a value that does not serialize
+    /// to JSON (a map keyed by tuples, say) or holds a NUL character.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         self.set(key, to_value(key, value)?, false).await
     }
@@ -364,8 +366,8 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), [`Error::Config`] for a value that does not serialize to
-    /// JSON, [`Error::InvalidInput`] for one holding a NUL character.
+    /// fails is bypassed), [`Error::InvalidInput`] for a value that does not serialize
+    /// to JSON (a map keyed by tuples, say) or holds a NUL character.
     pub async fn insert_quick<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         self.set(key, to_value(key, value)?, true).await
     }
@@ -401,9 +403,10 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
+    /// fails is bypassed), or [`Error::WrongType`] when the value is not a
+    /// `T` (it is then left in the session).
     pub async fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.take(key, false).await?.map(|value| from_value(key, value)).transpose()
+        self.take(key, false).await
     }
 
     /// [`pop`](Self::pop) as a quick (cache-only) change.
@@ -412,17 +415,21 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), or [`Error::Config`] when the value is not a `T`.
+    /// fails is bypassed), or [`Error::WrongType`] when the value is not a
+    /// `T` (it is then left in the session).
     pub async fn pop_quick<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.take(key, true).await?.map(|value| from_value(key, value)).transpose()
+        self.take(key, true).await
     }
 
-    async fn take(&self, key: &str, quick: bool) -> Result<Option<Value>> {
+    /// Removes `key` and returns its value as `T`. A value that is not a
+    /// `T` stays where it is: the caller's error must not cost the user it.
+    async fn take<T: DeserializeOwned>(&self, key: &str, quick: bool) -> Result<Option<T>> {
         let mut state = self.loaded().await?;
         let state = &mut *state;
-        let Some(value) = state.record.as_mut().and_then(|r| r.data.remove(key)) else {
-            return Ok(None);
-        };
+        let Some(record) = state.record.as_mut() else { return Ok(None) };
+        let Some(value) = record.data.get_as(key) else { return Ok(None) };
+        let value = value.map_err(|e| wrong_type(key, e))?;
+        record.data.remove(key);
         state.pending.changes.insert(key.to_owned(), Change::Remove);
         state.mark(quick);
         Ok(Some(value))
@@ -606,16 +613,13 @@ impl Session {
     }
 }
 
-/// A stored value as `T`; a clear error when it holds something else.
-fn from_value<T: DeserializeOwned>(key: &str, value: Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| wrong_type(key, e))
-}
-
+/// A stored value that is not the type asked for (often one written by an
+/// earlier release of the app).
 fn wrong_type(key: &str, error: serde_json::Error) -> Error {
-    Error::Config(format!("session value {key:?} has another type: {error}"))
+    Error::WrongType { key: key.to_owned(), reason: error.to_string() }
 }
 
 fn to_value<T: Serialize>(key: &str, value: T) -> Result<Value> {
     serde_json::to_value(value)
-        .map_err(|e| Error::Config(format!("session value {key:?} cannot be stored as JSON: {e}")))
+        .map_err(|e| Error::InvalidInput(format!("session value {key:?} cannot be stored as JSON: {e}")))
 }

@@ -292,3 +292,41 @@ async fn saves_go_through_again_once_connections_left_read_only_are_replaced() {
         assert_eq!(save(n).await, Ok(SaveStatus::Saved), "save {n}: the read-only connections are retired");
     }
 }
+
+/// A value of another type than the handler asks for, as a deploy that
+/// changed a struct finds in every older session: a typed error naming the
+/// key (it was "invalid configuration"), and a `pop` of it leaves it in the
+/// session, where it was removed, and saved removed, before — a handler
+/// that ignored the error lost the user's value.
+#[tokio::test]
+async fn a_value_of_another_type_is_a_typed_error_and_a_pop_of_it_loses_nothing() {
+    let db = harness::sqlite().await;
+    let config = Arc::new(SessionConfig::new(harness::keys()).with_cookie_only_threshold(0));
+    let session = Session::new(db.store.clone(), config.clone(), None);
+    session.insert("cart", json!({"items": [1, 2]})).await.unwrap();
+    let cookie = set_value(&session.save().await.unwrap());
+
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    match session.get::<u64>("cart").await {
+        Err(sessionctl::Error::WrongType { key, .. }) => assert_eq!(key, "cart"),
+        other => panic!("expected a WrongType error, got {other:?}"),
+    }
+    let popped = session.pop::<Vec<u64>>("cart").await;
+    assert!(matches!(popped, Err(sessionctl::Error::WrongType { .. })), "{popped:?}");
+    assert!(matches!(session.pop_quick::<String>("cart").await, Err(sessionctl::Error::WrongType { .. })));
+    // The handler went on (the error ignored) and the request was saved.
+    session.insert("seen", true).await.unwrap();
+    session.save().await.unwrap();
+
+    let session = Session::new(db.store.clone(), config, Some(&cookie));
+    assert_eq!(session.get::<serde_json::Value>("cart").await.unwrap(), Some(json!({"items": [1, 2]})));
+    assert_eq!(session.pop::<serde_json::Value>("cart").await.unwrap(), Some(json!({"items": [1, 2]})));
+    assert_eq!(session.get::<serde_json::Value>("cart").await.unwrap(), None, "a pop of the right type removes");
+
+    // A value that cannot be JSON is the handler's input, refused at insert.
+    let tuples: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    match session.insert("grid", tuples).await {
+        Err(sessionctl::Error::InvalidInput(message)) => assert!(message.contains("grid"), "{message}"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
