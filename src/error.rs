@@ -63,6 +63,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// The work a call waited on ended without an outcome: the task writing
+    /// a combined save of this session died, or the runtime shut down
+    /// first. Whether the change landed is not known; nothing was wrong
+    /// with the request or the configuration.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// A stored record (database row or cache entry) cannot be decoded.
     #[error("stored session {id} is corrupt: {reason}")]
     Corrupt {
@@ -229,6 +236,7 @@ impl Error {
             Error::InvalidId(reason) => Error::InvalidId(reason.clone()),
             Error::TooLarge { size, limit } => Error::TooLarge { size: *size, limit: *limit },
             Error::Conflict { id, attempts } => Error::Conflict { id: id.clone(), attempts: *attempts },
+            Error::Interrupted(reason) => Error::Interrupted(reason.clone()),
             Error::WrongType { key, reason } => Error::WrongType { key: key.clone(), reason: reason.clone() },
             Error::Corrupt { id, reason } => Error::Corrupt { id: id.clone(), reason: reason.clone() },
             Error::Database { backend, operation, source } => {

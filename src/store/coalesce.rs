@@ -98,7 +98,7 @@ impl PatchQueues {
     pub(crate) fn abandon(&self, id: &SessionKey) {
         let waiting = self.locked().remove(id).unwrap_or_default();
         let senders = waiting.into_iter().map(|(_, sender)| sender).collect();
-        deliver(senders, &Err(Error::Config("a combined write of this session was abandoned".into())));
+        deliver(senders, &Err(Error::Interrupted("a combined write of this session was abandoned".into())));
     }
 }
 
@@ -155,5 +155,27 @@ mod tests {
         assert_eq!(serde_json::Value::from(merged.set.clone()), json!({"x": 3, "y": 1, "z": 2}));
         assert!(merged.removed.is_empty(), "{:?}", merged.removed);
         assert_eq!(merged.user_id, Some(Some("u".into())));
+    }
+
+    /// The task writing a session's combined save ended early: the requests
+    /// queued behind it learn that it was interrupted (they were told
+    /// "invalid configuration", which sent operators after their config).
+    #[test]
+    fn requests_queued_behind_an_abandoned_write_are_told_it_was_interrupted() {
+        let queues = PatchQueues::default();
+        let id = SessionKey::generate().1;
+        let patch = Patch::new(record::now()).with_set("x", json!(1));
+        assert!(matches!(queues.enter(&id, &patch), Turn::Write));
+        let Turn::Wait(mut waiting) = queues.enter(&id, &patch) else { panic!("the second request must wait") };
+        queues.abandon(&id);
+        match waiting.try_recv() {
+            Ok(Err(error)) => {
+                assert!(matches!(error, Error::Interrupted(_)), "{error:?}");
+                assert!(!error.to_string().contains("configuration"), "{error}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        // The session is free for the next request to write.
+        assert!(matches!(queues.enter(&id, &patch), Turn::Write));
     }
 }

@@ -644,6 +644,8 @@ impl Store {
     /// [`Error::Timeout`] when it does not answer in time), or
     /// [`Error::Config`] when the store has no database; a failing cache in front of a
     /// database is bypassed (in cache-only mode its [`Error::Cache`] is returned).
+    /// A request whose change was combined into another's write that never
+    /// ended (its task died, the runtime shut down) gets [`Error::Interrupted`].
     pub async fn patch(&self, base: &Record, patch: &Patch) -> Result<PatchOutcome> {
         let receiver = match self.inner.patches.enter(&base.id, patch) {
             coalesce::Turn::Wait(receiver) => receiver,
@@ -660,7 +662,7 @@ impl Store {
         let bound = self.inner.options.database_timeout.saturating_mul(2);
         let version = match tokio::time::timeout(bound, receiver).await {
             Ok(Ok(outcome)) => outcome?,
-            Ok(Err(_)) => return Err(Error::Config("a combined write of this session was abandoned".into())),
+            Ok(Err(_)) => return Err(Error::Interrupted("a combined write of this session was abandoned".into())),
             Err(_) => return Err(Error::Timeout { backend: "store", operation: "saving a session", after: bound }),
         };
         patched(base, patch, version)
@@ -994,7 +996,7 @@ impl Drop for QueuedPatches<'_> {
                 runtime.spawn(self.store.clone().drain_patches(self.id.clone(), patch, senders));
             }
             Err(_) => {
-                let error = Err(Error::Config("no runtime left to write this session's changes".into()));
+                let error = Err(Error::Interrupted("no runtime left to write this session's changes".into()));
                 coalesce::deliver(senders, &error);
                 self.store.inner.patches.abandon(self.id);
             }
