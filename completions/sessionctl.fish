@@ -30,7 +30,7 @@ complete -c sessionctl -n "__fish_sessionctl_needs_command" -l redis-prefix -d '
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_needs_command" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_needs_command" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
 complete -c sessionctl -n "__fish_sessionctl_needs_command" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -56,7 +56,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l redis-pre
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand show" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -71,7 +71,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l redis-pre
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l active -d 'Only sessions that have not expired'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l expired -d 'Only expired sessions (not purged yet)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand list" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
@@ -86,7 +86,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l redis-pr
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l exact -d 'Read every row (a progress bar on a terminal) instead of estimating a large table\'s counts and distributions from a sample'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand stats" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
@@ -102,7 +102,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l redis-pre
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand edit" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -115,7 +115,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand expire" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -127,7 +127,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l dry-run -d 'Say what would be deleted, delete nothing'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand delete" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
@@ -143,7 +143,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l dry-run -d 'Count what would be revoked, revoke nothing'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand revoke" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
@@ -157,7 +157,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l red
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand regenerate" -s q -l quiet -d 'Print only errors (and the data asked for)'
@@ -172,7 +172,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l active -d 'Only sessions that have not expired'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l expired -d 'Only expired sessions (not purged yet)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand export" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
@@ -186,7 +186,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l redis-p
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l replace -d 'Overwrite sessions that already exist (default: keep them)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l skip-invalid -d 'Import the valid lines of a file that has invalid ones, reporting each skipped line'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand import" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
@@ -203,7 +203,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l 
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l dry-run -d 'Count what would be purged, delete nothing'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand purge-expired" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'
@@ -224,7 +224,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l red
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l once -d 'Run one pass now and exit'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l run-on-start -d 'Also run a pass right after starting'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand serve-cron" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
@@ -238,7 +238,7 @@ complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l redis-
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l secret-file -d 'File holding the cookie keys, one per line, newest first (or set SESSIONCTL_SECRET to the keys themselves)' -r -F
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -s o -l output -d 'Output format' -r -f -a "table\t'Human-readable tables'
 json\t'Stable JSON for scripts (one document per command; `list` and `export` write one object per line)'"
-complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate' -r -f
+complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l database-timeout -d 'Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk' -r -f
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l check -d 'Change nothing: list the pending migrations, and exit 1 when there are any (for deploy pipelines)'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l no-cache -d 'Change sessions in the database alone, accepting that the apps\' cache serves its old copies until they expire'
 complete -c sessionctl -n "__fish_sessionctl_using_subcommand migrate" -l ignore-not-found -d 'Exit 0 when no session or user matched (for scripts; the default is exit 3)'

@@ -90,7 +90,7 @@ pub struct GlobalOpts {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate.
+    /// Longest one database call may take (connecting included) before the command fails, e.g. 15s, 500ms; raise it for a long migrate, or a `list` of millions of sessions read from a cold disk.
     #[arg(
         long,
         global = true,
@@ -376,12 +376,13 @@ fn is_config_error(error: &anyhow::Error) -> bool {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database_timeout = cli.global.database_timeout;
     let ctx = Ctx {
         global: cli.global,
         cache_unreachable: std::sync::OnceLock::new(),
         ids_unmoved: std::sync::OnceLock::new(),
     };
-    match cli.command {
+    let result = match cli.command {
         Command::Show(args) => show::run(&ctx, args).await,
         Command::List(args) => list::run(&ctx, args).await,
         Command::Stats(args) => stats::run(&ctx, args).await,
@@ -396,7 +397,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ServeCron(args) => serve_cron::run(&ctx, *args).await,
         Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Generate(args) => generate::run(args),
+    };
+    result.map_err(|error| with_timeout_hint(error, database_timeout))
+}
+
+/// A database call cut by `--database-timeout` says how to give it longer:
+/// a hung server and a slow one look alike from here, and a whole-table
+/// `list` of ten million SQLite rows read from a cold disk took over the
+/// default 15 s (a warm one ~1 s).
+fn with_timeout_hint(error: anyhow::Error, timeout: std::time::Duration) -> anyhow::Error {
+    let database = |cause: &(dyn std::error::Error + 'static)| {
+        matches!(cause.downcast_ref::<Error>(), Some(Error::Timeout { backend: "sqlite" | "postgres", .. }))
+    };
+    if !error.chain().any(database) {
+        return error;
     }
+    let line = one_line(&error);
+    anyhow::anyhow!(
+        "{line} (--database-timeout {timeout:?}: if the database is only slow, a large table or a cold disk, give it longer)"
+    )
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the level. The daemon logs at info

@@ -773,6 +773,8 @@ fn a_hung_database_fails_each_command_within_its_timeout() {
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(errors.len(), 1, "{args:?}: one error line: {stderr}");
         assert!(errors[0].contains("did not answer within 1s"), "{args:?}: {stderr}");
+        // … and says how to give a database that is only slow longer.
+        assert!(errors[0].contains("(--database-timeout 1s: "), "{args:?}: {stderr}");
         assert!(!stderr.contains("topsecret"), "{stderr}");
         assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
     }
