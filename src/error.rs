@@ -63,6 +63,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A value given to the session cannot be serialized to JSON by its
+    /// type (a map keyed by tuples, a poisoned lock, a `Serialize` that
+    /// fails): a fault of the app's, refused at `insert`.
+    #[error("session value {key:?} cannot be stored as JSON: {reason}")]
+    Unserializable {
+        /// The session key.
+        key: String,
+        /// serde's message.
+        reason: String,
+    },
+
     /// The work a call waited on ended without an outcome: the task writing
     /// a combined save of this session died, or the runtime shut down
     /// first. Whether the change landed is not known; nothing was wrong
@@ -237,6 +248,7 @@ impl Error {
             Error::TooLarge { size, limit } => Error::TooLarge { size: *size, limit: *limit },
             Error::Conflict { id, attempts } => Error::Conflict { id: id.clone(), attempts: *attempts },
             Error::Interrupted(reason) => Error::Interrupted(reason.clone()),
+            Error::Unserializable { key, reason } => Error::Unserializable { key: key.clone(), reason: reason.clone() },
             Error::WrongType { key, reason } => Error::WrongType { key: key.clone(), reason: reason.clone() },
             Error::Corrupt { id, reason } => Error::Corrupt { id: id.clone(), reason: reason.clone() },
             Error::Database { backend, operation, source } => {

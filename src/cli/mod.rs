@@ -412,10 +412,42 @@ fn with_timeout_hint(error: anyhow::Error, timeout: std::time::Duration) -> anyh
     if !error.chain().any(database) {
         return error;
     }
-    let line = one_line(&error);
-    anyhow::anyhow!(
-        "{line} (--database-timeout {timeout:?}: if the database is only slow, a large table or a cold disk, give it longer)"
-    )
+    let line = format!(
+        "{} (--database-timeout {}: if the database is only slow, a large table or a cold disk, give it longer)",
+        one_line(&error),
+        flag_duration(timeout)
+    );
+    anyhow::Error::new(TimeoutHint { line, source: error })
+}
+
+/// A duration as `--database-timeout` takes it back (`15s`, `2m`, `1500ms`).
+fn flag_duration(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    match (millis % 1000, duration.as_secs()) {
+        (0, secs) if secs > 0 && secs % 60 == 0 => format!("{}m", secs / 60),
+        (0, secs) => format!("{secs}s"),
+        _ => format!("{millis}ms"),
+    }
+}
+
+/// The error line with the timeout hint; the error it was made from stays
+/// its source, so the exit code is still read from the whole chain.
+#[derive(Debug)]
+struct TimeoutHint {
+    line: String,
+    source: anyhow::Error,
+}
+
+impl std::fmt::Display for TimeoutHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
+impl std::error::Error for TimeoutHint {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the level. The daemon logs at info
@@ -591,5 +623,22 @@ pub fn recorded_redis_prefix(recorded: Option<&AppCache>) -> Option<String> {
     match recorded {
         Some(AppCache::Redis { prefix }) => Some(prefix.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// The hint names the timeout as the flag takes it back (it printed
+    /// `1.5s`, which the flag refuses, for `1500ms`).
+    #[test]
+    fn the_timeout_hint_prints_what_the_flag_parses() {
+        for (given, printed) in [("15s", "15s"), ("2m", "2m"), ("1500ms", "1500ms"), ("90s", "90s"), ("0s", "0s")] {
+            let duration = sessionctl::purge::parse_duration(given).unwrap();
+            assert_eq!(super::flag_duration(duration), printed);
+            assert_eq!(sessionctl::purge::parse_duration(printed), Ok(duration));
+        }
+        assert_eq!(super::flag_duration(Duration::from_millis(1)), "1ms");
     }
 }

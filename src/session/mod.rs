@@ -351,8 +351,9 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), [`Error::InvalidInput`] for a value that does not serialize
-    /// to JSON (a map keyed by tuples, say) or holds a NUL character.
+    /// fails is bypassed), [`Error::Unserializable`] for a value its type cannot
+    /// serialize to JSON (a map keyed by tuples, say), [`Error::InvalidInput`] for
+    /// one holding a NUL character.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         self.set(key, to_value(key, value)?, false).await
     }
@@ -366,8 +367,9 @@ impl Session {
     ///
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
-    /// fails is bypassed), [`Error::InvalidInput`] for a value that does not serialize
-    /// to JSON (a map keyed by tuples, say) or holds a NUL character.
+    /// fails is bypassed), [`Error::Unserializable`] for a value its type cannot
+    /// serialize to JSON (a map keyed by tuples, say), [`Error::InvalidInput`] for
+    /// one holding a NUL character.
     pub async fn insert_quick<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         self.set(key, to_value(key, value)?, true).await
     }
@@ -394,7 +396,7 @@ impl Session {
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
     /// fails is bypassed).
     pub async fn remove(&self, key: &str) -> Result<Option<Value>> {
-        self.take(key, false).await
+        self.take_value(key, false).await
     }
 
     /// Removes a key and returns its value deserialized as `T`.
@@ -404,7 +406,8 @@ impl Session {
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
     /// fails is bypassed), or [`Error::WrongType`] when the value is not a
-    /// `T` (it is then left in the session).
+    /// `T`: it is then left in the session (a flash message of an earlier
+    /// release, say), and [`remove`](Self::remove) drops it.
     pub async fn pop<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.take(key, false).await
     }
@@ -416,7 +419,8 @@ impl Session {
     /// Fails when the session must be loaded and the store cannot be read
     /// ([`Error::Database`], [`Error::Timeout`]; a cache that
     /// fails is bypassed), or [`Error::WrongType`] when the value is not a
-    /// `T` (it is then left in the session).
+    /// `T`: it is then left in the session (a flash message of an earlier
+    /// release, say), and [`remove`](Self::remove) drops it.
     pub async fn pop_quick<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.take(key, true).await
     }
@@ -430,6 +434,16 @@ impl Session {
         let Some(value) = record.data.get_as(key) else { return Ok(None) };
         let value = value.map_err(|e| wrong_type(key, e))?;
         record.data.remove(key);
+        state.pending.changes.insert(key.to_owned(), Change::Remove);
+        state.mark(quick);
+        Ok(Some(value))
+    }
+
+    /// Removes `key` and returns its value as it is (moved out, not copied).
+    async fn take_value(&self, key: &str, quick: bool) -> Result<Option<Value>> {
+        let mut state = self.loaded().await?;
+        let state = &mut *state;
+        let Some(value) = state.record.as_mut().and_then(|r| r.data.remove(key)) else { return Ok(None) };
         state.pending.changes.insert(key.to_owned(), Change::Remove);
         state.mark(quick);
         Ok(Some(value))
@@ -619,7 +633,9 @@ fn wrong_type(key: &str, error: serde_json::Error) -> Error {
     Error::WrongType { key: key.to_owned(), reason: error.to_string() }
 }
 
+/// A value the app's own type cannot serialize (a map keyed by tuples, a
+/// poisoned lock, a `Serialize` that fails): the app's fault, not the
+/// client's, so not [`Error::InvalidInput`].
 fn to_value<T: Serialize>(key: &str, value: T) -> Result<Value> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::InvalidInput(format!("session value {key:?} cannot be stored as JSON: {e}")))
+    serde_json::to_value(value).map_err(|e| Error::Unserializable { key: key.to_owned(), reason: e.to_string() })
 }

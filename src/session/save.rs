@@ -22,6 +22,9 @@ impl Session {
     /// [`Error::Conflict`] when other writers kept changing the session over every
     /// attempt, and the store's errors ([`Error::Database`],
     /// [`Error::Timeout`]); nothing of this request's changes is kept then.
+    /// [`Error::Interrupted`] when its changes were combined into another
+    /// request's write that never ended (that task died, or the runtime shut
+    /// down): whether they landed is not known.
     pub async fn save(&self) -> Result<SaveOutcome> {
         let outcome = self.save_changes().await?;
         if let Some(tracking) = &self.config().devices {
