@@ -491,12 +491,23 @@ pub fn one_line(error: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    scrub(&redact_urls_in(&line.replace('\n', " ")))
+    redact_urls_in(&scrub(&line.replace('\n', " ")))
 }
 
+/// Each URL in `text` with its secrets masked. A URL that ends a cause is
+/// followed by the `:` before the next one: that is punctuation, not part
+/// of its last query value (masked with it, the line lost its `: `). The
+/// remembered secrets are masked first (`scrub`), so a secret that itself
+/// ends in such a character is masked whole.
 fn redact_urls_in(text: &str) -> String {
     text.split(' ')
-        .map(|word| if word.contains("://") { redact_url(word) } else { word.to_owned() })
+        .map(|word| {
+            if !word.contains("://") {
+                return word.to_owned();
+            }
+            let url = word.trim_end_matches([':', ',', ';']);
+            format!("{}{}", redact_url(url), &word[url.len()..])
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -640,5 +651,15 @@ mod tests {
             assert_eq!(sessionctl::purge::parse_duration(printed), Ok(duration));
         }
         assert_eq!(super::flag_duration(Duration::from_millis(1)), "1ms");
+    }
+
+    /// A URL ending in a secret query value, then the next cause: the
+    /// value is masked and the `: ` between them kept (it was masked too).
+    #[test]
+    fn a_url_ending_a_cause_keeps_the_colon_after_it() {
+        let error = anyhow::anyhow!("postgres did not answer")
+            .context("cannot open postgres://ops:pw@db/s?sslpassword=hunter2");
+        let line = super::one_line(&error);
+        assert_eq!(line, "cannot open postgres://ops:***@db/s?sslpassword=***: postgres did not answer");
     }
 }
