@@ -429,24 +429,15 @@ impl Session {
     /// `T` stays where it is: the caller's error must not cost the user it.
     async fn take<T: DeserializeOwned>(&self, key: &str, quick: bool) -> Result<Option<T>> {
         let mut state = self.loaded().await?;
-        let state = &mut *state;
-        let Some(record) = state.record.as_mut() else { return Ok(None) };
-        let Some(value) = record.data.get_as(key) else { return Ok(None) };
+        let Some(value) = state.record.as_ref().and_then(|record| record.data.get_as(key)) else { return Ok(None) };
         let value = value.map_err(|e| wrong_type(key, e))?;
-        record.data.remove(key);
-        state.pending.changes.insert(key.to_owned(), Change::Remove);
-        state.mark(quick);
+        state.remove(key, quick);
         Ok(Some(value))
     }
 
     /// Removes `key` and returns its value as it is (moved out, not copied).
     async fn take_value(&self, key: &str, quick: bool) -> Result<Option<Value>> {
-        let mut state = self.loaded().await?;
-        let state = &mut *state;
-        let Some(value) = state.record.as_mut().and_then(|r| r.data.remove(key)) else { return Ok(None) };
-        state.pending.changes.insert(key.to_owned(), Change::Remove);
-        state.mark(quick);
-        Ok(Some(value))
+        Ok(self.loaded().await?.remove(key, quick))
     }
 
     /// Removes every key (the session itself stays; see

@@ -185,6 +185,14 @@ impl State {
         self.pending.writes = self.pending.writes.max(writes);
     }
 
+    /// Removes `key` from the data, noting the change; its value, moved out.
+    pub(super) fn remove(&mut self, key: &str, quick: bool) -> Option<Value> {
+        let value = self.record.as_mut()?.data.remove(key)?;
+        self.pending.changes.insert(key.to_owned(), Change::Remove);
+        self.mark(quick);
+        Some(value)
+    }
+
     pub(super) fn mark_saved(&mut self) {
         self.cookie.resign = false;
         self.cookie.stale = false;

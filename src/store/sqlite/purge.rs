@@ -29,7 +29,7 @@ pub(super) struct PurgeConnection {
     /// The WAL lag the next batch allows its checkpoints.
     lag: i64,
     /// The WAL sizes past which the next batch tries to start it over.
-    restart_at: RestartBounds,
+    restart_bounds: RestartBounds,
     /// The window the next batch walks, at most the one asked for: halved
     /// after a batch held the write lock over [`LOCK_CEILING`], grown back
     /// after one under [`LOCK_FLOOR`].
@@ -408,7 +408,7 @@ impl DatabasePurge for SqliteDatabase {
                 dense: false,
                 data_version: None,
                 lag: CHECKPOINT_LAG_FRAMES,
-                restart_at: RestartBounds::default(),
+                restart_bounds: RestartBounds::default(),
                 window: None,
             });
         }
@@ -421,7 +421,7 @@ impl DatabasePurge for SqliteDatabase {
             window,
             return_ids,
             &mut state.dense,
-            Some((&mut state.checkpointer, state.lag, &mut state.restart_at)),
+            Some((&mut state.checkpointer, state.lag, &mut state.restart_bounds)),
         )
         .await;
         let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut state.connection).await.ok();
@@ -582,7 +582,7 @@ async fn purge_batch(
     };
     let second = if by_id { expired_ids.as_deref() } else { upper.as_deref() };
     let restart_held = match checkpointer {
-        Some((checkpointer, lag, restart_at)) => checkpointer.settle_if_behind(lag, restart_at).await,
+        Some((checkpointer, lag, restart_bounds)) => checkpointer.settle_if_behind(lag, restart_bounds).await,
         None => Duration::ZERO,
     };
     // The DELETE is its own transaction: a write statement takes the write
