@@ -38,10 +38,15 @@ pub(super) struct PurgeConnection {
 
 /// A batch that held the write lock longer than this halves the next
 /// window; one shorter than [`LOCK_FLOOR`] grows it by a quarter, back up
-/// to the batch size asked for. Windows of 10,000 rows hold it ~8 ms at the
-/// median on ten million rows, with outliers past 25 ms (BENCHMARKS.md).
-const LOCK_CEILING: Duration = Duration::from_millis(12);
-const LOCK_FLOOR: Duration = Duration::from_millis(4);
+/// to the batch size asked for. Windows of 10,000 rows hold it ~6 ms at the
+/// median on ten million rows. With 12 ms here, a window grown to the top
+/// of that range now and then met a stall (the checkpoints' fsyncs, the
+/// other core busy) and held it 29–38 ms (2 of 8 idle purges of 2M rows);
+/// with 8 ms the longest was 15 ms, in the same time, and the app's saves
+/// beside a purge of 10M rows had a p99 of 11 ms instead of 18–19 ms
+/// (BENCHMARKS.md, issue #15).
+const LOCK_CEILING: Duration = Duration::from_millis(8);
+const LOCK_FLOOR: Duration = Duration::from_millis(3);
 /// The smallest window the lock bound shrinks to.
 const MIN_WINDOW: u32 = 1_000;
 
@@ -428,7 +433,14 @@ impl DatabasePurge for SqliteDatabase {
         let quiet = version.is_some() && version == state.data_version;
         state.lag = if quiet { QUIET_CHECKPOINT_LAG_FRAMES } else { CHECKPOINT_LAG_FRAMES };
         state.data_version = version;
-        if let Ok((_, delete_lock)) = &result {
+        if let Ok((batch, delete_lock)) = &result {
+            tracing::trace!(
+                window,
+                deleted = batch.deleted_count,
+                delete_lock_ms = delete_lock.as_secs_f64() * 1e3,
+                reported_lock_ms = batch.write_lock.as_secs_f64() * 1e3,
+                "purge: batch"
+            );
             state.window = if *delete_lock > LOCK_CEILING {
                 Some((window / 2).max(MIN_WINDOW.min(window)))
             } else if *delete_lock < LOCK_FLOOR {
