@@ -38,13 +38,13 @@ pub(super) struct PurgeConnection {
 
 /// A batch that held the write lock longer than this halves the next
 /// window; one shorter than [`LOCK_FLOOR`] grows it by a quarter, back up
-/// to the batch size asked for. Windows of 10,000 rows hold it ~6 ms at the
-/// median on ten million rows. With 12 ms here, a window grown to the top
-/// of that range now and then met a stall (the checkpoints' fsyncs, the
-/// other core busy) and held it 29–38 ms (2 of 8 idle purges of 2M rows);
-/// with 8 ms the longest was 15 ms, in the same time, and the app's saves
-/// beside a purge of 10M rows had a p99 of 11 ms instead of 18–19 ms
-/// (BENCHMARKS.md, issue #15).
+/// to the batch size asked for. Windows of 10,000 rows hold it ~7 ms at the
+/// median on ten million rows. With 12 ms here, now and then a DELETE held
+/// it 29–61 ms (2 of 8 idle purges of 2M rows, 2 of 12 on the bench's 2M
+/// shapes); with 8 ms the longest was 15 and 12 ms (0 of 8, 0 of 12), in the
+/// same time within noise. Beside an app writing, stalls of 27–161 ms remain
+/// now and then with either bound, cause not established (BENCHMARKS.md,
+/// issue #15).
 const LOCK_CEILING: Duration = Duration::from_millis(8);
 const LOCK_FLOOR: Duration = Duration::from_millis(3);
 /// The smallest window the lock bound shrinks to.
