@@ -98,8 +98,14 @@ impl PatchQueues {
     pub(crate) fn abandon(&self, id: &SessionKey) {
         let waiting = self.locked().remove(id).unwrap_or_default();
         let senders = waiting.into_iter().map(|(_, sender)| sender).collect();
-        deliver(senders, &Err(Error::Interrupted("a combined write of this session was abandoned".into())));
+        deliver(senders, &Err(abandoned()));
     }
+}
+
+/// What a request queued behind a combined write that ended without an
+/// outcome is told.
+pub(crate) fn abandoned() -> Error {
+    Error::Interrupted("a combined write of this session was abandoned".into())
 }
 
 /// Sends one combined outcome to every waiter. An error is shared: each

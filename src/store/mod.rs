@@ -662,7 +662,7 @@ impl Store {
         let bound = self.inner.options.database_timeout.saturating_mul(2);
         let version = match tokio::time::timeout(bound, receiver).await {
             Ok(Ok(outcome)) => outcome?,
-            Ok(Err(_)) => return Err(Error::Interrupted("a combined write of this session was abandoned".into())),
+            Ok(Err(_)) => return Err(coalesce::abandoned()),
             Err(_) => return Err(Error::Timeout { backend: "store", operation: "saving a session", after: bound }),
         };
         patched(base, patch, version)
