@@ -58,12 +58,21 @@ end"#,
 -- nothing for an absent key, a tombstone, an entry in the older string
 -- format, or times that are not whole numbers (what the decoder refuses:
 -- such an entry is evicted by the next read in front of a database). One
--- call; plain finds, not a pattern, to split `m` (a four-capture pattern
--- cost the script ~2 µs). An absent field reads as false.
+-- call. This layout's `m` is split and checked by one two-capture match
+-- (measured: ~0.5 µs, a third of the finds and checks the earlier layouts
+-- still take, and a four-capture pattern cost ~2 µs). An absent field
+-- reads as false.
 local function meta(key)
   local f = redis.pcall('HMGET', key, 'v', 'm', 'c', 't', 'e', 'g')
   if f.err or not f[1] then return end
   local c, e = f[3], f[5]
+  if not (c or f[4] or e) then
+    -- This layout: both times from `m`, checked in the same match.
+    if not f[2] then return end
+    c, e = string.match(f[2], '^(%-?%d+) [^ ]* (%-?%d+)$')
+    if not c then return end
+    return f[1], c, e, false, f[6]
+  end
   if f[2] then
     local a = string.find(f[2], ' ', 1, true)
     local b = a and string.find(f[2], ' ', a + 1, true)
@@ -72,7 +81,7 @@ local function meta(key)
     e = e or string.sub(f[2], b + 1)
   end
   if not (c and e and string.find(c, '^%-?%d+$') and string.find(e, '^%-?%d+$')) then return end
-  return f[1], c, e, (f[3] or f[4] or f[5]) ~= false, f[6]
+  return f[1], c, e, true, f[6]
 end"#,
     ),
     ("version", "local function version(key)\n  return tonumber(redis.call('HGET', key, 'v'))\nend"),
@@ -105,9 +114,15 @@ end"#,
 -- their own (`strays`, see `meta`) go in the same step.
 local function put_meta(key, strays, v, c, t, e, first, last)
   if strays then redis.call('HDEL', key, 'c', 't', 'e') end
+  local m = c .. ' ' .. t .. ' ' .. e
+  -- One key set, the usual patch: no `unpack`.
+  if last == first + 1 then
+    redis.call('HSET', key, 'v', v, 'm', m, ARGV[first], ARGV[last])
+    return
+  end
   -- 4 arguments and an even number of items: 400 in one call at most.
   local stop = math.min(first + 395, last)
-  redis.call('HSET', key, 'v', v, 'm', c .. ' ' .. t .. ' ' .. e, unpack(ARGV, first, stop))
+  redis.call('HSET', key, 'v', v, 'm', m, unpack(ARGV, first, stop))
   call_range('HSET', key, stop + 1, last)
 end"#,
     ),
@@ -240,9 +255,12 @@ pub(super) const PATCH: &str = r#"
 local v, c, e, strays, g = meta(KEYS[1])
 local current = tonumber(v)
 if current == nil then return -1 end
-local epoch = ARGV[7 + tonumber(ARGV[3]) + tonumber(ARGV[4])] or ''
+local removed = tonumber(ARGV[3])
+local last = 6 + removed + tonumber(ARGV[4])
+local epoch = ARGV[last + 1] or ''
 if epoch ~= '' and g ~= epoch then return -1 end
-if ARGV[1] == '1' then
+local bump = ARGV[1] == '1'
+if bump then
   if current >= tonumber(ARGV[2]) then
     return redis.error_reply('session version is at its limit')
   end
@@ -250,14 +268,12 @@ if ARGV[1] == '1' then
   current = current + 1
   v = string.format('%d', current)
 end
-local removed = tonumber(ARGV[3])
-local items = tonumber(ARGV[4])
-call_range('HDEL', KEYS[1], 7, 6 + removed)
+if removed > 0 then call_range('HDEL', KEYS[1], 7, 6 + removed) end
 if ARGV[5] ~= '' then e = ARGV[5] end
-put_meta(KEYS[1], strays, v, c, ARGV[6], e, 7 + removed, 6 + removed + items)
-if ARGV[1] == '0' then
+put_meta(KEYS[1], strays, v, c, ARGV[6], e, 7 + removed, last)
+if not bump then
   mark_quick(KEYS[1], 7, 6 + removed, 1, true)
-  mark_quick(KEYS[1], 7 + removed, 6 + removed + items, 2, true)
+  mark_quick(KEYS[1], 7 + removed, last, 2, true)
 end
 if ARGV[5] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
 return current
