@@ -239,8 +239,8 @@ pub async fn concurrent_quick_writes_to_different_keys_all_land(db: Tiers) {
 
 /// Requests changing hundreds of keys at once, more than a Redis call
 /// takes (the scripts send them in chunks): 450 set, then 450 changed and
-/// 30 removed, then 450 changed by quick writes, then a normal save. Every
-/// change is served, and persisted.
+/// 30 removed, then 450 changed by quick writes, then a normal save, then
+/// 420 removed at once. Every change is served, and persisted.
 pub async fn a_request_changing_hundreds_of_keys_lands_whole(db: Tiers) {
     let config = Arc::new(super::config());
     let cookie = start(&db, &config, json!({"a": 1})).await;
@@ -274,6 +274,19 @@ pub async fn a_request_changing_hundreds_of_keys_lands_whole(db: Tiers) {
     let id = served.key().await.unwrap().unwrap();
     let stored = db.stored(&id).await.unwrap().data;
     assert!(expected(&stored) && stored["a"] == json!(2), "every change persisted by the normal save");
+
+    // More removals than one chunk of a script's call.
+    let session = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    for i in 30..450 {
+        session.remove(&format!("k{i}")).await.unwrap();
+    }
+    assert_eq!(session.save().await.unwrap().status, SaveStatus::Saved);
+    let left = |data: &crate::record::Data| {
+        data.len() == 31 && (450..480).all(|i| data.get(&format!("k{i}")) == Some(&json!(3000 + i)))
+    };
+    let served = Session::new(db.store.clone(), config.clone(), Some(&cookie));
+    assert!(left(&served.data().await.unwrap()), "420 removals served");
+    assert!(left(&db.stored(&id).await.unwrap().data), "420 removals persisted");
 }
 
 /// Quick and normal changes in one request, then a quick change alone and a
