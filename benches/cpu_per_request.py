@@ -7,7 +7,9 @@ the CPU each request costs the app and Redis is steadier. This starts one
 throwaway redis-server and the apps at once, gives each N sessions, and in
 each of ROUNDS rounds runs `wrk -t2 -c32 -d<SECS>s` against every app in
 turn, each request carrying one of its sessions' cookies at random. It
-prints each run, then the medians and the per-round ratios.
+prints each run (with the share of the machine's CPU time left idle, and
+the share the hypervisor took: "stolen"), then the medians and the
+per-round ratios.
 
 Apps: sessionctl's `bench-web-server ours-redis` (the release build, or
 NEW_BIN), optionally another build of it (BEFORE_BIN), and tower-sessions'
@@ -45,6 +47,12 @@ def wait_for(port, seconds=15):
 def ticks(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def machine():
+    """The machine's CPU time so far, from /proc/stat: (total, idle + iowait, steal), in ticks."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(fields), fields[3] + fields[4], fields[7]
 
 
 def cookie_for(port):
@@ -91,17 +99,19 @@ def main():
         results = {name: [] for name, *_ in running}
         for round_ in range(ROUNDS):
             for name, port, pid, script in running:
-                app0, redis0 = ticks(pid), ticks(redis.pid)
+                app0, redis0, machine0 = ticks(pid), ticks(redis.pid), machine()
                 out = subprocess.run(["wrk", "-t2", "-c32", f"-d{SECS}s", "-s", script,
                                       f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True).stdout
-                app1, redis1 = ticks(pid), ticks(redis.pid)
+                app1, redis1, machine1 = ticks(pid), ticks(redis.pid), machine()
+                total, idle, steal = (b - a for a, b in zip(machine0, machine1))
                 requests = int(re.search(r"(\d+) requests in", out).group(1))
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
                 tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
                 row = (rps, (app1 - app0) * tick_us / requests, (redis1 - redis0) * tick_us / requests)
                 results[name].append(row)
                 print(f"round {round_ + 1} {name:18} {rps:8.0f} requests/s, CPU per request: app {row[1]:5.1f} µs,"
-                      f" Redis {row[2]:5.1f} µs", flush=True)
+                      f" Redis {row[2]:5.1f} µs; machine idle {100 * idle / total:4.1f}%,"
+                      f" stolen {100 * steal / total:4.1f}%", flush=True)
         print(f"\n{PATH}, {N} sessions per app, medians of {ROUNDS} rounds")
         for name, rows in results.items():
             print(f"{name:18} {statistics.median(r[0] for r in rows):8.0f} requests/s, app"
