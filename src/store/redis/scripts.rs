@@ -259,8 +259,7 @@ local removed = tonumber(ARGV[3])
 local last = 6 + removed + tonumber(ARGV[4])
 local epoch = ARGV[last + 1] or ''
 if epoch ~= '' and g ~= epoch then return -1 end
-local bump = ARGV[1] == '1'
-if bump then
+if ARGV[1] == '1' then
   if current >= tonumber(ARGV[2]) then
     return redis.error_reply('session version is at its limit')
   end
@@ -271,7 +270,7 @@ end
 if removed > 0 then call_range('HDEL', KEYS[1], 7, 6 + removed) end
 if ARGV[5] ~= '' then e = ARGV[5] end
 put_meta(KEYS[1], strays, v, c, ARGV[6], e, 7 + removed, last)
-if not bump then
+if ARGV[1] == '0' then
   mark_quick(KEYS[1], 7, 6 + removed, 1, true)
   mark_quick(KEYS[1], 7 + removed, last, 2, true)
 end
