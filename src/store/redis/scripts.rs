@@ -267,7 +267,7 @@ if ARGV[1] == '1' then
   current = current + 1
   v = string.format('%d', current)
 end
-if removed > 0 then call_range('HDEL', KEYS[1], 7, 6 + removed) end
+call_range('HDEL', KEYS[1], 7, 6 + removed)
 if ARGV[5] ~= '' then e = ARGV[5] end
 put_meta(KEYS[1], strays, v, c, ARGV[6], e, 7 + removed, last)
 if ARGV[1] == '0' then

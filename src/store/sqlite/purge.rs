@@ -43,8 +43,9 @@ pub(super) struct PurgeConnection {
 /// it 29–61 ms (2 of 8 idle purges of 2M rows, 2 of 12 on the bench's 2M
 /// shapes); with 8 ms the longest was 15 and 12 ms (0 of 8, 0 of 12), in the
 /// same time within noise. Beside an app writing, stalls of 27–161 ms remain
-/// now and then with either bound, cause not established (BENCHMARKS.md,
-/// issue #15).
+/// now and then with either bound: DELETEs that read as many pages as a
+/// 4 ms one, held back by the machine (a CPU shared or slowed), not by more
+/// work (BENCHMARKS.md, issue #15).
 const LOCK_CEILING: Duration = Duration::from_millis(8);
 const LOCK_FLOOR: Duration = Duration::from_millis(3);
 /// The smallest window the lock bound shrinks to.
